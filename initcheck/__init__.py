@@ -1,0 +1,20 @@
+"""initcheck: property-based verification of neural-network parameter initializers."""
+
+from initcheck import laws
+from initcheck.api import assert_conforms, check, expects
+from initcheck.profiles import Profile
+from initcheck.verdict import Case, Conformance, ConformanceError, Verdict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Case",
+    "Conformance",
+    "ConformanceError",
+    "Profile",
+    "Verdict",
+    "assert_conforms",
+    "check",
+    "expects",
+    "laws",
+]

@@ -1,0 +1,73 @@
+"""Adapters to the canonical initializer form ``init(key, shape, dtype) -> Array``."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+
+Initializer = Callable[..., object]
+
+
+class InitializerSignatureError(TypeError):
+    """The callable cannot be called as ``init(key, shape, dtype)``."""
+
+
+def describe(init) -> str:
+    """A readable name: module.qualname for functions, the repr for configured objects."""
+    if isinstance(init, functools.partial):
+        return f"partial({describe(init.func)})"
+    label = getattr(init, "__initcheck_name__", None)
+    if label:
+        return label
+    module = getattr(init, "__module__", None) or type(init).__module__
+    qualname = getattr(init, "__qualname__", None)
+    if qualname is None:
+        return f"{type(init).__module__}.{type(init).__qualname__}"
+    return f"{module}.{qualname}"
+
+
+def is_haiku_initializer(init) -> bool:
+    """Haiku's built-in initializers are objects of classes in ``haiku``'s modules."""
+    return type(init).__module__.startswith("haiku.") and callable(init)
+
+
+def from_haiku(init: Callable) -> Initializer:
+    """Wrap a Haiku initializer ``init(shape, dtype)`` (which calls ``hk.next_rng_key()``) as
+    ``f(key, shape, dtype) = hk.transform(lambda: init(shape, dtype)).apply({}, key)``; jit- and
+    vmap-compatible."""
+    import haiku as hk
+
+    def canonical(key, shape, dtype):
+        shape = tuple(shape)
+        return hk.transform(lambda: init(shape, dtype)).apply({}, key)
+
+    canonical.__initcheck_name__ = describe(init)
+    canonical.__wrapped_haiku__ = init
+    return canonical
+
+
+def signature_problem(init) -> str | None:
+    """Why ``init`` cannot take ``(key, shape, dtype)`` positionally, or None."""
+    if not callable(init):
+        return f"init={init!r} is not callable; pass a function init(key, shape, dtype) -> Array"
+    try:
+        sig = inspect.signature(init)
+    except (TypeError, ValueError):
+        return None  # builtins without a signature: find out by calling
+    try:
+        sig.bind(object(), (1,), "float32")
+    except TypeError:
+        return (
+            f"{describe(init)}{sig} expects (key, shape, dtype) but cannot be called that way; "
+            "an initializer must take a PRNG key first (wrap a Haiku-style init(shape, dtype) "
+            "with initcheck.adapters.from_haiku)"
+        )
+    return None
+
+
+def canonical(init) -> Initializer:
+    """``init`` in canonical form: Haiku initializers are wrapped, others are returned as they are."""
+    if is_haiku_initializer(init):
+        return from_haiku(init)
+    return init

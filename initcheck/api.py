@@ -1,0 +1,162 @@
+"""The public entry points: ``check``, ``assert_conforms`` and ``expects``."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterable, Sequence
+
+from hypothesis import HealthCheck, Phase, find, settings
+from hypothesis import strategies as st
+from hypothesis.errors import NoSuchExample
+
+from initcheck import _dtypes, adapters, laws, profiles, sampler
+from initcheck.properties import PER_INITIALIZER, PROPERTIES, CaseContext, NotApplicable
+from initcheck.properties.contract import check_contract, describe_error
+from initcheck.verdict import FAIL, Conformance, ConformanceError, Verdict
+
+DEFAULT_DTYPES = ("float32",)
+
+
+def _draw_shapes(strategy: st.SearchStrategy, count: int, seed: int) -> list[tuple[int, ...]]:
+    """``count`` distinct examples of ``strategy``, the same for the same seed (never random)."""
+    seen: list = []
+
+    def collect(shape) -> bool:
+        if shape not in seen:
+            seen.append(shape)
+        return False
+
+    budget = settings(max_examples=max(20, 4 * count), database=None, phases=[Phase.generate],
+                      suppress_health_check=list(HealthCheck), deadline=None)
+    try:
+        find(strategy, collect, settings=budget, random=random.Random(seed))
+    except NoSuchExample:
+        pass
+    if len(seen) <= count:
+        return seen
+    # Hypothesis starts from the simplest example; spread the picks over the larger half by size.
+    by_size = sorted(seen, key=lambda s: (math.prod(s) if isinstance(s, tuple) else 0, str(s)))
+    top = len(by_size) - 1
+    picks = sorted({round(top - i * (top / 2) / max(1, count - 1)) for i in range(count)}, reverse=True)
+    return [by_size[i] for i in picks]
+
+
+def _shapes(shapes, law: laws.Law, count: int, seed: int) -> list[tuple[int, ...]]:
+    from initcheck import strategies
+
+    if shapes is None:
+        shapes = strategies.shapes_for(law)
+    if isinstance(shapes, st.SearchStrategy):
+        return _draw_shapes(shapes, count, seed)
+    if isinstance(shapes, (str, bytes)) or not isinstance(shapes, Iterable):
+        raise TypeError(f"shapes={shapes!r} must be a list of shapes or a Hypothesis strategy")
+    out = []
+    for shape in shapes:
+        try:
+            shape = tuple(int(s) for s in shape)
+        except (TypeError, ValueError):
+            raise TypeError(f"shapes: {shape!r} is not a shape; use a tuple of ints like (64, 32)") from None
+        if any(s < 0 for s in shape):
+            raise ValueError(f"shapes: {shape} has a negative side")
+        out.append(shape)
+    if not out:
+        raise ValueError("shapes=[] is empty; pass at least one shape or leave it out")
+    return out
+
+
+def _dtypes_of(dtypes, law: laws.Law, seed: int) -> list:
+    if dtypes is None:
+        dtypes = DEFAULT_DTYPES
+    if isinstance(dtypes, st.SearchStrategy):
+        dtypes = _draw_shapes(dtypes, 2, seed)
+    if isinstance(dtypes, (str, bytes)) or not isinstance(dtypes, Iterable):
+        dtypes = [dtypes]
+    out = [_dtypes.canonical(d) for d in dtypes]
+    for d in out:
+        if not _dtypes.is_inexact(d):
+            raise ValueError(f"dtypes: {d} is not a float or complex dtype")
+        law.check_dtype(d)
+    return out
+
+
+def _properties(properties: Sequence[str] | None) -> list[str]:
+    if properties is None:
+        return list(PROPERTIES)
+    if isinstance(properties, str):
+        properties = [properties]
+    unknown = [p for p in properties if p not in PROPERTIES]
+    if unknown:
+        raise ValueError(f"properties={list(properties)!r}: unknown {unknown}; choose from {', '.join(PROPERTIES)}")
+    return [p for p in PROPERTIES if p in properties]
+
+
+def _run(fn, ctx: CaseContext, name: str) -> Verdict:
+    try:
+        return fn(ctx)
+    except NotApplicable as why:
+        return ctx.skipped(name, str(why))
+    except Exception as exc:  # noqa: BLE001 - one broken initializer is one errored verdict
+        return ctx.errored(name, f"{name} could not run: {describe_error(exc)}")
+
+
+def check(init, expect, *, shapes=None, dtypes=None, properties: Sequence[str] | None = None,
+          seed: int = 0, profile: str | profiles.Profile = "ci") -> Conformance:
+    """Check ``init(key, shape, dtype)`` against the law ``expect`` (an ``initcheck.laws`` law or a
+    frozen continuous scipy.stats distribution) on every case (shape x dtype) and property.
+
+    ``shapes``/``dtypes``: lists or Hypothesis strategies (drawn deterministically from ``seed``);
+    by default ``profile.cases`` shapes from ``initcheck.strategies.shapes_for(expect)`` in float32.
+    Keys derive from ``seed`` and the case, so the same call gives the same verdicts.
+    """
+    started = time.perf_counter()
+    prof = profiles.get(profile)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed={seed!r} must be a non-negative int")
+    law = laws.as_law(expect)
+    names = _properties(properties)
+    dtype_list = _dtypes_of(dtypes, law, seed)
+    shape_list = _shapes(shapes, law, prof.cases, seed)
+    label = adapters.describe(init) if callable(init) else repr(init)
+    fn = adapters.canonical(init)
+    verdicts: list[Verdict] = []
+    contexts = [CaseContext(fn, label, law, shape, dtype, prof, seed) for shape in shape_list for dtype in dtype_list]
+    for ctx in contexts:
+        gate = _run(check_contract, ctx, "contract")
+        if "contract" in names:
+            verdicts.append(gate)
+        for name in names:
+            if name == "contract" or name in PER_INITIALIZER:
+                continue
+            if gate.status == FAIL:
+                verdicts.append(ctx.errored(name, f"not run: the contract failed ({gate.message})"))
+            else:
+                verdicts.append(_run(PROPERTIES[name], ctx, name))
+    for name in PER_INITIALIZER:
+        if name in names:
+            verdicts.append(_run(PROPERTIES[name], contexts[0], name))
+    return Conformance(label, repr(law), verdicts, prof.name, seed, sampler.device_description(),
+                       seconds=time.perf_counter() - started)
+
+
+def assert_conforms(init, expect, **options) -> Conformance:
+    """``check`` and raise :class:`ConformanceError` listing every failure unless it passes."""
+    report = check(init, expect, **options)
+    if not report.passed:
+        raise ConformanceError(report.failure_text())
+    return report
+
+
+def expects(expect):
+    """Mark a user initializer with the law it promises (read by ``pytest --initcheck``)."""
+    law = laws.as_law(expect)
+
+    def mark(init):
+        init.__initcheck_law__ = law
+        return init
+
+    return mark
+
+
+__all__ = ["check", "assert_conforms", "expects", "ConformanceError"]

@@ -1,0 +1,426 @@
+"""Laws: what an initializer promises, as a function of ``(shape, dtype)``.
+
+Element-wise i.i.d. laws resolve to a :class:`~initcheck._element.RealLaw` (a mixture of frozen
+scipy.stats distributions and atoms) or, for complex dtypes, a circular :class:`ComplexLaw`.
+Structured laws (orthogonal, delta-orthogonal, identity, constant) carry their own checks.
+Every constructor validates its parameters (scipy would silently return NaN).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy import stats
+
+from initcheck import _dtypes, _element, _fans
+from initcheck._element import ComplexLaw, RealLaw
+
+# Std of a standard normal truncated to (-2, 2): scipy.stats.truncnorm(-2, 2).std().
+TRUNCATED_NORMAL_STD = float(stats.truncnorm(-2.0, 2.0).std())
+# Mean of Exp(1) truncated to [0, 4]: E|z|^2 of a unit complex normal whose modulus is truncated at 2.
+# Its square root, 0.96196..., is the right correction for complex truncated-normal variance scaling.
+COMPLEX_TRUNCATED_MODULUS2_MEAN = float(stats.truncexpon(4.0).mean())
+
+MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+
+
+def _finite(owner: str, name: str, value) -> float:
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: {name}={value!r} must be a real number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{owner}: {name}={value!r} must be finite")
+    return value
+
+
+def _positive(owner: str, name: str, value) -> float:
+    value = _finite(owner, name, value)
+    if value <= 0:
+        raise ValueError(f"{owner}: {name}={value!r} must be > 0; pass a positive {name}")
+    return value
+
+
+class Law:
+    """Base class. ``kind`` says which checks apply; ``random`` whether outputs depend on the key."""
+
+    kind = "iid"
+    random = True
+    complex_ok = False
+
+    def element_law(self, shape: tuple[int, ...], dtype) -> RealLaw | ComplexLaw:
+        """The law of one element for this case (i.i.d. and constant laws)."""
+        raise NotImplementedError(f"{self!r} is not an element-wise law")
+
+    def error_reason(self, shape: tuple[int, ...], dtype) -> str | None:
+        """Why an initializer keeping this law must raise for ``shape``, or None if it must not."""
+        return None
+
+    def diagnose(self, shape: tuple[int, ...], observed_var: float) -> str | None:
+        """A likely cause when the observed variance does not match, or None."""
+        return None
+
+    def edge_shapes(self) -> list[tuple[int, ...]]:
+        """Extra shapes for the ``errors`` property, beyond the generic edge shapes."""
+        return []
+
+    def check_dtype(self, dtype) -> None:
+        if _dtypes.is_complex(dtype) and not self.complex_ok:
+            raise ValueError(
+                f"dtypes: {_dtypes.canonical(dtype)} is complex, but {self!r} is a real law; "
+                "use a real dtype or a law with a complex promise (Normal(mean=0), VarianceScaling)"
+            )
+
+
+class Distribution(Law):
+    """Any frozen continuous scipy.stats distribution, element-wise i.i.d."""
+
+    def __init__(self, dist):
+        if not _element.is_frozen_continuous(dist):
+            raise TypeError(
+                f"expect={dist!r} is neither an initcheck law nor a frozen continuous scipy.stats "
+                "distribution; use e.g. laws.Normal(0.02) or scipy.stats.norm(scale=0.02)"
+            )
+        lo, hi = dist.support()
+        if np.isnan(lo) or np.isnan(hi) or np.isnan(dist.cdf(dist.median())):
+            raise ValueError(
+                f"expect={_element._name(dist)} has invalid parameters (scipy returns NaN for it); "
+                "check the distribution's shape, loc and scale"
+            )
+        self.dist = dist
+
+    def element_law(self, shape, dtype):
+        return _element.continuous(self.dist)
+
+    def __repr__(self):
+        args = [repr(float(a)) for a in self.dist.args] + [f"{k}={float(v)!r}" for k, v in self.dist.kwds.items()]
+        return f"Distribution(scipy.stats.{self.dist.dist.name}({', '.join(args)}))"
+
+
+class Normal(Law):
+    """N(mean, std^2). For complex dtypes (mean 0): circular complex normal with E|z|^2 = std^2."""
+
+    complex_ok = True
+
+    def __init__(self, std: float, mean: float = 0.0):
+        self.std = _positive("Normal", "std", std)
+        self.mean = _finite("Normal", "mean", mean)
+
+    def check_dtype(self, dtype):
+        if _dtypes.is_complex(dtype) and self.mean != 0:
+            raise ValueError(f"dtypes: complex {dtype} needs Normal(mean=0), got mean={self.mean}")
+
+    def element_law(self, shape, dtype):
+        if _dtypes.is_complex(dtype):
+            return ComplexLaw(_element.continuous(stats.expon(scale=self.std**2)))
+        return _element.continuous(stats.norm(self.mean, self.std))
+
+    def __repr__(self):
+        return f"Normal(std={self.std!r}, mean={self.mean!r})"
+
+
+class Uniform(Law):
+    """U[low, high)."""
+
+    def __init__(self, low: float, high: float):
+        self.low = _finite("Uniform", "low", low)
+        self.high = _finite("Uniform", "high", high)
+        if not self.low < self.high:
+            raise ValueError(f"Uniform: low={low!r} must be < high={high!r}; swap them or widen the interval")
+
+    def element_law(self, shape, dtype):
+        return _element.continuous(stats.uniform(self.low, self.high - self.low))
+
+    def __repr__(self):
+        return f"Uniform(low={self.low!r}, high={self.high!r})"
+
+
+class Constant(Law):
+    """Every element equals ``value`` (for every key)."""
+
+    kind = "constant"
+    random = False
+
+    def __init__(self, value: float):
+        self.value = _finite("Constant", "value", value)
+
+    def element_law(self, shape, dtype):
+        return _element.atom(self.value)
+
+    def __repr__(self):
+        return f"Constant({self.value!r})"
+
+
+class TruncatedNormal(Law):
+    """A normal N(mean, std^2) truncated to (mean + lower*std, mean + upper*std).
+
+    ``std`` is the std of the *untruncated* normal and the bounds are in units of it (JAX and Haiku
+    semantics); :meth:`absolute` takes absolute bounds (PyTorch's ``trunc_normal_``).
+    """
+
+    def __init__(self, std: float, lower: float = -2.0, upper: float = 2.0, mean: float = 0.0):
+        self.std = _positive("TruncatedNormal", "std", std)
+        self.lower = _finite("TruncatedNormal", "lower", lower)
+        self.upper = _finite("TruncatedNormal", "upper", upper)
+        self.mean = _finite("TruncatedNormal", "mean", mean)
+        if not self.lower < self.upper:
+            raise ValueError(f"TruncatedNormal: lower={lower!r} must be < upper={upper!r}")
+
+    @classmethod
+    def absolute(cls, low: float, high: float, std: float = 1.0, mean: float = 0.0) -> TruncatedNormal:
+        """Bounds as values, not in units of ``std`` (PyTorch semantics)."""
+        std = _positive("TruncatedNormal.absolute", "std", std)
+        return cls(std, lower=(_finite("", "low", low) - mean) / std,
+                   upper=(_finite("", "high", high) - mean) / std, mean=mean)
+
+    def element_law(self, shape, dtype):
+        return _element.continuous(stats.truncnorm(self.lower, self.upper, loc=self.mean, scale=self.std))
+
+    def __repr__(self):
+        return f"TruncatedNormal(std={self.std!r}, lower={self.lower!r}, upper={self.upper!r}, mean={self.mean!r})"
+
+
+class VarianceScaling(Law):
+    """Zero-mean law with variance ``scale / n``, ``n`` the fan of ``mode`` for the shape.
+
+    ``distribution``: ``truncated_normal`` (|x| < 2 sd before scaling, std corrected by
+    TRUNCATED_NORMAL_STD), ``normal`` or ``uniform`` (U[-sqrt(3v), sqrt(3v)]). Complex dtypes:
+    circular symmetry with E|z|^2 = v; ``normal`` a complex normal, ``uniform`` a uniform disk
+    (|z|^2 ~ U[0, 2v]) and ``truncated_normal`` a complex normal with modulus truncated at 2 sd,
+    rescaled so that E|z|^2 = v after truncation.
+
+    ``fans``: ``"jax"`` (``in_axis``, ``out_axis``, ``batch_axis``), ``"haiku"`` (``fan_in_axes``;
+    Haiku divides by ``max(1, n)``) or a callable ``shape -> (fan_in, fan_out)``.
+    """
+
+    complex_ok = True
+
+    def __init__(self, scale: float, mode: str, distribution: str, in_axis=-2, out_axis=-1,
+                 batch_axis=(), fans: str | Callable = "jax", fan_in_axes: Sequence[int] | None = None):
+        self.scale = _positive("VarianceScaling", "scale", scale)
+        if mode not in MODES:
+            raise ValueError(f"VarianceScaling: mode={mode!r} is not one of {', '.join(MODES)}")
+        if distribution not in DISTRIBUTIONS:
+            raise ValueError(
+                f"VarianceScaling: distribution={distribution!r} is not one of {', '.join(DISTRIBUTIONS)}"
+            )
+        if not (fans in ("jax", "haiku") or callable(fans)):
+            raise ValueError(f"VarianceScaling: fans={fans!r} must be 'jax', 'haiku' or a callable shape -> (fan_in, fan_out)")
+        if fans == "haiku" and mode == "fan_geo_avg":
+            raise ValueError("VarianceScaling: mode='fan_geo_avg' is not a Haiku mode; use fans='jax'")
+        self.mode, self.distribution, self.fans = mode, distribution, fans
+        self.in_axis, self.out_axis, self.batch_axis = in_axis, out_axis, batch_axis
+        self.fan_in_axes = None if fan_in_axes is None else tuple(fan_in_axes)
+
+    def fan(self, shape: Sequence[int]) -> tuple[float, float]:
+        if self.fans == "jax":
+            return _fans.jax_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
+        if self.fans == "haiku":
+            return _fans.haiku_fans(shape, self.fan_in_axes)
+        return tuple(float(f) for f in self.fans(tuple(shape)))
+
+    def variance(self, shape: Sequence[int]) -> float:
+        fan_in, fan_out = self.fan(shape)
+        n = _fans.fan_denominator(self.mode, fan_in, fan_out)
+        if self.fans == "haiku":
+            n = max(1.0, n)
+        if not n > 0:
+            raise ValueError(f"shape={tuple(shape)} has {self.mode}={n!r}; the variance scale/{n!r} is undefined")
+        return self.scale / n
+
+    def diagnose(self, shape, observed_var):
+        """Name the fan mode (or the slip) that explains ``observed_var``: within 1.5%."""
+        fan_in, fan_out = self.fan(shape)
+        declared = self.variance(shape)
+        for mode in MODES:
+            n = _fans.fan_denominator(mode, fan_in, fan_out)
+            if mode != self.mode and n > 0 and abs(observed_var * n / self.scale - 1) < 0.015 and \
+                    abs(observed_var / declared - 1) > 0.015:
+                return (f"The variance matches mode={mode!r} (n={n:g}), not mode={self.mode!r} "
+                        f"(n={_fans.fan_denominator(self.mode, fan_in, fan_out):g}): the initializer divides by the wrong fan")
+        ratio = observed_var / declared
+        for factor, cause in ((TRUNCATED_NORMAL_STD**2, "the 0.8796 truncation correction is missing"),
+                              (1 / TRUNCATED_NORMAL_STD**2, "the 0.8796 truncation correction is applied twice"),
+                              (4.0, "a gain of 2 applied twice?"), (2.0, "the gain is applied twice?"),
+                              (0.5, "half the promised variance: a gain is missing?")):
+            if abs(ratio / factor - 1) < 0.015:
+                return f"The variance is x{ratio:.4f} the promised one: {cause}"
+        return None
+
+    def error_reason(self, shape, dtype):
+        try:
+            self.variance(shape)
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    def element_law(self, shape, dtype):
+        v = self.variance(shape)
+        if _dtypes.is_complex(dtype):
+            if self.distribution == "normal":
+                mod2 = stats.expon(scale=v)
+            elif self.distribution == "uniform":
+                mod2 = stats.uniform(0.0, 2 * v)
+            else:
+                mod2 = stats.truncexpon(4.0, scale=v / COMPLEX_TRUNCATED_MODULUS2_MEAN)
+            return ComplexLaw(_element.continuous(mod2))
+        sd = math.sqrt(v)
+        if self.distribution == "normal":
+            return _element.continuous(stats.norm(0.0, sd))
+        if self.distribution == "uniform":
+            limit = math.sqrt(3 * v)
+            return _element.continuous(stats.uniform(-limit, 2 * limit))
+        return _element.continuous(stats.truncnorm(-2.0, 2.0, scale=sd / TRUNCATED_NORMAL_STD))
+
+    def __repr__(self):
+        axes = (f"in_axis={self.in_axis}, out_axis={self.out_axis}, batch_axis={self.batch_axis}"
+                if self.fans == "jax" else f"fans={self.fans!r}, fan_in_axes={self.fan_in_axes}")
+        return f"VarianceScaling({self.scale!r}, {self.mode!r}, {self.distribution!r}, {axes})"
+
+
+def matrix_view(x: np.ndarray, column_axis: int) -> np.ndarray:
+    """``x`` as a (rows, columns) matrix: ``column_axis`` last, the other axes flattened (JAX's layout)."""
+    return np.moveaxis(x, column_axis, -1).reshape(-1, x.shape[column_axis])
+
+
+class Orthogonal(Law):
+    """Haar-distributed matrix with orthonormal columns (rows if wider than tall), times ``scale``.
+
+    The matrix is ``matrix_view(x, column_axis)``: ``QᵀQ = scale² I`` when rows >= columns,
+    ``QQᵀ = scale² I`` otherwise.
+    """
+
+    kind = "orthogonal"
+
+    def __init__(self, scale: float = 1.0, column_axis: int = -1):
+        self.scale = _finite("Orthogonal", "scale", scale)
+        if self.scale == 0:
+            raise ValueError("Orthogonal: scale=0 gives the zero matrix; use laws.Constant(0.0)")
+        if not isinstance(column_axis, int):
+            raise TypeError(f"Orthogonal: column_axis={column_axis!r} must be an int")
+        self.column_axis = column_axis
+
+    def error_reason(self, shape, dtype):
+        if len(shape) < 2:
+            return f"an orthogonal matrix needs at least a 2-D shape, got shape={tuple(shape)}"
+        if not -len(shape) <= self.column_axis < len(shape):
+            return f"column_axis={self.column_axis} is out of range for shape={tuple(shape)}"
+        return None
+
+    def __repr__(self):
+        return f"Orthogonal(scale={self.scale!r}, column_axis={self.column_axis})"
+
+
+class DeltaOrthogonal(Law):
+    """3-, 4- or 5-D kernel (spatial..., in, out), in <= out: zero except the centre tap
+    ``[(k-1)//2, ...]``, which is ``Orthogonal(scale, column_axis)`` on ``shape[-2:]``."""
+
+    kind = "delta_orthogonal"
+
+    def __init__(self, scale: float = 1.0, column_axis: int = -1):
+        self.scale = _finite("DeltaOrthogonal", "scale", scale)
+        if self.scale == 0:
+            raise ValueError("DeltaOrthogonal: scale=0 gives the zero kernel; use laws.Constant(0.0)")
+        self.column_axis = column_axis
+
+    def centre(self, shape) -> tuple[int, ...]:
+        return tuple((k - 1) // 2 for k in shape[:-2])
+
+    def error_reason(self, shape, dtype):
+        if len(shape) not in (3, 4, 5):
+            return f"a delta-orthogonal kernel must be 3-, 4- or 5-D, got shape={tuple(shape)}"
+        if shape[-2] > shape[-1]:
+            return f"a delta-orthogonal kernel needs fan_in <= fan_out, got shape={tuple(shape)}"
+        return None
+
+    def edge_shapes(self):
+        return [(3, 3), (3, 5, 4), (3, 3, 4, 4, 4, 4)]
+
+    def __repr__(self):
+        return f"DeltaOrthogonal(scale={self.scale!r}, column_axis={self.column_axis})"
+
+
+class Identity(Law):
+    """``gain * eye(shape[-2], shape[-1])``, broadcast over leading axes."""
+
+    kind = "identity"
+    random = False
+
+    def __init__(self, gain: float = 1.0):
+        self.gain = _finite("Identity", "gain", gain)
+
+    def expected(self, shape, dtype) -> np.ndarray:
+        eye = np.eye(shape[-2], shape[-1]) * self.gain
+        return np.broadcast_to(eye, shape)
+
+    def error_reason(self, shape, dtype):
+        if len(shape) < 2:
+            return f"an identity matrix needs at least a 2-D shape, got shape={tuple(shape)}"
+        return None
+
+    def __repr__(self):
+        return f"Identity(gain={self.gain!r})"
+
+
+class Mixture(Law):
+    """``sum_i w_i law_i`` of real element-wise laws, atoms (``Constant``) allowed.
+
+    Example, the thresholded uniform (U(-10, 10) zeroed where |w| < 5):
+    ``Mixture([(0.5, Constant(0.0)), (0.25, Uniform(5, 10)), (0.25, Uniform(-10, -5))])``.
+    """
+
+    def __init__(self, components: Sequence[tuple[float, Law]]):
+        components = list(components)
+        if not components:
+            raise ValueError("Mixture: components=[] is empty; pass [(weight, law), ...]")
+        parsed = []
+        for i, item in enumerate(components):
+            try:
+                weight, law = item
+            except (TypeError, ValueError):
+                raise TypeError(f"Mixture: components[{i}]={item!r} must be a (weight, law) pair") from None
+            weight = _positive("Mixture", f"components[{i}] weight", weight)
+            law = as_law(law)
+            if law.kind not in ("iid", "constant") or isinstance(law, (Mixture, VarianceScaling)):
+                raise TypeError(f"Mixture: components[{i}] law {law!r} must be a fixed element-wise law")
+            parsed.append((weight, law))
+        total = sum(w for w, _ in parsed)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"Mixture: weights sum to {total!r}, not 1; normalize them")
+        self.components = tuple(parsed)
+
+    def element_law(self, shape, dtype):
+        parts = []
+        for w, law in self.components:
+            parts.extend((w * pw, p) for pw, p in law.element_law(shape, dtype).parts)
+        return RealLaw(tuple(parts))
+
+    def __repr__(self):
+        return "Mixture([" + ", ".join(f"({w!r}, {law!r})" for w, law in self.components) + "])"
+
+
+def as_law(expect) -> Law:
+    """A :class:`Law` for ``expect``: a law itself, or a frozen continuous scipy distribution."""
+    if isinstance(expect, Law):
+        return expect
+    return Distribution(expect)
+
+
+__all__ = [
+    "Law",
+    "Distribution",
+    "Normal",
+    "Uniform",
+    "Constant",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "Orthogonal",
+    "DeltaOrthogonal",
+    "Identity",
+    "Mixture",
+    "as_law",
+    "matrix_view",
+]

@@ -1,0 +1,116 @@
+"""What every property gets: the initializer, the law, one case, the profile, and the shared sample."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import numpy as np
+
+from initcheck import _dtypes, sampler
+from initcheck.laws import Law
+from initcheck.profiles import Profile
+from initcheck.stats import TestResult
+from initcheck.verdict import ERROR, FAIL, PASS, SKIP, Case, Verdict
+
+
+class NotApplicable(Exception):
+    """The property does not apply to this law or case; the message says why."""
+
+
+@dataclasses.dataclass
+class CaseContext:
+    init: object
+    label: str
+    law: Law
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    profile: Profile
+    seed: int
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def dtype_name(self) -> str:
+        return self.dtype.name
+
+    def case_id(self, name: str) -> str:
+        return f"{name}|{self.shape}|{self.dtype_name}"
+
+    def case(self, name: str) -> Case:
+        return Case(self.shape, self.dtype_name,
+                    f"fold_in(PRNGKey({self.seed}), crc32({self.case_id(name)!r}))")
+
+    def call(self, key):
+        return self.init(key, self.shape, self.dtype)
+
+    @functools.cached_property
+    def jitted(self):
+        """``jax.jit`` of the initializer for this case, compiled once and shared."""
+        import jax
+
+        return jax.jit(self.call)
+
+    @functools.cached_property
+    def element_law(self):
+        return self.law.element_law(self.shape, self.dtype)
+
+    @functools.cached_property
+    def sample(self) -> np.ndarray:
+        """The pooled sample shared by the statistical properties, shape (K, *shape), host dtype."""
+        return sampler.pooled(self.init, self.shape, self.dtype, seed=self.seed,
+                              case_id=self.case_id("sample"), n=self.profile.n,
+                              chunk_elements=self.profile.chunk_elements)
+
+    @functools.cached_property
+    def sample64(self) -> np.ndarray:
+        return _dtypes.to_float64(self.sample)
+
+    def draws(self, name: str, count: int) -> np.ndarray:
+        keys = sampler.case_keys(self.seed, self.case_id(name), count)
+        return sampler.draw(self.init, self.shape, self.dtype, keys, chunk_elements=self.profile.chunk_elements)
+
+    def reproduce(self, name: str) -> str:
+        return (
+            "import scipy.stats, jax.numpy as jnp, initcheck\n"
+            "from initcheck.laws import *\n"
+            f"init = ...  # {self.label}\n"
+            f"print(initcheck.check(init, {self.law!r}, shapes=[{self.shape!r}], dtypes=[{self.dtype_name!r}],\n"
+            f"                      properties=[{name!r}], seed={self.seed}, profile={self.profile.name!r}))"
+        )
+
+    def verdict(self, name: str, result: TestResult | None, *, n: int, alpha: float | None = None,
+                message: str = "", passed: bool | None = None, mde: float | None = None,
+                plot: dict | None = None) -> Verdict:
+        """A statistical verdict from ``result`` (fails when p < alpha), or a deterministic one
+        (``alpha=0`` and an explicit ``passed``)."""
+        alpha = self.profile.alpha if alpha is None else alpha
+        if passed is None:
+            passed = result.pvalue >= alpha
+        if not message:
+            message = result.detail if result is not None else ""
+        return Verdict(
+            property=name, passed=passed,
+            statistic=None if result is None else result.statistic,
+            pvalue=None if result is None else result.pvalue,
+            alpha=alpha, n=n, case=self.case(name), message=message,
+            reproduce="" if passed else self.reproduce(name),
+            status=PASS if passed else FAIL, mde=mde, plot=plot,
+        )
+
+    def skipped(self, name: str, reason: str) -> Verdict:
+        return Verdict(name, False, None, None, 0.0, 0, self.case(name), reason, "", status=SKIP)
+
+    def errored(self, name: str, reason: str) -> Verdict:
+        return Verdict(name, False, None, None, 0.0, 0, self.case(name), reason, self.reproduce(name),
+                       status=ERROR)
+
+    def failed(self, name: str, message: str, n: int = 0, statistic: float | None = None) -> Verdict:
+        return Verdict(name, False, statistic, None, 0.0, n, self.case(name), message, self.reproduce(name),
+                       status=FAIL)
+
+    def passed(self, name: str, message: str, n: int = 0) -> Verdict:
+        return Verdict(name, True, None, None, 0.0, n, self.case(name), message, "", status=PASS)

@@ -1,0 +1,118 @@
+"""``contract`` (callable as (key, shape, dtype), right shape, dtype, finite, jit, key types) and
+``errors`` (documented failure modes raise clear errors; edge shapes give correct output)."""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import numpy as np
+
+from initcheck import _dtypes, adapters, sampler
+from initcheck.properties._context import CaseContext
+
+# Exceptions that count as a clear refusal (ArithmeticError: a fan of zero divides by zero);
+# IndexError, KeyError, AttributeError and friends are crashes, not refusals.
+CLEAR_ERRORS = (ValueError, TypeError, NotImplementedError, ArithmeticError)
+EDGE_SHAPES = [(), (0,), (7,), (1, 1), (0, 5), (5, 0), (2, 0, 3)]
+
+
+def output_problems(value, shape, dtype, what: str) -> list[str]:
+    """What is wrong with an initializer's output: type, shape, dtype, non-finite values."""
+    if not isinstance(value, jax.Array):
+        return [f"{what} returned {type(value).__module__}.{type(value).__qualname__}, not a jax.Array"]
+    problems = []
+    if tuple(value.shape) != tuple(shape):
+        problems.append(f"{what} returned shape {tuple(value.shape)}, expected {tuple(shape)}")
+    if np.dtype(value.dtype) != np.dtype(dtype):
+        problems.append(f"{what} returned dtype {value.dtype}, expected {np.dtype(dtype).name} (dtype ignored?)")
+    if not problems and value.size:
+        bad = int(np.sum(~np.isfinite(_dtypes.to_float64(value))))
+        if bad:
+            problems.append(f"{what} returned {bad} non-finite values (NaN or inf) of {value.size}")
+    return problems
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+def check_contract(ctx: CaseContext):
+    name = "contract"
+    problem = adapters.signature_problem(ctx.init)
+    if problem:
+        return ctx.failed(name, problem)
+    nbytes = ctx.size * ctx.dtype.itemsize
+    if nbytes > ctx.profile.max_output_bytes:
+        return ctx.failed(name, f"refused before sampling: shape={ctx.shape} in {ctx.dtype_name} needs "
+                                f"{nbytes / 2**30:.1f} GiB, over the {ctx.profile.max_output_bytes / 2**30:.1f} GiB "
+                                "limit; check a smaller shape")
+    key = sampler.case_key(ctx.seed, ctx.case_id(name))
+
+    call = ctx.call
+    try:
+        abstract = jax.eval_shape(call, key)
+        jit_error = None
+    except Exception as exc:  # noqa: BLE001 - any failure to trace is a finding
+        abstract, jit_error = None, exc
+    if abstract is not None and hasattr(abstract, "shape") and hasattr(abstract, "dtype"):
+        out_bytes = math.prod(abstract.shape) * np.dtype(abstract.dtype).itemsize
+        if out_bytes > ctx.profile.max_output_bytes:
+            return ctx.failed(name, f"refused before sampling: the output would be shape {abstract.shape} "
+                                    f"({out_bytes / 2**30:.1f} GiB) for requested shape={ctx.shape}")
+    try:
+        value = sampler.call_with_timeout(lambda: call(key), ctx.profile.time_limit_s)
+    except sampler.CallTimeout as exc:
+        return ctx.failed(name, f"init(key, {ctx.shape}, {ctx.dtype_name}) {exc}")
+    except Exception as exc:  # noqa: BLE001
+        return ctx.failed(name, f"init(key, {ctx.shape}, {ctx.dtype_name}) raised {describe_error(exc)}")
+    problems = output_problems(value, ctx.shape, ctx.dtype, "init(PRNGKey, shape, dtype)")
+    try:
+        problems += output_problems(call(jax.random.wrap_key_data(key)), ctx.shape, ctx.dtype,
+                                    "init(jax.random.key, shape, dtype)")
+    except Exception as exc:  # noqa: BLE001
+        problems.append(f"fails with a typed key (jax.random.key): {describe_error(exc)}")
+    if jit_error is not None:
+        problems.append(f"fails under jax.jit: {describe_error(jit_error)}")
+    else:
+        try:
+            problems += output_problems(ctx.jitted(key), ctx.shape, ctx.dtype, "jax.jit(init)")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"fails under jax.jit: {describe_error(exc)}")
+    if problems:
+        return ctx.failed(name, "; ".join(problems))
+    return ctx.passed(name, "callable as (key, shape, dtype) with legacy and typed keys, eager and jitted; "
+                            "exact shape and dtype; finite")
+
+
+def check_errors(ctx: CaseContext):
+    name = "errors"
+    shapes = EDGE_SHAPES + [s for s in ctx.law.edge_shapes() if s not in EDGE_SHAPES]
+    problems, notes = [], []
+    for shape in shapes:
+        reason = ctx.law.error_reason(shape, ctx.dtype)
+        key = sampler.case_key(ctx.seed, f"errors|{shape}|{ctx.dtype_name}")
+        try:
+            value = sampler.call_with_timeout(lambda: ctx.init(key, shape, ctx.dtype), ctx.profile.time_limit_s)
+        except sampler.CallTimeout as exc:
+            problems.append(f"shape={shape}: {exc}")
+            continue
+        except CLEAR_ERRORS as exc:
+            if not str(exc).strip():
+                problems.append(f"shape={shape}: raised {type(exc).__name__} with an empty message")
+            else:
+                notes.append(f"{shape}: {type(exc).__name__}")
+            continue
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"shape={shape}: raised {describe_error(exc)}, not a clear "
+                            "ValueError/TypeError/NotImplementedError/ArithmeticError")
+            continue
+        if reason is not None:
+            problems.append(f"shape={shape}: returned {getattr(value, 'shape', type(value).__name__)} "
+                            f"instead of raising, but {reason}")
+        else:
+            problems += [f"shape={shape}: {p}" for p in output_problems(value, shape, ctx.dtype, "init")]
+    if problems:
+        return ctx.failed(name, "; ".join(problems), n=len(shapes))
+    refused = f"; refused clearly: {', '.join(notes)}" if notes else ""
+    return ctx.passed(name, f"edge shapes {shapes} handled{refused}", n=len(shapes))

@@ -1,0 +1,181 @@
+"""Properties of element-wise i.i.d. laws: ``independence``, ``bounds``, ``distribution``, ``moments``.
+
+Low-precision allowances, in units of the dtype's resolution r = 2^-m (m mantissa bits): the CDF may
+be off by 2r (what an m-bit uniform source gives), the mean by 4r std and the variance by 8r of
+itself. For float32 these are negligible; for bfloat16 the ``precision`` property is the strict one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from initcheck import _dtypes, stats
+from initcheck._element import ComplexLaw, RealLaw
+from initcheck.properties._context import CaseContext, NotApplicable
+
+CDF_ALLOWANCE_R, MEAN_ALLOWANCE_R, VAR_ALLOWANCE_R = 2, 4, 8
+BOUND_ULPS = 4  # rounding allowance at a support bound
+MAX_SHIFTS = 12  # per axis, for the independence property
+
+
+def _iid_law(ctx: CaseContext):
+    if ctx.law.kind != "iid":
+        raise NotApplicable(f"{ctx.law!r} is not an element-wise i.i.d. law (see structure)")
+    return ctx.element_law
+
+
+def _shifts(length: int) -> list[int]:
+    """Lags at which a broadcast row, a tiled block or a repeated half would show: 1..3, L/2 and
+    the divisors of L (smallest and largest first when there are many)."""
+    candidates = {1, 2, 3, length // 2} | {d for d in range(2, length) if length % d == 0}
+    lags = sorted(s for s in candidates if 0 < s < length)
+    if len(lags) > MAX_SHIFTS:
+        lags = lags[: MAX_SHIFTS // 2] + lags[-MAX_SHIFTS // 2:]
+    return lags
+
+
+def check_independence(ctx: CaseContext):
+    name = "independence"
+    law = _iid_law(ctx)
+    if ctx.size < 2 and not isinstance(law, ComplexLaw):
+        raise NotApplicable("a single element has nothing to be independent of")
+    x = ctx.sample64
+    if isinstance(law, ComplexLaw):
+        x = np.stack([x.real, x.imag], -1)
+    else:
+        x = x - law.mean
+    flat = x.reshape(x.shape[0], -1)
+    views = [(f"axis {a}", x, a) for a in range(1, x.ndim) if x.shape[a] >= 2]
+    if x.ndim > 2:
+        views.append(("flattened", flat, 1))
+    results = []
+    for label, arr, axis in views:
+        length = arr.shape[axis]
+        for lag in _shifts(length):
+            lead = (slice(None),) * axis
+            a, b = arr[lead + (slice(0, length - lag),)], arr[lead + (slice(lag, length),)]
+            results.append(stats.self_normalized_z(a, b, f"correlation at lag {lag} along {label}"))
+    if not results:
+        raise NotApplicable("no axis with two or more elements")
+    return ctx.verdict(name, stats.bonferroni(results), n=x.size)
+
+
+def _real_values(ctx: CaseContext, law) -> tuple[np.ndarray, RealLaw, str]:
+    """The values tested against a real law: the elements, or |z|^2 for circular complex laws."""
+    x = ctx.sample64.ravel()
+    if isinstance(law, ComplexLaw):
+        return np.abs(x) ** 2, law.modulus2, "|z|^2"
+    return x, law, "x"
+
+
+def check_bounds(ctx: CaseContext):
+    name = "bounds"
+    law = _iid_law(ctx)
+    values, real, what = _real_values(ctx, law)
+    if not real.bounded:
+        raise NotApplicable(f"the law of {what} is unbounded")
+    tol = lambda v: _dtypes.allowance(v, ctx.dtype, BOUND_ULPS) * (2 if what == "|z|^2" else 1)  # noqa: E731
+    inside = np.zeros(values.shape, bool)
+    for lo, hi in real.intervals():
+        inside |= (values >= lo - tol(lo)) & (values <= hi + tol(hi))
+    outside = values[~inside]
+    if outside.size:
+        worst = outside[np.argmax(np.abs(outside))]
+        hulls = ", ".join(f"[{lo:.6g}, {hi:.6g}]" for lo, hi in real.intervals())
+        return ctx.failed(name, f"{outside.size} of {values.size} values of {what} outside the support {hulls} "
+                                f"(allowing {BOUND_ULPS} ulp); the farthest is {worst:.6g}",
+                          n=values.size, statistic=float(outside.size))
+    # Mass piled at a finite end (clipping instead of truncating) against what the law puts there.
+    res = _dtypes.resolution(ctx.dtype)
+    results = []
+    for w, part in real.continuous:
+        for end in part.support():
+            band = (end - tol(end), end + tol(end))
+            count = int(np.sum((values >= band[0]) & (values <= band[1])))
+            expected = values.size * (float(real.cdf(band[1]) - real.cdf(np.nextafter(band[0], -np.inf))) + 2 * res)
+            results.append(stats.poisson_excess(count, expected, f"values of {what} at the end {end:.6g}"))
+    return ctx.verdict(name, stats.bonferroni(results), n=values.size)
+
+
+def check_distribution(ctx: CaseContext):
+    name = "distribution"
+    law = _iid_law(ctx)
+    allowance = CDF_ALLOWANCE_R * _dtypes.resolution(ctx.dtype)
+    x = ctx.sample64.ravel()
+    if isinstance(law, ComplexLaw):
+        phase = (np.angle(x) / (2 * np.pi)) % 1.0
+        results = [
+            stats.ks_test(np.abs(x) ** 2, law.modulus2.cdf, allowance=allowance, name="KS of |z|^2"),
+            stats.ks_test(phase, lambda t: t, allowance=allowance, name="KS of the phase (uniform)"),
+        ]
+        return ctx.verdict(name, stats.bonferroni(results), n=x.size)
+    if law.var == 0 and not law.continuous:
+        raise NotApplicable("a law with a single atom has no distribution to fit (see structure)")
+    results = []
+    atoms = law.atoms
+    at_atom = np.zeros(x.shape, bool)
+    if atoms:
+        counts = []
+        for value, _ in atoms:
+            hit = x == float(np.asarray(value, ctx.dtype if ctx.dtype.itemsize > 2 else np.float32).astype(ctx.dtype))
+            at_atom |= hit
+            counts.append(int(hit.sum()))
+        probs = [m for _, m in atoms]
+        if law.continuous:
+            counts.append(int((~at_atom).sum()))
+            probs.append(law.continuous_mass)
+        results.append(stats.chisquare_cells(counts, probs, "chi-square over the atoms"))
+    continuous = x[~at_atom]
+    if law.continuous and continuous.size:
+        results.append(stats.ks_test(continuous, law.continuous_cdf, allowance=allowance,
+                                     name="KS of the continuous part" if atoms else "KS"))
+    probs = np.linspace(0.005, 0.995, 100)
+    quantiles = np.quantile(x, probs)
+    plot = {"probabilities": probs.tolist(), "sample_quantiles": quantiles.tolist(),
+            "law_cdf": np.asarray(law.cdf(quantiles), np.float64).tolist()}
+    return ctx.verdict(name, stats.bonferroni(results), n=x.size, plot=plot)
+
+
+def check_moments(ctx: CaseContext):
+    name = "moments"
+    law = _iid_law(ctx)
+    res = _dtypes.resolution(ctx.dtype)
+    x = ctx.sample64.ravel()
+    if isinstance(law, ComplexLaw):
+        return _complex_moments(ctx, law, x, res)
+    if law.var == 0:
+        raise NotApplicable("a constant has no spread to measure (see structure)")
+    if not (math.isfinite(law.var) and math.isfinite(law.mu4)):
+        raise NotApplicable("the law has no finite fourth moment; moments cannot be tested")
+    mean = stats.mean_test(x, law.mean, law.var, allowance=MEAN_ALLOWANCE_R * res * law.std)
+    scale = stats.variance_test(x, law.mean, law.var, law.mu4, rel_allowance=VAR_ALLOWANCE_R * res)
+    mde = stats.mde_scale(x.size, law.var, law.mu4, ctx.profile.alpha / 2)
+    worst = stats.bonferroni([mean, scale])
+    message = f"{mean.detail}; {scale.detail}; detects a {100 * mde:.2g}% scale error with power 0.99"
+    if worst.pvalue < ctx.profile.alpha:
+        hint = ctx.law.diagnose(ctx.shape, float(np.mean((x - law.mean) ** 2)))
+        message = f"{worst.name} is off: {message}" + (f". {hint}" if hint else "")
+    return ctx.verdict(name, worst, n=x.size, mde=mde, message=message)
+
+
+def _complex_moments(ctx: CaseContext, law: ComplexLaw, x: np.ndarray, res: float):
+    """E|z|^2 against the law, E[z] = 0 and circularity E[z^2] = 0 (self-normalized z-tests)."""
+    mod2, target = np.abs(x) ** 2, law.second_moment
+    scale = stats.mean_test(mod2, target, law.modulus2.var, allowance=VAR_ALLOWANCE_R * res * target)
+    ratio = math.sqrt(float(mod2.mean()) / target)
+    scale = stats.TestResult(scale.statistic, scale.pvalue, "scale",
+                             f"E|z|^2 {float(mod2.mean()):.5g} vs {target:.5g} (x{ratio:.4f} in scale)")
+    ones = np.ones_like(x.real)
+    results = [
+        scale,
+        stats.self_normalized_z(x.real, ones, "mean of Re z"),
+        stats.self_normalized_z(x.imag, ones, "mean of Im z"),
+        stats.self_normalized_z(x.real**2 - x.imag**2, ones, "Re E[z^2] (circularity)"),
+        stats.self_normalized_z(x.real * x.imag, ones, "Im E[z^2] (circularity)"),
+    ]
+    mde = stats.mde_scale(x.size, target, law.modulus2.var + target**2, ctx.profile.alpha / len(results))
+    worst = stats.bonferroni(results)
+    return ctx.verdict("moments", worst, n=x.size, mde=mde,
+                       message=f"{worst.detail}; {scale.detail}; detects a {100 * mde:.2g}% scale error with power 0.99")

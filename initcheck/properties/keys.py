@@ -1,0 +1,151 @@
+"""The key contract: ``determinism`` (same key, same output) and ``key_sensitivity`` (different
+keys, different and independent outputs; or the same output for deterministic laws)."""
+
+from __future__ import annotations
+
+import collections
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from initcheck import _dtypes, sampler, stats
+from initcheck._element import ComplexLaw
+from initcheck.properties._context import CaseContext
+
+ULPS = 4
+DISTINCT_BUDGET = 2**22  # values drawn per distinct-output count (at least 64 outputs)  # eager vs jit: XLA may reassociate (e.g. sqrt2 * erfinv(u) * stddev), a few ulp apart
+
+
+def _same_bits(a, b) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+def _within_ulps(a, b, dtype) -> bool:
+    a, b = _dtypes.to_float64(a), _dtypes.to_float64(b)
+    tol = ULPS * (np.maximum(np.abs(a), np.abs(b)) * _dtypes.resolution(dtype)
+                  + float(np.finfo(np.float32).smallest_subnormal))
+    return bool(np.all(np.abs(a - b) <= tol))
+
+
+def check_determinism(ctx: CaseContext):
+    name = "determinism"
+    key = sampler.case_key(ctx.seed, ctx.case_id(name))
+    typed = jax.random.wrap_key_data(key)
+
+    call, jitted = ctx.call, ctx.jitted
+    eager1, eager2, eager_typed = call(key), call(key), call(typed)
+    jit1, jit2, jit_typed = jitted(key), jitted(key), jitted(typed)
+    problems = []
+    if not _same_bits(eager1, eager2):
+        problems.append("two eager calls with the same key differ (global RNG or hidden state?)")
+    if not _same_bits(eager1, eager_typed):
+        problems.append("a legacy PRNGKey and the typed key wrapping the same data give different outputs")
+    if not (_same_bits(jit1, jit2) and _same_bits(jit1, jit_typed)):
+        problems.append("two jitted calls with the same key differ")
+    if not _within_ulps(eager1, jit1, ctx.dtype):
+        problems.append(f"eager and jitted outputs differ by more than {ULPS} ulp")
+    if problems:
+        return ctx.failed(name, "; ".join(problems), n=6)
+    return ctx.passed(name, f"bit-identical for repeated calls and key types; eager vs jit within {ULPS} ulp", n=6)
+
+
+def _related(key):
+    """Keys a careless initializer might confuse: split children, fold-ins."""
+    first, second = jax.random.split(key)
+    return jnp.stack([key, first, second, jax.random.fold_in(key, 0x5EED), jax.random.fold_in(key, 0x7FFFFFFF)])
+
+
+RELATED_NAMES = ["k", "split(k)[0]", "split(k)[1]", "fold_in(k, 0x5EED)", "fold_in(k, 0x7FFFFFFF)"]
+
+
+def _as_real(x: np.ndarray) -> np.ndarray:
+    """Complex arrays as (..., 2) real pairs."""
+    return np.stack([x.real, x.imag], -1) if np.iscomplexobj(x) else x
+
+
+def _centre(ctx: CaseContext) -> float:
+    if ctx.law.kind == "iid":
+        law = ctx.element_law
+        return 0.0 if isinstance(law, ComplexLaw) else law.mean
+    return 0.0
+
+
+def _pair_collision_probability(ctx: CaseContext) -> float:
+    """Upper estimate of P(two independent outputs are bit-identical).
+
+    Per element: sum of squared atom masses plus, for the continuous part of mass W, W times the
+    largest float cell mass, at least W * 2^-m (an m-bit uniform source), doubled for safety.
+    """
+    res = _dtypes.resolution(ctx.dtype)
+    if ctx.law.kind == "iid" and not isinstance(ctx.element_law, ComplexLaw):
+        law = ctx.element_law
+        w = law.continuous_mass
+        per_element = sum(m * m for _, m in law.atoms)
+        if w > 0:
+            per_element += 2 * w * max(law.max_xdensity() * res, w * res)
+        free = ctx.size
+    else:
+        per_element = min(1.0, 2 * res)
+        rows, cols = sorted(_matrix_dims(ctx), reverse=True)
+        free = max(1, rows * cols - cols * (cols + 1) // 2) if ctx.law.kind != "iid" else ctx.size
+    return per_element ** free
+
+
+def _matrix_dims(ctx):
+    if ctx.law.kind in ("orthogonal", "delta_orthogonal"):
+        shape = ctx.shape if ctx.law.kind == "orthogonal" else ctx.shape[-2:]
+        cols = shape[ctx.law.column_axis]
+        return math.prod(shape) // max(cols, 1), cols
+    return ctx.size, 1
+
+
+def _duplicate_pairs(rows: np.ndarray) -> int:
+    counts = collections.Counter(r.tobytes() for r in rows.reshape(rows.shape[0], -1))
+    return sum(c * (c - 1) // 2 for c in counts.values())
+
+
+def _affordable_keys(count: int, p_pair: float) -> int:
+    """The most outputs K <= count whose expected natural coincidences C(K, 2) p_pair stay <= 1."""
+    if p_pair <= 0:
+        return count
+    return min(count, int((1 + math.sqrt(1 + 8 / p_pair)) / 2))
+
+
+def _seed_keys(count: int) -> jax.Array:
+    return jax.vmap(jax.random.PRNGKey)(jnp.arange(count, dtype=jnp.uint32))
+
+
+def check_key_sensitivity(ctx: CaseContext):
+    name = "key_sensitivity"
+    count = ctx.profile.keys
+    if not ctx.law.random:
+        outputs = np.concatenate([ctx.draws(name, 16), sampler.draw(ctx.init, ctx.shape, ctx.dtype, _seed_keys(16))])
+        same = all(_same_bits(outputs[0], o) for o in outputs[1:])
+        if not same:
+            return ctx.failed(name, f"{ctx.law!r} is deterministic, but outputs differ between keys", n=32)
+        return ctx.passed(name, "the same output for 32 different keys, as a deterministic law promises", n=32)
+
+    results = []
+    base_count = max(1, min(256, math.ceil(min(ctx.profile.n, 2**18) / max(ctx.size, 1))))
+    base = sampler.case_keys(ctx.seed, ctx.case_id(name), base_count)
+    related = jax.vmap(_related)(base).reshape((base_count * len(RELATED_NAMES),) + base.shape[1:])
+    x = _as_real(_dtypes.to_float64(sampler.draw(ctx.init, ctx.shape, ctx.dtype, related)))
+    x = (x - _centre(ctx)).reshape((base_count, len(RELATED_NAMES), -1))
+    for i in range(len(RELATED_NAMES)):
+        for j in range(i + 1, len(RELATED_NAMES)):
+            results.append(stats.self_normalized_z(
+                x[:, i], x[:, j], f"correlation of outputs for {RELATED_NAMES[i]} and {RELATED_NAMES[j]}"))
+    p_pair = _pair_collision_probability(ctx)
+    count = max(64, min(count, DISTINCT_BUDGET // max(ctx.size, 1)))
+    for label, keys in (("split keys", sampler.case_keys(ctx.seed, ctx.case_id(name + "/split"), count)),
+                        ("seeds PRNGKey(0..)", _seed_keys(count))):
+        k = _affordable_keys(count, p_pair)
+        if k >= 32:  # fewer outputs cannot show a key that is ignored in part
+            outputs = sampler.draw(ctx.init, ctx.shape, ctx.dtype, keys[:k], chunk_elements=ctx.profile.chunk_elements)
+            results.append(stats.poisson_excess(_duplicate_pairs(outputs), k * (k - 1) / 2 * p_pair,
+                                                f"bit-identical outputs over {k} {label}"))
+    worst = stats.bonferroni(results)
+    return ctx.verdict(name, worst, n=x.size)

@@ -1,0 +1,125 @@
+"""Results: one :class:`Verdict` per (property, case); a :class:`Conformance` holds them all."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """What was sampled: shape, dtype and how the keys were derived."""
+
+    shape: tuple[int, ...]
+    dtype: str
+    key: str
+
+    def __str__(self):
+        return f"shape={self.shape} dtype={self.dtype}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """One property on one case. ``alpha`` is 0 for deterministic checks; ``mde`` is the minimum
+    detectable relative scale error (power 0.99) where the property measures scale."""
+
+    property: str
+    passed: bool
+    statistic: float | None
+    pvalue: float | None
+    alpha: float
+    n: int
+    case: Case
+    message: str
+    reproduce: str
+    status: str = PASS
+    mde: float | None = None
+    plot: dict[str, Any] | None = None
+
+    @property
+    def statistical(self) -> bool:
+        return self.alpha > 0 and self.status in (PASS, FAIL)
+
+    def to_dict(self) -> dict[str, Any]:
+        def num(x):
+            return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+        return {
+            "property": self.property, "status": self.status, "passed": self.passed,
+            "statistic": num(self.statistic), "pvalue": num(self.pvalue), "alpha": float(self.alpha),
+            "n": int(self.n), "mde": num(self.mde),
+            "case": {"shape": list(self.case.shape), "dtype": self.case.dtype, "key": self.case.key},
+            "message": self.message, "reproduce": self.reproduce, "plot": self.plot,
+        }
+
+
+class ConformanceError(AssertionError):
+    """Raised by ``assert_conforms``; the message lists every failed verdict."""
+
+
+@dataclasses.dataclass
+class Conformance:
+    """All verdicts of one initializer against one law."""
+
+    initializer: str
+    law: str
+    verdicts: list[Verdict]
+    profile: str
+    seed: int
+    device: str
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(v.status in (PASS, SKIP) for v in self.verdicts)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def failures(self) -> list[Verdict]:
+        return [v for v in self.verdicts if v.status in (FAIL, ERROR)]
+
+    @property
+    def false_alarm_bound(self) -> float:
+        """Bonferroni bound on the chance that a correct initializer fails this run: sum of alphas."""
+        return sum(v.alpha for v in self.verdicts if v.statistical)
+
+    def failure_text(self) -> str:
+        lines = [f"[initcheck] {self.initializer} does not conform to {self.law} "
+                 f"({len(self.failures)} of {len(self.verdicts)} verdicts failed):"]
+        for v in self.failures:
+            lines.append(f"- property {v.property} {v.status} on {v.case}: {v.message}")
+            lines.append("  reproduce:\n" + "\n".join("    " + line for line in v.reproduce.splitlines()))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        head = (f"initcheck: {self.initializer} vs {self.law}\n"
+                f"profile={self.profile} seed={self.seed} device={self.device} "
+                f"false-alarm bound={self.false_alarm_bound:.2g} time={self.seconds:.1f}s")
+        rows = [("property", "case", "statistic", "p-value", "n", "verdict")]
+        for v in self.verdicts:
+            rows.append((v.property, str(v.case), _fmt(v.statistic), _fmt(v.pvalue), str(v.n), v.status.upper()))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+        verdict = "CONFORMS" if self.passed else "DOES NOT CONFORM"
+        text = f"{head}\n{table}\n{verdict}"
+        if not self.passed:
+            text += "\n" + self.failure_text()
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "initializer": self.initializer, "law": self.law, "passed": self.passed,
+            "profile": self.profile, "seed": self.seed, "device": self.device, "seconds": self.seconds,
+            "false_alarm_bound": self.false_alarm_bound, "verdicts": [v.to_dict() for v in self.verdicts],
+        }
+
+
+def _fmt(x) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    return f"{x:.3g}"

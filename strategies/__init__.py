@@ -1,0 +1,38 @@
+"""Hypothesis strategies for initializer testing, importable as ``initcheck.strategies``.
+
+They follow ``hypothesis.extra.numpy``: keyword-only arguments, ``min_*``/``max_*`` bounds,
+arguments checked up front (``InvalidArgument`` naming the value and the fix). Shapes use side
+lengths from a small set (:data:`SIDES`) so that a run compiles few distinct shapes, and shrink
+towards fewer dimensions and shorter sides.
+
+>>> from initcheck import strategies as ics
+>>> ics.weight_shapes(min_dims=2, max_dims=2).example()  # doctest: +SKIP
+(64, 3)
+"""
+
+from initcheck.strategies._configs import jax_initializers, shapes_for
+from initcheck.strategies._core import (
+    SIDES,
+    axis_layouts,
+    complex_dtypes,
+    conv_shapes,
+    edge_shapes,
+    fan_modes,
+    float_dtypes,
+    keys,
+    weight_shapes,
+)
+
+__all__ = [
+    "SIDES",
+    "axis_layouts",
+    "complex_dtypes",
+    "conv_shapes",
+    "edge_shapes",
+    "fan_modes",
+    "float_dtypes",
+    "jax_initializers",
+    "keys",
+    "shapes_for",
+    "weight_shapes",
+]
