@@ -66,7 +66,8 @@ def representable_values(dtype: DTypeLike) -> np.ndarray:
     dt = canonical(dtype)
     if dt.itemsize != 2:
         raise ValueError(f"dtype={dt} is not a 16-bit float dtype; only those can be enumerated")
-    values = np.arange(2**16, dtype=np.uint16).view(dt).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        values = np.arange(2**16, dtype=np.uint16).view(dt).astype(np.float64)
     return np.unique(values[np.isfinite(values)])
 
 

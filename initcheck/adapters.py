@@ -58,9 +58,11 @@ def signature_problem(init) -> str | None:
     try:
         sig.bind(object(), (1,), "float32")
     except TypeError:
+        params = ", ".join(p.name if p.kind != p.KEYWORD_ONLY else f"*{p.name}" for p in sig.parameters.values())
         return (
-            f"{describe(init)}{sig} expects (key, shape, dtype) but cannot be called that way; "
-            "an initializer must take a PRNG key first (wrap a Haiku-style init(shape, dtype) "
+            f"{describe(init)}({params}) cannot be called as init(key, shape, dtype): an initializer "
+            "expects (key, shape, dtype); "
+            "it must take a PRNG key first (wrap a Haiku-style init(shape, dtype) "
             "with initcheck.adapters.from_haiku)"
         )
     return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import math
 import random
 import time
@@ -30,10 +31,16 @@ def _draw_shapes(strategy: st.SearchStrategy, count: int, seed: int) -> list[tup
 
     budget = settings(max_examples=max(20, 4 * count), database=None, phases=[Phase.generate],
                       suppress_health_check=list(HealthCheck), deadline=None)
-    try:
-        find(strategy, collect, settings=budget, random=random.Random(seed))
-    except NoSuchExample:
-        pass
+    def search():
+        try:
+            find(strategy, collect, settings=budget, random=random.Random(seed))
+        except NoSuchExample:
+            pass
+
+    # Hypothesis's test context is thread-local: drawing on a thread of our own keeps a call from a
+    # user's @given test from counting as a nested @given.
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="initcheck-draw") as pool:
+        pool.submit(search).result()
     if len(seen) <= count:
         return seen
     # Hypothesis starts from the simplest example; spread the picks over the larger half by size.

@@ -232,23 +232,27 @@ class VarianceScaling(Law):
         return self.scale / n
 
     def diagnose(self, shape, observed_var):
-        """Name the fan mode (or the slip) that explains ``observed_var``: within 1.5%."""
+        """Name every fan mode or slip that explains ``observed_var`` to within 1.5%."""
         fan_in, fan_out = self.fan(shape)
         declared = self.variance(shape)
+        ratio = observed_var / declared
+        if abs(ratio - 1) <= 0.015:
+            return None
+        causes = []
         for mode in MODES:
             n = _fans.fan_denominator(mode, fan_in, fan_out)
-            if mode != self.mode and n > 0 and abs(observed_var * n / self.scale - 1) < 0.015 and \
-                    abs(observed_var / declared - 1) > 0.015:
-                return (f"The variance matches mode={mode!r} (n={n:g}), not mode={self.mode!r} "
-                        f"(n={_fans.fan_denominator(self.mode, fan_in, fan_out):g}): the initializer divides by the wrong fan")
-        ratio = observed_var / declared
-        for factor, cause in ((TRUNCATED_NORMAL_STD**2, "the 0.8796 truncation correction is missing"),
-                              (1 / TRUNCATED_NORMAL_STD**2, "the 0.8796 truncation correction is applied twice"),
-                              (4.0, "a gain of 2 applied twice?"), (2.0, "the gain is applied twice?"),
-                              (0.5, "half the promised variance: a gain is missing?")):
+            if mode != self.mode and n > 0 and abs(observed_var * n / self.scale - 1) < 0.015:
+                causes.append(f"division by {mode} (n={n:g}) instead of {self.mode} "
+                              f"(n={_fans.fan_denominator(self.mode, fan_in, fan_out):g})")
+        for factor, cause in ((TRUNCATED_NORMAL_STD**2, "a missing 0.8796 truncation correction"),
+                              (1 / TRUNCATED_NORMAL_STD**2, "the 0.8796 truncation correction applied twice"),
+                              (2.0, "a gain (or scale) of 2 applied twice"), (4.0, "a gain of 2 applied to the std twice"),
+                              (0.5, "a missing gain of 2")):
             if abs(ratio / factor - 1) < 0.015:
-                return f"The variance is x{ratio:.4f} the promised one: {cause}"
-        return None
+                causes.append(cause)
+        if not causes:
+            return None
+        return f"The variance is x{ratio:.4f} the promised one; it matches " + " or ".join(causes)
 
     def error_reason(self, shape, dtype):
         try:

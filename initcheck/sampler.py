@@ -1,7 +1,7 @@
 """The only module that samples on a device: deterministic keys, jitted ``vmap`` over keys, chunked.
 
 Keys are never searched: ``case_key(seed, case_id) = fold_in(PRNGKey(seed), crc32(case_id))`` and the
-keys of a case are ``split(case_key, count)``. Case ids name the property, shape and dtype (not the
+keys of a case are ``fold_in(case_key, i)``. Case ids name the property, shape and dtype (not the
 initializer), so a reproduction snippet with any variable name draws the same keys.
 """
 
@@ -23,8 +23,20 @@ def case_key(seed: int, case_id: str) -> jax.Array:
     return jax.random.fold_in(jax.random.PRNGKey(seed), zlib.crc32(case_id.encode()))
 
 
-def case_keys(seed: int, case_id: str, count: int) -> jax.Array:
-    return jax.random.split(case_key(seed, case_id), count)
+_fold_in_range = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(None, 0)))
+
+
+def derived_keys(key: jax.Array, count: int) -> np.ndarray:
+    """``fold_in(key, i)`` for i < count, as host raw key data. Counts are padded to a power of two
+    so that a whole run compiles this a handful of times."""
+    bucket = 1 << max(0, (count - 1).bit_length())
+    return np.asarray(_fold_in_range(key, np.arange(bucket, dtype=np.uint32)))[:count]
+
+
+def case_keys(seed: int, case_id: str, count: int) -> np.ndarray:
+    """The keys of a case: ``fold_in(case_key(seed, case_id), i)`` for i < count (never ``split``
+    as well: with ``jax_threefry_partitionable`` on, ``split(k, n)[i] == fold_in(k, i)``)."""
+    return derived_keys(case_key(seed, case_id), count)
 
 
 def device_description() -> str:
@@ -37,6 +49,22 @@ def _vmapped(init, shape, dtype):
 
 
 _cached_vmapped = functools.lru_cache(maxsize=256)(_vmapped)
+
+
+def _single(init, shape, dtype):
+    return jax.jit(lambda key: init(key, shape, dtype))
+
+
+_cached_single = functools.lru_cache(maxsize=256)(_single)
+
+
+def jitted(init, shape: tuple[int, ...], dtype) -> object:
+    """``jit(init)`` for one key, compiled once per (init, shape, dtype) and key type."""
+    dtype = _dtypes.canonical(dtype)
+    try:
+        return _cached_single(init, shape, dtype)
+    except TypeError:  # unhashable callable
+        return _single(init, shape, dtype)
 
 
 def batched(init, shape: tuple[int, ...], dtype) -> object:
@@ -61,6 +89,7 @@ def draw(init, shape: tuple[int, ...], dtype, keys: jax.Array, *, chunk_elements
     Keys go through in fixed-size batches (the last one padded), so device memory stays bounded
     and each (initializer, shape, dtype) compiles once.
     """
+    keys = np.asarray(keys)  # raw key data; slicing and padding on the host compile nothing
     count = keys.shape[0]
     batch = batch_size(shape, chunk_elements)
     fn = batched(init, shape, dtype)
@@ -69,7 +98,7 @@ def draw(init, shape: tuple[int, ...], dtype, keys: jax.Array, *, chunk_elements
         chunk = keys[start:start + batch]
         real = chunk.shape[0]
         if real < batch:
-            chunk = jax.numpy.concatenate([chunk, jax.numpy.repeat(chunk[-1:], batch - real, axis=0)])
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, axis=0)])
         parts.append(np.asarray(fn(chunk))[:real])
     return np.concatenate(parts)
 

@@ -47,12 +47,10 @@ class CaseContext:
     def call(self, key):
         return self.init(key, self.shape, self.dtype)
 
-    @functools.cached_property
+    @property
     def jitted(self):
         """``jax.jit`` of the initializer for this case, compiled once and shared."""
-        import jax
-
-        return jax.jit(self.call)
+        return sampler.jitted(self.init, self.shape, self.dtype)
 
     @functools.cached_property
     def element_law(self):

@@ -1,0 +1,69 @@
+"""The ``initcheck`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+import time
+
+from initcheck import __version__, profiles
+
+
+def _report(args) -> int:
+    import jax
+
+    from initcheck import api, sampler
+    from initcheck.jax_catalog import jax_entries
+
+    entries = jax_entries()
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"initcheck {__version__}: {len(entries)} entries of jax.nn.initializers, profile={args.profile}, "
+          f"seed={args.seed}, device={sampler.device_description()}", flush=True)
+    results, started = [], time.perf_counter()
+    for i, entry in enumerate(entries, 1):
+        report = api.check(entry.init, entry.law, profile=args.profile, seed=args.seed)
+        results.append((entry, report))
+        word = "PASS" if report.passed else "FAIL"
+        print(f"[{i:2d}/{len(entries)}] {word} {entry.id} ({report.seconds:.1f}s)", flush=True)
+    failed = [(e, r) for e, r in results if not r.passed]
+    document = {
+        "schema_version": 1, "initcheck": __version__, "jax": jax.__version__, "profile": args.profile,
+        "seed": args.seed, "device": sampler.device_description(),
+        "x64": bool(jax.config.jax_enable_x64), "threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
+        "default_prng_impl": str(jax.config.jax_default_prng_impl),
+        "seconds": time.perf_counter() - started,
+        "false_alarm_bound": sum(r.false_alarm_bound for _, r in results),
+        "entries": [{"id": e.id, **r.to_dict()} for e, r in results],
+    }
+    path = out / "conformance.json"
+    path.write_text(json.dumps(document, indent=1))
+    width = max(len(e.id) for e in entries)
+    print(f"\n{'entry'.ljust(width)}  verdicts  failed  result")
+    for entry, report in results:
+        print(f"{entry.id.ljust(width)}  {len(report.verdicts):8d}  {len(report.failures):6d}  "
+              f"{'PASS' if report.passed else 'FAIL'}")
+    print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed in {document['seconds']:.0f}s; "
+          f"false-alarm bound {document['false_alarm_bound']:.2g}; wrote {path}")
+    for _, report in failed:
+        print("\n" + report.failure_text())
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="initcheck", description="Verify neural-network initializers.")
+    parser.add_argument("--version", action="version", version=f"initcheck {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    report = commands.add_parser("report", help="check the built-in catalog and write a JSON conformance report")
+    report.add_argument("--out", default="reports", help="folder for conformance.json (default: reports)")
+    report.add_argument("--profile", default="ci", choices=sorted(profiles.PROFILES), help="how hard to look")
+    report.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
+    report.set_defaults(run=_report)
+    args = parser.parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
