@@ -86,8 +86,9 @@ def batch_size(shape: tuple[int, ...], chunk_elements: int) -> int:
 def draw(init, shape: tuple[int, ...], dtype, keys: jax.Array, *, chunk_elements: int = 2**22) -> np.ndarray:
     """``init(k, shape, dtype)`` for every key, stacked on the host: shape (len(keys), *shape).
 
-    Keys go through in fixed-size batches (the last one padded), so device memory stays bounded
-    and each (initializer, shape, dtype) compiles once.
+    Keys go through in fixed-size batches (the last one padded: at most ``chunk_elements`` wasted
+    values, cheaper than a compilation), so device memory stays bounded and each (initializer,
+    shape, dtype) compiles once.
     """
     keys = np.asarray(keys)  # raw key data; slicing and padding on the host compile nothing
     count = keys.shape[0]
