@@ -8,6 +8,7 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 
+import jax
 from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
@@ -15,7 +16,7 @@ from hypothesis.errors import NoSuchExample
 from initcheck import _dtypes, adapters, laws, profiles, sampler
 from initcheck.properties import PER_INITIALIZER, PROPERTIES, CaseContext, NotApplicable
 from initcheck.properties.contract import check_contract, describe_error
-from initcheck.verdict import FAIL, Conformance, ConformanceError, Verdict
+from initcheck.verdict import ERROR, FAIL, Conformance, ConformanceError, Verdict
 
 DEFAULT_DTYPES = ("float32",)
 
@@ -84,6 +85,9 @@ def _dtypes_of(dtypes, law: laws.Law, seed: int) -> list:
     for d in out:
         if not _dtypes.is_inexact(d):
             raise ValueError(f"dtypes: {d} is not a float or complex dtype")
+        if d.itemsize == 8 * (1 + _dtypes.is_complex(d)) and not jax.config.jax_enable_x64:
+            raise ValueError(f"dtypes: {d} needs 64-bit JAX; call jax.config.update('jax_enable_x64', True) "
+                             "first or use a 32-bit dtype")
         law.check_dtype(d)
     return out
 
@@ -108,6 +112,13 @@ def _run(fn, ctx: CaseContext, name: str) -> Verdict:
         return ctx.errored(name, f"{name} could not run: {describe_error(exc)}")
 
 
+def _gated(gate: Verdict, ctx: CaseContext, name: str) -> Verdict:
+    """Run a property unless the case's contract failed (then nothing else can be trusted)."""
+    if gate.status in (FAIL, ERROR):
+        return ctx.errored(name, f"not run: the contract failed ({gate.message})")
+    return _run(PROPERTIES[name], ctx, name)
+
+
 def check(init, expect, *, shapes=None, dtypes=None, properties: Sequence[str] | None = None,
           seed: int = 0, profile: str | profiles.Profile = "ci") -> Conformance:
     """Check ``init(key, shape, dtype)`` against the law ``expect`` (an ``initcheck.laws`` law or a
@@ -129,20 +140,19 @@ def check(init, expect, *, shapes=None, dtypes=None, properties: Sequence[str] |
     fn = adapters.canonical(init)
     verdicts: list[Verdict] = []
     contexts = [CaseContext(fn, label, law, shape, dtype, prof, seed) for shape in shape_list for dtype in dtype_list]
+    gates = []
     for ctx in contexts:
         gate = _run(check_contract, ctx, "contract")
+        gates.append(gate)
         if "contract" in names:
             verdicts.append(gate)
         for name in names:
             if name == "contract" or name in PER_INITIALIZER:
                 continue
-            if gate.status == FAIL:
-                verdicts.append(ctx.errored(name, f"not run: the contract failed ({gate.message})"))
-            else:
-                verdicts.append(_run(PROPERTIES[name], ctx, name))
+            verdicts.append(_gated(gate, ctx, name))
     for name in PER_INITIALIZER:
         if name in names:
-            verdicts.append(_run(PROPERTIES[name], contexts[0], name))
+            verdicts.append(_gated(gates[0], contexts[0], name))
     return Conformance(label, repr(law), verdicts, prof.name, seed, sampler.device_description(),
                        seconds=time.perf_counter() - started)
 

@@ -17,7 +17,11 @@ def _report(args) -> int:
     from initcheck import api, sampler
     from initcheck.jax_catalog import jax_entries
 
-    entries = jax_entries()
+    entries = [e for e in jax_entries() if not args.entries or any(f in e.id for f in args.entries)]
+    if not entries:
+        print(f"initcheck report: --entries {' '.join(args.entries)} matches no catalog entry; "
+              "see the ids in reports/conformance.json", file=sys.stderr)
+        return 2
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     print(f"initcheck {__version__}: {len(entries)} entries of jax.nn.initializers, profile={args.profile}, "
@@ -27,7 +31,7 @@ def _report(args) -> int:
         report = api.check(entry.init, entry.law, profile=args.profile, seed=args.seed)
         results.append((entry, report))
         word = "PASS" if report.passed else "FAIL"
-        print(f"[{i:2d}/{len(entries)}] {word} {entry.id} ({report.seconds:.1f}s)", flush=True)
+        print(f"[{i:{len(str(len(entries)))}d}/{len(entries)}] {word} {entry.id} ({report.seconds:.1f}s)", flush=True)
     failed = [(e, r) for e, r in results if not r.passed]
     document = {
         "schema_version": 1, "initcheck": __version__, "jax": jax.__version__, "profile": args.profile,
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--out", default="reports", help="folder for conformance.json (default: reports)")
     report.add_argument("--profile", default="ci", choices=sorted(profiles.PROFILES), help="how hard to look")
     report.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
+    report.add_argument("--entries", nargs="*", default=[], metavar="TEXT",
+                        help="only the entries whose id contains one of these texts")
     report.set_defaults(run=_report)
     args = parser.parse_args(argv)
     return args.run(args)

@@ -44,58 +44,58 @@ def device_description() -> str:
     return f"{device.platform} ({device.device_kind})"
 
 
-def _vmapped(init, shape, dtype):
-    return jax.jit(jax.vmap(lambda key: init(key, shape, dtype)))
+def _compile(vectorize: bool, init, shape, dtype):
+    def one(key):
+        return init(key, shape, dtype)
+
+    return jax.jit(jax.vmap(one) if vectorize else one)
 
 
-_cached_vmapped = functools.lru_cache(maxsize=256)(_vmapped)
+_cached_compile = functools.lru_cache(maxsize=512)(_compile)
 
 
-def _single(init, shape, dtype):
-    return jax.jit(lambda key: init(key, shape, dtype))
-
-
-_cached_single = functools.lru_cache(maxsize=256)(_single)
+def _compiled(vectorize: bool, init, shape, dtype):
+    dtype = _dtypes.canonical(dtype)
+    try:
+        return _cached_compile(vectorize, init, tuple(shape), dtype)
+    except TypeError:  # an unhashable callable: no cache
+        return _compile(vectorize, init, tuple(shape), dtype)
 
 
 def jitted(init, shape: tuple[int, ...], dtype) -> object:
     """``jit(init)`` for one key, compiled once per (init, shape, dtype) and key type."""
-    dtype = _dtypes.canonical(dtype)
-    try:
-        return _cached_single(init, shape, dtype)
-    except TypeError:  # unhashable callable
-        return _single(init, shape, dtype)
+    return _compiled(False, init, shape, dtype)
 
 
 def batched(init, shape: tuple[int, ...], dtype) -> object:
     """``jit(vmap(init))`` over a batch of keys, compiled once per (init, shape, dtype, batch)."""
-    dtype = _dtypes.canonical(dtype)
-    try:
-        return _cached_vmapped(init, shape, dtype)
-    except TypeError:  # unhashable callable
-        return _vmapped(init, shape, dtype)
+    return _compiled(True, init, shape, dtype)
 
 
-def batch_size(shape: tuple[int, ...], chunk_elements: int) -> int:
-    """Draws per compiled call: a power of two, at most 1024 and ``chunk_elements`` values, fixed
-    per shape so that every draw of a shape reuses one compilation."""
+def _bucket(count: int) -> int:
+    """The smallest power of two >= count."""
+    return 1 << max(0, (count - 1).bit_length())
+
+
+def batch_size(shape: tuple[int, ...], chunk_elements: int, typical_count: int | None = None) -> int:
+    """Draws per compiled call: a power of two, at most 1024 draws and ``chunk_elements`` values,
+    and no more than ``typical_count`` needs (less padding). Fixed per shape, so every draw of a
+    case reuses one compilation."""
     fit = max(1, chunk_elements // max(1, math.prod(shape)))
-    return 1 << (min(fit, 1024).bit_length() - 1)
+    batch = 1 << (min(fit, 1024).bit_length() - 1)
+    return batch if typical_count is None else min(batch, _bucket(typical_count))
 
 
-def draw(init, shape: tuple[int, ...], dtype, keys: jax.Array, *, chunk_elements: int = 2**22) -> np.ndarray:
+def draw(init, shape: tuple[int, ...], dtype, keys, *, batch: int) -> np.ndarray:
     """``init(k, shape, dtype)`` for every key, stacked on the host: shape (len(keys), *shape).
 
-    Keys go through in fixed-size batches (the last one padded: at most ``chunk_elements`` wasted
-    values, cheaper than a compilation), so device memory stays bounded and each (initializer,
-    shape, dtype) compiles once.
+    Keys go through ``batch`` at a time (the last batch padded), so device memory stays bounded
+    and each (initializer, shape, dtype, batch) compiles once.
     """
     keys = np.asarray(keys)  # raw key data; slicing and padding on the host compile nothing
-    count = keys.shape[0]
-    batch = batch_size(shape, chunk_elements)
     fn = batched(init, shape, dtype)
     parts = []
-    for start in range(0, count, batch):
+    for start in range(0, keys.shape[0], batch):
         chunk = keys[start:start + batch]
         real = chunk.shape[0]
         if real < batch:
@@ -104,11 +104,9 @@ def draw(init, shape: tuple[int, ...], dtype, keys: jax.Array, *, chunk_elements
     return np.concatenate(parts)
 
 
-def pooled(init, shape: tuple[int, ...], dtype, *, seed: int, case_id: str, n: int,
-           chunk_elements: int = 2**22) -> np.ndarray:
-    """At least ``n`` values: ``ceil(n / size)`` independent draws of ``shape``, shape (K, *shape)."""
-    count = max(1, math.ceil(n / max(1, math.prod(shape))))
-    return draw(init, shape, dtype, case_keys(seed, case_id, count), chunk_elements=chunk_elements)
+def draws_for(n: int, shape: tuple[int, ...]) -> int:
+    """Independent draws of ``shape`` that make at least ``n`` values."""
+    return max(1, math.ceil(n / max(1, math.prod(shape))))
 
 
 class CallTimeout(Exception):

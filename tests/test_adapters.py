@@ -17,7 +17,7 @@ def test_haiku_adapter_is_hk_transform_apply():
     assert wrapped is not init and adapters.describe(wrapped).endswith("VarianceScaling")
     np.testing.assert_array_equal(wrapped(key, (16, 8), jnp.float32), expected)
     keys = jax.random.split(key, 5)
-    batched = sampler.draw(wrapped, (16, 8), jnp.float32, keys)
+    batched = sampler.draw(wrapped, (16, 8), jnp.float32, keys, batch=4)
     for k, row in zip(keys, batched):
         np.testing.assert_array_equal(row, hk.transform(lambda: init((16, 8), jnp.float32)).apply({}, k))
 

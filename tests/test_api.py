@@ -115,6 +115,20 @@ def test_one_broken_initializer_is_errored_verdicts_not_an_exception():
     assert {v.status for v in report.verdicts[1:]} <= {"error", "fail"}
 
 
+def test_non_array_output_fails_the_contract():
+    import numpy as np
+
+    report = initcheck.check(lambda key, shape, dtype: np.zeros(shape, dtype), laws.Constant(0.0), shapes=[(4, 4)],
+                             properties=["contract"])
+    assert "returned numpy.ndarray, not a jax.Array" in report.verdicts[0].message
+
+
+def test_not_callable_fails_the_contract_and_nothing_else_runs():
+    report = initcheck.check(3, laws.Normal(1.0), shapes=[(4, 4)], properties=["contract", "moments", "errors"])
+    assert [v.status for v in report.verdicts] == ["fail", "error", "error"]
+    assert "init=3 is not callable" in report.verdicts[0].message
+
+
 def test_never_returning_initializer_hits_the_time_limit():
     import threading
 
@@ -151,6 +165,7 @@ BAD_CALLS = [
     (dict(shapes=[(3, "a")]), TypeError, r"shapes: \(3, 'a'\) is not a shape"),
     (dict(shapes="3,3"), TypeError, r"shapes='3,3' must be a list of shapes"),
     (dict(dtypes=["int32"]), ValueError, r"dtypes: int32 is not a float or complex dtype"),
+    (dict(dtypes=["float64"]), ValueError, r"dtypes: float64 needs 64-bit JAX; call jax.config.update"),
     (dict(dtypes=["complex64"], expect=laws.Uniform(0, 1)), ValueError, r"complex64 is complex, but Uniform"),
     (dict(expect=stats.norm(scale=-1.0)), ValueError, r"invalid parameters \(scipy returns NaN"),
     (dict(expect=3.0), TypeError, r"expect=3.0 is neither an initcheck law nor a frozen continuous"),

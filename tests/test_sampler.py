@@ -24,18 +24,22 @@ def test_draw_equals_one_call_per_key_whatever_the_chunking():
     keys = sampler.case_keys(0, "draw", 37)
     one = jax.jit(lambda k: init(k, (4, 3), jnp.float32))
     expected = np.stack([np.asarray(one(k)) for k in keys])
-    for chunk in (12, 48, 2**22):
-        np.testing.assert_array_equal(sampler.draw(init, (4, 3), jnp.float32, keys, chunk_elements=chunk), expected)
+    for batch in (1, 4, 64):
+        np.testing.assert_array_equal(sampler.draw(init, (4, 3), jnp.float32, keys, batch=batch), expected)
 
 
-def test_pooled_reaches_n_values():
-    x = sampler.pooled(jax.nn.initializers.normal(), (5, 7), jnp.bfloat16, seed=0, case_id="p", n=1000)
+def test_enough_draws_for_n_values():
+    assert sampler.draws_for(1000, (5, 7)) == 29
+    assert sampler.draws_for(1000, (100, 100)) == 1
+    x = sampler.draw(jax.nn.initializers.normal(), (5, 7), jnp.bfloat16, sampler.case_keys(0, "p", 29), batch=8)
     assert x.shape == (29, 5, 7) and x.dtype == jnp.bfloat16
 
 
-@pytest.mark.parametrize("shape, chunk, expected", [((3, 3), 2**22, 1024), ((1024, 1024), 2**22, 4), ((4096, 4096), 2**22, 1), ((10,), 100, 8)])
-def test_batch_size_is_a_bounded_power_of_two(shape, chunk, expected):
-    assert sampler.batch_size(shape, chunk) == expected
+@pytest.mark.parametrize("shape, chunk, typical, expected", [
+    ((3, 3), 2**22, None, 1024), ((1024, 1024), 2**22, None, 4), ((4096, 4096), 2**22, None, 1), ((10,), 100, None, 8),
+    ((64, 32), 2**22, 512, 512), ((1024, 1024), 2**22, 1, 1), ((256, 256), 2**22, 16, 16), ((3, 3), 2**22, 5, 8)])
+def test_batch_size_is_a_bounded_power_of_two(shape, chunk, typical, expected):
+    assert sampler.batch_size(shape, chunk, typical) == expected
 
 
 def test_device_is_recorded():

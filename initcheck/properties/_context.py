@@ -57,19 +57,26 @@ class CaseContext:
         return self.law.element_law(self.shape, self.dtype)
 
     @functools.cached_property
+    def batch(self) -> int:
+        """Draws per compiled call for this case: one compilation serves every property."""
+        return sampler.batch_size(self.shape, self.profile.chunk_elements, sampler.draws_for(self.profile.n, self.shape))
+
+    def draw(self, keys) -> np.ndarray:
+        return sampler.draw(self.init, self.shape, self.dtype, keys, batch=self.batch)
+
+    def draws(self, name: str, count: int) -> np.ndarray:
+        """``count`` draws with the keys of case ``name``."""
+        return self.draw(sampler.case_keys(self.seed, self.case_id(name), count))
+
+    @functools.cached_property
     def sample(self) -> np.ndarray:
-        """The pooled sample shared by the statistical properties, shape (K, *shape), host dtype."""
-        return sampler.pooled(self.init, self.shape, self.dtype, seed=self.seed,
-                              case_id=self.case_id("sample"), n=self.profile.n,
-                              chunk_elements=self.profile.chunk_elements)
+        """The pooled sample shared by the statistical properties, shape (K, *shape), K draws making
+        at least ``profile.n`` values."""
+        return self.draws("sample", sampler.draws_for(self.profile.n, self.shape))
 
     @functools.cached_property
     def sample64(self) -> np.ndarray:
         return _dtypes.to_float64(self.sample)
-
-    def draws(self, name: str, count: int) -> np.ndarray:
-        keys = sampler.case_keys(self.seed, self.case_id(name), count)
-        return sampler.draw(self.init, self.shape, self.dtype, keys, chunk_elements=self.profile.chunk_elements)
 
     def reproduce(self, name: str) -> str:
         return (

@@ -90,7 +90,7 @@ def check_bounds(ctx: CaseContext):
     # Mass piled at a finite end (clipping instead of truncating) against what the law puts there.
     res = _dtypes.resolution(ctx.dtype)
     results = []
-    for w, part in real.continuous:
+    for _, part in real.continuous:
         for end in part.support():
             band = (end - tol(end), end + tol(end))
             count = int(np.sum((values >= band[0]) & (values <= band[1])))
@@ -119,7 +119,7 @@ def check_distribution(ctx: CaseContext):
     if atoms:
         counts = []
         for value, _ in atoms:
-            hit = x == float(np.asarray(value, ctx.dtype if ctx.dtype.itemsize > 2 else np.float32).astype(ctx.dtype))
+            hit = x == float(_dtypes.to_float64(np.asarray(value).astype(ctx.dtype)))  # the atom in the dtype
             at_atom |= hit
             counts.append(int(hit.sum()))
         probs = [m for _, m in atoms]

@@ -133,7 +133,7 @@ def check_key_sensitivity(ctx: CaseContext):
     name = "key_sensitivity"
     count = ctx.profile.keys
     if not ctx.law.random:
-        outputs = np.concatenate([ctx.draws(name, 16), sampler.draw(ctx.init, ctx.shape, ctx.dtype, _seed_keys(16))])
+        outputs = np.concatenate([ctx.draws(name, 16), ctx.draw(_seed_keys(16))])
         same = all(_same_bits(outputs[0], o) for o in outputs[1:])
         if not same:
             return ctx.failed(name, f"{ctx.law!r} is deterministic, but outputs differ between keys", n=32)
@@ -144,7 +144,7 @@ def check_key_sensitivity(ctx: CaseContext):
     base_count = 1 << (wanted - 1).bit_length()  # a power of two: few compilations of _related
     base = sampler.case_keys(ctx.seed, ctx.case_id(name), base_count)
     related = np.asarray(_related(base)).reshape((base_count * len(RELATED_NAMES),) + base.shape[1:])
-    x = _as_real(_dtypes.to_float64(sampler.draw(ctx.init, ctx.shape, ctx.dtype, related)))
+    x = _as_real(_dtypes.to_float64(ctx.draw(related)))
     x = (x - _centre(ctx)).reshape((base_count, len(RELATED_NAMES), -1))
     for i in range(len(RELATED_NAMES)):
         for j in range(i + 1, len(RELATED_NAMES)):
@@ -156,7 +156,7 @@ def check_key_sensitivity(ctx: CaseContext):
                         ("seeds PRNGKey(0..)", _seed_keys(count))):
         k = _affordable_keys(count, p_pair)
         if k >= 32:  # fewer outputs cannot show a key that is ignored in part
-            outputs = sampler.draw(ctx.init, ctx.shape, ctx.dtype, keys[:k], chunk_elements=ctx.profile.chunk_elements)
+            outputs = ctx.draw(keys[:k])
             results.append(stats.poisson_excess(_duplicate_pairs(outputs), k * (k - 1) / 2 * p_pair,
                                                 f"bit-identical outputs over {k} {label}"))
     worst = stats.bonferroni(results)
