@@ -21,8 +21,8 @@ from initcheck.verdict import ERROR, FAIL, Conformance, ConformanceError, Verdic
 DEFAULT_DTYPES = ("float32",)
 
 
-def _draw_shapes(strategy: st.SearchStrategy, count: int, seed: int) -> list[tuple[int, ...]]:
-    """``count`` distinct examples of ``strategy``, the same for the same seed (never random)."""
+def _draw_examples(strategy: st.SearchStrategy, count: int, seed: int) -> list[tuple[int, ...]]:
+    """``count`` distinct examples of ``strategy`` (shapes or dtypes), the same for the same seed."""
     seen: list = []
 
     def collect(shape) -> bool:
@@ -32,6 +32,7 @@ def _draw_shapes(strategy: st.SearchStrategy, count: int, seed: int) -> list[tup
 
     budget = settings(max_examples=max(20, 4 * count), database=None, phases=[Phase.generate],
                       suppress_health_check=list(HealthCheck), deadline=None)
+
     def search():
         try:
             find(strategy, collect, settings=budget, random=random.Random(seed))
@@ -48,6 +49,7 @@ def _draw_shapes(strategy: st.SearchStrategy, count: int, seed: int) -> list[tup
     by_size = sorted(seen, key=lambda s: (math.prod(s) if isinstance(s, tuple) else 0, str(s)))
     top = len(by_size) - 1
     picks = sorted({round(top - i * (top / 2) / max(1, count - 1)) for i in range(count)}, reverse=True)
+    # (count distinct indices from top down to top/2: the largest examples and a spread below them)
     return [by_size[i] for i in picks]
 
 
@@ -57,7 +59,7 @@ def _shapes(shapes, law: laws.Law, count: int, seed: int) -> list[tuple[int, ...
     if shapes is None:
         shapes = strategies.shapes_for(law)
     if isinstance(shapes, st.SearchStrategy):
-        return _draw_shapes(shapes, count, seed)
+        return _draw_examples(shapes, count, seed)
     if isinstance(shapes, (str, bytes)) or not isinstance(shapes, Iterable):
         raise TypeError(f"shapes={shapes!r} must be a list of shapes or a Hypothesis strategy")
     out = []
@@ -78,7 +80,7 @@ def _dtypes_of(dtypes, law: laws.Law, seed: int) -> list:
     if dtypes is None:
         dtypes = DEFAULT_DTYPES
     if isinstance(dtypes, st.SearchStrategy):
-        dtypes = _draw_shapes(dtypes, 2, seed)
+        dtypes = _draw_examples(dtypes, 2, seed)
     if isinstance(dtypes, (str, bytes)) or not isinstance(dtypes, Iterable):
         dtypes = [dtypes]
     out = [_dtypes.canonical(d) for d in dtypes]
