@@ -29,8 +29,7 @@ _fold_in_range = jax.jit(jax.vmap(jax.random.fold_in, in_axes=(None, 0)))
 def derived_keys(key: jax.Array, count: int) -> np.ndarray:
     """``fold_in(key, i)`` for i < count, as host raw key data. Counts are padded to a power of two
     so that a whole run compiles this a handful of times."""
-    bucket = 1 << max(0, (count - 1).bit_length())
-    return np.asarray(_fold_in_range(key, np.arange(bucket, dtype=np.uint32)))[:count]
+    return np.asarray(_fold_in_range(key, np.arange(bucket(count), dtype=np.uint32)))[:count]
 
 
 def case_keys(seed: int, case_id: str, count: int) -> np.ndarray:
@@ -72,7 +71,7 @@ def batched(init, shape: tuple[int, ...], dtype) -> object:
     return _compiled(True, init, shape, dtype)
 
 
-def _bucket(count: int) -> int:
+def bucket(count: int) -> int:
     """The smallest power of two >= count."""
     return 1 << max(0, (count - 1).bit_length())
 
@@ -83,7 +82,7 @@ def batch_size(shape: tuple[int, ...], chunk_elements: int, typical_count: int |
     case reuses one compilation."""
     fit = max(1, chunk_elements // max(1, math.prod(shape)))
     batch = 1 << (min(fit, 1024).bit_length() - 1)
-    return batch if typical_count is None else min(batch, _bucket(typical_count))
+    return batch if typical_count is None else min(batch, bucket(typical_count))
 
 
 def draw(init, shape: tuple[int, ...], dtype, keys, *, batch: int) -> np.ndarray:

@@ -78,34 +78,34 @@ def _centre(ctx: CaseContext) -> float:
 
 
 def _pair_collision_probability(ctx: CaseContext) -> float:
-    """Upper estimate of P(two independent outputs are bit-identical).
+    """Upper estimate of P(two independent outputs are bit-identical), element by element.
 
-    Per element: sum of squared atom masses plus, for the continuous part of mass W, W times the
-    largest float cell mass, at least W * 2^-m (an m-bit uniform source), doubled for safety.
+    Real i.i.d. laws: the sum of squared atom masses plus, for the continuous part of mass W,
+    W times the largest float cell mass (|x| f(x) 2^-m), at least W * 2^-m (an m-bit uniform source),
+    doubled for safety. Complex laws: 2 * 2^-m per element. Orthogonal laws: 2 * 2^-m per degree
+    of freedom of the Stiefel manifold (rows*cols - cols(cols+1)/2), 1/2 for a 1x1 matrix (+-scale).
     """
     res = _dtypes.resolution(ctx.dtype)
-    if ctx.law.kind == "iid" and not isinstance(ctx.element_law, ComplexLaw):
-        law = ctx.element_law
-        w = law.continuous_mass
-        per_element = sum(m * m for _, m in law.atoms)
-        if w > 0:
-            per_element += 2 * w * max(law.max_xdensity() * res, w * res)
-        free = ctx.size
-    else:
-        per_element = min(1.0, 2 * res)
-        rows, cols = sorted(_matrix_dims(ctx), reverse=True)
-        free = rows * cols - cols * (cols + 1) // 2 if ctx.law.kind != "iid" else ctx.size
-        if free == 0:  # a 1x1 orthogonal matrix is +-scale: two outcomes
-            return 0.5
-    return per_element ** free
+    if ctx.law.kind != "iid":
+        rows, cols = _matrix_dims(ctx)
+        rows, cols = max(rows, cols), min(rows, cols)
+        free = rows * cols - cols * (cols + 1) // 2
+        return 0.5 if free == 0 else min(1.0, 2 * res) ** free
+    if isinstance(ctx.element_law, ComplexLaw):
+        return min(1.0, 2 * res) ** ctx.size
+    law = ctx.element_law
+    w = law.continuous_mass
+    per_element = sum(m * m for _, m in law.atoms)
+    if w > 0:
+        per_element += 2 * w * max(law.max_xdensity() * res, w * res)
+    return per_element ** ctx.size
 
 
-def _matrix_dims(ctx):
-    if ctx.law.kind in ("orthogonal", "delta_orthogonal"):
-        shape = ctx.shape if ctx.law.kind == "orthogonal" else ctx.shape[-2:]
-        cols = shape[ctx.law.column_axis]
-        return math.prod(shape) // max(cols, 1), cols
-    return ctx.size, 1
+def _matrix_dims(ctx) -> tuple[int, int]:
+    """(rows, columns) of the orthogonal matrix of an orthogonal or delta-orthogonal law."""
+    shape = ctx.shape if ctx.law.kind == "orthogonal" else ctx.shape[-2:]
+    cols = shape[ctx.law.column_axis]
+    return math.prod(shape) // max(cols, 1), cols
 
 
 def _duplicate_pairs(rows: np.ndarray) -> int:
@@ -122,8 +122,7 @@ def _affordable_keys(count: int, p_pair: float) -> int:
 
 def _seed_keys(count: int) -> np.ndarray:
     """PRNGKey(0), ..., PRNGKey(count - 1)."""
-    bucket = 1 << max(0, (count - 1).bit_length())
-    return np.asarray(_seeds(np.arange(bucket, dtype=np.uint32)))[:count]
+    return np.asarray(_seeds(np.arange(sampler.bucket(count), dtype=np.uint32)))[:count]
 
 
 _seeds = jax.jit(jax.vmap(jax.random.PRNGKey))
@@ -141,7 +140,7 @@ def check_key_sensitivity(ctx: CaseContext):
 
     results = []
     wanted = max(1, min(256, math.ceil(min(ctx.profile.n, 2**18) / max(ctx.size, 1))))
-    base_count = 1 << (wanted - 1).bit_length()  # a power of two: few compilations of _related
+    base_count = sampler.bucket(wanted)  # a power of two: few compilations of _related
     base = sampler.case_keys(ctx.seed, ctx.case_id(name), base_count)
     related = np.asarray(_related(base)).reshape((base_count * len(RELATED_NAMES),) + base.shape[1:])
     x = _as_real(_dtypes.to_float64(ctx.draw(related)))
@@ -152,7 +151,7 @@ def check_key_sensitivity(ctx: CaseContext):
                 x[:, i], x[:, j], f"correlation of outputs for {RELATED_NAMES[i]} and {RELATED_NAMES[j]}"))
     p_pair = _pair_collision_probability(ctx)
     count = max(32, min(count, 4 * ctx.profile.n // max(ctx.size, 1)))  # at most ~4n values
-    for label, keys in (("split keys", sampler.case_keys(ctx.seed, ctx.case_id(name + "/split"), count)),
+    for label, keys in (("derived keys", sampler.case_keys(ctx.seed, ctx.case_id(name + "/split"), count)),
                         ("seeds PRNGKey(0..)", _seed_keys(count))):
         k = _affordable_keys(count, p_pair)
         if k >= 32:  # fewer outputs cannot show a key that is ignored in part
