@@ -17,7 +17,6 @@ import argparse
 import time
 
 import jax
-import jax.numpy as jnp
 
 import initcheck
 from initcheck import laws, profiles, stats

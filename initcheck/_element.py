@@ -108,7 +108,7 @@ class RealLaw:
         return best
 
     def describe(self) -> str:
-        return " + ".join(f"{w:g}*{_name(p)}" for w, p in self.parts)
+        return " + ".join(f"{w:g}*{part_name(p)}" for w, p in self.parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +126,7 @@ class ComplexLaw:
         return f"circular complex, |z|^2 ~ {self.modulus2.describe()}"
 
 
-def _name(p) -> str:
+def part_name(p) -> str:
     if isinstance(p, Atom):
         return f"atom({p.value:g})"
     args = ", ".join(f"{a:g}" for a in p.args)

@@ -87,7 +87,7 @@ class Distribution(Law):
         lo, hi = dist.support()
         if np.isnan(lo) or np.isnan(hi) or np.isnan(dist.cdf(dist.median())):
             raise ValueError(
-                f"expect={_element._name(dist)} has invalid parameters (scipy returns NaN for it); "
+                f"expect={_element.part_name(dist)} has invalid parameters (scipy returns NaN for it); "
                 "check the distribution's shape, loc and scale"
             )
         self.dist = dist
