@@ -1,6 +1,7 @@
 """initcheck: property-based verification of neural-network parameter initializers."""
 
 from initcheck import laws
+from initcheck._catalog import CatalogEntry, catalog
 from initcheck.api import assert_conforms, check, expects
 from initcheck.profiles import Profile
 from initcheck.verdict import Case, Conformance, ConformanceError, Verdict
@@ -9,11 +10,13 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Case",
+    "CatalogEntry",
     "Conformance",
     "ConformanceError",
     "Profile",
     "Verdict",
     "assert_conforms",
+    "catalog",
     "check",
     "expects",
     "laws",

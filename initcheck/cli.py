@@ -15,16 +15,16 @@ def _report(args) -> int:
     import jax
 
     from initcheck import api, sampler
-    from initcheck.jax_catalog import jax_entries
+    from initcheck._catalog import catalog
 
-    entries = [e for e in jax_entries() if not args.entries or any(f in e.id for f in args.entries)]
+    entries = [e for e in catalog(args.frameworks) if not args.entries or any(f in e.id for f in args.entries)]
     if not entries:
         print(f"initcheck report: --entries {' '.join(args.entries)} matches no catalog entry; "
               "see the ids in reports/conformance.json", file=sys.stderr)
         return 2
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"initcheck {__version__}: {len(entries)} entries of jax.nn.initializers, profile={args.profile}, "
+    print(f"initcheck {__version__}: {len(entries)} catalog entries, profile={args.profile}, "
           f"seed={args.seed}, device={sampler.device_description()}", flush=True)
     results, started = [], time.perf_counter()
     for i, entry in enumerate(entries, 1):
@@ -40,7 +40,7 @@ def _report(args) -> int:
         "default_prng_impl": str(jax.config.jax_default_prng_impl),
         "seconds": time.perf_counter() - started,
         "false_alarm_bound": sum(r.false_alarm_bound for _, r in results),
-        "entries": [{"id": e.id, **r.to_dict()} for e, r in results],
+        "entries": [{"id": e.id, "framework": e.framework, "same_as": e.same_as, **r.to_dict()} for e, r in results],
     }
     path = out / "conformance.json"
     path.write_text(json.dumps(document, indent=1))
@@ -56,6 +56,30 @@ def _report(args) -> int:
     return 1 if failed else 0
 
 
+def _list(args) -> int:
+    from initcheck._catalog import catalog
+
+    entries = catalog(args.frameworks)
+    for framework in dict.fromkeys(e.framework for e in entries):
+        group = [e for e in entries if e.framework == framework]
+        print(f"{framework} ({len(group)} entries)")
+        for e in group:
+            same = f"  [same object as {e.same_as}]" if e.same_as else ""
+            print(f"  {e.id}  ->  {e.law!r}{same}")
+    print(f"{len(entries)} entries")
+    return 0
+
+
+def _frameworks(text: str) -> list[str]:
+    from initcheck._catalog import FRAMEWORKS
+
+    chosen = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in chosen if f not in FRAMEWORKS]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose a comma-separated subset of {','.join(FRAMEWORKS)}")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="initcheck", description="Verify neural-network initializers.")
     parser.add_argument("--version", action="version", version=f"initcheck {__version__}")
@@ -66,7 +90,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
     report.add_argument("--entries", nargs="*", default=[], metavar="TEXT",
                         help="only the entries whose id contains one of these texts")
+    listing = commands.add_parser("list", help="list the built-in catalog, grouped by framework")
+    for sub in (report, listing):
+        sub.add_argument("--frameworks", type=_frameworks, default=None, metavar="jax,flax,haiku",
+                         help="frameworks of the catalog to include (default: all)")
     report.set_defaults(run=_report)
+    listing.set_defaults(run=_list)
     args = parser.parse_args(argv)
     return args.run(args)
 

@@ -256,6 +256,9 @@ class VarianceScaling(Law):
 
     def error_reason(self, shape, dtype):
         try:
+            if math.prod(shape) == 0:  # nothing to scale: an empty output (or a refusal) is right
+                self.fan(shape)
+                return None
             self.variance(shape)
         except ValueError as exc:
             return str(exc)

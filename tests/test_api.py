@@ -23,7 +23,8 @@ def thresholded_uniform(threshold):
 
 def test_public_names_are_exactly_all():
     assert sorted(initcheck.__all__) == sorted(
-        ["Case", "Conformance", "ConformanceError", "Profile", "Verdict", "assert_conforms", "check", "expects", "laws"])
+        ["Case", "CatalogEntry", "Conformance", "ConformanceError", "Profile", "Verdict", "assert_conforms", "catalog",
+         "check", "expects", "laws"])
     for name in initcheck.__all__:
         assert hasattr(initcheck, name)
     assert issubclass(initcheck.ConformanceError, AssertionError)

@@ -11,7 +11,8 @@ def run(*args, cwd):
 
 
 def test_report_writes_json_and_a_summary(tmp_path):
-    result = run("report", "--profile", "quick", "--entries", "he_normal", "zeros", "--out", "out", cwd=tmp_path)
+    result = run("report", "--profile", "quick", "--frameworks", "jax", "--entries", "he_normal", "zeros", "--out", "out",
+                 cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "[1/2] PASS jax.nn.initializers.zeros" in result.stdout
     assert "2 passed, 0 failed" in result.stdout
@@ -26,6 +27,17 @@ def test_report_rejects_an_unknown_entry(tmp_path):
     result = run("report", "--entries", "no_such_initializer", cwd=tmp_path)
     assert result.returncode == 2
     assert "--entries no_such_initializer matches no catalog entry" in result.stderr
+
+
+def test_list_groups_the_catalog_by_framework_with_counts():
+    result = run("list", cwd=".")
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if not line.startswith(" ")] == [
+        "jax (30 entries)", "flax (42 entries)", "haiku (16 entries)", "88 entries"]
+    assert "  flax.linen.initializers.zeros_init()  ->  Constant(0.0)" in lines
+    bad = run("list", "--frameworks", "torch", cwd=".")
+    assert bad.returncode == 2 and "'torch': choose a comma-separated subset of jax,flax,haiku" in bad.stderr
 
 
 def test_help():

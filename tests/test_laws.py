@@ -105,7 +105,8 @@ def test_mixture_with_atoms_has_the_right_moments_and_cdf():
 
 def test_error_reasons():
     assert laws.VarianceScaling(1, "fan_in", "normal").error_reason((5,), "float32")
-    assert laws.VarianceScaling(1, "fan_in", "normal").error_reason((0, 5), "float32")
+    assert laws.VarianceScaling(1, "fan_in", "normal").error_reason((0, 5), "float32") is None
+    assert laws.VarianceScaling(1, "fan_in", "normal").error_reason((0,), "float32")
     assert laws.VarianceScaling(1, "fan_in", "normal").error_reason((5, 0), "float32") is None
     assert laws.VarianceScaling(1, "fan_in", "normal", fans="haiku").error_reason((5,), "float32") is None
     assert laws.Orthogonal().error_reason((5,), "float32")
