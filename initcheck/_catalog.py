@@ -12,7 +12,7 @@ from initcheck import laws
 
 FRAMEWORKS = ("jax", "flax", "haiku")
 
-_JAX_PRESETS = {  # name: (scale, mode, distribution), as documented by jax.nn.initializers
+JAX_PRESETS = {  # name: (scale, mode, distribution), as documented by jax.nn.initializers
     "glorot_uniform": (1.0, "fan_avg", "uniform"), "xavier_uniform": (1.0, "fan_avg", "uniform"),
     "glorot_normal": (1.0, "fan_avg", "truncated_normal"), "xavier_normal": (1.0, "fan_avg", "truncated_normal"),
     "lecun_uniform": (1.0, "fan_in", "uniform"), "lecun_normal": (1.0, "fan_in", "truncated_normal"),
@@ -46,7 +46,7 @@ def _defaults(prefix: str, mod) -> list[tuple[str, str, Callable, laws.Law]]:
         ("orthogonal()", "orthogonal", mod.orthogonal(), laws.Orthogonal()),
         ("delta_orthogonal()", "delta_orthogonal", mod.delta_orthogonal(), laws.DeltaOrthogonal()),
     ]
-    items += [(f"{name}()", name, getattr(mod, name)(), laws.VarianceScaling(*args)) for name, args in _JAX_PRESETS.items()]
+    items += [(f"{name}()", name, getattr(mod, name)(), laws.VarianceScaling(*args)) for name, args in JAX_PRESETS.items()]
     return [(f"{prefix}.{name}", attr, init, law) for name, attr, init, law in items]
 
 

@@ -6,6 +6,7 @@ import jax
 from hypothesis import strategies as st
 
 from initcheck import laws
+from initcheck._catalog import JAX_PRESETS as _PRESETS
 from initcheck.strategies._core import axis_layouts, conv_shapes, fan_modes, weight_shapes
 
 
@@ -39,13 +40,6 @@ def shapes_for(law, *, max_elements: int = 2**16) -> st.SearchStrategy[tuple[int
     return base.filter(lambda s: law.error_reason(s, "float32") is None)
 
 
-_PRESETS = {  # name: (scale, mode, distribution), as documented by jax.nn.initializers
-    "glorot_uniform": (1.0, "fan_avg", "uniform"), "xavier_uniform": (1.0, "fan_avg", "uniform"),
-    "glorot_normal": (1.0, "fan_avg", "truncated_normal"), "xavier_normal": (1.0, "fan_avg", "truncated_normal"),
-    "lecun_uniform": (1.0, "fan_in", "uniform"), "lecun_normal": (1.0, "fan_in", "truncated_normal"),
-    "he_uniform": (2.0, "fan_in", "uniform"), "kaiming_uniform": (2.0, "fan_in", "uniform"),
-    "he_normal": (2.0, "fan_in", "truncated_normal"), "kaiming_normal": (2.0, "fan_in", "truncated_normal"),
-}
 
 _scales = st.sampled_from([0.01, 0.5, 1.0, 2.0, 3.0])
 
