@@ -40,7 +40,6 @@ def shapes_for(law, *, max_elements: int = 2**16) -> st.SearchStrategy[tuple[int
     return base.filter(lambda s: law.error_reason(s, "float32") is None)
 
 
-
 _scales = st.sampled_from([0.01, 0.5, 1.0, 2.0, 3.0])
 
 
