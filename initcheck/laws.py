@@ -284,8 +284,15 @@ class VarianceScaling(Law):
 
     def __repr__(self):
         axes = (f"in_axis={self.in_axis}, out_axis={self.out_axis}, batch_axis={self.batch_axis}"
-                if self.fans == "jax" else f"fans={self.fans!r}, fan_in_axes={self.fan_in_axes}")
+                if self.fans == "jax" else f"fans={_fans_name(self.fans)}, fan_in_axes={self.fan_in_axes}")
         return f"VarianceScaling({self.scale!r}, {self.mode!r}, {self.distribution!r}, {axes})"
+
+
+def _fans_name(fans) -> str:
+    """'haiku', or a callable's import path (no memory address, so reports are reproducible)."""
+    if isinstance(fans, str):
+        return repr(fans)
+    return f"{getattr(fans, '__module__', '?')}.{getattr(fans, '__qualname__', type(fans).__qualname__)}"
 
 
 def matrix_view(x: np.ndarray, column_axis: int) -> np.ndarray:
