@@ -75,3 +75,8 @@ def allowance(value: float, dtype: DTypeLike, ulps: int) -> float:
     """``ulps`` units of the dtype's spacing at ``value`` (|value| * 2**-m, at least one subnormal)."""
     dt = real_part(dtype)
     return ulps * (abs(value) * resolution(dt) + float(ml_dtypes.finfo(dt).smallest_subnormal))
+
+
+def as_real_pairs(x: np.ndarray) -> np.ndarray:
+    """Complex arrays as (..., 2) arrays of (real, imaginary) parts; real arrays unchanged."""
+    return np.stack([x.real, x.imag], -1) if np.iscomplexobj(x) else x

@@ -42,10 +42,7 @@ def check_independence(ctx: CaseContext):
     if ctx.size < 2 and not isinstance(law, ComplexLaw):
         raise NotApplicable("a single element has nothing to be independent of")
     x = ctx.sample64
-    if isinstance(law, ComplexLaw):
-        x = np.stack([x.real, x.imag], -1)
-    else:
-        x = x - law.mean
+    x = _dtypes.as_real_pairs(x) if isinstance(law, ComplexLaw) else x - law.mean
     flat = x.reshape(x.shape[0], -1)
     views = [(f"axis {a}", x, a) for a in range(1, x.ndim) if x.shape[a] >= 2]
     if x.ndim > 2:

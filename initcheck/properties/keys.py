@@ -65,11 +65,6 @@ def _related(key):
 RELATED_NAMES = ["k", "split(k)[0]", "split(k)[1]", "fold_in(k, 0x5EED)", "fold_in(k, 0x7FFFFFFF)"]
 
 
-def _as_real(x: np.ndarray) -> np.ndarray:
-    """Complex arrays as (..., 2) real pairs."""
-    return np.stack([x.real, x.imag], -1) if np.iscomplexobj(x) else x
-
-
 def _centre(ctx: CaseContext) -> float:
     if ctx.law.kind == "iid":
         law = ctx.element_law
@@ -143,7 +138,7 @@ def check_key_sensitivity(ctx: CaseContext):
     base_count = sampler.bucket(wanted)  # a power of two: few compilations of _related
     base = sampler.case_keys(ctx.seed, ctx.case_id(name), base_count)
     related = np.asarray(_related(base)).reshape((base_count * len(RELATED_NAMES),) + base.shape[1:])
-    x = _as_real(_dtypes.to_float64(ctx.draw(related)))
+    x = _dtypes.as_real_pairs(_dtypes.to_float64(ctx.draw(related)))
     x = (x - _centre(ctx)).reshape((base_count, len(RELATED_NAMES), -1))
     for i in range(len(RELATED_NAMES)):
         for j in range(i + 1, len(RELATED_NAMES)):
