@@ -7,10 +7,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
-from initcheck import laws
+from initcheck import _defects, laws
+from initcheck._defects import KnownDefect
 
-FRAMEWORKS = ("jax", "flax", "haiku")
+FRAMEWORKS = ("jax", "flax", "haiku", "initcheck")
 
 JAX_PRESETS = {  # name: (scale, mode, distribution), as documented by jax.nn.initializers
     "glorot_uniform": (1.0, "fan_avg", "uniform"), "xavier_uniform": (1.0, "fan_avg", "uniform"),
@@ -19,11 +21,33 @@ JAX_PRESETS = {  # name: (scale, mode, distribution), as documented by jax.nn.in
     "he_uniform": (2.0, "fan_in", "uniform"), "kaiming_uniform": (2.0, "fan_in", "uniform"),
     "he_normal": (2.0, "fan_in", "truncated_normal"), "kaiming_normal": (2.0, "fan_in", "truncated_normal"),
 }
+NO_16BIT_QR = "the QR decomposition has no 16-bit kernels (NotImplementedError: Unsupported dtype)"
+NO_COMPLEX_SAMPLER = "jax.random.uniform and truncated_normal have no complex dtypes (ValueError)"
+
+
+def real_dtypes() -> tuple[str, ...]:
+    """float32, bfloat16, float16, and float64 when JAX's x64 mode is on."""
+    import jax
+
+    return ("float32", "bfloat16", "float16") + (("float64",) if jax.config.jax_enable_x64 else ())
+
+
+def complex_dtypes() -> tuple[str, ...]:
+    import jax
+
+    return ("complex64",) + (("complex128",) if jax.config.jax_enable_x64 else ())
+
+
+def wide_dtypes() -> tuple[str, ...]:
+    """The dtypes that have a QR decomposition: float32 (and float64 under x64)."""
+    return tuple(d for d in real_dtypes() if d in ("float32", "float64"))
 
 
 @dataclasses.dataclass(frozen=True)
 class CatalogEntry:
-    """One initializer of a framework, configured, with the law it promises."""
+    """One initializer of a framework, configured, with the law it promises, the dtypes it is
+    checked in, the known defects it shows there and, for builders, a Hypothesis strategy of
+    ``(label, init, law)`` configurations (``configurations``; None for parameterless ones)."""
 
     id: str
     framework: str
@@ -31,57 +55,80 @@ class CatalogEntry:
     law: laws.Law
     dtypes: tuple[str, ...] = ("float32",)
     same_as: str | None = None
+    defects: tuple[KnownDefect, ...] = ()
+    configurations: Any = None
+    notes: str = ""
 
 
-def _defaults(prefix: str, mod) -> list[tuple[str, str, Callable, laws.Law]]:
-    """(id, attribute, initializer, law) for every builder of a ``jax.nn.initializers``-like
-    module in its default configuration, built from that module."""
-    items = [
-        ("zeros", "zeros", mod.zeros, laws.Constant(0.0)),
-        ("ones", "ones", mod.ones, laws.Constant(1.0)),
-        ("constant(0.5)", "constant", mod.constant(0.5), laws.Constant(0.5)),
-        ("normal()", "normal", mod.normal(), laws.Normal(0.01)),
-        ("uniform()", "uniform", mod.uniform(), laws.Uniform(0.0, 0.01)),
-        ("truncated_normal()", "truncated_normal", mod.truncated_normal(), laws.TruncatedNormal(0.01)),
-        ("orthogonal()", "orthogonal", mod.orthogonal(), laws.Orthogonal()),
-        ("delta_orthogonal()", "delta_orthogonal", mod.delta_orthogonal(), laws.DeltaOrthogonal()),
+def _jax_like(prefix: str, framework: str, mod) -> list[CatalogEntry]:
+    """Every builder of a ``jax.nn.initializers``-like module in its default configuration, with the
+    dtypes, refusals and known defects of JAX's implementation (Flax re-exports it)."""
+    import jax
+
+    from initcheck import strategies
+
+    real, cplx, random_defects = real_dtypes(), complex_dtypes(), (_defects.LOW_PRECISION_SAMPLING,)
+    no_complex = {d: NO_COMPLEX_SAMPLER for d in cplx}
+    no_16bit = {d: NO_16BIT_QR for d in ("bfloat16", "float16")}
+    items = [  # (name, attribute, init, law, dtypes, refusals, defects)
+        ("zeros", "zeros", mod.zeros, laws.Constant(0.0), real + cplx, {}, ()),
+        ("ones", "ones", mod.ones, laws.Constant(1.0), real + cplx, {}, ()),
+        ("constant(0.5)", "constant", mod.constant(0.5), laws.Constant(0.5), real + cplx, {}, ()),
+        ("normal()", "normal", mod.normal(), laws.Normal(0.01), real + cplx, {}, random_defects),
+        ("uniform()", "uniform", mod.uniform(), laws.Uniform(0.0, 0.01), real, no_complex, random_defects),
+        ("truncated_normal()", "truncated_normal", mod.truncated_normal(), laws.TruncatedNormal(0.01), real,
+         no_complex, random_defects),
+        ("orthogonal()", "orthogonal", mod.orthogonal(), laws.Orthogonal(), wide_dtypes(), no_16bit, ()),
+        ("delta_orthogonal()", "delta_orthogonal", mod.delta_orthogonal(), laws.DeltaOrthogonal(), wide_dtypes(),
+         no_16bit, ()),
     ]
-    items += [(f"{name}()", name, getattr(mod, name)(), laws.VarianceScaling(*args)) for name, args in JAX_PRESETS.items()]
-    return [(f"{prefix}.{name}", attr, init, law) for name, attr, init, law in items]
+    for name, args in JAX_PRESETS.items():
+        items.append((f"{name}()", name, getattr(mod, name)(), laws.VarianceScaling(*args), real + cplx, {},
+                      _jax_scaling_defects(args[2])))
+    default_vs = [(1.0, "fan_in", "truncated_normal")] if framework == "flax" else \
+        [(1.0, mode, d) for mode in laws.MODES for d in laws.DISTRIBUTIONS]
+    for args in default_vs:
+        items.append((f"variance_scaling({', '.join(map(repr, args))})", "variance_scaling",
+                      mod.variance_scaling(*args), laws.VarianceScaling(*args), real + cplx, {},
+                      _jax_scaling_defects(args[2])))
+    entries = []
+    for name, attr, init, law, dtypes, refusals, defects in items:
+        same = getattr(mod, attr) is getattr(jax.nn.initializers, attr, None) and framework != "jax"
+        configurations = None if attr in ("zeros", "ones") else strategies.jax_initializers(names=[attr], module=mod)
+        for reason in dict.fromkeys(refusals.values()):
+            law = law.refusing([d for d, r in refusals.items() if r == reason], reason)
+        entries.append(CatalogEntry(
+            f"{prefix}.{name}", framework, init, law, dtypes=dtypes,
+            same_as=f"jax.nn.initializers.{name}" if same else None, defects=defects,
+            configurations=configurations,
+            notes="complex dtypes: not checked (initcheck has no unitary law yet)" if attr.endswith("orthogonal") else ""))
+    return entries
+
+
+def _jax_scaling_defects(distribution: str) -> tuple[KnownDefect, ...]:
+    complex_defect = (_defects.JAX_COMPLEX_TRUNCATED_NORMAL,) if distribution == "truncated_normal" else ()
+    return (_defects.LOW_PRECISION_SAMPLING,) + complex_defect
 
 
 def _jax() -> list[CatalogEntry]:
     import jax
 
-    ji = jax.nn.initializers
-    entries = [CatalogEntry(id_, "jax", init, law) for id_, _, init, law in _defaults("jax.nn.initializers", ji)]
-    for mode in laws.MODES:
-        for distribution in laws.DISTRIBUTIONS:
-            entries.append(CatalogEntry(
-                f"jax.nn.initializers.variance_scaling(1.0, {mode!r}, {distribution!r})", "jax",
-                ji.variance_scaling(1.0, mode, distribution), laws.VarianceScaling(1.0, mode, distribution)))
-    return entries
+    return _jax_like("jax.nn.initializers", "jax", jax.nn.initializers)
 
 
 def _flax() -> list[CatalogEntry]:
     import flax.linen as nn
     import flax.nnx as nnx
-    import jax
+
+    from initcheck import strategies
 
     entries = []
     for prefix, mod in (("flax.linen.initializers", nn.initializers), ("flax.nnx.initializers", nnx.initializers)):
-        for id_, attr, init, law in _defaults(prefix, mod):
-            same = getattr(mod, attr) is getattr(jax.nn.initializers, attr)
-            same_as = "jax.nn.initializers." + id_[len(prefix) + 1:] if same else None
-            entries.append(CatalogEntry(id_, "flax", init, law, same_as=same_as))
-        vs_args = (1.0, "fan_in", "truncated_normal")
-        entries.append(CatalogEntry(
-            f"{prefix}.variance_scaling(1.0, 'fan_in', 'truncated_normal')", "flax", mod.variance_scaling(*vs_args),
-            laws.VarianceScaling(*vs_args),
-            same_as="jax.nn.initializers.variance_scaling(1.0, 'fan_in', 'truncated_normal')"
-            if mod.variance_scaling is jax.nn.initializers.variance_scaling else None))
-        entries.append(CatalogEntry(f"{prefix}.zeros_init()", "flax", mod.zeros_init(), laws.Constant(0.0)))
-        entries.append(CatalogEntry(f"{prefix}.ones_init()", "flax", mod.ones_init(), laws.Constant(1.0)))
+        entries += _jax_like(prefix, "flax", mod)
+        for name, value in (("zeros_init", 0.0), ("ones_init", 1.0)):
+            entries.append(CatalogEntry(f"{prefix}.{name}()", "flax", getattr(mod, name)(), laws.Constant(value),
+                                        dtypes=real_dtypes() + complex_dtypes(),
+                                        configurations=strategies.flax_initializers(names=[name], module=mod)))
     return entries
 
 
@@ -93,30 +140,81 @@ def haiku_input_size_fans(shape: Sequence[int]) -> tuple[float, float]:
 def _haiku() -> list[CatalogEntry]:
     import haiku as hk
 
+    from initcheck import strategies
+
     hi = hk.initializers
-    entries = [
-        CatalogEntry("haiku.initializers.Constant(0.5)", "haiku", hi.Constant(0.5), laws.Constant(0.5)),
-        CatalogEntry("haiku.initializers.RandomNormal()", "haiku", hi.RandomNormal(), laws.Normal(1.0)),
-        CatalogEntry("haiku.initializers.RandomUniform()", "haiku", hi.RandomUniform(), laws.Uniform(0.0, 1.0)),
-        CatalogEntry("haiku.initializers.TruncatedNormal()", "haiku", hi.TruncatedNormal(), laws.TruncatedNormal(1.0)),
-        CatalogEntry("haiku.initializers.UniformScaling(2.0)", "haiku", hi.UniformScaling(2.0),
-                     laws.VarianceScaling(4.0, "fan_in", "uniform", fans=haiku_input_size_fans)),
-        CatalogEntry("haiku.initializers.Orthogonal()", "haiku", hi.Orthogonal(), laws.Orthogonal()),
-        CatalogEntry("haiku.initializers.Identity()", "haiku", hi.Identity(), laws.Identity()),
+    real, cplx = real_dtypes(), complex_dtypes()
+    low = (_defects.HAIKU_LOW_PRECISION_SAMPLING,)
+    no_complex = "jax.random.uniform has no complex dtypes (ValueError)"
+    items = [  # (name, init, law, dtypes, defects)
+        ("Constant(0.5)", hi.Constant(0.5), laws.Constant(0.5), real + cplx, ()),
+        ("RandomNormal()", hi.RandomNormal(), laws.Normal(1.0), real + cplx, low),
+        ("RandomUniform()", hi.RandomUniform(), laws.Uniform(0.0, 1.0).refusing(cplx, no_complex), real, low),
+        ("TruncatedNormal()", hi.TruncatedNormal(), laws.TruncatedNormal(1.0), real, low),
+        ("UniformScaling(2.0)", hi.UniformScaling(2.0),
+         laws.VarianceScaling(4.0, "fan_in", "uniform", fans=haiku_input_size_fans).refusing(cplx, no_complex), real, low),
+        ("Orthogonal()", hi.Orthogonal(), laws.Orthogonal().refusing(("bfloat16", "float16"), NO_16BIT_QR),
+         wide_dtypes(), ()),
+        ("Identity()", hi.Identity(), laws.Identity(), real + cplx, ()),
     ]
     for mode in ("fan_in", "fan_out", "fan_avg"):
         for distribution in laws.DISTRIBUTIONS:
-            entries.append(CatalogEntry(
-                f"haiku.initializers.VarianceScaling(1.0, {mode!r}, {distribution!r})", "haiku",
-                hi.VarianceScaling(1.0, mode, distribution), laws.VarianceScaling(1.0, mode, distribution, fans="haiku")))
+            defects = low + {"truncated_normal": (_defects.HAIKU_COMPLEX_TRUNCATED_NORMAL,),
+                             "uniform": (_defects.HAIKU_COMPLEX_UNIFORM,)}.get(distribution, ())
+            items.append((f"VarianceScaling(1.0, {mode!r}, {distribution!r})", hi.VarianceScaling(1.0, mode, distribution),
+                          laws.VarianceScaling(1.0, mode, distribution, fans="haiku"), real + cplx, defects))
+    notes = {"TruncatedNormal": "complex dtypes: not checked (Haiku draws the real and imaginary parts "
+                                "independently; no law states that promise)",
+             "Orthogonal": "complex dtypes: not checked (initcheck has no unitary law yet)"}
+    entries = []
+    for name, init, law, dtypes, defects in items:
+        cls = name.split("(")[0]
+        entries.append(CatalogEntry(f"haiku.initializers.{name}", "haiku", init, law, dtypes=dtypes, defects=defects,
+                                    configurations=strategies.haiku_initializers(names=[cls]),
+                                    notes=notes.get(cls, "")))
     return entries
 
 
-_BUILDERS = {"jax": _jax, "flax": _flax, "haiku": _haiku}
+def _initcheck() -> list[CatalogEntry]:
+    from initcheck import inits, strategies
+
+    real = real_dtypes()
+    builds = [
+        ("variance_scaling(1.0, 'fan_in', 'truncated_normal')", inits.variance_scaling(1.0, "fan_in", "truncated_normal"),
+         real + complex_dtypes()),
+        ("variance_scaling(2.0, 'fan_avg', 'uniform')", inits.variance_scaling(2.0, "fan_avg", "uniform"),
+         real + complex_dtypes()),
+        ("variance_scaling(1.0, 'fan_out', 'normal')", inits.variance_scaling(1.0, "fan_out", "normal"),
+         real + complex_dtypes()),
+        ("kaiming_uniform()", inits.kaiming_uniform(), real),
+        ("kaiming_normal()", inits.kaiming_normal(), real),
+        ("xavier_uniform()", inits.xavier_uniform(), real),
+        ("xavier_normal()", inits.xavier_normal(), real),
+        ("torch_default_weight()", inits.torch_default_weight(), real),
+        ("torch_default_bias(64)", inits.torch_default_bias(64), real),
+        ("trunc_normal()", inits.trunc_normal(), real),
+        ("scaled_normal(1.0)", inits.scaled_normal(1.0), real),
+        ("threshold_uniform()", inits.threshold_uniform(), real),
+        ("sparse(0.1)", inits.sparse(0.1), real),
+        ("dirac()", inits.dirac(), real),
+        ("eye()", inits.eye(), real),
+        ("keras_default()", inits.keras_default(), real),
+        ("keras_embedding()", inits.keras_embedding(), real),
+        ("mxnet_default()", inits.mxnet_default(), real),
+        ("normal(0.02)", inits.normal(0.02), real),
+        ("uniform(-0.1, 0.1)", inits.uniform(-0.1, 0.1), real),
+    ]
+    return [CatalogEntry(f"initcheck.inits.{name}", "initcheck", init, init.__initcheck_law__, dtypes=dtypes,
+                         configurations=strategies.initcheck_initializers(names=[name.split("(")[0]]))
+            for name, init, dtypes in builds]
+
+
+_BUILDERS = {"jax": _jax, "flax": _flax, "haiku": _haiku, "initcheck": _initcheck}
 
 
 def catalog(frameworks: Sequence[str] | None = None) -> list[CatalogEntry]:
-    """The catalog entries of ``frameworks`` (default: all of ``FRAMEWORKS``), in that order."""
+    """The catalog entries of ``frameworks`` (default: all of ``FRAMEWORKS``), in that order.
+    The dtypes include float64 and complex128 when JAX's x64 mode is on."""
     if isinstance(frameworks, str):
         frameworks = [f.strip() for f in frameworks.split(",") if f.strip()]
     chosen = list(FRAMEWORKS) if frameworks is None else list(frameworks)
@@ -124,3 +222,14 @@ def catalog(frameworks: Sequence[str] | None = None) -> list[CatalogEntry]:
     if unknown or not chosen:
         raise ValueError(f"frameworks={frameworks!r}: choose from {', '.join(FRAMEWORKS)}")
     return [entry for framework in chosen for entry in _BUILDERS[framework]()]
+
+
+def check_entry(entry: CatalogEntry, *, profile="ci", seed: int = 0, dtypes: Sequence[str] | None = None,
+                properties: Sequence[str] | None = None) -> _defects.Triage:
+    """Check ``entry`` in its dtypes (or ``dtypes``) and mark the failures its known defects explain."""
+    from initcheck import api
+
+    report = api.check(entry.init, entry.law, dtypes=list(dtypes or entry.dtypes), properties=properties,
+                       profile=profile, seed=seed)
+    report.initializer = entry.id
+    return _defects.triage(report, entry.defects)

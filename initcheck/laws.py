@@ -8,9 +8,11 @@ Every constructor validates its parameters (scipy would silently return NaN).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 
+import ml_dtypes
 import numpy as np
 from scipy import stats
 
@@ -50,6 +52,34 @@ class Law:
     kind = "iid"
     random = True
     complex_ok = False
+    refused: dict[str, str] = {}  # dtype name -> why an initializer keeping this law raises on it
+
+    def refusing(self, dtypes: Sequence, reason: str) -> Law:
+        """This law, for an initializer documented to raise on ``dtypes`` (e.g. no 16-bit QR).
+        The ``errors`` property then requires that it raises there; ``check`` refuses those dtypes."""
+        if not reason or not isinstance(reason, str):
+            raise ValueError(f"refusing: reason={reason!r} must say why the initializer raises")
+        law = copy.copy(self)
+        law.refused = {**self.refused, **{_dtypes.canonical(d).name: reason for d in dtypes}}
+        return law
+
+    def structure_problem(self, x: np.ndarray, dtype) -> str | None:
+        """For i.i.d.-marginal laws with extra structure (e.g. exactly k zeros per column): what is
+        wrong with one output ``x`` (as float64, drawn in ``dtype``), or None. Checked by ``structure``."""
+        return None
+
+    has_structure = False
+
+    def _repr(self) -> str:
+        return type(self).__name__ + "()"
+
+    def __repr__(self):
+        """Python code that rebuilds the law (reproduction snippets run it)."""
+        text = self._repr()
+        for reason in dict.fromkeys(self.refused.values()):
+            names = [d for d, r in self.refused.items() if r == reason]
+            text += f".refusing({names!r}, {reason!r})"
+        return text
 
     def element_law(self, shape: tuple[int, ...], dtype) -> RealLaw | ComplexLaw:
         """The law of one element for this case (i.i.d. and constant laws)."""
@@ -57,7 +87,7 @@ class Law:
 
     def error_reason(self, shape: tuple[int, ...], dtype) -> str | None:
         """Why an initializer keeping this law must raise for ``shape``, or None if it must not."""
-        return None
+        return self.refused.get(_dtypes.canonical(dtype).name)
 
     def diagnose(self, shape: tuple[int, ...], observed_var: float) -> str | None:
         """A likely cause when the observed variance does not match, or None."""
@@ -68,6 +98,10 @@ class Law:
         return []
 
     def check_dtype(self, dtype) -> None:
+        name = _dtypes.canonical(dtype).name
+        if name in self.refused:
+            raise ValueError(f"dtypes: {name} is documented to raise for {self!r} ({self.refused[name]}); "
+                             "the errors property checks that; sample another dtype")
         if _dtypes.is_complex(dtype) and not self.complex_ok:
             raise ValueError(
                 f"dtypes: {_dtypes.canonical(dtype)} is complex, but {self!r} is a real law; "
@@ -95,7 +129,7 @@ class Distribution(Law):
     def element_law(self, shape, dtype):
         return _element.continuous(self.dist)
 
-    def __repr__(self):
+    def _repr(self) -> str:
         args = [repr(float(a)) for a in self.dist.args] + [f"{k}={float(v)!r}" for k, v in self.dist.kwds.items()]
         return f"Distribution(scipy.stats.{self.dist.dist.name}({', '.join(args)}))"
 
@@ -118,7 +152,7 @@ class Normal(Law):
             return ComplexLaw(_element.continuous(stats.expon(scale=self.std**2)))
         return _element.continuous(stats.norm(self.mean, self.std))
 
-    def __repr__(self):
+    def _repr(self) -> str:
         return f"Normal(std={self.std!r}, mean={self.mean!r})"
 
 
@@ -134,15 +168,16 @@ class Uniform(Law):
     def element_law(self, shape, dtype):
         return _element.continuous(stats.uniform(self.low, self.high - self.low))
 
-    def __repr__(self):
+    def _repr(self) -> str:
         return f"Uniform(low={self.low!r}, high={self.high!r})"
 
 
 class Constant(Law):
-    """Every element equals ``value`` (for every key)."""
+    """Every element equals ``value`` (for every key), in real and complex dtypes."""
 
     kind = "constant"
     random = False
+    complex_ok = True
 
     def __init__(self, value: float):
         self.value = _finite("Constant", "value", value)
@@ -150,7 +185,7 @@ class Constant(Law):
     def element_law(self, shape, dtype):
         return _element.atom(self.value)
 
-    def __repr__(self):
+    def _repr(self) -> str:
         return f"Constant({self.value!r})"
 
 
@@ -179,7 +214,7 @@ class TruncatedNormal(Law):
     def element_law(self, shape, dtype):
         return _element.continuous(stats.truncnorm(self.lower, self.upper, loc=self.mean, scale=self.std))
 
-    def __repr__(self):
+    def _repr(self) -> str:
         return f"TruncatedNormal(std={self.std!r}, lower={self.lower!r}, upper={self.upper!r}, mean={self.mean!r})"
 
 
@@ -255,6 +290,8 @@ class VarianceScaling(Law):
         return f"The variance is x{ratio:.4f} the promised one; it matches " + " or ".join(causes)
 
     def error_reason(self, shape, dtype):
+        if refusal := super().error_reason(shape, dtype):
+            return refusal
         try:
             if math.prod(shape) == 0:  # nothing to scale: an empty output (or a refusal) is right
                 self.fan(shape)
@@ -282,7 +319,7 @@ class VarianceScaling(Law):
             return _element.continuous(stats.uniform(-limit, 2 * limit))
         return _element.continuous(stats.truncnorm(-2.0, 2.0, scale=sd / TRUNCATED_NORMAL_STD))
 
-    def __repr__(self):
+    def _repr(self) -> str:
         axes = (f"in_axis={self.in_axis}, out_axis={self.out_axis}, batch_axis={self.batch_axis}"
                 if self.fans == "jax" else f"fans={_fans_name(self.fans)}, fan_in_axes={self.fan_in_axes}")
         return f"VarianceScaling({self.scale!r}, {self.mode!r}, {self.distribution!r}, {axes})"
@@ -318,13 +355,15 @@ class Orthogonal(Law):
         self.column_axis = column_axis
 
     def error_reason(self, shape, dtype):
+        if refusal := super().error_reason(shape, dtype):
+            return refusal
         if len(shape) < 2:
             return f"an orthogonal matrix needs at least a 2-D shape, got shape={tuple(shape)}"
         if not -len(shape) <= self.column_axis < len(shape):
             return f"column_axis={self.column_axis} is out of range for shape={tuple(shape)}"
         return None
 
-    def __repr__(self):
+    def _repr(self) -> str:
         return f"Orthogonal(scale={self.scale!r}, column_axis={self.column_axis})"
 
 
@@ -344,6 +383,8 @@ class DeltaOrthogonal(Law):
         return tuple((k - 1) // 2 for k in shape[:-2])
 
     def error_reason(self, shape, dtype):
+        if refusal := super().error_reason(shape, dtype):
+            return refusal
         if len(shape) not in (3, 4, 5):
             return f"a delta-orthogonal kernel must be 3-, 4- or 5-D, got shape={tuple(shape)}"
         if shape[-2] > shape[-1]:
@@ -353,7 +394,7 @@ class DeltaOrthogonal(Law):
     def edge_shapes(self):
         return [(3, 3), (3, 5, 4), (3, 3, 4, 4, 4, 4)]
 
-    def __repr__(self):
+    def _repr(self) -> str:
         return f"DeltaOrthogonal(scale={self.scale!r}, column_axis={self.column_axis})"
 
 
@@ -362,6 +403,7 @@ class Identity(Law):
 
     kind = "identity"
     random = False
+    complex_ok = True
 
     def __init__(self, gain: float = 1.0):
         self.gain = _finite("Identity", "gain", gain)
@@ -371,12 +413,106 @@ class Identity(Law):
         return np.broadcast_to(eye, shape)
 
     def error_reason(self, shape, dtype):
+        if refusal := super().error_reason(shape, dtype):
+            return refusal
         if len(shape) < 2:
             return f"an identity matrix needs at least a 2-D shape, got shape={tuple(shape)}"
         return None
 
-    def __repr__(self):
+    def _repr(self) -> str:
         return f"Identity(gain={self.gain!r})"
+
+
+class Dirac(Law):
+    """A kernel (spatial..., in, out) that passes channels through: 1 at the centre tap
+    ``[k // 2, ...]`` from input ``d`` to output ``g * out // groups + d`` for every group ``g`` and
+    ``d < min(out // groups, in)``, 0 elsewhere (``torch.nn.init.dirac_`` in JAX's layout)."""
+
+    kind = "identity"
+    random = False
+    complex_ok = True
+
+    def __init__(self, groups: int = 1):
+        if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
+            raise ValueError(f"Dirac: groups={groups!r} must be an int >= 1")
+        self.groups = groups
+
+    def expected(self, shape, dtype) -> np.ndarray:
+        out = np.zeros(shape)
+        per_group = shape[-1] // self.groups
+        centre = tuple(k // 2 for k in shape[:-2])
+        for g in range(self.groups):
+            for d in range(min(per_group, shape[-2])):
+                out[centre + (d, g * per_group + d)] = 1.0
+        return out
+
+    def error_reason(self, shape, dtype):
+        if refusal := super().error_reason(shape, dtype):
+            return refusal
+        if len(shape) not in (3, 4, 5):
+            return f"a Dirac kernel must be 3-, 4- or 5-D (spatial..., in, out), got shape={tuple(shape)}"
+        if shape[-1] % self.groups:
+            return f"out={shape[-1]} is not divisible by groups={self.groups}"
+        return None
+
+    def _repr(self) -> str:
+        return f"Dirac(groups={self.groups})"
+
+
+class Sparse(Law):
+    """2-D (rows, columns): in every column exactly ``k = ceil(sparsity * rows)`` elements, at
+    uniformly random rows, are 0 and the others N(0, std^2) (``torch.nn.init.sparse_``; in JAX's
+    (fan_in, fan_out) layout every unit keeps ``rows - k`` inputs, as in Martens 2010).
+    One element is 0 with probability k/rows, else normal; ``structure`` counts the zeros."""
+
+    has_structure = True
+
+    def __init__(self, sparsity: float, std: float = 0.01):
+        self.sparsity = _finite("Sparse", "sparsity", sparsity)
+        if not 0 <= self.sparsity < 1:
+            raise ValueError(f"Sparse: sparsity={sparsity!r} must be in [0, 1); 1 would zero everything")
+        self.std = _positive("Sparse", "std", std)
+
+    def zeros_per_column(self, rows: int) -> int:
+        return math.ceil(self.sparsity * rows)
+
+    def element_law(self, shape, dtype):
+        share = self.zeros_per_column(shape[0]) / shape[0]
+        normal = _element.continuous(stats.norm(0.0, self.std))
+        if share == 0:
+            return normal
+        return RealLaw(((share, _element.atom(0.0).parts[0][1]), (1 - share, normal.parts[0][1])))
+
+    def structure_problem(self, x, dtype):
+        """Every column has at least k zeros; normal values that round to 0 (float16 underflow,
+        probability p0 each) may add a few, at most the Poisson(p0 * #normals) 1 - 1e-9 quantile."""
+        rows, cols = x.shape
+        k = self.zeros_per_column(rows)
+        zeros = np.count_nonzero(x == 0, axis=0)
+        if np.any(zeros < k):
+            bad = int(np.flatnonzero(zeros < k)[0])
+            return f"column {bad} has {int(zeros[bad])} zeros, fewer than ceil({self.sparsity} * {rows}) = {k}"
+        tiny = float(ml_dtypes.finfo(_dtypes.real_part(dtype)).smallest_subnormal)
+        p0 = 2 * stats.norm.cdf(tiny / 2, scale=self.std) - 1
+        allowed = stats.poisson.isf(1e-9, p0 * (rows - k) * cols) if p0 > 0 else 0
+        excess = int(zeros.sum()) - k * cols
+        if excess > allowed:
+            return (f"{excess} zeros more than the {k} per column that ceil({self.sparsity} * {rows}) gives "
+                    f"(rounding to 0 explains at most {allowed:g})")
+        return None
+
+    def error_reason(self, shape, dtype):
+        if refusal := super().error_reason(shape, dtype):
+            return refusal
+        if len(shape) != 2:
+            return f"a sparse matrix must be 2-D, got shape={tuple(shape)}"
+        return None
+
+    def edge_shapes(self):
+        return [(4, 4, 4)]
+
+    def _repr(self) -> str:
+        return f"Sparse(sparsity={self.sparsity!r}, std={self.std!r})"
 
 
 class Mixture(Law):
@@ -412,7 +548,7 @@ class Mixture(Law):
             parts.extend((w * pw, p) for pw, p in law.element_law(shape, dtype).parts)
         return RealLaw(tuple(parts))
 
-    def __repr__(self):
+    def _repr(self) -> str:
         return "Mixture([" + ", ".join(f"({w!r}, {law!r})" for w, law in self.components) + "])"
 
 
@@ -434,6 +570,8 @@ __all__ = [
     "Orthogonal",
     "DeltaOrthogonal",
     "Identity",
+    "Dirac",
+    "Sparse",
     "Mixture",
     "as_law",
     "matrix_view",

@@ -38,6 +38,7 @@ class Verdict:
     status: str = PASS
     mde: float | None = None
     plot: dict[str, Any] | None = None
+    known_defect: str | None = None  # name of the known framework defect this failure shows
 
     @property
     def statistical(self) -> bool:
@@ -53,6 +54,7 @@ class Verdict:
             "n": int(self.n), "mde": num(self.mde),
             "case": {"shape": list(self.case.shape), "dtype": self.case.dtype, "key": self.case.key},
             "message": self.message, "reproduce": self.reproduce, "plot": self.plot,
+            "known_defect": self.known_defect,
         }
 
 

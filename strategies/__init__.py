@@ -10,7 +10,14 @@ towards fewer dimensions and shorter sides.
 (64, 3)
 """
 
-from initcheck.strategies._configs import jax_initializers, shapes_for
+from initcheck.strategies._configs import (
+    catalog_initializers,
+    flax_initializers,
+    haiku_initializers,
+    initcheck_initializers,
+    jax_initializers,
+    shapes_for,
+)
 from initcheck.strategies._core import (
     SIDES,
     axis_layouts,
@@ -26,11 +33,15 @@ from initcheck.strategies._core import (
 __all__ = [
     "SIDES",
     "axis_layouts",
+    "catalog_initializers",
     "complex_dtypes",
     "conv_shapes",
     "edge_shapes",
     "fan_modes",
+    "flax_initializers",
     "float_dtypes",
+    "haiku_initializers",
+    "initcheck_initializers",
     "jax_initializers",
     "keys",
     "shapes_for",

@@ -18,7 +18,8 @@ def _public(module):
 
 def test_ids_are_unique_and_grouped_by_framework():
     assert len({e.id for e in ENTRIES}) == len(ENTRIES)
-    assert [e.framework for e in ENTRIES] == sorted((e.framework for e in ENTRIES), key=["jax", "flax", "haiku"].index)
+    order = ["jax", "flax", "haiku", "initcheck"]
+    assert [e.framework for e in ENTRIES] == sorted((e.framework for e in ENTRIES), key=order.index)
     assert [e.id for e in initcheck.catalog(["haiku"])] == [e.id for e in ENTRIES if e.framework == "haiku"]
     assert [e.id for e in initcheck.catalog("jax,haiku")] == [e.id for e in initcheck.catalog(["jax", "haiku"])]
 
@@ -38,6 +39,13 @@ def test_haiku_classes_are_covered():
     assert classes == {e.id.split(".")[2].split("(")[0] for e in ENTRIES if e.framework == "haiku"}
 
 
+def test_own_initializers_are_covered():
+    from initcheck import inits
+
+    builders = set(inits.__all__) - {"calculate_gain"}
+    assert builders == {e.id.split(".")[2].split("(")[0] for e in ENTRIES if e.framework == "initcheck"}
+
+
 def test_flax_aliases_say_so():
     aliases = {e.id: e.same_as for e in ENTRIES if e.framework == "flax"}
     assert aliases["flax.linen.initializers.he_normal()"] == "jax.nn.initializers.he_normal()"
@@ -47,15 +55,86 @@ def test_flax_aliases_say_so():
 
 
 def test_unknown_framework_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"frameworks=\['torch'\]: choose from jax, flax, haiku"):
+    with pytest.raises(ValueError, match=r"frameworks=\['torch'\]: choose from jax, flax, haiku, initcheck"):
         initcheck.catalog(["torch"])
 
 
-OWN = [e for e in ENTRIES if e.framework == "haiku" or (e.framework == "flax" and e.same_as is None)]
+BY_ID = {e.id: e for e in ENTRIES}
 
 
-@pytest.mark.parametrize("entry", OWN, ids=[e.id for e in OWN])
-def test_entries_not_aliasing_jax_conform(entry: CatalogEntry):
-    """Haiku's and Flax's own entries under the quick profile (JAX's are the JAX sweep's)."""
-    report = initcheck.check(entry.init, entry.law, profile="quick")
-    assert report.passed, str(report)
+def test_every_entry_is_checked_in_16_bit_dtypes_or_documents_why_not():
+    for entry in ENTRIES:
+        assert "float32" in entry.dtypes, entry.id
+        for dtype in ("bfloat16", "float16"):
+            assert dtype in entry.dtypes or dtype in entry.law.refused, (entry.id, dtype)
+
+
+@pytest.mark.parametrize("entry_id, complex_ok", [
+    ("jax.nn.initializers.normal()", True), ("jax.nn.initializers.he_normal()", True),
+    ("jax.nn.initializers.zeros", True), ("jax.nn.initializers.uniform()", False),
+    ("haiku.initializers.VarianceScaling(1.0, 'fan_in', 'uniform')", True),
+    ("haiku.initializers.RandomUniform()", False), ("initcheck.inits.variance_scaling(1.0, 'fan_in', 'truncated_normal')", True),
+])
+def test_complex_dtypes_where_the_framework_supports_them(entry_id, complex_ok):
+    entry = BY_ID[entry_id]
+    assert ("complex64" in entry.dtypes) is complex_ok
+    if not complex_ok and entry.framework != "initcheck":
+        assert "complex64" in entry.law.refused  # and the errors property checks that it raises
+
+
+@pytest.mark.parametrize("entry_id", ["jax.nn.initializers.orthogonal()", "jax.nn.initializers.delta_orthogonal()",
+                                      "haiku.initializers.Orthogonal()"])
+def test_qr_based_entries_document_their_16_bit_refusal(entry_id):
+    entry = BY_ID[entry_id]
+    assert entry.dtypes == ("float32",)
+    assert set(entry.law.refused) == {"bfloat16", "float16"}
+    assert "no 16-bit" in entry.law.refused["bfloat16"]
+    assert ".refusing(['bfloat16', 'float16']" in repr(entry.law)
+
+
+def test_known_defects_are_attached_where_they_occur():
+    names = {e.id: {d.name for d in e.defects} for e in ENTRIES}
+    assert names["jax.nn.initializers.he_normal()"] == {"jax-low-precision-sampling", "jax-complex-truncated-normal-variance"}
+    assert names["jax.nn.initializers.he_uniform()"] == {"jax-low-precision-sampling"}
+    assert names["flax.linen.initializers.glorot_normal()"] == names["jax.nn.initializers.glorot_normal()"]
+    assert names["haiku.initializers.VarianceScaling(1.0, 'fan_in', 'uniform')"] == {
+        "haiku-low-precision-sampling", "haiku-complex-uniform-raises"}
+    assert names["haiku.initializers.VarianceScaling(1.0, 'fan_avg', 'truncated_normal')"] == {
+        "haiku-low-precision-sampling", "haiku-complex-truncated-normal-variance"}
+    assert not any(names[e.id] for e in ENTRIES if e.framework == "initcheck")
+    assert not names["jax.nn.initializers.zeros"] and not names["jax.nn.initializers.orthogonal()"]
+
+
+def test_x64_adds_64_bit_dtypes():
+    import subprocess
+    import sys
+
+    code = ("import jax; jax.config.update('jax_enable_x64', True); import initcheck; "
+            "e = {x.id: x for x in initcheck.catalog()}; print(e['jax.nn.initializers.he_normal()'].dtypes, "
+            "e['jax.nn.initializers.orthogonal()'].dtypes)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == ("('float32', 'bfloat16', 'float16', 'float64', 'complex64', 'complex128') "
+                                  "('float32', 'float64')"), out.stderr
+
+
+BUILDER_ENTRIES = [e for e in ENTRIES if e.configurations is not None]
+
+
+def test_every_builder_has_a_strategy_of_configurations():
+    parameterless = {e.id for e in ENTRIES if e.configurations is None}
+    assert parameterless == {f"{p}.{n}" for p in ("jax.nn.initializers", "flax.linen.initializers",
+                                                  "flax.nnx.initializers") for n in ("zeros", "ones")}
+
+
+@pytest.mark.parametrize("entry", BUILDER_ENTRIES, ids=[e.id for e in BUILDER_ENTRIES])
+def test_configurations_are_valid(entry: CatalogEntry):
+    from hypothesis import given, settings
+
+    @settings(max_examples=10)
+    @given(entry.configurations)
+    def run(config):
+        label, init, law = config
+        assert isinstance(label, str) and callable(init)
+        assert isinstance(law, initcheck.laws.Law)
+
+    run()

@@ -12,12 +12,12 @@ def run(*args, cwd):
 
 def test_report_writes_json_and_a_summary(tmp_path):
     result = run("report", "--profile", "quick", "--frameworks", "jax", "--entries", "he_normal", "zeros", "--out", "out",
-                 cwd=tmp_path)
+                 "--dtypes", "float32", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "[1/2] PASS jax.nn.initializers.zeros" in result.stdout
-    assert "2 passed, 0 failed" in result.stdout
+    assert "[1/2] PASS jax.nn.initializers.zeros [float32]" in result.stdout
+    assert "2 passed, 0 failed with known defects only, 0 failed unexpectedly" in result.stdout
     document = json.loads((tmp_path / "out" / "conformance.json").read_text())
-    assert document["schema_version"] == 1 and document["profile"] == "quick"
+    assert document["schema_version"] == 2 and document["profile"] == "quick"
     assert [e["id"] for e in document["entries"]] == ["jax.nn.initializers.zeros", "jax.nn.initializers.he_normal()"]
     assert all(e["passed"] for e in document["entries"])
     assert document["device"].startswith("cpu") or document["device"].startswith("gpu")
@@ -34,10 +34,31 @@ def test_list_groups_the_catalog_by_framework_with_counts():
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert [line for line in lines if not line.startswith(" ")] == [
-        "jax (30 entries)", "flax (42 entries)", "haiku (16 entries)", "88 entries"]
+        "jax (30 entries)", "flax (42 entries)", "haiku (16 entries)", "initcheck (20 entries)", "108 entries"]
     assert "  flax.linen.initializers.zeros_init()  ->  Constant(0.0)" in lines
+    assert "      dtypes: float32, bfloat16, float16, complex64" in lines
+    assert ("      known defect jax-low-precision-sampling (jax <= 0.10.2) on precision in bfloat16/float16"
+            in lines)
     bad = run("list", "--frameworks", "torch", cwd=".")
-    assert bad.returncode == 2 and "'torch': choose a comma-separated subset of jax,flax,haiku" in bad.stderr
+    assert bad.returncode == 2 and "'torch': choose a comma-separated subset of jax,flax,haiku,initcheck" in bad.stderr
+
+
+def test_report_separates_known_defects_from_unexpected_failures(tmp_path):
+    result = run("report", "--profile", "quick", "--frameworks", "jax", "--entries", "initializers.normal()",
+                 "--dtypes", "float32,bfloat16", "--out", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr  # a known defect is not an unexpected failure
+    assert "[1/1] KNOWN jax.nn.initializers.normal() [float32,bfloat16]" in result.stdout
+    assert "0 passed, 1 failed with known defects only, 0 failed unexpectedly" in result.stdout
+    entry = json.loads((tmp_path / "out" / "conformance.json").read_text())["entries"][0]
+    assert entry["result"] == "KNOWN" and not entry["passed"]
+    precision = [v for v in entry["verdicts"] if v["property"] == "precision" and v["status"] == "fail"]
+    assert precision and all(v["known_defect"] == "jax-low-precision-sampling" for v in precision)
+    assert [d["name"] for d in entry["known_defects"] if d["observed"]] == ["jax-low-precision-sampling"]
+
+
+def test_x64_list_shows_64_bit_dtypes():
+    result = run("list", "--x64", "--frameworks", "jax", cwd=".")
+    assert "      dtypes: float32, bfloat16, float16, float64, complex64, complex128" in result.stdout.splitlines()
 
 
 def test_help():

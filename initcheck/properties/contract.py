@@ -112,7 +112,29 @@ def check_errors(ctx: CaseContext):
                             f"instead of raising, but {reason}")
         else:
             problems += [f"shape={shape}: {p}" for p in output_problems(value, shape, ctx.dtype, "init")]
+    refused_dtypes = [d for d in ctx.law.refused if _dtype_available(d)]
+    for dtype in refused_dtypes:
+        key = sampler.case_key(ctx.seed, f"errors|{ctx.shape}|{dtype}")
+        try:
+            value = sampler.call_with_timeout(lambda: ctx.init(key, ctx.shape, _dtypes.canonical(dtype)), ctx.profile.time_limit_s)
+        except sampler.CallTimeout as exc:
+            problems.append(f"dtype={dtype}: {exc}")
+        except Exception as exc:  # noqa: BLE001
+            if not str(exc).strip():
+                problems.append(f"dtype={dtype}: raised {type(exc).__name__} with an empty message")
+            else:
+                notes.append(f"{dtype}: {type(exc).__name__}")
+        else:
+            problems.append(f"dtype={dtype}: returned {getattr(value, 'dtype', type(value).__name__)} instead of "
+                            f"raising, but it is documented to raise ({ctx.law.refused[dtype]})")
+    checked = len(shapes) + len(refused_dtypes)
     if problems:
-        return ctx.failed(name, "; ".join(problems), n=len(shapes))
+        return ctx.failed(name, "; ".join(problems), n=checked)
     refused = f"; refused: {', '.join(notes)}" if notes else ""
-    return ctx.passed(name, f"edge shapes {shapes} handled{refused}", n=len(shapes))
+    dtypes = f" and dtypes {refused_dtypes}" if refused_dtypes else ""
+    return ctx.passed(name, f"edge shapes {shapes}{dtypes} handled{refused}", n=checked)
+
+
+def _dtype_available(dtype: str) -> bool:
+    """64-bit dtypes exist only under JAX's x64 mode."""
+    return _dtypes.real_part(dtype).itemsize < 8 or bool(jax.config.jax_enable_x64)

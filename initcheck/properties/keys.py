@@ -110,7 +110,7 @@ def _duplicate_pairs(rows: np.ndarray) -> int:
 
 def _affordable_keys(count: int, p_pair: float) -> int:
     """The most outputs K <= count whose expected natural coincidences C(K, 2) p_pair stay <= 1."""
-    if p_pair <= 0:
+    if p_pair < 1e-300:  # 8 / p_pair would overflow: no coincidence is expected among any count
         return count
     return min(count, int((1 + math.sqrt(1 + 8 / p_pair)) / 2))
 

@@ -56,16 +56,27 @@ def _orthogonal(ctx: CaseContext, matrices: np.ndarray, scale: float, column_axi
                        message=f"{where}: orthogonal to {error / eps:.1f} eps; Haar: {worst.detail}")
 
 
+def _per_draw(ctx: CaseContext):
+    """Laws with an i.i.d. marginal and extra structure: every one of 16 outputs must have it."""
+    draws = _dtypes.to_float64(ctx.draws("structure", 16))
+    for i, x in enumerate(draws):
+        if problem := ctx.law.structure_problem(x, ctx.dtype):
+            return ctx.failed("structure", f"draw {i} of 16: {problem}", n=16)
+    return ctx.passed("structure", f"all 16 draws have the structure of {ctx.law!r}", n=16)
+
+
 def check_structure(ctx: CaseContext):
     kind = ctx.law.kind
-    if kind == "iid":
-        raise NotApplicable("element-wise i.i.d. laws have no structure beyond their elements")
     if ctx.size == 0:
         raise NotApplicable("a zero-size output has no structure")
+    if kind == "iid":
+        if ctx.law.has_structure:
+            return _per_draw(ctx)
+        raise NotApplicable("element-wise i.i.d. laws have no structure beyond their elements")
     if kind == "constant":
         return _exact(ctx, np.full(ctx.shape, ctx.law.value), f"the constant {ctx.law.value!r}")
     if kind == "identity":
-        return _exact(ctx, ctx.law.expected(ctx.shape, ctx.dtype), f"{ctx.law.gain!r} * identity")
+        return _exact(ctx, ctx.law.expected(ctx.shape, ctx.dtype), f"{ctx.law!r}")
     draws = _dtypes.to_float64(ctx.draws("structure", ctx.profile.haar_draws))
     if kind == "orthogonal":
         return _orthogonal(ctx, draws, ctx.law.scale, ctx.law.column_axis, "orthogonal")

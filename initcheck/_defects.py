@@ -1,0 +1,130 @@
+"""Known defects of the frameworks' initializers: measured, referenced, version-aware.
+
+A known defect is still reported as a failure (never hidden); it only marks the failing verdicts
+with its name and reference, so that a catalog run can tell them from unexpected failures. Each
+defect records the newest version of its package in which initcheck measured it (``last_seen``).
+Up to that version, a run that does not see the defect is a regression of initcheck; after it, the
+framework may have fixed it, and the run says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+
+from packaging.version import Version
+
+from initcheck.verdict import ERROR, FAIL, Conformance, Verdict
+
+GATED = "not run: the contract failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class KnownDefect:
+    """A defect shows as failures of ``properties`` on cases of ``dtypes``. ``contract`` covers the
+    verdicts it gates too (they error with 'not run: the contract failed')."""
+
+    name: str
+    package: str
+    last_seen: str
+    properties: tuple[str, ...]
+    dtypes: tuple[str, ...]
+    summary: str
+    reference: str
+
+    def covers(self, verdict: Verdict) -> bool:
+        if verdict.status not in (FAIL, ERROR) or verdict.case.dtype not in self.dtypes:
+            return False
+        return verdict.property in self.properties or (
+            "contract" in self.properties and verdict.message.startswith(GATED))
+
+    @property
+    def installed(self) -> str | None:
+        try:
+            return importlib.metadata.version(self.package)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    @property
+    def expected_now(self) -> bool:
+        """True when the installed version is no newer than the last one measured (so it must show)."""
+        installed = self.installed
+        return installed is not None and Version(installed) <= Version(self.last_seen)
+
+    def text(self) -> str:
+        return f"known defect {self.name}: {self.summary} (see {self.reference})"
+
+
+_JAX = "https://github.com/jax-ml/jax/blob/jax-v0.10.2/jax/_src"
+
+LOW_PRECISION_SAMPLING = KnownDefect(
+    "jax-low-precision-sampling", "jax", "0.10.2", ("precision",), ("bfloat16", "float16"),
+    "jax.random.uniform/normal/truncated_normal draw 16-bit outputs from only m mantissa bits "
+    "(128 distinct bfloat16 values, 1024 float16 values, no normal tail beyond about 2.9 sd in "
+    "bfloat16) instead of sampling in float32 and rounding; distribution and moments still pass",
+    f"{_JAX}/random/core.py (_uniform builds 16-bit floats from nmant random bits); initcheck.inits "
+    "samples in float32 and rounds")
+HAIKU_LOW_PRECISION_SAMPLING = dataclasses.replace(
+    LOW_PRECISION_SAMPLING, name="haiku-low-precision-sampling",
+    summary="Haiku's initializers call jax.random in the requested dtype and inherit its 16-bit "
+            "coarseness: " + LOW_PRECISION_SAMPLING.summary)
+JAX_COMPLEX_TRUNCATED_NORMAL = KnownDefect(
+    "jax-complex-truncated-normal-variance", "jax", "0.10.2", ("bounds", "distribution", "moments"),
+    ("complex64", "complex128"),
+    "complex truncated-normal variance scaling divides by 0.95311164380491208, which is not the std "
+    "of the modulus-truncated complex normal (0.96196...): E|z|^2 is 1.87% too large and |z| "
+    "exceeds the promised truncation radius",
+    f"{_JAX}/nn/initializers.py (variance_scaling, distribution='truncated_normal'); the constant is "
+    "sqrt(E[T]), T ~ Exp(1) truncated to [0, 4]: initcheck.laws.COMPLEX_TRUNCATED_MODULUS2_MEAN")
+HAIKU_COMPLEX_TRUNCATED_NORMAL = KnownDefect(
+    "haiku-complex-truncated-normal-variance", "dm-haiku", "0.0.17", ("bounds", "distribution", "moments"),
+    ("complex64", "complex128"),
+    "complex VarianceScaling with distribution='truncated_normal' draws the real and imaginary parts "
+    "each with the full target variance: E|z|^2 is twice scale / n",
+    "https://github.com/google-deepmind/dm-haiku/blob/v0.0.17/haiku/_src/initializers.py "
+    "(VarianceScaling -> TruncatedNormal on shape [2, *shape])")
+HAIKU_COMPLEX_UNIFORM = KnownDefect(
+    "haiku-complex-uniform-raises", "dm-haiku", "0.0.17", ("contract",), ("complex64", "complex128"),
+    "complex VarianceScaling with distribution='uniform' raises ValueError (jax.random.uniform has "
+    "no complex dtypes) although its normal and truncated-normal siblings accept complex dtypes",
+    "https://github.com/google-deepmind/dm-haiku/blob/v0.0.17/haiku/_src/initializers.py "
+    "(VarianceScaling -> RandomUniform)")
+
+ALL = (LOW_PRECISION_SAMPLING, HAIKU_LOW_PRECISION_SAMPLING, JAX_COMPLEX_TRUNCATED_NORMAL,
+       HAIKU_COMPLEX_TRUNCATED_NORMAL, HAIKU_COMPLEX_UNIFORM)
+
+
+@dataclasses.dataclass
+class Triage:
+    """A catalog entry's report with its known defects marked; ``unexpected`` failures are the
+    ones no known defect explains; ``unobserved`` the defects it should have shown but did not."""
+
+    report: Conformance
+    unexpected: list[Verdict]
+    observed: list[KnownDefect]
+    unobserved: list[KnownDefect]
+
+    @property
+    def ok(self) -> bool:
+        """Nothing unexpected failed (known defects may have)."""
+        return not self.unexpected
+
+
+def triage(report: Conformance, defects) -> Triage:
+    """Mark the verdicts of ``report`` that ``defects`` explain (in place) and sort the rest."""
+    marked, unexpected, observed = [], [], []
+    for verdict in report.verdicts:
+        defect = next((d for d in defects if d.covers(verdict)), None)
+        if defect is not None:
+            verdict = dataclasses.replace(verdict, known_defect=defect.name,
+                                          message=f"{verdict.message} [{defect.text()}]")
+            if defect not in observed:
+                observed.append(defect)
+        elif verdict.status in (FAIL, ERROR):
+            unexpected.append(verdict)
+        marked.append(verdict)
+    report.verdicts = marked
+    checked = {(v.property, v.case.dtype) for v in report.verdicts}
+    unobserved = [d for d in defects if d not in observed
+                  and any((p, t) in checked for p in d.properties for t in d.dtypes)]
+    return Triage(report, unexpected, observed, unobserved)
