@@ -8,43 +8,57 @@ import pathlib
 import sys
 import time
 
-from initcheck import __version__, profiles
+from initcheck import __version__, _xla, profiles
 
 
-def _entries(args):
+def _entries(args) -> list[tuple[int, object]]:
+    """(index in catalog(args.frameworks), entry) of the chosen entries."""
     from initcheck._catalog import catalog
 
     if args.x64:
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    return [e for e in catalog(args.frameworks) if not getattr(args, "entries", None) or any(f in e.id for f in args.entries)]
+    return [(i, e) for i, e in enumerate(catalog(args.frameworks))
+            if not getattr(args, "entries", None) or any(f in e.id for f in args.entries)]
 
 
 def _report(args) -> int:
     import jax
 
-    from initcheck import sampler
-    from initcheck._catalog import check_entry
+    from initcheck import _runner, sampler
 
-    entries = _entries(args)
-    if not entries:
-        print(f"initcheck report: --entries {' '.join(args.entries)} matches no catalog entry; "
-              "see `initcheck list` for the ids", file=sys.stderr)
+    chosen = [(i, e, [d for d in e.dtypes if not args.dtypes or d in args.dtypes]) for i, e in _entries(args)]
+    chosen = [(i, e, dtypes) for i, e, dtypes in chosen if dtypes]
+    if not chosen:
+        given = []
+        if args.entries:
+            given.append(f"--entries {' '.join(args.entries)}")
+        if args.dtypes:
+            given.append(f"--dtypes {','.join(args.dtypes)}")
+        given = " ".join(given)
+        print(f"initcheck report: {given} matches no catalog entry; see `initcheck list` for the ids and dtypes",
+              file=sys.stderr)
         return 2
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    print(f"initcheck {__version__}: {len(entries)} catalog entries, profile={args.profile}, "
-          f"seed={args.seed}, device={sampler.device_description()}", flush=True)
-    results, started = [], time.perf_counter()
-    for i, entry in enumerate(entries, 1):
-        dtypes = [d for d in entry.dtypes if not args.dtypes or d in args.dtypes]
-        if not dtypes:
-            continue
-        result = check_entry(entry, profile=args.profile, seed=args.seed, dtypes=dtypes)
-        results.append((entry, result))
-        print(f"[{i:{len(str(len(entries)))}d}/{len(entries)}] {_word(result)} {entry.id} "
-              f"[{','.join(dtypes)}] ({result.report.seconds:.1f}s)", flush=True)
+    jobs = max(1, min(args.jobs or _runner.default_jobs(), len(chosen)))
+    print(f"initcheck {__version__}: {len(chosen)} catalog entries, profile={args.profile}, seed={args.seed}, "
+          f"device={sampler.device_description()}, {jobs} process{'es' if jobs > 1 else ''}", flush=True)
+    entries = {i: e for i, e, _ in chosen}
+    done: dict = {}
+    started = time.perf_counter()
+
+    def on_result(index, result):
+        done[index] = result
+        entry = entries[index]
+        print(f"[{len(done):{len(str(len(chosen)))}d}/{len(chosen)}] {_word(result)} {entry.id} "
+              f"[{','.join(sorted({v.case.dtype for v in result.report.verdicts}, key=entry.dtypes.index))}] "
+              f"({result.report.seconds:.1f}s)", flush=True)
+
+    _runner.check_entries(args.frameworks, [(i, dtypes) for i, _, dtypes in chosen], x64=args.x64,
+                          profile=args.profile, seed=args.seed, jobs=jobs, on_result=on_result)
+    results = [(entries[i], done[i]) for i, _, _ in chosen]
     document = {
         "schema_version": 2, "initcheck": __version__, "jax": jax.__version__, "profile": args.profile,
         "seed": args.seed, "device": sampler.device_description(),
@@ -105,7 +119,7 @@ def _summary(results) -> None:
 
 
 def _list(args) -> int:
-    entries = _entries(args)
+    entries = [e for _, e in _entries(args)]
     for framework in dict.fromkeys(e.framework for e in entries):
         group = [e for e in entries if e.framework == framework]
         print(f"{framework} ({len(group)} entries)")
@@ -149,17 +163,24 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
     report.add_argument("--entries", nargs="*", default=[], metavar="TEXT",
                         help="only the entries whose id contains one of these texts")
+    report.add_argument("--jobs", type=int, default=0, metavar="N",
+                        help="processes to check entries on (default: one per core)")
     report.add_argument("--dtypes", type=_dtypes, default=None, metavar="float32,bfloat16,...",
                         help="only these of each entry's dtypes (default: all of them)")
     listing = commands.add_parser("list", help="list the built-in catalog, grouped by framework")
     for sub in (report, listing):
         sub.add_argument("--frameworks", type=_frameworks, default=None, metavar="jax,flax,haiku,initcheck",
                          help="frameworks of the catalog to include (default: all)")
+        sub.add_argument("--xla-optimize", action="store_true",
+                         help="keep XLA's full LLVM optimization (by default initcheck compiles with "
+                              "--xla_backend_optimization_level=0: compiles dominate a check)")
         sub.add_argument("--x64", action="store_true",
                          help="turn on JAX's x64 mode first, which adds float64 and complex128 to the dtypes")
     report.set_defaults(run=_report)
     listing.set_defaults(run=_list)
     args = parser.parse_args(argv)
+    if not args.xla_optimize:
+        _xla.prefer_fast_compiles()
     return args.run(args)
 
 

@@ -15,11 +15,13 @@ def test_haiku_adapter_is_hk_transform_apply():
     expected = hk.transform(lambda: init((16, 8), jnp.float32)).apply({}, key)
     wrapped = adapters.canonical(init)
     assert wrapped is not init and adapters.describe(wrapped).endswith("VarianceScaling")
-    np.testing.assert_array_equal(wrapped(key, (16, 8), jnp.float32), expected)
+    # the adapter jits; eager Haiku runs op by op, and XLA may fuse erf_inv differently (a few ulp)
+    np.testing.assert_allclose(np.asarray(wrapped(key, (16, 8), jnp.float32)), np.asarray(expected), rtol=1e-6)
     keys = jax.random.split(key, 5)
     batched = sampler.draw(wrapped, (16, 8), jnp.float32, keys, batch=4)
     for k, row in zip(keys, batched):
-        np.testing.assert_array_equal(row, hk.transform(lambda: init((16, 8), jnp.float32)).apply({}, k))
+        np.testing.assert_allclose(row, np.asarray(hk.transform(lambda: init((16, 8), jnp.float32)).apply({}, k)),
+                                   rtol=1e-6)
 
 
 def test_haiku_initializers_conform_to_their_laws():

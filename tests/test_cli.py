@@ -12,9 +12,9 @@ def run(*args, cwd):
 
 def test_report_writes_json_and_a_summary(tmp_path):
     result = run("report", "--profile", "quick", "--frameworks", "jax", "--entries", "he_normal", "zeros", "--out", "out",
-                 "--dtypes", "float32", cwd=tmp_path)
+                 "--dtypes", "float32", "--jobs", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "[1/2] PASS jax.nn.initializers.zeros [float32]" in result.stdout
+    assert "PASS jax.nn.initializers.zeros [float32]" in result.stdout and "2 processes" in result.stdout
     assert "2 passed, 0 failed with known defects only, 0 failed unexpectedly" in result.stdout
     document = json.loads((tmp_path / "out" / "conformance.json").read_text())
     assert document["schema_version"] == 2 and document["profile"] == "quick"
@@ -64,3 +64,19 @@ def test_x64_list_shows_64_bit_dtypes():
 def test_help():
     result = run("report", "--help", cwd=".")
     assert result.returncode == 0 and "--profile {ci,quick,thorough}" in result.stdout
+
+
+def _python(code, xla_flags):
+    import os
+
+    env = {**os.environ, "XLA_FLAGS": xla_flags}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_fast_compiles_are_added_only_where_they_apply():
+    code = "import os; from initcheck import _xla; print(_xla.prefer_fast_compiles(), os.environ['XLA_FLAGS'])"
+    assert _python(code, "").stdout.split() == ["True", "--xla_backend_optimization_level=0"]
+    assert _python(code, "--xla_backend_optimization_level=2").stdout.split() == [
+        "False", "--xla_backend_optimization_level=2"]  # the user's own setting wins
+    started = "import jax; jax.numpy.zeros(1).block_until_ready(); " + code
+    assert _python(started, "").stdout.split()[0] == "False"  # too late once the backend runs
