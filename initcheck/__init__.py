@@ -3,6 +3,7 @@
 from initcheck import laws
 from initcheck._catalog import CatalogEntry, catalog
 from initcheck.api import assert_conforms, check, expects
+from initcheck.audit import audit
 from initcheck.profiles import Profile
 from initcheck.verdict import Case, Conformance, ConformanceError, Verdict
 
@@ -16,6 +17,7 @@ __all__ = [
     "Profile",
     "Verdict",
     "assert_conforms",
+    "audit",
     "catalog",
     "check",
     "expects",

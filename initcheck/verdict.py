@@ -16,9 +16,11 @@ class Case:
     shape: tuple[int, ...]
     dtype: str
     key: str
+    path: str = ""  # the parameter's path, for a case of an audited model
 
     def __str__(self):
-        return f"shape={self.shape} dtype={self.dtype}"
+        where = f"{self.path} " if self.path else ""
+        return f"{where}shape={self.shape} dtype={self.dtype}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,7 +54,8 @@ class Verdict:
             "property": self.property, "status": self.status, "passed": self.passed,
             "statistic": num(self.statistic), "pvalue": num(self.pvalue), "alpha": float(self.alpha),
             "n": int(self.n), "mde": num(self.mde),
-            "case": {"shape": list(self.case.shape), "dtype": self.case.dtype, "key": self.case.key},
+            "case": {"shape": list(self.case.shape), "dtype": self.case.dtype, "key": self.case.key,
+                     **({"path": self.case.path} if self.case.path else {})},
             "message": self.message, "reproduce": self.reproduce, "plot": self.plot,
             "known_defect": self.known_defect,
         }
