@@ -209,13 +209,13 @@ def _properties(properties) -> list[str]:
 
 
 def audit(model, *inputs, rng=0, properties=None, profile="ci", seed: int = 0,
-          fix_separator: bool | None = None, reserve_size: int = 1) -> Conformance:
+          fix_separator: bool | None = None, reserve_size: int | None = None) -> Conformance:
     """Audit every parameter of ``model``: a Flax linen Module (``model.init(rng, *inputs)``), an nnx
     Module class or factory (``model(*inputs, rngs=nnx.Rngs(rng))``; ``rng`` may be a dict of
     streams) or a Haiku ``Transformed`` (``model.init(rng, *inputs)``).
 
     ``fix_separator``: the linen ``flax_fix_rng_separator`` flag in force (default: Flax's config);
-    ``reserve_size``: Haiku's ``rng_reserve_size``. The model is initialized eagerly, once.
+    ``reserve_size``: Haiku's ``rng_reserve_size`` (default: Haiku's config). The model is initialized eagerly, once.
     """
     started = time.perf_counter()
     prof = profiles.get(profile)

@@ -7,7 +7,6 @@ import contextlib
 import dataclasses
 import itertools
 
-import jax
 import numpy as np
 
 from initcheck import derivation
@@ -15,6 +14,7 @@ from initcheck.audit._declared import declared_law
 from initcheck.audit._parameter import Parameter
 
 SKIP_AHEAD = 64  # keys drawn outside initializers (e.g. dropout during init) that a parameter may follow
+QUEUED = 16  # derived keys queued for one initializer; beyond them the sequence continues from its state
 
 
 @dataclasses.dataclass
@@ -52,11 +52,23 @@ def _run_on(init, shape, dtype, state, probe: bool):
     return hk.transform(run).apply({}, None)
 
 
-def record(transformed, inputs, rng, *, reserve_size: int = 1) -> list[Parameter]:
+def _state_at(rng, keys, at: int, reserve_size: int) -> tuple:
+    """A sequence state whose next keys are the derived ``keys[at:]``: the first QUEUED of them
+    queued as they are, then the derived state continues."""
+    spare, rest = derivation.haiku_state_after(rng, at + QUEUED, reserve_size=reserve_size)
+    return spare, tuple(keys[at:at + QUEUED]) + rest
+
+
+def record(transformed, inputs, rng, *, reserve_size: int | None = None) -> list[Parameter]:
+    if reserve_size is None:
+        from haiku._src import config
+
+        reserve_size = config.get_config().rng_reserve_size
     created: list[_Created] = []
     with _watching(created):
         transformed.init(rng, *inputs)
-    keys = list(itertools.islice(derivation.haiku_keys(rng, reserve_size=reserve_size), 4 * len(created) + SKIP_AHEAD))
+    keys = list(itertools.islice(derivation.haiku_keys(rng, reserve_size=reserve_size),
+                                4 * len(created) + SKIP_AHEAD + QUEUED))
     position, parameters = 0, []
     for c in created:
         parameter, used = _parameter(c, rng, keys, position, reserve_size)
@@ -71,8 +83,7 @@ def _parameter(c: _Created, rng, keys, position, reserve_size) -> tuple[Paramete
     actual = np.asarray(c.value)
     for skipped in range(min(SKIP_AHEAD, len(keys) - position)):
         at = position + skipped
-        state = derivation.haiku_state_after(rng, at, reserve_size=reserve_size)
-        value, probe = _run_on(c.init, c.shape, c.dtype, state, probe=True)
+        value, probe = _run_on(c.init, c.shape, c.dtype, _state_at(rng, keys, at, reserve_size), probe=True)
         if not np.array_equal(np.asarray(value), actual, equal_nan=True):
             continue
         probe_bytes = derivation.key_bytes(probe)
@@ -85,8 +96,7 @@ def _parameter(c: _Created, rng, keys, position, reserve_size) -> tuple[Paramete
                          key=keys[at] if used else None,
                          derivation=(f"{where} of split(state, {reserve_size + 1}){note}" if used else
                                      "no key: a deterministic initializer")), used + skipped
-    state = derivation.haiku_state_after(rng, position, reserve_size=reserve_size)
-    expected, _ = _run_on(c.init, c.shape, c.dtype, state, probe=False)
+    expected, _ = _run_on(c.init, c.shape, c.dtype, _state_at(rng, keys, position, reserve_size), probe=False)
     return Parameter(path=c.path, value=c.value, declared=c.init, law=law, expected=expected, key=keys[position],
                      derivation=f"key #{position + 1} of the sequence",
                      problem=f"none of keys #{position + 1}..#{position + SKIP_AHEAD} of the Haiku sequence "

@@ -99,10 +99,21 @@ def _seeds(rng) -> dict:
     return dict(rng) if isinstance(rng, Mapping) else {"default": rng}
 
 
+def _check_factory(factory) -> None:
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return  # no signature to read (a builtin): let the call speak
+    if "rngs" not in parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+        raise TypeError(f"model={getattr(factory, '__qualname__', factory)!r} takes no rngs= argument; an nnx "
+                        "model is audited as a Module class or a factory called as model(*inputs, rngs=...)")
+
+
 def record(factory, inputs, rng) -> tuple[object, list[Parameter]]:
     """Build ``factory(*inputs, rngs=nnx.Rngs(...))`` and return the model and its parameters."""
     from flax import nnx
 
+    _check_factory(factory)
     seeds = _seeds(rng)
     rngs = nnx.Rngs(**seeds)
     roots = {tag: derivation.nnx_root(seed) for tag, seed in seeds.items()}

@@ -1,0 +1,182 @@
+"""initcheck.audit on real Flax linen, Flax nnx and Haiku models.
+
+Statistical verdicts here use the ci profile's alpha (1e-7 per verdict, Bonferroni bound printed in
+each report, below 1e-5 for every model here); the fixed rng keeps them deterministic."""
+
+from __future__ import annotations
+
+import flax
+import flax.linen as nn
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import initcheck
+from initcheck import laws
+
+
+class LinenMLP(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(10)(nn.relu(nn.Dense(256)(x)))
+
+
+class NnxMLP(nnx.Module):
+    def __init__(self, rngs):
+        self.hidden = nnx.Linear(128, 256, rngs=rngs)
+        self.out = nnx.Linear(256, 10, rngs=rngs)
+
+
+def statuses(report, prop):
+    return {v.case.path: v.status for v in report.verdicts if v.property == prop}
+
+
+def assert_passes(report, paths):
+    assert report.passed, report.failure_text()
+    assert set(statuses(report, "derivation")) == set(paths)
+    assert set(statuses(report, "derivation").values()) == {"pass"}
+    moments = statuses(report, "moments")
+    assert {p for p, s in moments.items() if s == "pass"} == {p for p in paths if p.endswith(("kernel", "/w"))}
+    assert report.false_alarm_bound < 1e-5
+
+
+def test_linen_mlp_passes():
+    report = initcheck.audit(LinenMLP(), jnp.ones((1, 128)), rng=0)
+    assert_passes(report, ["Dense_0/kernel", "Dense_0/bias", "Dense_1/kernel", "Dense_1/bias"])
+    assert "sha1(b'Dense_1\\x01')" in next(v.case.key for v in report.verdicts if v.case.path == "Dense_1/kernel")
+
+
+def test_nnx_mlp_passes_for_a_class_and_a_factory():
+    paths = ["hidden/kernel", "hidden/bias", "out/kernel", "out/bias"]
+    assert_passes(initcheck.audit(NnxMLP, rng=0), paths)
+    assert_passes(initcheck.audit(lambda rngs: NnxMLP(rngs), rng={"params": 3}), paths)
+    single = initcheck.audit(nnx.Linear, 64, 32, rng=1)
+    assert single.passed and set(statuses(single, "derivation")) == {"kernel", "bias"}
+
+
+def test_haiku_mlp_passes():
+    mlp = hk.transform(lambda x: hk.nets.MLP([256, 10])(x))
+    assert_passes(initcheck.audit(mlp, jnp.ones((1, 128)), rng=0),
+                  ["mlp/~/linear_0/w", "mlp/~/linear_0/b", "mlp/~/linear_1/w", "mlp/~/linear_1/b"])
+
+
+class Named(nn.Module):
+    inner: str
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(64, name=self.inner)(x)
+
+
+class Colliding(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return Named("cdef", name="ab")(x) + Named("def", name="abc")(x)
+
+
+def test_ab_cdef_vs_abc_def_fails_derivation_naming_both_paths():
+    report = initcheck.audit(Colliding(), jnp.ones((1, 64)), rng=0)
+    assert not report.passed
+    failed = {v.case.path: v.message for v in report.verdicts if v.property == "derivation" and v.status == "fail"}
+    assert set(failed) == {"ab/cdef/kernel", "abc/def/kernel", "ab/cdef/bias", "abc/def/bias"}
+    assert "'abc/def/kernel'" in failed["ab/cdef/kernel"] and "'ab/cdef/kernel'" in failed["abc/def/kernel"]
+    assert "flax_fix_rng_separator" in failed["ab/cdef/kernel"] and "2157" in failed["ab/cdef/kernel"]
+    with flax.config.temp_flip_flag("fix_rng_separator", True):
+        fixed = initcheck.audit(Colliding(), jnp.ones((1, 64)), rng=0)
+    assert fixed.passed, fixed.failure_text()
+
+
+def test_dense_general_with_batch_dims_fails_with_the_fan_explained():
+    report = initcheck.audit(nn.DenseGeneral(32, batch_dims=(0,)), jnp.ones((8, 4, 64)), rng=0)
+    assert statuses(report, "derivation") == {"kernel": "pass", "bias": "pass"}
+    moments = next(v for v in report.verdicts if v.property == "moments" and v.case.path == "kernel")
+    assert moments.status == "fail"
+    assert "fan_in = 512 instead of 64" in moments.message
+    assert "batch dims (8,)" in moments.message and "x0.125" in moments.message
+    # Without batch dims the same layer keeps its promise.
+    assert initcheck.audit(nn.DenseGeneral((4, 8), axis=(-2, -1)), jnp.ones((2, 16, 32)), rng=0).passed
+
+
+class HiddenState(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        rng = np.random.default_rng(0)
+
+        def init(key, shape):  # ignores its key: a second call gives other values
+            return jnp.asarray(rng.normal(size=shape), jnp.float32)
+
+        return x @ self.param("w", init, (x.shape[-1], 4))
+
+
+def test_an_initializer_that_ignores_its_key_fails_derivation():
+    report = initcheck.audit(HiddenState(), jnp.ones((1, 3)), rng=0)
+    (verdict,) = [v for v in report.verdicts if v.property == "derivation"]
+    assert verdict.status == "fail" and "differs from its declared initializer" in verdict.message
+
+
+@initcheck.expects(laws.Normal(0.05))
+def declared_normal(key, shape, dtype=jnp.float32):
+    return 0.05 * jax.random.normal(key, shape, dtype)
+
+
+@initcheck.expects(laws.Normal(0.05))
+def twice_too_wide(key, shape, dtype=jnp.float32):
+    return 0.1 * jax.random.normal(key, shape, dtype)
+
+
+@pytest.mark.parametrize("init,passes", [(declared_normal, True), (twice_too_wide, False)])
+def test_user_initializers_declared_with_expects_are_checked(init, passes):
+    report = initcheck.audit(nn.Dense(128, kernel_init=init), jnp.ones((1, 256)), rng=0)
+    assert statuses(report, "derivation")["kernel"] == "pass"
+    assert (statuses(report, "moments")["kernel"] == "pass") is passes
+
+
+def test_an_undeclared_initializer_is_derived_but_its_law_is_skipped_with_the_fix():
+    report = initcheck.audit(nn.Dense(8, kernel_init=lambda k, s, d: jax.random.normal(k, s, d)),
+                             jnp.ones((1, 4)), rng=0)
+    assert statuses(report, "derivation")["kernel"] == "pass"
+    skipped = [v for v in report.verdicts if v.case.path == "kernel" and v.property == "moments"]
+    assert skipped[0].status == "skip" and "@initcheck.expects" in skipped[0].message
+
+
+def test_haiku_keys_drawn_outside_initializers_are_followed():
+    def f(x):
+        hk.next_rng_key()  # e.g. dropout during init
+        return hk.Linear(16, b_init=hk.initializers.RandomNormal(0.1))(x)
+
+    report = initcheck.audit(hk.transform(f), jnp.ones((1, 32)), rng=0, properties=["derivation"])
+    assert report.passed, report.failure_text()
+    assert "after 1 keys drawn outside initializers" in report.verdicts[0].case.key
+
+
+def test_nnx_parameters_without_an_initializer_argument_are_named_not_hidden():
+    class Custom(nnx.Module):
+        def __init__(self, rngs):
+            self.w = nnx.Param(jax.random.normal(rngs.params(), (4, 4)))
+
+    report = initcheck.audit(Custom, rng=0)
+    (verdict,) = [v for v in report.verdicts if v.property == "derivation"]
+    assert verdict.status == "skip" and verdict.case.path == "w" and "*_init" in verdict.message
+
+
+@pytest.mark.parametrize("model,match", [
+    (3, "model=3 is not a Flax linen Module"),
+    (lambda x: x, "takes no rngs= argument"),
+    (lambda rngs: 3, "returned int, not an nnx.Module"),
+])
+def test_bad_models_get_clear_errors(model, match):
+    with pytest.raises(TypeError, match=match):
+        initcheck.audit(model, rng=0)
+
+
+def test_a_built_nnx_module_is_refused_with_the_fix():
+    with pytest.raises(TypeError, match="already built; pass its class"):
+        initcheck.audit(nnx.Linear(2, 3, rngs=nnx.Rngs(0)))
+
+
+def test_unknown_audit_property_is_refused():
+    with pytest.raises(ValueError, match="do not apply to an audit"):
+        initcheck.audit(LinenMLP(), jnp.ones((1, 4)), properties=["precision"])
