@@ -192,8 +192,15 @@ class Fallback(nn.Module):
         return x * noise @ self.param("w", nn.initializers.normal(1.0), (x.shape[-1], 3))
 
 
+class Remat(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.remat(nn.Dense)(4)(x)  # a lift that keeps the scope's keys
+
+
 def linen_models():
     return {
+        "remat": (Remat(), (jnp.ones((1, 3)),)),
         "dense": (nn.Dense(4), (jnp.ones((1, 3)),)),
         "fallback": (Fallback(), (jnp.ones((1, 3)),)),
         "sequential": (nn.Sequential([nn.Dense(8), nn.relu, nn.Dense(2)]), (jnp.ones((1, 3)),)),

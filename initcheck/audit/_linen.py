@@ -23,7 +23,6 @@ class _Draw:
     args: tuple = ()
     kwargs: dict = dataclasses.field(default_factory=dict)
     key: object = None              # the key Flax handed over
-    value: object = None
     module: object = None
 
 
@@ -31,7 +30,6 @@ class _Draw:
 def _watching(draws: list[_Draw]):
     """Record every new parameter and every ``make_rng`` of every module, in order."""
     import flax.linen as nn
-    from flax.core import meta
 
     param, make_rng = nn.Module.param, nn.Module.make_rng
 
@@ -45,7 +43,6 @@ def _watching(draws: list[_Draw]):
             return init_fn(key, *args, **kwargs)
 
         value = param(self, name, spy, *init_args, unbox=unbox, **init_kwargs)
-        draw.value = meta.unbox(value)
         draws.append(draw)
         return value
 
@@ -112,7 +109,8 @@ def record(module, inputs, rng, *, fix_separator: bool | None = None, method=Non
     roots = derivation.linen_roots(rng)
     draws: list[_Draw] = []
     with _watching(draws):
-        module.init(rng, *inputs, **({} if method is None else {"method": method}))
+        variables = module.init(rng, *inputs, **({} if method is None else {"method": method}))
+    params = meta.unbox(variables.get("params", {}))
     counters: dict[tuple, int] = {}
     parameters = []
     for draw in draws:
@@ -123,21 +121,28 @@ def record(module, inputs, rng, *, fix_separator: bool | None = None, method=Non
         key = derivation.linen_key(roots[stream], draw.path, counter, fix_separator=fix)
         data = derivation.linen_hash_input(draw.path, counter, fix_separator=fix)
         path = "/".join((*draw.path, draw.param))
+        value = _lookup(params, (*draw.path, draw.param))
+        expected = meta.unbox(draw.init(key, *draw.args, **draw.kwargs))
+        law, hint = _law(draw, tuple(jax.numpy.shape(value)))
+        if isinstance(draw.key, jax.core.Tracer) and jax.numpy.shape(value) != jax.numpy.shape(expected):
+            parameters.append(Parameter(path=path, value=value, declared=draw.init, law=law, hint=hint,
+                                        underived="created inside a lifted transform that splits keys "
+                                                  "(nn.vmap/nn.scan), which initcheck does not derive"))
+            continue
         problem = None
-        if draw.key is not None and derivation.key_bytes(draw.key) != derivation.key_bytes(key):
+        if not isinstance(draw.key, jax.core.Tracer) and derivation.key_bytes(draw.key) != derivation.key_bytes(key):
             problem = (f"Flax handed {path} a different key than the linen rule gives "
                        f"(make_rng #{counter} of stream {stream!r} in scope {'/'.join(draw.path) or '<root>'})")
-        expected = meta.unbox(draw.init(key, *draw.args, **draw.kwargs))
-        law, hint = _law(draw, tuple(jax.numpy.shape(draw.value)))
         parameters.append(Parameter(
-            path=path, value=draw.value, declared=draw.init, expected=expected, key=key,
+            path=path, value=value, declared=draw.init, expected=expected, key=key,
             derivation=f"fold_in({stream}, sha1({data!r})[:4]) (make_rng #{counter} in scope "
                        f"{'/'.join(draw.path) or '<root>'})",
             problem=problem, law=law, hint=hint))
     return parameters
 
 
-def collision_cause(a: Parameter, b: Parameter) -> str:
-    """Why two linen parameters share a key: the hashed bytes are equal (no separators)."""
-    return ("Flax linen hashes the module path and counter without separators, so both hash the same "
-            "bytes (flax issue 2157); set flax.config.update('flax_fix_rng_separator', True) or rename a module")
+def _lookup(tree, path):
+    for part in path:
+        tree = tree[part]
+    return tree
+
