@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 from initcheck import _dtypes, adapters, laws, profiles, sampler
-from initcheck.properties import PER_INITIALIZER, PROPERTIES, CaseContext, NotApplicable
-from initcheck.properties.contract import check_contract, describe_error
+from initcheck.properties import PER_INITIALIZER, PROPERTIES, CaseContext, run_property, select_properties
+from initcheck.properties.contract import check_contract
 from initcheck.verdict import ERROR, FAIL, Conformance, ConformanceError, Verdict
 
 DEFAULT_DTYPES = ("float32",)
@@ -94,31 +94,11 @@ def _dtypes_of(dtypes, law: laws.Law, seed: int) -> list:
     return out
 
 
-def _properties(properties: Sequence[str] | None) -> list[str]:
-    if properties is None:
-        return list(PROPERTIES)
-    if isinstance(properties, str):
-        properties = [properties]
-    unknown = [p for p in properties if p not in PROPERTIES]
-    if unknown:
-        raise ValueError(f"properties={list(properties)!r}: unknown {unknown}; choose from {', '.join(PROPERTIES)}")
-    return [p for p in PROPERTIES if p in properties]
-
-
-def _run(fn, ctx: CaseContext, name: str) -> Verdict:
-    try:
-        return fn(ctx)
-    except NotApplicable as why:
-        return ctx.skipped(name, str(why))
-    except Exception as exc:  # noqa: BLE001 - one broken initializer is one errored verdict
-        return ctx.errored(name, f"{name} could not run: {describe_error(exc)}")
-
-
 def _gated(gate: Verdict, ctx: CaseContext, name: str) -> Verdict:
     """Run a property unless the case's contract failed (then nothing else can be trusted)."""
     if gate.status in (FAIL, ERROR):
         return ctx.errored(name, f"not run: the contract failed ({gate.message})")
-    return _run(PROPERTIES[name], ctx, name)
+    return run_property(PROPERTIES[name], ctx, name)
 
 
 def check(init, expect, *, shapes=None, dtypes=None, properties: Sequence[str] | None = None,
@@ -135,7 +115,7 @@ def check(init, expect, *, shapes=None, dtypes=None, properties: Sequence[str] |
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative int")
     law = laws.as_law(expect)
-    names = _properties(properties)
+    names = select_properties(properties, PROPERTIES)
     dtype_list = _dtypes_of(dtypes, law, seed)
     shape_list = _shapes(shapes, law, prof.cases, seed)
     label = adapters.describe(init) if callable(init) else repr(init)
@@ -144,7 +124,7 @@ def check(init, expect, *, shapes=None, dtypes=None, properties: Sequence[str] |
     contexts = [CaseContext(fn, label, law, shape, dtype, prof, seed) for shape in shape_list for dtype in dtype_list]
     gates = []
     for ctx in contexts:
-        gate = _run(check_contract, ctx, "contract")
+        gate = run_property(check_contract, ctx, "contract")
         gates.append(gate)
         if "contract" in names:
             verdicts.append(gate)

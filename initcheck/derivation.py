@@ -18,6 +18,7 @@ initcheck's own, independent code: only ``jax.random`` primitives and ``hashlib`
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 
 import jax
@@ -91,24 +92,29 @@ def haiku_root(rng):
     return rng
 
 
-def haiku_keys(rng, *, reserve_size: int = 1) -> Iterator:
-    """The keys Haiku's ``next_rng_key()`` returns, in order, inside ``init(rng)``."""
+def haiku_walk(rng, *, reserve_size: int = 1) -> Iterator[tuple]:
+    """``(key, (spare, queued keys) after it)`` for each key ``next_rng_key()`` returns inside
+    ``init(rng)``, in order: the key and the sequence state that continues after it."""
     if reserve_size < 1:
         raise ValueError(f"reserve_size={reserve_size} must be >= 1")
-    state = haiku_root(rng)
+    state, queue = haiku_root(rng), []
     while True:
-        state, *keys = list(jax.random.split(state, reserve_size + 1))
-        yield from keys
+        if not queue:
+            state, *queue = list(jax.random.split(state, reserve_size + 1))
+        key = queue.pop(0)
+        yield key, (state, tuple(queue))
+
+
+def haiku_keys(rng, *, reserve_size: int = 1) -> Iterator:
+    """The keys Haiku's ``next_rng_key()`` returns, in order, inside ``init(rng)``."""
+    return (key for key, _ in haiku_walk(rng, reserve_size=reserve_size))
 
 
 def haiku_state_after(rng, drawn: int, *, reserve_size: int = 1) -> tuple:
     """``(spare, queued keys)`` of the sequence after ``drawn`` keys: the state that continues it."""
-    state, queue = haiku_root(rng), []
-    for _ in range(drawn):
-        if not queue:
-            state, *queue = list(jax.random.split(state, reserve_size + 1))
-        queue.pop(0)
-    return state, tuple(queue)
+    if drawn == 0:
+        return haiku_root(rng), ()
+    return next(itertools.islice(haiku_walk(rng, reserve_size=reserve_size), drawn - 1, None))[1]
 
 
 def key_bytes(key) -> bytes:
@@ -127,6 +133,6 @@ def collisions(keys: Mapping[str, object]) -> list[list[str]]:
 
 
 __all__ = [
-    "collisions", "haiku_keys", "haiku_root", "haiku_state_after", "key_bytes", "linen_fold_data",
+    "collisions", "haiku_keys", "haiku_root", "haiku_state_after", "haiku_walk", "key_bytes", "linen_fold_data",
     "linen_hash_input", "linen_key", "linen_roots", "linen_stream", "nnx_key", "nnx_root",
 ]

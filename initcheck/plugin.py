@@ -96,11 +96,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", f"{MARKER}: a conformance item of initcheck (pytest --initcheck)")
     if config.getoption("initcheck"):
         config.stash[_SETTINGS] = load_settings(config)
-        config.stash[_RESULTS] = {}
 
 
 _SETTINGS = pytest.StashKey[Settings]()
-_RESULTS = pytest.StashKey[dict]()
 
 
 class ConformanceFailure(Exception):
@@ -245,11 +243,10 @@ def pytest_collection_modifyitems(session, config, items):
 
 def pytest_runtest_logreport(report):
     """Keep each item's verdicts (on the controller too, under xdist)."""
-    results = _results
-    if results is None or not report.nodeid.startswith("initcheck::"):
+    if _results is None or not report.nodeid.startswith("initcheck::"):
         return
     data = next((json.loads(v) for k, v in report.user_properties if k == PROPERTY_KEY), None)
-    entry = results.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "verdicts": []})
+    entry = _results.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "verdicts": []})
     if data is not None:
         entry.update({k: v for k, v in data.items() if k != "verdicts"})
         entry["verdicts"] = data["verdicts"]

@@ -17,17 +17,16 @@ import numpy as np
 
 from initcheck import _dtypes, adapters, derivation, laws, profiles, sampler
 from initcheck.audit._parameter import Parameter
-from initcheck.properties import NotApplicable
+from initcheck.properties import NotApplicable, run_property, select_properties
 from initcheck.properties._context import CaseContext
-from initcheck.properties.contract import describe_error
 from initcheck.properties.elementwise import check_bounds, check_distribution, check_independence, check_moments
+from initcheck.properties.structure import ORTHO_EPS, dtype_eps, orthogonality_error
 from initcheck.verdict import FAIL, Case, Conformance, Verdict
 
 STATISTICAL = {"independence": check_independence, "bounds": check_bounds,
                "distribution": check_distribution, "moments": check_moments}
 AUDIT_PROPERTIES = ("derivation", *STATISTICAL, "structure")
 MIN_VALUES = 20  # fewer values than this in a parameter: too few for a statistical test
-ORTHO_EPS = 32
 
 
 def _framework(model) -> str:
@@ -92,7 +91,7 @@ class _ParameterContext(CaseContext):
         return f"print(initcheck.audit({self.call_text}, properties=[{name!r}]))  # {self.parameter.path}"
 
 
-def _key_cause(framework: str, a: Parameter, b: Parameter) -> str:
+def _key_cause(framework: str) -> str:
     if framework == "flax.linen":
         return ("Flax linen hashes the module path and the counter without separators, so both hash the same "
                 "bytes (flax issue 2157); set flax.config.update('flax_fix_rng_separator', True) or rename a module")
@@ -116,7 +115,7 @@ def _derivation(ctx: _ParameterContext, framework: str, sharing: list[Parameter]
                                 f"{actual.size} elements, by up to {float(np.max(diff)):.3g}", n=actual.size)
     if sharing:
         others = ", ".join(repr(o.path) for o in sharing)
-        return ctx.failed(name, f"{p.path} shares its key with {others}: {_key_cause(framework, p, sharing[0])}")
+        return ctx.failed(name, f"{p.path} shares its key with {others}: {_key_cause(framework)}")
     return ctx.passed(name, f"equals {adapters.describe(p.declared)} on {p.derivation}; no other parameter has "
                             "this key", n=actual.size)
 
@@ -141,22 +140,11 @@ def _structure(ctx: _ParameterContext) -> Verdict:
         if np.any(rest):
             return ctx.failed(name, f"{int(np.count_nonzero(rest))} non-zero values off the centre tap {centre}", n=1)
         x = x[centre]
-    q = laws.matrix_view(x, law.column_axis) / law.scale
-    gram = q.T @ q if q.shape[0] >= q.shape[1] else q @ q.T
-    error = float(np.max(np.abs(gram - np.eye(len(gram)))))
-    eps = float(np.finfo(np.float32).eps if ctx.dtype.itemsize <= 4 else np.finfo(np.float64).eps)
+    error = orthogonality_error(laws.matrix_view(x, law.column_axis)[None] / law.scale)
+    eps = dtype_eps(ctx.dtype)
     if error > ORTHO_EPS * eps:
         return ctx.failed(name, f"not orthogonal: max |QᵀQ/scale² - I| = {error:.3g}", n=1, statistic=error)
     return ctx.passed(name, f"orthogonal to {error / eps:.1f} eps (one draw: Haar-ness is not testable)", n=1)
-
-
-def _run(fn, ctx: _ParameterContext, name: str) -> Verdict:
-    try:
-        return fn(ctx)
-    except NotApplicable as why:
-        return ctx.skipped(name, str(why))
-    except Exception as exc:  # noqa: BLE001 - one parameter that cannot be checked is one errored verdict
-        return ctx.errored(name, f"{name} could not run: {describe_error(exc)}")
 
 
 def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call) -> list[Verdict]:
@@ -165,7 +153,7 @@ def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call) ->
     out = []
     if "derivation" in names:
         out.append(ctx.skipped("derivation", f"{p.path}: {p.unaudited}") if p.unaudited else
-                   _run(lambda c: _derivation(c, framework, sharing), ctx, "derivation"))
+                   run_property(lambda c: _derivation(c, framework, sharing), ctx, "derivation"))
     checks = [n for n in names if n != "derivation"]
     if not checks:
         return out
@@ -183,29 +171,17 @@ def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call) ->
                       for n in checks]
     for name in checks:
         if name == "structure":
-            out.append(_run(_structure, ctx, name))
+            out.append(run_property(_structure, ctx, name))
         elif p.law.kind != "iid":
             out.append(ctx.skipped(name, f"{p.law!r} is not an element-wise i.i.d. law (see structure)"))
         elif p.array.size < MIN_VALUES:
             out.append(ctx.skipped(name, f"{p.array.size} values are too few to test (fewer than {MIN_VALUES})"))
         else:
-            verdict = _run(STATISTICAL[name], ctx, name)
+            verdict = run_property(STATISTICAL[name], ctx, name)
             if verdict.status == FAIL and p.hint:
                 verdict = dataclasses.replace(verdict, message=f"{verdict.message}. {p.hint}")
             out.append(verdict)
     return out
-
-
-def _properties(properties) -> list[str]:
-    if properties is None:
-        return list(AUDIT_PROPERTIES)
-    if isinstance(properties, str):
-        properties = [properties]
-    unknown = [p for p in properties if p not in AUDIT_PROPERTIES]
-    if unknown:
-        raise ValueError(f"properties={list(properties)!r}: {unknown} do not apply to an audit; choose from "
-                         f"{', '.join(AUDIT_PROPERTIES)}")
-    return [p for p in AUDIT_PROPERTIES if p in properties]
 
 
 def audit(model, *inputs, rng=0, properties=None, profile="ci", seed: int = 0,
@@ -219,7 +195,7 @@ def audit(model, *inputs, rng=0, properties=None, profile="ci", seed: int = 0,
     """
     started = time.perf_counter()
     prof = profiles.get(profile)
-    names = _properties(properties)
+    names = select_properties(properties, AUDIT_PROPERTIES, refusal="{} do not apply to an audit")
     framework = _framework(model)
     parameters = _record(framework, model, inputs, rng, fix_separator=fix_separator, reserve_size=reserve_size)
     keyed = {p.path: p.key for p in parameters if p.key is not None and not (p.underived or p.unaudited)}

@@ -52,11 +52,11 @@ def _run_on(init, shape, dtype, state, probe: bool):
     return hk.transform(run).apply({}, None)
 
 
-def _state_at(rng, keys, at: int, reserve_size: int) -> tuple:
-    """A sequence state whose next keys are the derived ``keys[at:]``: the first QUEUED of them
-    queued as they are, then the derived state continues."""
-    spare, rest = derivation.haiku_state_after(rng, at + QUEUED, reserve_size=reserve_size)
-    return spare, tuple(keys[at:at + QUEUED]) + rest
+def _state_at(walk, at: int) -> tuple:
+    """A sequence state whose next keys are the derived keys from #``at`` on: the first QUEUED of
+    them queued as they are, then the derived state after them continues."""
+    spare, rest = walk[at + QUEUED - 1][1]
+    return spare, tuple(key for key, _ in walk[at:at + QUEUED]) + rest
 
 
 def record(transformed, inputs, rng, *, reserve_size: int | None = None) -> list[Parameter]:
@@ -67,23 +67,24 @@ def record(transformed, inputs, rng, *, reserve_size: int | None = None) -> list
     created: list[_Created] = []
     with _watching(created):
         transformed.init(rng, *inputs)
-    keys = list(itertools.islice(derivation.haiku_keys(rng, reserve_size=reserve_size),
-                                4 * len(created) + SKIP_AHEAD + QUEUED))
+    count = 4 * len(created) + SKIP_AHEAD + QUEUED
+    walk = list(itertools.islice(derivation.haiku_walk(rng, reserve_size=reserve_size), count + QUEUED))
+    keys = [key for key, _ in walk[:count]]
     position, parameters = 0, []
     for c in created:
-        parameter, used = _parameter(c, rng, keys, position, reserve_size)
+        parameter, used = _parameter(c, walk, keys, position, reserve_size)
         parameters.append(parameter)
         position += used
     return parameters
 
 
-def _parameter(c: _Created, rng, keys, position, reserve_size) -> tuple[Parameter, int]:
-    """The parameter, and how many keys of the sequence it accounts for (0 when not reproduced)."""
+def _parameter(c: _Created, walk, keys, position: int, reserve_size: int) -> tuple[Parameter, int]:
+    """The parameter, and how many of the derived ``keys`` it accounts for (0 when not reproduced)."""
     law = declared_law(c.init)
     actual = np.asarray(c.value)
     for skipped in range(min(SKIP_AHEAD, len(keys) - position)):
         at = position + skipped
-        value, probe = _run_on(c.init, c.shape, c.dtype, _state_at(rng, keys, at, reserve_size), probe=True)
+        value, probe = _run_on(c.init, c.shape, c.dtype, _state_at(walk, at), probe=True)
         if not np.array_equal(np.asarray(value), actual, equal_nan=True):
             continue
         probe_bytes = derivation.key_bytes(probe)
@@ -96,7 +97,7 @@ def _parameter(c: _Created, rng, keys, position, reserve_size) -> tuple[Paramete
                          key=keys[at] if used else None,
                          derivation=(f"{where} of split(state, {reserve_size + 1}){note}" if used else
                                      "no key: a deterministic initializer")), used + skipped
-    expected, _ = _run_on(c.init, c.shape, c.dtype, _state_at(rng, keys, position, reserve_size), probe=False)
+    expected, _ = _run_on(c.init, c.shape, c.dtype, _state_at(walk, position), probe=False)
     return Parameter(path=c.path, value=c.value, declared=c.init, law=law, expected=expected, key=keys[position],
                      derivation=f"key #{position + 1} of the sequence",
                      problem=f"none of keys #{position + 1}..#{position + SKIP_AHEAD} of the Haiku sequence "

@@ -1,7 +1,7 @@
 """The properties, in the order they run. Each is ``check_<property>(ctx) -> Verdict``."""
 
 from initcheck.properties._context import CaseContext, NotApplicable
-from initcheck.properties.contract import check_contract, check_errors
+from initcheck.properties.contract import check_contract, check_errors, describe_error
 from initcheck.properties.elementwise import check_bounds, check_distribution, check_independence, check_moments
 from initcheck.properties.keys import check_determinism, check_key_sensitivity
 from initcheck.properties.precision import check_precision
@@ -21,4 +21,28 @@ PROPERTIES = {
 }
 PER_INITIALIZER = ("errors",)  # run once per initializer, not once per case
 
-__all__ = ["PROPERTIES", "PER_INITIALIZER", "CaseContext", "NotApplicable"]
+
+def run_property(fn, ctx: CaseContext, name: str):
+    """``fn(ctx)``; a property that does not apply is a skip, one that breaks is an errored verdict."""
+    try:
+        return fn(ctx)
+    except NotApplicable as why:
+        return ctx.skipped(name, str(why))
+    except Exception as exc:  # noqa: BLE001 - one broken initializer is one errored verdict
+        return ctx.errored(name, f"{name} could not run: {describe_error(exc)}")
+
+
+def select_properties(properties, known, *, refusal: str = "unknown {}") -> list[str]:
+    """``properties`` (a name, a list, or None for all of ``known``) in the order of ``known``;
+    names outside ``known`` raise ValueError, worded by ``refusal``."""
+    if properties is None:
+        return list(known)
+    if isinstance(properties, str):
+        properties = [properties]
+    unknown = [p for p in properties if p not in known]
+    if unknown:
+        raise ValueError(f"properties={list(properties)!r}: {refusal.format(unknown)}; choose from {', '.join(known)}")
+    return [p for p in known if p in properties]
+
+
+__all__ = ["PROPERTIES", "PER_INITIALIZER", "CaseContext", "NotApplicable", "run_property", "select_properties"]

@@ -41,12 +41,22 @@ def haar_tests(q: np.ndarray) -> list[stats.TestResult]:
     return results
 
 
+def orthogonality_error(q: np.ndarray) -> float:
+    """max |QᵀQ - I| over K matrices ``q`` of shape (K, rows, cols) (QQᵀ for wide ones)."""
+    rows, cols = q.shape[1:]
+    gram = np.einsum("kri,krj->kij", q, q) if rows >= cols else np.einsum("kir,kjr->kij", q, q)
+    return float(np.max(np.abs(gram - np.eye(gram.shape[1]))))
+
+
+def dtype_eps(dtype) -> float:
+    return float(ml_dtypes.finfo(_dtypes.real_part(dtype)).eps)
+
+
 def _orthogonal(ctx: CaseContext, matrices: np.ndarray, scale: float, column_axis: int, where: str):
     q = np.stack([matrix_view(m, column_axis) for m in matrices]) / scale
     rows, cols = q.shape[1:]
-    gram = np.einsum("kri,krj->kij", q, q) if rows >= cols else np.einsum("kir,kjr->kij", q, q)
-    error = float(np.max(np.abs(gram - np.eye(gram.shape[1]))))
-    eps = float(ml_dtypes.finfo(_dtypes.real_part(ctx.dtype)).eps)
+    error = orthogonality_error(q)
+    eps = dtype_eps(ctx.dtype)
     if error > ORTHO_EPS * eps:
         side = "QᵀQ" if rows >= cols else "QQᵀ"
         return ctx.failed("structure", f"{where}: max |{side}/scale² - I| = {error:.3g} > {ORTHO_EPS} eps "
