@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import initcheck
+
 
 def run(*args, cwd):
     return subprocess.run([sys.executable, "-m", "initcheck.cli", *args], cwd=cwd, capture_output=True, text=True,
@@ -36,6 +38,8 @@ def test_list_groups_the_catalog_by_framework_with_counts():
     assert [line for line in lines if not line.startswith(" ")] == [
         "jax (30 entries)", "flax (42 entries)", "haiku (16 entries)", "initcheck (20 entries)", "108 entries"]
     assert "  flax.linen.initializers.zeros_init()  ->  Constant(0.0)" in lines
+    listed = [line.split("  ->  ")[0].strip() for line in lines if line.startswith("  ") and "  ->  " in line]
+    assert listed == [entry.id for entry in initcheck.catalog()]
     assert "      dtypes: float32, bfloat16, float16, complex64" in lines
     assert ("      known defect jax-low-precision-sampling (jax <= 0.10.2) on precision in bfloat16/float16"
             in lines)
