@@ -147,12 +147,15 @@ def assert_conforms(init, expect, **options) -> Conformance:
     return report
 
 
-def expects(expect):
-    """Mark a user initializer with the law it promises (read by ``pytest --initcheck``)."""
+def expects(expect, *, shapes=None, dtypes=None):
+    """Mark a user initializer with the law it promises (read by ``initcheck.audit`` and by
+    ``pytest --initcheck``). ``shapes`` and ``dtypes`` (as for ``check``) are the cases the plugin
+    checks it on; by default those ``check`` chooses."""
     law = laws.as_law(expect)
 
     def mark(init):
         init.__initcheck_law__ = law
+        init.__initcheck_cases__ = {"shapes": shapes, "dtypes": dtypes}
         return init
 
     return mark

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import pathlib
 import sys
 import time
@@ -24,8 +23,6 @@ def _entries(args) -> list[tuple[int, object]]:
 
 
 def _report(args) -> int:
-    import jax
-
     from initcheck import _runner, sampler
 
     chosen = [(i, e, [d for d in e.dtypes if not args.dtypes or d in args.dtypes]) for i, e in _entries(args)]
@@ -59,23 +56,19 @@ def _report(args) -> int:
     _runner.check_entries(args.frameworks, [(i, dtypes) for i, _, dtypes in chosen], x64=args.x64,
                           profile=args.profile, seed=args.seed, jobs=jobs, on_result=on_result)
     results = [(entries[i], done[i]) for i, _, _ in chosen]
-    document = {
-        "schema_version": 2, "initcheck": __version__, "jax": jax.__version__, "profile": args.profile,
-        "seed": args.seed, "device": sampler.device_description(),
-        "x64": bool(jax.config.jax_enable_x64), "threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
-        "default_prng_impl": str(jax.config.jax_default_prng_impl),
-        "seconds": time.perf_counter() - started,
-        "false_alarm_bound": sum(r.report.false_alarm_bound for _, r in results),
-        "entries": [_entry_json(e, r) for e, r in results],
-    }
-    path = out / "conformance.json"
-    path.write_text(json.dumps(document, indent=1))
+    from initcheck import document as doc
+
+    seconds = time.perf_counter() - started
+    report_document = doc.build("initcheck report", [doc.catalog_target(e, r) for e, r in results],
+                                profile=args.profile, seed=args.seed, seconds=seconds)
+    json_path, html_path = doc.write(report_document, json_path=out / "conformance.json",
+                                     html_path=out / "conformance.html")
     _summary(results)
     unexpected = [(e, r) for e, r in results if _unexpected(r)]
     print(f"\n{sum(1 for _, r in results if r.report.passed)} passed, "
           f"{sum(1 for _, r in results if not r.report.passed and not _unexpected(r))} failed with known defects only, "
-          f"{len(unexpected)} failed unexpectedly, in {document['seconds']:.0f}s; "
-          f"false-alarm bound {document['false_alarm_bound']:.2g}; wrote {path}")
+          f"{len(unexpected)} failed unexpectedly, in {seconds:.0f}s; "
+          f"false-alarm bound {report_document['false_alarm_bound']:.2g}; wrote {html_path} and {json_path}")
     for entry, result in results:
         for defect in result.unobserved:
             status = ("NOT SEEN although expected (initcheck regression?)" if defect.expected_now else
@@ -97,16 +90,6 @@ def _word(result) -> str:
     if result.report.passed:
         return "PASS"
     return "FAIL" if _unexpected(result) else "KNOWN"
-
-
-def _entry_json(entry, result) -> dict:
-    return {
-        "id": entry.id, "framework": entry.framework, "same_as": entry.same_as, "dtypes": list(entry.dtypes),
-        "notes": entry.notes, "result": _word(result),
-        "known_defects": [{"name": d.name, "package": d.package, "last_seen": d.last_seen, "summary": d.summary,
-                           "reference": d.reference, "observed": d in result.observed} for d in entry.defects],
-        **result.report.to_dict(),
-    }
 
 
 def _summary(results) -> None:
@@ -157,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="initcheck", description="Verify neural-network initializers.")
     parser.add_argument("--version", action="version", version=f"initcheck {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="check the built-in catalog and write a JSON conformance report")
-    report.add_argument("--out", default="reports", help="folder for conformance.json (default: reports)")
+    report = commands.add_parser("report", help="check the built-in catalog and write the HTML and JSON conformance reports")
+    report.add_argument("--out", default="reports", help="folder for conformance.html and conformance.json (default: reports)")
     report.add_argument("--profile", default="ci", choices=sorted(profiles.PROFILES), help="how hard to look")
     report.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
     report.add_argument("--entries", nargs="*", default=[], metavar="TEXT",

@@ -6,12 +6,16 @@ Off unless ``--initcheck`` is given (``-p no:initcheck`` removes it). What to ch
     [tool.initcheck]
     modules = ["mypkg.inits"]          # scanned for @initcheck.expects(...) initializers
     models = ["mypkg.models:mlp"]      # zero-argument callables returning (model, *inputs) to audit
+    frameworks = ["jax"]               # built-in catalog entries to include (jax, flax, haiku, initcheck)
     profile = "ci"
     seed = 0
+    time_limit = 120                   # seconds per call before an initializer counts as hung
 
-Items carry the ``initcheck`` marker; a failure shows the conformance message, not a traceback.
+Items carry the ``initcheck`` marker; a failure shows the conformance message, not a traceback; a
+catalog failure that a known framework defect explains is an expected failure (xfail).
 Every item's verdicts travel in ``user_properties``, so under xdist the controller alone writes
-``--initcheck-json`` with every worker's results (a crashed worker's items are errors there).
+``--initcheck-json`` and ``--initcheck-report`` with every worker's results (a crashed worker's
+items are errors there).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import time
 import tomllib
 from pathlib import Path
 
@@ -26,15 +31,25 @@ import pytest
 
 MARKER = "initcheck"
 PROPERTY_KEY = "initcheck"
-JSON_SCHEMA_VERSION = 1
+KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit")
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
     modules: tuple[str, ...]
     models: tuple[str, ...]
+    frameworks: tuple[str, ...]
     profile: str
     seed: int
+    time_limit: float | None = None
+
+    @property
+    def profile_object(self):
+        """The profile, with ``time_limit`` as its per-call limit when one is set."""
+        from initcheck import profiles
+
+        profile = profiles.get(self.profile)
+        return profile if self.time_limit is None else dataclasses.replace(profile, time_limit_s=self.time_limit)
 
 
 def pytest_addoption(parser):
@@ -42,12 +57,18 @@ def pytest_addoption(parser):
     group.addoption("--initcheck", action="store_true", default=False,
                     help="collect conformance items for the initializers and models of [tool.initcheck]")
     group.addoption("--initcheck-json", metavar="PATH", default=None, help="write every verdict as JSON to PATH")
+    group.addoption("--initcheck-report", metavar="PATH.html", default=None,
+                    help="write the HTML conformance report (matrix, failure details, plots) to PATH.html")
+    group.addoption("--initcheck-frameworks", metavar="jax,flax,haiku,initcheck", default=None,
+                    help="also check these frameworks of initcheck's built-in catalog")
     group.addoption("--initcheck-profile", metavar="NAME", default=None, help="quick, ci or thorough (default: ci)")
     group.addoption("--initcheck-seed", metavar="N", type=int, default=None, help="base seed of every key (default 0)")
     parser.addini("initcheck_modules", "modules scanned for @initcheck.expects initializers", type="linelist")
     parser.addini("initcheck_models", "module:callable returning (model, *inputs) to audit", type="linelist")
     parser.addini("initcheck_profile", "quick, ci or thorough", default="")
     parser.addini("initcheck_seed", "base seed", default="")
+    parser.addini("initcheck_frameworks", "frameworks of the built-in catalog to include", type="linelist")
+    parser.addini("initcheck_time_limit", "seconds per initializer call before it counts as hung", default="")
 
 
 def _table(rootpath: Path) -> dict:
@@ -66,17 +87,36 @@ def _names(value, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _frameworks(value, where: str) -> tuple[str, ...]:
+    from initcheck._catalog import FRAMEWORKS
+
+    chosen = [f.strip() for f in value.split(",") if f.strip()] if isinstance(value, str) else list(value)
+    unknown = [f for f in chosen if f not in FRAMEWORKS]
+    if unknown:
+        raise pytest.UsageError(f"initcheck: {where}={value!r} names unknown frameworks {unknown}; "
+                                f"choose from {', '.join(FRAMEWORKS)}")
+    return tuple(chosen)
+
+
 def load_settings(config) -> Settings:
     """Options, then ini keys, then ``[tool.initcheck]``, then the defaults."""
     from initcheck import profiles
 
     table = _table(config.rootpath)
-    unknown = set(table) - {"modules", "models", "profile", "seed"}
+    unknown = set(table) - set(KEYS)
     if unknown:
         raise pytest.UsageError(f"initcheck: [tool.initcheck] has unknown keys {sorted(unknown)}; "
-                                "use modules, models, profile, seed")
+                                f"use {', '.join(KEYS)}")
     modules = config.getini("initcheck_modules") or _names(table.get("modules", []), "[tool.initcheck] modules")
     models = config.getini("initcheck_models") or _names(table.get("models", []), "[tool.initcheck] models")
+    option = config.getoption("initcheck_frameworks")
+    if option is not None:
+        frameworks = _frameworks(option, "--initcheck-frameworks")
+    elif config.getini("initcheck_frameworks"):
+        frameworks = _frameworks(config.getini("initcheck_frameworks"), "initcheck_frameworks")
+    else:
+        frameworks = _frameworks(_names(table.get("frameworks", []), "[tool.initcheck] frameworks"),
+                                 "[tool.initcheck] frameworks")
     profile = config.getoption("initcheck_profile") or config.getini("initcheck_profile") or table.get("profile", "ci")
     if profile not in profiles.PROFILES:
         raise pytest.UsageError(f"initcheck: profile={profile!r} is not one of {', '.join(profiles.PROFILES)}")
@@ -89,7 +129,15 @@ def load_settings(config) -> Settings:
             raise ValueError
     except (TypeError, ValueError):
         raise pytest.UsageError(f"initcheck: seed={seed!r} must be a non-negative int") from None
-    return Settings(tuple(modules), tuple(models), profile, seed)
+    limit = config.getini("initcheck_time_limit") or table.get("time_limit")
+    if limit is not None:
+        try:
+            limit = float(limit)
+            if not limit > 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise pytest.UsageError(f"initcheck: time_limit={limit!r} must be a positive number of seconds") from None
+    return Settings(tuple(modules), tuple(models), frameworks, profile, seed, limit)
 
 
 def pytest_configure(config):
@@ -120,11 +168,13 @@ def _conformance(target: Target, settings: Settings):
 
 @dataclasses.dataclass(frozen=True)
 class Target:
-    """Something to check: a declared initializer (``kind="initializer"``) or a model factory."""
+    """Something to check: a declared initializer, a model factory or a catalog entry (``kind``);
+    ``order`` is its place in the collection, the same in every xdist worker."""
 
     name: str
     kind: str
-    load: object  # () -> the initializer or the model factory; raises a clear error
+    load: object  # () -> the initializer, the model factory or the catalog entry; raises a clear error
+    order: int = 0
 
     def properties(self) -> tuple[str, ...]:
         from initcheck.audit import AUDIT_PROPERTIES
@@ -132,17 +182,44 @@ class Target:
 
         if self.kind == "broken":
             return ("import",)
-        return tuple(PROPERTIES) if self.kind == "initializer" else AUDIT_PROPERTIES
+        return AUDIT_PROPERTIES if self.kind == "model" else tuple(PROPERTIES)
 
-    def run(self, settings: Settings):
+    def run(self, settings: Settings) -> Checked:
         import initcheck
+        from initcheck._catalog import check_entry
 
         thing = self.load()
+        profile = settings.profile_object
+        if self.kind == "catalog":
+            triage = check_entry(thing, profile=profile, seed=settings.seed)
+            return Checked(triage.report, thing, triage)
         if self.kind == "initializer":
-            return initcheck.check(thing, thing.__initcheck_law__, profile=settings.profile, seed=settings.seed)
+            cases = getattr(thing, "__initcheck_cases__", None) or {}
+            return Checked(initcheck.check(thing, thing.__initcheck_law__, profile=profile, seed=settings.seed,
+                                           shapes=cases.get("shapes"), dtypes=cases.get("dtypes")))
         made = thing()
         model, *inputs = made if isinstance(made, tuple) else (made,)
-        return initcheck.audit(model, *inputs, rng=settings.seed, profile=settings.profile, seed=settings.seed)
+        return Checked(initcheck.audit(model, *inputs, rng=settings.seed, profile=profile, seed=settings.seed))
+
+
+@dataclasses.dataclass
+class Checked:
+    """A target's conformance, with its catalog entry and triage for catalog targets."""
+
+    report: object
+    entry: object = None
+    triage: object = None
+
+    def unexplained(self, verdicts) -> list:
+        from initcheck.verdict import ERROR, FAIL
+
+        return [v for v in verdicts if v.status in (FAIL, ERROR) and not v.known_defect]
+
+    def missing_defects(self, prop: str) -> list:
+        """Known defects on ``prop`` that this framework version should show and did not."""
+        if self.triage is None:
+            return []
+        return [d for d in self.triage.unobserved if d.expected_now and prop in d.properties]
 
 
 def _failing_load(message: str):
@@ -160,8 +237,8 @@ def _initializer_targets(module_name: str) -> list[Target]:
                                      f"{type(exc).__name__}: {exc}"))]
     found = [Target(f"{module_name}.{name}", "initializer", (lambda obj=obj: obj))
              for name, obj in sorted(vars(module).items())
-             if callable(obj) and getattr(obj, "__initcheck_law__", None) is not None
-             and getattr(obj, "__module__", module_name) == module_name]
+             if getattr(obj, "__initcheck_law__", None) is not None
+             and getattr(obj, "__module__", module_name) == module_name]  # not imported ones
     if not found:
         return [Target(module_name, "broken", _failing_load(
             f"initcheck: module {module_name!r} has no @initcheck.expects(...) initializers; decorate them "
@@ -184,12 +261,20 @@ def _model_target(spec: str) -> Target:
     return Target(spec, "model", load)
 
 
+def _catalog_targets(frameworks) -> list[Target]:
+    from initcheck._catalog import catalog
+
+    return [Target(entry.id, "catalog", (lambda entry=entry: entry)) for entry in catalog(frameworks)] if frameworks else []
+
+
 class InitcheckCollector(pytest.Collector):
     def collect(self):
         settings = self.config.stash[_SETTINGS]
         targets = [t for m in settings.modules for t in _initializer_targets(m)]
         targets += [_model_target(spec) for spec in settings.models]
-        for target in targets:
+        targets += _catalog_targets(settings.frameworks)
+        for order, target in enumerate(targets):
+            target = dataclasses.replace(target, order=order)
             for prop in target.properties():
                 yield InitcheckItem.from_parent(self, name=f"{target.name}[{prop}]", target=target, prop=prop)
 
@@ -200,28 +285,41 @@ class InitcheckItem(pytest.Item):
         self.target, self.prop = target, prop
         self.add_marker(MARKER)
 
+    def _record(self, **data) -> None:
+        """This item's part of the report; it travels to the xdist controller in user_properties."""
+        self.user_properties.append((PROPERTY_KEY, json.dumps({
+            "target": self.target.name, "kind": self.target.kind, "order": self.target.order,
+            "property": self.prop, **data})))
+
     def runtest(self):
-        from initcheck.verdict import ERROR, FAIL, SKIP
+        from initcheck import document
+        from initcheck.verdict import SKIP
 
         result = _conformance(self.target, self.config.stash[_SETTINGS])
         if isinstance(result, Exception):
-            self.user_properties.append((PROPERTY_KEY, json.dumps({"target": self.target.name, "property": self.prop,
-                                                                   "error": str(result), "verdicts": []})))
-            raise ConformanceFailure(f"[initcheck] {self.target.name} could not be checked: "
-                                     f"{type(result).__name__}: {result}")
-        verdicts = [v for v in result.verdicts if v.property == self.prop]
-        self.user_properties.append((PROPERTY_KEY, json.dumps({
-            "target": self.target.name, "property": self.prop, "law": result.law,
-            "verdicts": [v.to_dict() for v in verdicts]})))
-        failures = [v for v in verdicts if v.status in (FAIL, ERROR)]
-        if failures:
-            lines = [f"[initcheck] {self.target.name}: property {self.prop} failed against {result.law}"]
+            error = f"{type(result).__name__}: {result}"
+            self._record(error=error, verdicts=[])
+            raise ConformanceFailure(f"[initcheck] {self.target.name} could not be checked: {error}")
+        report = result.report
+        verdicts = [v for v in report.verdicts if v.property == self.prop]
+        facts = document.catalog_facts(result.entry, result.triage) if result.triage is not None else {}
+        self._record(law=report.law, seconds=report.seconds, verdicts=[v.to_dict() for v in verdicts], **facts)
+        failures = result.unexplained(verdicts)
+        missing = result.missing_defects(self.prop)
+        if failures or missing:
+            lines = [f"[initcheck] {self.target.name}: property {self.prop} failed against {report.law}"]
             for v in failures:
                 stats = "" if v.pvalue is None else f" (statistic {v.statistic:.4g}, p={v.pvalue:.3g}, n={v.n}, alpha={v.alpha:g})"
                 lines.append(f"- {v.status} on {v.case}: {v.message}{stats}")
                 if v.reproduce:
                     lines.append("  reproduce:\n" + "\n".join("    " + line for line in v.reproduce.splitlines()))
+            for d in missing:
+                lines.append(f"- known defect {d.name} was expected with {d.package} {d.installed} but not seen: "
+                             "fixed upstream, or an initcheck regression?")
             raise ConformanceFailure("\n".join(lines))
+        known = sorted({v.known_defect for v in verdicts if v.known_defect})
+        if known:
+            pytest.xfail(f"known defect{'s' * (len(known) > 1)} {', '.join(known)} (see the report)")
         if not verdicts or all(v.status == SKIP for v in verdicts):
             pytest.skip(verdicts[0].message if verdicts else f"{self.prop} does not apply")
 
@@ -242,42 +340,77 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_runtest_logreport(report):
-    """Keep each item's verdicts (on the controller too, under xdist)."""
+    """Keep each item's verdicts and outcome (on the controller too, under xdist)."""
     if _results is None or not report.nodeid.startswith("initcheck::"):
         return
     data = next((json.loads(v) for k, v in report.user_properties if k == PROPERTY_KEY), None)
-    entry = _results.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "verdicts": []})
+    entry = _results.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "data": None})
     if data is not None:
-        entry.update({k: v for k, v in data.items() if k != "verdicts"})
-        entry["verdicts"] = data["verdicts"]
+        entry["data"] = data
     if report.failed:
         entry["outcome"] = "failed" if report.when == "call" else "error"
         if data is None:  # e.g. a crashed xdist worker: no verdicts came back
             entry["message"] = str(report.longrepr)[-2000:]
     elif report.skipped and report.when in ("setup", "call"):
-        entry["outcome"] = "skipped"
+        entry["outcome"] = "xfailed" if hasattr(report, "wasxfail") else "skipped"
 
 
 _results: dict | None = None
+_started = 0.0
 
 
 def pytest_sessionstart(session):
-    global _results
+    global _results, _started
     _results = {} if _SETTINGS in session.config.stash else None
+    _started = time.perf_counter()
+
+
+def _split_nodeid(nodeid: str) -> tuple[str, str]:
+    """``initcheck::<target>[<property>]`` -> (target, property)."""
+    inner = nodeid.removeprefix("initcheck::")
+    cut = inner.rfind("[")
+    return inner[:cut], inner[cut + 1:-1]
+
+
+def conformance_document(results: dict, settings: Settings, seconds: float) -> dict:
+    """The report of a session from its items' results, one row per target, in collection order."""
+    from initcheck import document
+
+    rows: dict[str, dict] = {}
+    for nodeid in sorted(results):
+        item = results[nodeid]
+        data = item["data"] or {}
+        name, prop = _split_nodeid(nodeid)
+        row = rows.setdefault(name, {"kind": data.get("kind"), "order": data.get("order"), "facts": {}, "law": None,
+                                     "seconds": 0.0, "error": None, "verdicts": [], "items": []})
+        row["kind"] = row["kind"] or data.get("kind")
+        row["order"] = row["order"] if row["order"] is not None else data.get("order")
+        row["law"] = row["law"] or data.get("law")
+        row["seconds"] = max(row["seconds"], data.get("seconds", 0.0))
+        row["error"] = row["error"] or data.get("error") or (item.get("message") and f"{prop}: {item['message']}")
+        row["verdicts"] += data.get("verdicts", [])
+        row["facts"].update({k: data[k] for k in ("framework", "same_as", "dtypes", "notes", "known_defects",
+                                                  "expected_defect_missing") if k in data})
+        row["items"].append({"nodeid": nodeid, "property": prop, "outcome": item["outcome"],
+                             **({"message": item["message"]} if "message" in item else {})})
+    ordered = sorted(rows.items(), key=lambda kv: (kv[1]["order"] is None, kv[1]["order"] or 0, kv[0]))
+    targets = [document.target(name, row["kind"] or "unknown", verdicts=row["verdicts"], law=row["law"],
+                               error=row["error"], seconds=row["seconds"], items=row["items"], **row["facts"])
+               for name, row in ordered]
+    return document.build("pytest --initcheck", targets, profile=settings.profile_object, seed=settings.seed,
+                          seconds=seconds)
 
 
 def pytest_sessionfinish(session, exitstatus):
     config = session.config
-    path = config.getoption("initcheck_json")
-    if _results is None or path is None or hasattr(config, "workerinput"):
+    json_path, html_path = config.getoption("initcheck_json"), config.getoption("initcheck_report")
+    if _results is None or (json_path is None and html_path is None) or hasattr(config, "workerinput"):
         return
-    from initcheck import __version__
+    from initcheck import document
 
-    settings = config.stash[_SETTINGS]
-    payload = {"schema_version": JSON_SCHEMA_VERSION, "initcheck": __version__, "profile": settings.profile,
-               "seed": settings.seed, "items": sorted(_results.values(), key=lambda e: e["nodeid"])}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(json.dumps(payload, indent=1))
+    report = conformance_document(_results, config.stash[_SETTINGS], time.perf_counter() - _started)
+    for path in document.write(report, json_path=json_path, html_path=html_path):
+        config.get_terminal_writer().line(f"initcheck: wrote {path}")
 
 
 class _Bound:
@@ -306,4 +439,4 @@ class _Bound:
 def initcheck(request):
     """initcheck's API bound to the session's ``--initcheck-profile`` and ``--initcheck-seed``."""
     settings = request.config.stash.get(_SETTINGS, None) or load_settings(request.config)
-    return _Bound(settings.profile, settings.seed)
+    return _Bound(settings.profile_object if settings.time_limit else settings.profile, settings.seed)

@@ -6,6 +6,7 @@ suite's cost is compiles; the verdicts do not depend on it."""
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 from initcheck import _xla
@@ -19,3 +20,54 @@ settings.register_profile(
 settings.register_profile("thorough", parent=settings.get_profile("default"), max_examples=200)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 pytest_plugins = ["pytester"]
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package; .ci/run and the README's test command install it
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Chromium driven by Playwright. Missing Chromium skips locally and fails under CI."""
+    if not os.path.exists(CHROMIUM):
+        message = f"{CHROMIUM} is missing: apt-get install chromium (the README's test command does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run"])
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def open_report(browser):
+    """``open_report(path)``: a page showing the HTML report at ``path``, offline. Every request that
+    is not the file itself is blocked and recorded in ``page.requests``; console errors and page
+    errors in ``page.errors``."""
+    pages = []
+
+    def open_(path):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.errors, page.requests = [], []
+        page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        url = path.resolve().as_uri()
+
+        def route(r):
+            if r.request.url == url:
+                return r.continue_()
+            page.requests.append(r.request.url)
+            return r.abort()
+
+        page.route("**/*", route)
+        page.goto(url)
+        pages.append(page)
+        return page
+
+    yield open_
+    for page in pages:
+        page.close()

@@ -12,17 +12,19 @@ def run(*args, cwd):
                           timeout=600)
 
 
-def test_report_writes_json_and_a_summary(tmp_path):
+def test_report_writes_html_and_json_and_a_summary(tmp_path):
     result = run("report", "--profile", "quick", "--frameworks", "jax", "--entries", "he_normal", "zeros", "--out", "out",
                  "--dtypes", "float32", "--jobs", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "PASS jax.nn.initializers.zeros [float32]" in result.stdout and "2 processes" in result.stdout
     assert "2 passed, 0 failed with known defects only, 0 failed unexpectedly" in result.stdout
     document = json.loads((tmp_path / "out" / "conformance.json").read_text())
-    assert document["schema_version"] == 2 and document["profile"] == "quick"
-    assert [e["id"] for e in document["entries"]] == ["jax.nn.initializers.zeros", "jax.nn.initializers.he_normal()"]
-    assert all(e["passed"] for e in document["entries"])
-    assert document["device"].startswith("cpu") or document["device"].startswith("gpu")
+    assert document["schema_version"] == 3 and document["profile"]["name"] == "quick"
+    assert [t["id"] for t in document["targets"]] == ["jax.nn.initializers.zeros", "jax.nn.initializers.he_normal()"]
+    assert [t["result"] for t in document["targets"]] == ["pass", "pass"]
+    assert document["environment"]["device"].startswith(("cpu", "gpu", "cuda"))
+    html = (tmp_path / "out" / "conformance.html").read_text()
+    assert "jax.nn.initializers.he_normal()" in html and "Every target passes." in html
 
 
 def test_report_rejects_an_unknown_entry(tmp_path):
@@ -53,8 +55,8 @@ def test_report_separates_known_defects_from_unexpected_failures(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr  # a known defect is not an unexpected failure
     assert "[1/1] KNOWN jax.nn.initializers.normal() [float32,bfloat16]" in result.stdout
     assert "0 passed, 1 failed with known defects only, 0 failed unexpectedly" in result.stdout
-    entry = json.loads((tmp_path / "out" / "conformance.json").read_text())["entries"][0]
-    assert entry["result"] == "KNOWN" and not entry["passed"]
+    entry = json.loads((tmp_path / "out" / "conformance.json").read_text())["targets"][0]
+    assert entry["result"] == "known"
     precision = [v for v in entry["verdicts"] if v["property"] == "precision" and v["status"] == "fail"]
     assert precision and all(v["known_defect"] == "jax-low-precision-sampling" for v in precision)
     assert [d["name"] for d in entry["known_defects"] if d["observed"]] == ["jax-low-precision-sampling"]

@@ -79,8 +79,12 @@ def downstream(pytester):
     return pytester
 
 
+def items(report_path) -> list[dict]:
+    return [item for target in json.loads(report_path.read_text())["targets"] for item in target["items"]]
+
+
 def outcomes(report_path) -> dict[str, str]:
-    return {item["nodeid"]: item["outcome"] for item in json.loads(report_path.read_text())["items"]}
+    return {item["nodeid"]: item["outcome"] for item in items(report_path)}
 
 
 def run(pytester, *args):
@@ -118,9 +122,10 @@ def test_downstream_project(downstream, mode):
 def test_same_verdicts_with_and_without_xdist(downstream):
     run(downstream, "-p", "no:xdist", "--initcheck-json=a.json")
     run(downstream, "-n", "2", "--initcheck-json=b.json")
-    a, b = (json.loads((downstream.path / n).read_text())["items"] for n in ("a.json", "b.json"))
-    strip = lambda items: [(i["nodeid"], i["outcome"], [(v["status"], v["statistic"], v["pvalue"])  # noqa: E731
-                                                        for v in i["verdicts"]]) for i in items]
+    a, b = (json.loads((downstream.path / n).read_text())["targets"] for n in ("a.json", "b.json"))
+    strip = lambda targets: [(t["id"], t["result"], [i["outcome"] for i in t["items"]],  # noqa: E731
+                              [(v["property"], v["status"], v["statistic"], v["pvalue"]) for v in t["verdicts"]])
+                             for t in targets]
     assert strip(a) == strip(b)
 
 

@@ -119,7 +119,7 @@ def check_distribution(ctx: CaseContext):
             stats.ks_test(np.abs(x) ** 2, law.modulus2.cdf, allowance=allowance, name="KS of |z|^2"),
             stats.ks_test(phase, lambda t: t, allowance=allowance, name="KS of the phase (uniform)"),
         ]
-        return ctx.verdict(name, stats.bonferroni(results), n=x.size)
+        return ctx.verdict(name, stats.bonferroni(results), n=x.size, plot=plot_data(np.abs(x) ** 2, law.modulus2, "|z|^2"))
     if law.var == 0 and not law.continuous:
         raise NotApplicable("a law with a single atom has no distribution to fit (see structure)")
     results = []
@@ -142,11 +142,30 @@ def check_distribution(ctx: CaseContext):
             allowance = max(allowance, rounding_distance(law.continuous_cdf, ctx.dtype))
         results.append(stats.ks_test(continuous, law.continuous_cdf, allowance=allowance,
                                      name="KS of the continuous part" if atoms else "KS"))
-    probs = np.linspace(0.005, 0.995, 100)
-    quantiles = np.quantile(x, probs)
-    plot = {"probabilities": probs.tolist(), "sample_quantiles": quantiles.tolist(),
-            "law_cdf": np.asarray(law.cdf(quantiles), np.float64).tolist()}
-    return ctx.verdict(name, stats.bonferroni(results), n=x.size, plot=plot)
+    return ctx.verdict(name, stats.bonferroni(results), n=x.size, plot=plot_data(x, law, "x"))
+
+
+def _rounded(values) -> list[float]:
+    return [float(f"{v:.5g}") for v in np.asarray(values, np.float64)]
+
+
+def plot_data(x: np.ndarray, law: RealLaw, variable: str, bins: int = 40, points: int = 49) -> dict:
+    """What the reports draw for a sample ``x`` of ``law``: a histogram with the law's expected
+    counts n (F(b_{i+1}) - F(b_i)) per bin, and a QQ plot of sample quantiles against the law's
+    (F inverted numerically on a grid covering the sample and mean +- 8 std)."""
+    lo, hi = (float(q) for q in np.quantile(x, [0.001, 0.999]))
+    if hi <= lo:
+        lo, hi = lo - 0.5, hi + 0.5
+    edges = np.linspace(lo, hi, bins + 1)
+    counts = np.histogram(x, edges)[0]
+    expected = x.size * np.diff(np.asarray(law.cdf(edges), np.float64))
+    probs = np.linspace(0.01, 0.99, points)
+    spread = 8 * law.std if math.isfinite(law.std) and law.std > 0 else hi - lo
+    grid = np.linspace(min(lo, law.mean - spread), max(hi, law.mean + spread), 4001)
+    law_quantiles = np.interp(probs, np.maximum.accumulate(np.asarray(law.cdf(grid), np.float64)), grid)
+    return {"variable": variable, "n": int(x.size), "edges": _rounded(edges), "counts": counts.tolist(),
+            "expected": _rounded(expected), "probabilities": _rounded(probs),
+            "sample_quantiles": _rounded(np.quantile(x, probs)), "law_quantiles": _rounded(law_quantiles)}
 
 
 def check_moments(ctx: CaseContext):

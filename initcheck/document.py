@@ -1,0 +1,144 @@
+"""The conformance document: everything a report says, as plain JSON data (schema below, versioned).
+
+``initcheck report`` and ``pytest --initcheck`` both build one; ``write`` saves it as JSON and/or
+renders it as HTML, so the two files always say the same thing. The schema is documented in
+``docs/report-schema.md``; bump ``SCHEMA_VERSION`` on any incompatible change.
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import json
+import platform
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+SCHEMA_VERSION = 3
+RESULTS = ("pass", "known", "fail", "error")  # a target's result, best to worst
+STATUS_ORDER = ("error", "fail", "known", "pass", "skip")  # a matrix cell shows the first present
+
+
+def _version(package: str) -> str | None:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def environment() -> dict:
+    """Versions, the device and the JAX settings that change what initializers draw."""
+    import jax
+
+    from initcheck import __version__, sampler
+
+    return {
+        "initcheck": __version__, "python": platform.python_version(), "jax": jax.__version__,
+        "jaxlib": _version("jaxlib"), "flax": _version("flax"), "haiku": _version("dm-haiku"),
+        "backend": jax.default_backend(), "device": sampler.device_description(),
+        "x64": bool(jax.config.jax_enable_x64),
+        "threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
+        "default_prng_impl": str(jax.config.jax_default_prng_impl),
+    }
+
+
+def cell_status(verdicts: Sequence[dict]) -> str:
+    """One (target, property) cell: ``known`` for failures a known defect explains, else the worst
+    status among the verdicts (error, fail, pass, skip)."""
+    statuses = {"known" if v.get("known_defect") and v["status"] in ("fail", "error") else v["status"]
+                for v in verdicts}
+    return next((s for s in STATUS_ORDER if s in statuses), "skip")
+
+
+def target_result(verdicts: Sequence[dict], *, error: str | None = None, expected_defect_missing: bool = False) -> str:
+    """``error`` when the target could not be checked, ``fail`` when a failure is unexplained (or a
+    known defect that should show did not), ``known`` when known defects explain every failure."""
+    if error:
+        return "error"
+    cells = {cell_status([v]) for v in verdicts}
+    if cells & {"fail", "error"} or expected_defect_missing:
+        return "fail"
+    return "known" if "known" in cells else "pass"
+
+
+def target(id: str, kind: str, *, verdicts: Sequence[dict] = (), law: str | None = None, error: str | None = None,
+           framework: str | None = None, seconds: float = 0.0, expected_defect_missing: bool = False,
+           **extra) -> dict:
+    """One row of the report (a catalog entry, a declared initializer or an audited model) from its
+    verdicts as JSON data; ``extra`` keys are kept (catalog facts, pytest items)."""
+    verdicts = list(verdicts)
+    return {
+        "id": id, "kind": kind, "framework": framework, "law": law,
+        "result": target_result(verdicts, error=error, expected_defect_missing=expected_defect_missing),
+        "error": error, "seconds": seconds,
+        "false_alarm_bound": sum(v["alpha"] for v in verdicts if v["alpha"] > 0 and v["status"] in ("pass", "fail")),
+        "verdicts": verdicts, **extra,
+    }
+
+
+def catalog_facts(entry, triage) -> dict:
+    """What a catalog entry's row adds: its identity, dtypes, notes and known defects (and whether
+    each showed in ``triage``)."""
+    return {
+        "framework": entry.framework, "same_as": entry.same_as, "dtypes": list(entry.dtypes), "notes": entry.notes,
+        "expected_defect_missing": any(d.expected_now for d in triage.unobserved),
+        "known_defects": [{"name": d.name, "package": d.package, "last_seen": d.last_seen, "summary": d.summary,
+                           "reference": d.reference, "observed": d in triage.observed,
+                           "expected_now": d.expected_now} for d in entry.defects],
+    }
+
+
+def catalog_target(entry, triage) -> dict:
+    """A catalog entry's row from its triaged check."""
+    report = triage.report
+    return target(entry.id, "catalog", verdicts=[v.to_dict() for v in report.verdicts], law=report.law,
+                  seconds=report.seconds, **catalog_facts(entry, triage))
+
+
+def build(generator: str, targets: Iterable[dict], *, profile, seed: int, seconds: float) -> dict:
+    """The whole document; ``generator`` says what made it (``initcheck report``, ``pytest --initcheck``)."""
+    from initcheck import profiles
+
+    prof = profiles.get(profile)
+    targets = list(targets)
+    seen = dict.fromkeys(v["property"] for t in targets for v in t["verdicts"])
+    seen.update(dict.fromkeys(i["property"] for t in targets for i in t.get("items", ())))
+    return {
+        "schema_version": SCHEMA_VERSION, "generator": generator,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "environment": environment(),
+        "profile": {"name": prof.name, "n": prof.n, "cases": prof.cases, "alpha": prof.alpha},
+        "seed": seed, "seconds": seconds,
+        "false_alarm_bound": sum(t["false_alarm_bound"] for t in targets),
+        "counts": {r: sum(1 for t in targets if t["result"] == r) for r in RESULTS},
+        "properties": _ordered_properties(seen),
+        "targets": targets,
+    }
+
+
+def _ordered_properties(seen: Iterable[str]) -> list[str]:
+    """The checked properties in the order of ``initcheck.properties.PROPERTIES``, then the audit's."""
+    from initcheck.audit import AUDIT_PROPERTIES
+    from initcheck.properties import PROPERTIES
+
+    order = list(dict.fromkeys([*PROPERTIES, *AUDIT_PROPERTIES]))
+    seen = list(seen)
+    return sorted(seen, key=lambda p: (order.index(p) if p in order else len(order), p))
+
+
+def write(document: dict, *, json_path=None, html_path=None) -> list[Path]:
+    """Save ``document`` as JSON and/or HTML (parent folders are made); returns the paths written."""
+    written = []
+    if json_path is not None:
+        path = Path(json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=1))
+        written.append(path)
+    if html_path is not None:
+        from initcheck import html
+
+        path = Path(html_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html.render(document), encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,93 @@
+"""The HTML report, rendered from real checks and opened in headless Chromium: what a person sees.
+
+The checks use the quick profile (alpha 1e-6 per statistical verdict, about 8 statistical verdicts
+for the correct initializer, so a false alarm on it has probability < 1e-5); the wrong one is 2x off
+in scale, far beyond the smallest effect the quick profile detects (about 3%)."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import pytest
+
+import initcheck
+from initcheck import document, laws
+from tests.report_view import json_matrix, shown_matrix
+
+
+def _wrong_scale(key, shape, dtype=jax.numpy.float32):
+    return 0.1 * jax.random.normal(key, shape, dtype)
+
+
+def _raises(key, shape, dtype=jax.numpy.float32):
+    raise RuntimeError("cuda out of memory (simulated)")
+
+
+@pytest.fixture(scope="module")
+def report_files(tmp_path_factory):
+    law = laws.Normal(0.05)
+    rows = []
+    for name, init in [("good", jax.nn.initializers.normal(0.05)), ("wrong_scale", _wrong_scale), ("raises", _raises)]:
+        report = initcheck.check(init, law, shapes=[(64, 64)], profile="quick")
+        rows.append(document.target(name, "initializer", verdicts=[v.to_dict() for v in report.verdicts],
+                                    law=report.law, seconds=report.seconds))
+    data = document.build("test_report_html", rows, profile="quick", seed=0, seconds=1.0)
+    folder = tmp_path_factory.mktemp("report")
+    document.write(data, json_path=folder / "r.json", html_path=folder / "r.html")
+    return folder / "r.html", folder / "r.json"
+
+
+def test_matrix_header_and_failure_details_in_a_real_browser(report_files, open_report, tmp_path):
+    html_path, json_path = report_files
+    page = open_report(html_path)
+    assert page.errors == [] and page.requests == []  # self-contained: nothing fetched, no script errors
+    header = page.locator("header").inner_text()
+    assert f"jax\t{jax.__version__}" in header and "device\tcpu" in header or jax.default_backend() != "cpu"
+    assert "quick" in header and "seed 0" in header
+    assert page.locator("#counts").inner_text().split() == ["1", "pass", "0", "known", "defects", "only",
+                                                          "2", "fail", "0", "error"]
+    shown = shown_matrix(page)
+    assert shown == json_matrix(json_path)
+    assert shown["good"][0] == "pass" and set(shown["good"][1].values()) <= {"pass", "skip"}
+    assert shown["wrong_scale"][1]["moments"] == "fail" and shown["raises"][1]["contract"] == "fail"
+    cell = page.locator("#matrix tr", has_text="wrong_scale").locator("td[data-property=moments]")
+    assert "smallest p-value" in cell.get_attribute("title")
+
+    # Failure details start closed; clicking the failed cell opens them with the message and plots.
+    details = page.locator("details#t-wrong_scale")
+    moments = details.locator(".failure", has_text="moments fail")
+    assert not moments.is_visible()
+    cell.locator("a").click()
+    page.wait_for_function("document.getElementById('t-wrong_scale').open")
+    assert moments.is_visible()
+    text = moments.inner_text()
+    assert "variance" in text and "p-value" in text and "initcheck.check(init, Normal(std=0.05" in text
+    plot = details.locator("figure.plot svg").first
+    box = plot.bounding_box()
+    assert box["width"] > 400 and box["height"] > 100
+    labels = plot.evaluate("svg => svg.textContent")
+    assert "QQ plot" in labels and "histogram against the law" in labels
+    assert plot.locator("use").count() >= 49  # the QQ plot's quantile markers (and tick marks)
+    assert page.locator("details#t-good").count() == 0  # passing targets have no failure section
+    page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+
+    # The filter hides what passes.
+    page.locator("#only-problems").check()
+    assert not page.locator("#matrix tr", has_text="good").is_visible()
+    assert page.locator("#matrix tr", has_text="raises").is_visible()
+
+
+def test_the_json_is_the_same_data_with_a_version(report_files):
+    html_path, json_path = report_files
+    data = json.loads(json_path.read_text())
+    assert data["schema_version"] == document.SCHEMA_VERSION
+    assert set(data["environment"]) >= {"initcheck", "jax", "jaxlib", "flax", "haiku", "backend", "device", "x64",
+                                        "threefry_partitionable", "default_prng_impl"}
+    assert [t["result"] for t in data["targets"]] == ["pass", "fail", "fail"]
+    html = html_path.read_text()
+    for target in data["targets"]:
+        assert target["id"] in html
+        for v in target["verdicts"]:
+            if v["status"] == "fail":
+                assert v["message"].split(";")[0].replace("'", "&#39;").replace('"', "&#34;") in html
