@@ -42,6 +42,18 @@ def part_cdf(part, x: np.ndarray) -> np.ndarray:
     return part.cdf(x)
 
 
+def part_moment(part, k: int) -> float:
+    """E[X^k], k <= 4, from the mean m, variance v, skewness and excess kurtosis of a scipy
+    distribution: E[X^2] = v + m^2, E[X^3] = mu3 + 3 m v + m^3, E[X^4] = mu4 + 4 m mu3 + 6 m^2 v + m^4
+    (scipy's own ``moment`` overflows when loc is tiny, e.g. 1e-230: it divides by loc)."""
+    if isinstance(part, Atom):
+        return part.moment(k)
+    m, v, skew, kurt = (float(x) for x in part.stats(moments="mvsk"))
+    mu3 = skew * v**1.5 if k >= 3 else 0.0
+    mu4 = (kurt + 3) * v * v if k >= 4 else 0.0
+    return {0: 1.0, 1: m, 2: v + m * m, 3: mu3 + 3 * m * v + m**3, 4: mu4 + 4 * m * mu3 + 6 * m * m * v + m**4}[k]
+
+
 @dataclasses.dataclass(frozen=True)
 class RealLaw:
     """A mixture of continuous scipy distributions and atoms; weights sum to one."""
@@ -71,7 +83,7 @@ class RealLaw:
         return sum(w * part_cdf(p, x) for w, p in self.continuous) / self.continuous_mass
 
     def raw_moment(self, k: int) -> float:
-        return float(sum(w * p.moment(k) for w, p in self.parts))
+        return float(sum(w * part_moment(p, k) for w, p in self.parts))
 
     @property
     def mean(self) -> float:

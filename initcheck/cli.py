@@ -117,6 +117,84 @@ def _list(args) -> int:
     return 0
 
 
+def _load_target(spec: str):
+    """``MODULE:ATTR`` (ATTR dotted, or called with literal arguments: ``MODULE:builder(2.0, "fan_in")``)."""
+    import importlib
+
+    from initcheck import law_syntax
+
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr:
+        raise ValueError(f"target={spec!r} must be MODULE:ATTR, e.g. jax.nn.initializers:he_normal() or mypkg.inits:my_init")
+    call = law_syntax.literal_call(attr, "target")
+    name = attr if call is None else call[0]
+    sys.path.insert(0, str(pathlib.Path.cwd()))  # like python -m: the current folder's modules import
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"target={spec!r}: cannot import {module_name!r} ({exc})") from None
+    for part in name.split("."):
+        if not hasattr(obj, part):
+            raise ValueError(f"target={spec!r}: {module_name} has no attribute {name!r}")
+        obj = getattr(obj, part)
+    if call is not None:
+        try:
+            obj = obj(*call[1], **call[2])
+        except Exception as exc:  # noqa: BLE001 - the user's builder; say what it raised
+            raise ValueError(f"target={spec!r}: calling {name} raised {type(exc).__name__}: {exc}") from None
+    return obj
+
+
+def _check(args) -> int:
+    import initcheck
+    from initcheck import document as doc
+    from initcheck import law_syntax
+
+    try:
+        init = _load_target(args.target)
+        if args.expect is not None:
+            law = law_syntax.parse_law(args.expect, "--expect")
+        elif getattr(init, "__initcheck_law__", None) is not None:
+            law = init.__initcheck_law__
+        else:
+            raise ValueError(f"{args.target} declares no law (@initcheck.expects); give one with --expect, "
+                             f"e.g. --expect \"normal(std=0.01)\"")
+        report = initcheck.check(init, law, shapes=args.shapes, dtypes=args.dtypes, properties=args.properties,
+                                 seed=args.seed, profile=args.profile)
+    except (ValueError, TypeError) as exc:
+        print(f"initcheck check: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    if args.json or args.html:
+        target = doc.target(args.target, "initializer", verdicts=[v.to_dict() for v in report.verdicts],
+                            law=report.law, seconds=report.seconds)
+        for path in doc.write(doc.build("initcheck check", [target], profile=args.profile, seed=args.seed,
+                                        seconds=report.seconds), json_path=args.json, html_path=args.html):
+            print(f"wrote {path}")
+    return 0 if report.passed else 1
+
+
+def _shapes(text: str) -> list[tuple[int, ...]]:
+    """``64x32,128,3x3x16x32`` -> [(64, 32), (128,), (3, 3, 16, 32)]."""
+    try:
+        shapes = [tuple(int(side) for side in shape.split("x")) for shape in text.split(",") if shape.strip()]
+    except ValueError:
+        shapes = []
+    if not shapes or any(side < 0 for shape in shapes for side in shape):
+        raise argparse.ArgumentTypeError(f"{text!r}: write shapes as sides joined by x, comma-separated: 64x32,128")
+    return shapes
+
+
+def _properties(text: str) -> list[str]:
+    from initcheck.properties import PROPERTIES
+
+    chosen = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in chosen if p not in PROPERTIES]
+    if unknown or not chosen:
+        raise argparse.ArgumentTypeError(f"{text!r}: choose a comma-separated subset of {','.join(PROPERTIES)}")
+    return chosen
+
+
 def _frameworks(text: str) -> list[str]:
     from initcheck._catalog import FRAMEWORKS
 
@@ -150,15 +228,39 @@ def main(argv: list[str] | None = None) -> int:
                         help="processes to check entries on (default: one per core)")
     report.add_argument("--dtypes", type=_dtypes, default=None, metavar="float32,bfloat16,...",
                         help="only these of each entry's dtypes (default: all of them)")
+    from initcheck.law_syntax import EXAMPLES
+
+    check = commands.add_parser(
+        "check", help="check one initializer against a law",
+        description="Check MODULE:ATTR against a law and print every verdict; exit status 1 if it does not "
+                    "conform, 2 on bad arguments.",
+        epilog=f"Laws: {EXAMPLES}. Nothing is evaluated: the text is parsed, and only laws and literal "
+               "arguments are accepted.")
+    check.add_argument("target", metavar="MODULE:ATTR",
+                       help="the initializer, e.g. mypkg.inits:my_init or jax.nn.initializers:variance_scaling(2.0, 'fan_in', 'normal')")
+    check.add_argument("--expect", metavar="LAW", default=None,
+                       help="the law it promises, e.g. \"normal(std=0.01)\" (default: its @initcheck.expects law)")
+    check.add_argument("--profile", default="ci", choices=sorted(profiles.PROFILES), help="how hard to look")
+    check.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
+    check.add_argument("--shapes", type=_shapes, default=None, metavar="64x32,128",
+                       help="shapes to check (default: drawn for the law)")
+    check.add_argument("--dtypes", type=_dtypes, default=None, metavar="float32,bfloat16",
+                       help="dtypes to check (default: float32)")
+    check.add_argument("--properties", type=_properties, default=None, metavar="moments,distribution",
+                       help="properties to check (default: all)")
+    check.add_argument("--json", metavar="PATH", default=None, help="also write the JSON report to PATH")
+    check.add_argument("--html", metavar="PATH", default=None, help="also write the HTML report to PATH")
     listing = commands.add_parser("list", help="list the built-in catalog, grouped by framework")
-    for sub in (report, listing):
-        sub.add_argument("--frameworks", type=_frameworks, default=None, metavar="jax,flax,haiku,initcheck",
-                         help="frameworks of the catalog to include (default: all)")
+    for sub in (check, report, listing):
         sub.add_argument("--xla-optimize", action="store_true",
                          help="keep XLA's full LLVM optimization (by default initcheck compiles with "
                               "--xla_backend_optimization_level=0: compiles dominate a check)")
+    for sub in (report, listing):
+        sub.add_argument("--frameworks", type=_frameworks, default=None, metavar="jax,flax,haiku,initcheck",
+                         help="frameworks of the catalog to include (default: all)")
         sub.add_argument("--x64", action="store_true",
                          help="turn on JAX's x64 mode first, which adds float64 and complex128 to the dtypes")
+    check.set_defaults(run=_check)
     report.set_defaults(run=_report)
     listing.set_defaults(run=_list)
     args = parser.parse_args(argv)

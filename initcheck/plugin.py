@@ -93,7 +93,8 @@ def _frameworks(value, where: str) -> tuple[str, ...]:
     chosen = [f.strip() for f in value.split(",") if f.strip()] if isinstance(value, str) else list(value)
     unknown = [f for f in chosen if f not in FRAMEWORKS]
     if unknown:
-        raise pytest.UsageError(f"initcheck: {where}={value!r} names unknown frameworks {unknown}; "
+        shown = value if isinstance(value, str) else list(value)
+        raise pytest.UsageError(f"initcheck: {where}={shown!r} names unknown frameworks {unknown}; "
                                 f"choose from {', '.join(FRAMEWORKS)}")
     return tuple(chosen)
 
@@ -129,14 +130,15 @@ def load_settings(config) -> Settings:
             raise ValueError
     except (TypeError, ValueError):
         raise pytest.UsageError(f"initcheck: seed={seed!r} must be a non-negative int") from None
-    limit = config.getini("initcheck_time_limit") or table.get("time_limit")
-    if limit is not None:
+    given = config.getini("initcheck_time_limit") or table.get("time_limit")
+    limit = None
+    if given is not None:
         try:
-            limit = float(limit)
+            limit = float(given)
             if not limit > 0:
                 raise ValueError
         except (TypeError, ValueError):
-            raise pytest.UsageError(f"initcheck: time_limit={limit!r} must be a positive number of seconds") from None
+            raise pytest.UsageError(f"initcheck: time_limit={given!r} must be a positive number of seconds") from None
     return Settings(tuple(modules), tuple(models), frameworks, profile, seed, limit)
 
 
@@ -363,6 +365,7 @@ def pytest_sessionstart(session):
     global _results, _started
     _results = {} if _SETTINGS in session.config.stash else None
     _started = time.perf_counter()
+    _written.clear()
 
 
 def _split_nodeid(nodeid: str) -> tuple[str, str]:
@@ -409,8 +412,15 @@ def pytest_sessionfinish(session, exitstatus):
     from initcheck import document
 
     report = conformance_document(_results, config.stash[_SETTINGS], time.perf_counter() - _started)
-    for path in document.write(report, json_path=json_path, html_path=html_path):
-        config.get_terminal_writer().line(f"initcheck: wrote {path}")
+    _written.extend(document.write(report, json_path=json_path, html_path=html_path))
+
+
+_written: list = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for path in _written:
+        terminalreporter.write_line(f"initcheck: wrote {path}")
 
 
 class _Bound:

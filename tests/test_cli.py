@@ -86,3 +86,33 @@ def test_fast_compiles_are_added_only_where_they_apply():
         "False", "--xla_backend_optimization_level=2"]  # the user's own setting wins
     started = "import jax; jax.numpy.zeros(1).block_until_ready(); " + code
     assert _python(started, "").stdout.split()[0] == "False"  # too late once the backend runs
+
+
+def test_check_a_target_against_a_law_in_the_safe_syntax(tmp_path):
+    ok = run("check", "jax.nn.initializers:normal(0.01)", "--expect", "normal(std=0.01)", "--profile", "quick",
+             "--shapes", "64x32", "--properties", "contract,moments", "--json", "c.json", "--html", "c.html", cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr
+    assert "CONFORMS" in ok.stdout and "moments" in ok.stdout and "wrote c.html" in ok.stdout
+    data = json.loads((tmp_path / "c.json").read_text())
+    assert data["targets"][0]["id"] == "jax.nn.initializers:normal(0.01)" and data["targets"][0]["result"] == "pass"
+    wrong = run("check", "jax.nn.initializers:normal(0.02)", "--expect", "normal(0.01)", "--profile", "quick",
+                "--shapes", "64x32", "--properties", "moments", cwd=tmp_path)
+    assert wrong.returncode == 1 and "DOES NOT CONFORM" in wrong.stdout and "std 0.019" in wrong.stdout
+
+
+def test_check_refuses_bad_input_naming_it(tmp_path):
+    (tmp_path / "marker.py").write_text("")
+    cases = [
+        (["jax.nn.initializers:normal()", "--expect", "__import__('os').remove('marker.py')"], "unknown law"),
+        (["jax.nn.initializers:normal()", "--expect", "normal(std=-1)"], "std=-1.0 must be > 0"),
+        (["jax.nn.initializers:normal()"], "declares no law (@initcheck.expects); give one with --expect"),
+        (["nowhere:init", "--expect", "normal(1)"], "cannot import 'nowhere'"),
+        (["jax.nn.initializers:no_such", "--expect", "normal(1)"], "has no attribute 'no_such'"),
+        (["jax.nn.initializers", "--expect", "normal(1)"], "must be MODULE:ATTR"),
+    ]
+    for args, message in cases:
+        result = run("check", *args, cwd=tmp_path)
+        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    assert (tmp_path / "marker.py").exists()  # nothing was evaluated
+    shapes = run("check", "jax.nn.initializers:normal()", "--shapes", "64by32", cwd=tmp_path)
+    assert shapes.returncode == 2 and "write shapes as sides joined by x" in shapes.stderr

@@ -11,6 +11,9 @@ import json
 
 import pytest
 
+from initcheck.properties import PROPERTIES
+from tests.report_view import json_matrix, shown_matrix
+
 PYPROJECT = """
 [tool.pytest.ini_options]
 pythonpath = ["."]
@@ -95,8 +98,8 @@ MODES = {"no-xdist": ("-p", "no:xdist"), "xdist-idle": (), "n2": ("-n", "2")}
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_downstream_project(downstream, mode):
-    result = run(downstream, *MODES[mode], "--initcheck-json=r.json")
+def test_downstream_project(downstream, mode, request):
+    result = run(downstream, *MODES[mode], "--initcheck-json=r.json", "--initcheck-report=r.html")
     assert result.ret == 1
     got = outcomes(downstream.path / "r.json")
     good = {k: v for k, v in got.items() if "mypkg.inits.good[" in k}
@@ -116,6 +119,17 @@ def test_downstream_project(downstream, mode):
     result.assert_outcomes(failed=sum(v == "failed" for v in got.values()),
                            passed=sum(v == "passed" for v in got.values()) + 1,
                            skipped=sum(v == "skipped" for v in got.values()))
+    assert "initcheck: wrote r.json" in text and "initcheck: wrote r.html" in text
+    if mode == "n2":  # the issue's acceptance run: both reports exist and agree, as a person sees them
+        page = request.getfixturevalue("open_report")(downstream.path / "r.html")
+        assert page.errors == [] and page.requests == []
+        shown = shown_matrix(page)
+        assert shown == json_matrix(downstream.path / "r.json")
+        assert [shown[t][0] for t in ("mypkg.inits.good", "mypkg.inits.raises", "mypkg.inits.wrong_scale",
+                                      "mypkg.models:mlp")] == ["pass", "fail", "fail", "pass"]
+        page.locator("#matrix tr", has_text="wrong_scale").locator("td[data-property=moments] a").click()
+        page.wait_for_function("document.getElementById('t-mypkg.inits.wrong_scale').open")
+        assert page.locator("#t-mypkg\\.inits\\.wrong_scale figure.plot svg").first.is_visible()
 
 
 @pytest.mark.slow  # the default run compares outcomes across the three modes (test_downstream_project)
@@ -157,6 +171,8 @@ def test_a_dying_worker_is_an_error_and_the_report_is_still_written(downstream):
     ("seed = -1", "seed=-1 must be a non-negative int"),
     ('modules = "mypkg.inits"', "must be a list of strings"),
     ('colour = "red"', "unknown keys \\['colour'\\]"),
+    ('frameworks = ["torch"]', "names unknown frameworks \\['torch'\\]; choose from jax, flax, haiku, initcheck"),
+    ("time_limit = 0", "time_limit=0 must be a positive number of seconds"),
 ])
 def test_bad_configuration_is_a_usage_error_naming_the_key(pytester, table, match):
     pytester.makefile(".toml", pyproject=f"[tool.initcheck]\n{table}\n")
@@ -165,9 +181,121 @@ def test_bad_configuration_is_a_usage_error_naming_the_key(pytester, table, matc
     result.stderr.re_match_lines([f".*{match}.*"])
 
 
+def test_catalog_frameworks_are_items_and_known_defects_are_expected_failures(downstream):
+    result = run(downstream, "-p", "no:xdist", "--initcheck-frameworks=jax", "-k", "initializers.normal",
+                 "--initcheck-json=r.json", "-rx")
+    got = outcomes(downstream.path / "r.json")
+    assert set(got) == {f"initcheck::jax.nn.initializers.normal()[{p}]" for p in PROPERTIES}
+    assert got["initcheck::jax.nn.initializers.normal()[precision]"] == "xfailed"  # bfloat16/float16 sampling
+    assert got["initcheck::jax.nn.initializers.normal()[moments]"] == "passed"
+    assert result.ret == 0 and "known defect jax-low-precision-sampling" in result.stdout.str()
+    target = json.loads((downstream.path / "r.json").read_text())["targets"][0]
+    assert target["kind"] == "catalog" and target["result"] == "known"
+    assert target["dtypes"] == ["float32", "bfloat16", "float16", "complex64"]
+
+
 def test_a_module_that_does_not_import_is_one_failed_item(pytester):
     pytester.makefile(".toml", pyproject='[tool.pytest.ini_options]\npythonpath = ["."]\n'
                                          '[tool.initcheck]\nmodules = ["nowhere.inits"]\n')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "--initcheck")
     assert result.ret == 1
     assert "cannot import modules entry 'nowhere.inits'" in result.stdout.str()
+
+
+HOSTILE = """
+import threading
+
+import jax, jax.numpy as jnp
+import initcheck
+from initcheck import laws
+
+LAW = laws.Normal(1.0)
+
+
+class NotCallable:
+    pass
+
+
+not_callable = NotCallable()
+not_callable.__initcheck_law__ = LAW
+
+
+@initcheck.expects(LAW)
+def wrong_signature(key, shape):
+    return jax.random.normal(key, shape)
+
+
+@initcheck.expects(LAW)
+def non_array(key, shape, dtype=jnp.float32):
+    return [0.0] * shape[0]
+
+
+@initcheck.expects(LAW)
+def wrong_shape(key, shape, dtype=jnp.float32):
+    return jax.random.normal(key, (3,), dtype)
+
+
+@initcheck.expects(LAW)
+def wrong_dtype(key, shape, dtype=jnp.float32):
+    return jax.random.normal(key, shape, jnp.float16)
+
+
+@initcheck.expects(LAW)
+def nan(key, shape, dtype=jnp.float32):
+    return jax.random.normal(key, shape, dtype) / 0.0 * 0.0
+
+
+@initcheck.expects(LAW)
+def hangs(key, shape, dtype=jnp.float32):
+    threading.Event().wait()
+
+
+@initcheck.expects(LAW, shapes=[(2**20, 2**20)])
+def absurd_memory(key, shape, dtype=jnp.float32):
+    return jax.random.normal(key, shape, dtype)
+"""
+
+BAD_LAW = """
+import jax
+import initcheck
+from initcheck import laws
+
+
+@initcheck.expects(laws.Normal(-0.5))
+def negative_std(key, shape, dtype=None):
+    return -0.5 * jax.random.normal(key, shape)
+"""
+
+# target: what its contract item says (SPEC section 10, one failed item each)
+HOSTILE_MESSAGES = {
+    "mypkg.hostile.not_callable": "is not callable",
+    "mypkg.hostile.wrong_signature": "wrong_signature(key, shape) cannot be called as init(key, shape, dtype)",
+    "mypkg.hostile.non_array": "returned builtins.list, not a jax.Array",
+    "mypkg.hostile.wrong_shape": "returned shape (3,), expected (256,)",
+    "mypkg.hostile.wrong_dtype": "returned dtype float16, expected float32",
+    "mypkg.hostile.nan": "returned 256 non-finite values (NaN or inf) of 256",
+    "mypkg.hostile.hangs": "did not return within 3 s",
+    "mypkg.hostile.absurd_memory": "refused before sampling",
+}
+
+
+def test_each_hostile_initializer_is_one_failed_item_and_the_reports_are_written(downstream):
+    downstream.path.joinpath("mypkg", "hostile.py").write_text(HOSTILE)
+    downstream.path.joinpath("mypkg", "badlaw.py").write_text(BAD_LAW)
+    downstream.makefile(".toml", pyproject=PYPROJECT.replace(
+        '["mypkg.inits"]', '["mypkg.hostile", "mypkg.badlaw", "mypkg.inits"]').replace(
+        "seed = 0", "seed = 0\ntime_limit = 3").replace('models = ["mypkg.models:mlp"]', ""))
+    result = run(downstream, "-p", "no:xdist", "--initcheck-json=r.json", "--initcheck-report=r.html",
+                 "-k", "contract or import or good")
+    assert result.ret == 1
+    got = outcomes(downstream.path / "r.json")
+    text = result.stdout.str()
+    for target, message in HOSTILE_MESSAGES.items():
+        assert got[f"initcheck::{target}[contract]"] == "failed", target
+        assert message in text, (target, message)
+    assert got["initcheck::mypkg.badlaw[import]"] == "failed"
+    assert "cannot import modules entry 'mypkg.badlaw': ValueError" in text and "std" in text
+    assert got["initcheck::mypkg.inits.good[contract]"] == "passed"  # the session went on
+    assert got["initcheck::mypkg.inits.good[moments]"] == "passed"
+    html = (downstream.path / "r.html").read_text()
+    assert all(target in html for target in HOSTILE_MESSAGES)

@@ -1,0 +1,118 @@
+"""A small, safe text syntax for laws (``initcheck check --expect "normal(std=0.01)"``).
+
+The text is parsed with ``ast.parse`` and only these nodes are accepted, never evaluated:
+
+    law      := NAME "(" [argument ("," argument)*] ")"  |  "stats." NAME "(" ... ")"
+    argument := [NAME "="] value
+    value    := number | -number | string | True | False | None | law | "[" value, ... "]" | "(" value, ... ")"
+
+NAME is a law of ``initcheck.laws`` in snake_case or CamelCase (``normal``, ``truncated_normal``,
+``VarianceScaling``, ...); ``stats.NAME`` is a continuous ``scipy.stats`` distribution, frozen with
+the arguments (``stats.laplace(scale=0.1)``). ``literal_call`` uses the same rules for
+``MODULE:ATTR(args)`` on the command line.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+
+from initcheck import laws
+
+LAWS = {cls.__name__: cls for cls in (laws.Normal, laws.Uniform, laws.Constant, laws.TruncatedNormal,
+                                      laws.VarianceScaling, laws.Orthogonal, laws.DeltaOrthogonal, laws.Identity,
+                                      laws.Dirac, laws.Sparse, laws.Mixture)}
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+_BY_NAME = {**{_snake(n): cls for n, cls in LAWS.items()}, **LAWS}
+EXAMPLES = 'normal(std=0.01), uniform(-0.1, 0.1), truncated_normal(0.02), variance_scaling(2.0, "fan_in", ' \
+           '"truncated_normal"), orthogonal(), mixture([(0.9, constant(0)), (0.1, normal(1))]), stats.laplace(scale=0.1)'
+
+
+class LawSyntaxError(ValueError):
+    """The text is not a law of this syntax; the message says where and what would be."""
+
+
+def _parse(text: str, what: str) -> ast.expr:
+    if not isinstance(text, str) or not text.strip():
+        raise LawSyntaxError(f"{what}={text!r} is empty; write a law such as {EXAMPLES}")
+    try:
+        return ast.parse(text.strip(), mode="eval").body
+    except SyntaxError as exc:
+        raise LawSyntaxError(f"{what}={text!r} is not valid syntax at column {exc.offset}: {exc.msg}; "
+                             f"write a law such as {EXAMPLES}") from None
+
+
+def _value(node: ast.expr, text: str, what: str, allow_laws: bool = True):
+    """The value of a literal node (numbers, strings, booleans, None, lists, tuples, and laws)."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
+        return node.value
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
+            and isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, (int, float)):
+        return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
+    if isinstance(node, (ast.List, ast.Tuple)):
+        values = [_value(e, text, what, allow_laws) for e in node.elts]
+        return values if isinstance(node, ast.List) else tuple(values)
+    if allow_laws and isinstance(node, ast.Call):
+        return _law(node, text, what)
+    snippet = ast.get_source_segment(text, node) or type(node).__name__
+    raise LawSyntaxError(f"{what}={text!r}: {snippet!r} is not allowed here; arguments are numbers, strings, "
+                         f"True/False/None, lists, tuples and laws (nothing is evaluated)")
+
+
+def _arguments(call: ast.Call, text: str, what: str, allow_laws: bool = True) -> tuple[list, dict]:
+    if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
+        raise LawSyntaxError(f"{what}={text!r}: * and ** arguments are not allowed")
+    args = [_value(a, text, what, allow_laws) for a in call.args]
+    kwargs = {k.arg: _value(k.value, text, what, allow_laws) for k in call.keywords}
+    return args, kwargs
+
+
+def _law(call: ast.Call, text: str, what: str):
+    func = call.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "stats":
+        import scipy.stats
+
+        dist = getattr(scipy.stats, func.attr, None)
+        if not isinstance(dist, scipy.stats.rv_continuous):
+            raise LawSyntaxError(f"{what}={text!r}: stats.{func.attr} is not a continuous scipy.stats distribution")
+        args, kwargs = _arguments(call, text, what, allow_laws=False)
+        try:
+            return laws.as_law(dist(*args, **kwargs))
+        except (TypeError, ValueError) as exc:
+            raise LawSyntaxError(f"{what}={text!r}: stats.{func.attr}: {exc}") from None
+    name = func.id if isinstance(func, ast.Name) else ast.get_source_segment(text, func)
+    cls = _BY_NAME.get(name)
+    if cls is None:
+        raise LawSyntaxError(f"{what}={text!r}: unknown law {name!r}; use one of "
+                             f"{', '.join(_snake(n) for n in LAWS)} or stats.NAME(...) for a scipy.stats distribution")
+    args, kwargs = _arguments(call, text, what)
+    try:
+        return cls(*args, **kwargs)
+    except TypeError as exc:
+        raise LawSyntaxError(f"{what}={text!r}: {exc} (see help(initcheck.laws.{cls.__name__}))") from None
+    except ValueError as exc:
+        raise LawSyntaxError(f"{what}={text!r}: {exc}") from None
+
+
+def parse_law(text: str, what: str = "expect") -> laws.Law:
+    """The law written in ``text`` (see the module docstring); ``LawSyntaxError`` names the problem."""
+    node = _parse(text, what)
+    if not isinstance(node, ast.Call):
+        raise LawSyntaxError(f"{what}={text!r} is not a law; write a call such as {EXAMPLES}")
+    return _law(node, text, what)
+
+
+def literal_call(text: str, what: str) -> tuple[str, list, dict] | None:
+    """``name(args)`` with literal arguments as (dotted name, args, kwargs); None for a bare name."""
+    node = _parse(text, what)
+    if isinstance(node, (ast.Name, ast.Attribute)):
+        return None
+    if not isinstance(node, ast.Call):
+        raise LawSyntaxError(f"{what}={text!r} must be NAME or NAME(literal arguments)")
+    args, kwargs = _arguments(node, text, what, allow_laws=False)
+    return ast.get_source_segment(text, node.func), args, kwargs
