@@ -7,6 +7,7 @@ results (plain data) come back as they finish.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -50,3 +51,50 @@ def check_entries(frameworks, indices_and_dtypes: Sequence[tuple[int, Sequence[s
         futures = [pool.submit(_check, index, profile, seed, dtypes) for index, dtypes in indices_and_dtypes]
         for future in concurrent.futures.as_completed(futures):
             on_result(*future.result())
+
+
+def same_function(a, b) -> bool:
+    """``a`` and ``b`` compute the same outputs: the same object, or closures of the same code over
+    equal captured values (``flax.linen.initializers.he_normal()`` and ``jax.nn.initializers.he_normal()``
+    are two such closures: Flax re-exports JAX's builder)."""
+    if a is b:
+        return True
+    code = getattr(a, "__code__", None)
+    if code is None or code is not getattr(b, "__code__", None) or getattr(a, "__defaults__", None) != getattr(b, "__defaults__", None):
+        return False
+    cells_a, cells_b = a.__closure__ or (), b.__closure__ or ()
+    if len(cells_a) != len(cells_b):
+        return False
+    for x, y in zip((c.cell_contents for c in cells_a), (c.cell_contents for c in cells_b)):
+        if callable(x) and callable(y):
+            if not same_function(x, y):
+                return False
+            continue
+        try:
+            if type(x) is not type(y) or not (x is y or bool(x == y)):
+                return False
+        except Exception:  # noqa: BLE001 - e.g. arrays: not provably equal
+            return False
+    return True
+
+
+def duplicates(chosen: Sequence[tuple[int, object, Sequence[str]]]) -> dict[int, int]:
+    """{i: j} for the chosen entries i whose verdicts are entry j's: ``same_as`` j, the same function,
+    law, known defects and dtypes. Keys derive from the case, not the initializer, so i's check would
+    draw exactly j's samples and reach j's verdicts."""
+    index = {entry.id: (i, entry, list(dtypes)) for i, entry, dtypes in chosen}
+    found = {}
+    for i, entry, dtypes in chosen:
+        original = index.get(entry.same_as)
+        if original is None:
+            continue
+        j, other, other_dtypes = original
+        if (j != i and other_dtypes == list(dtypes) and repr(other.law) == repr(entry.law)
+                and other.defects == entry.defects and same_function(other.init, entry.init)):
+            found[i] = j
+    return found
+
+
+def renamed(result, entry_id: str):
+    """A catalog result (triage) with its report under another entry's id."""
+    return dataclasses.replace(result, report=dataclasses.replace(result.report, initializer=entry_id))

@@ -39,27 +39,40 @@ def _report(args) -> int:
         return 2
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    jobs = max(1, min(args.jobs or _runner.default_jobs(), len(chosen)))
+    copies = _runner.duplicates(chosen)  # entry -> the entry whose verdicts it shares
+    jobs = max(1, min(args.jobs or _runner.default_jobs(), len(chosen) - len(copies)))
     print(f"initcheck {__version__}: {len(chosen)} catalog entries, profile={args.profile}, seed={args.seed}, "
           f"device={sampler.device_description()}, {jobs} process{'es' if jobs > 1 else ''}", flush=True)
     entries = {i: e for i, e, _ in chosen}
     done: dict = {}
     started = time.perf_counter()
 
-    def on_result(index, result):
+    def show(index, result, note=""):
         done[index] = result
         entry = entries[index]
         print(f"[{len(done):{len(str(len(chosen)))}d}/{len(chosen)}] {_word(result)} {entry.id} "
               f"[{','.join(sorted({v.case.dtype for v in result.report.verdicts}, key=entry.dtypes.index))}] "
-              f"({result.report.seconds:.1f}s)", flush=True)
+              f"({note or f'{result.report.seconds:.1f}s'})", flush=True)
 
-    _runner.check_entries(args.frameworks, [(i, dtypes) for i, _, dtypes in chosen], x64=args.x64,
+    def on_result(index, result):
+        show(index, result)
+        for copy, original in copies.items():
+            if original == index:
+                show(copy, _runner.renamed(result, entries[copy].id),
+                     f"the same function as {entries[index].id}: its verdicts")
+
+    if copies:
+        print(f"{len(copies)} entries are the same function as another entry (same code and arguments) and "
+              "share its verdicts", flush=True)
+    _runner.check_entries(args.frameworks, [(i, dtypes) for i, _, dtypes in chosen if i not in copies], x64=args.x64,
                           profile=args.profile, seed=args.seed, jobs=jobs, on_result=on_result)
     results = [(entries[i], done[i]) for i, _, _ in chosen]
     from initcheck import document as doc
 
     seconds = time.perf_counter() - started
-    report_document = doc.build("initcheck report", [doc.catalog_target(e, r) for e, r in results],
+    shared = {entries[i].id: entries[j].id for i, j in copies.items()}
+    report_document = doc.build("initcheck report", [doc.catalog_target(e, r, verdicts_of=shared.get(e.id))
+                                                     for e, r in results],
                                 profile=args.profile, seed=args.seed, seconds=seconds)
     json_path, html_path = doc.write(report_document, json_path=out / "conformance.json",
                                      html_path=out / "conformance.html")

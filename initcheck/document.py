@@ -88,11 +88,16 @@ def catalog_facts(entry, triage) -> dict:
     }
 
 
-def catalog_target(entry, triage) -> dict:
-    """A catalog entry's row from its triaged check."""
+def catalog_target(entry, triage, verdicts_of: str | None = None) -> dict:
+    """A catalog entry's row from its triaged check; ``verdicts_of`` names the entry whose check it
+    shares (the same function: see ``_runner.duplicates``)."""
     report = triage.report
-    return target(entry.id, "catalog", verdicts=[v.to_dict() for v in report.verdicts], law=report.law,
-                  seconds=report.seconds, **catalog_facts(entry, triage))
+    row = target(entry.id, "catalog", verdicts=[v.to_dict() for v in report.verdicts], law=report.law,
+                 seconds=0.0 if verdicts_of else report.seconds, verdicts_of=verdicts_of,
+                 **catalog_facts(entry, triage))
+    if verdicts_of:
+        row["false_alarm_bound"] = 0.0  # the same verdicts as ``verdicts_of``: no second chance of a false alarm
+    return row
 
 
 def build(generator: str, targets: Iterable[dict], *, profile, seed: int, seconds: float) -> dict:

@@ -1,0 +1,59 @@
+"""How long ``initcheck report`` takes on the built-in catalog, and where the time goes.
+
+    python benchmarks/catalog_report.py                       # runs the README's main job (ci profile) into a temp folder
+    python benchmarks/catalog_report.py --from reports/conformance.json   # reads a report already made
+
+Prints the wall time of the run and, per framework, the entries, how many were checked (the rest
+share the verdicts of the same function), the seconds spent checking them (summed over the worker
+processes) and their share. The issue's target is 60 s wall on 2 cores with the ci profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run_report(extra: list[str]) -> tuple[dict, float]:
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "initcheck.cli", "report", "--out", folder, *extra], check=False)
+        wall = time.perf_counter() - started
+        return json.loads((pathlib.Path(folder) / "conformance.json").read_text()), wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--from", dest="source", default=None, help="a conformance.json to read instead of running")
+    args, extra = parser.parse_known_args()
+    if args.source:
+        document, wall = json.loads(pathlib.Path(args.source).read_text()), None
+    else:
+        document, wall = run_report(extra)
+    env = document["environment"]
+    print(f"initcheck report, profile {document['profile']['name']}, {len(document['targets'])} entries, "
+          f"device {env['device']}")
+    if wall is not None:
+        print(f"wall time of the command: {wall:.1f} s (interpreter start and imports included)")
+    print(f"wall time of the checks (as the report states): {document['seconds']:.1f} s")
+    rows = collections.defaultdict(lambda: [0, 0, 0.0])
+    for target in document["targets"]:
+        row = rows[target.get("framework") or "?"]
+        row[0] += 1
+        row[1] += 0 if target.get("verdicts_of") else 1
+        row[2] += target["seconds"]
+    total = sum(r[2] for r in rows.values()) or 1.0
+    print(f"\n{'framework':<10} {'entries':>7} {'checked':>7} {'check s':>9} {'share':>6}")
+    for framework, (entries, checked, seconds) in rows.items():
+        print(f"{framework:<10} {entries:>7} {checked:>7} {seconds:>9.1f} {100 * seconds / total:>5.1f}%")
+    print(f"{'all':<10} {sum(r[0] for r in rows.values()):>7} {sum(r[1] for r in rows.values()):>7} {total:>9.1f}")
+
+
+if __name__ == "__main__":
+    main()
