@@ -141,7 +141,8 @@ def _load_target(spec: str):
         raise ValueError(f"target={spec!r} must be MODULE:ATTR, e.g. jax.nn.initializers:he_normal() or mypkg.inits:my_init")
     call = law_syntax.literal_call(attr, "target")
     name = attr if call is None else call[0]
-    sys.path.insert(0, str(pathlib.Path.cwd()))  # like python -m: the current folder's modules import
+    if str(pathlib.Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(pathlib.Path.cwd()))  # like python -m: the current folder's modules import
     try:
         obj = importlib.import_module(module_name)
     except ImportError as exc:

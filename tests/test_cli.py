@@ -1,8 +1,10 @@
-"""The command line, run as a real subprocess."""
+"""The command line, run as a real subprocess (refusals of bad input run in process: they stop before sampling)."""
 
 import json
 import subprocess
 import sys
+
+import pytest
 
 import initcheck
 
@@ -100,7 +102,11 @@ def test_check_a_target_against_a_law_in_the_safe_syntax(tmp_path):
     assert wrong.returncode == 1 and "DOES NOT CONFORM" in wrong.stdout and "std 0.019" in wrong.stdout
 
 
-def test_check_refuses_bad_input_naming_it(tmp_path):
+def test_check_refuses_bad_input_naming_it(tmp_path, monkeypatch, capsys):
+    from initcheck import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # check puts the current folder on it, as python -m does
     (tmp_path / "marker.py").write_text("")
     cases = [
         (["jax.nn.initializers:normal()", "--expect", "__import__('os').remove('marker.py')"], "unknown law"),
@@ -110,9 +116,11 @@ def test_check_refuses_bad_input_naming_it(tmp_path):
         (["jax.nn.initializers:no_such", "--expect", "normal(1)"], "has no attribute 'no_such'"),
         (["jax.nn.initializers", "--expect", "normal(1)"], "must be MODULE:ATTR"),
     ]
-    for args, message in cases:
-        result = run("check", *args, cwd=tmp_path)
-        assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
+    for args, message in cases:  # in process: each is refused before anything is sampled
+        assert cli.main(["check", *args]) == 2
+        stderr = capsys.readouterr().err
+        assert message in stderr, (args, stderr)
     assert (tmp_path / "marker.py").exists()  # nothing was evaluated
-    shapes = run("check", "jax.nn.initializers:normal()", "--shapes", "64by32", cwd=tmp_path)
-    assert shapes.returncode == 2 and "write shapes as sides joined by x" in shapes.stderr
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["check", "jax.nn.initializers:normal()", "--shapes", "64by32"])
+    assert exited.value.code == 2 and "write shapes as sides joined by x" in capsys.readouterr().err

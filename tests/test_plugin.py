@@ -157,13 +157,16 @@ def test_a_dying_worker_is_an_error_and_the_report_is_still_written(downstream):
         "import os, initcheck\nfrom initcheck import laws\n\n\n"
         "@initcheck.expects(laws.Normal(1.0))\ndef dies(key, shape, dtype=None):\n    os._exit(3)\n")
     downstream.makefile(".toml", pyproject=PYPROJECT.replace('["mypkg.inits"]', '["mypkg.dies", "mypkg.inits"]'))
-    result = run(downstream, "-n", "2", "--initcheck-json=r.json")
+    # Two properties only: every item of the dying initializer kills a worker, and xdist starts a new one.
+    result = run(downstream, "-n", "2", "--initcheck-json=r.json", "--initcheck-report=r.html", "-k", "contract or moments")
     assert result.ret == 1
     got = outcomes(downstream.path / "r.json")
     assert got["initcheck::mypkg.inits.good[moments]"] == "passed"
-    died = [k for k, v in got.items() if k.startswith("initcheck::mypkg.dies.dies[") and v != "passed"]
-    assert died, got
+    assert got["initcheck::mypkg.dies.dies[contract]"] == got["initcheck::mypkg.dies.dies[moments]"] == "error"
     assert "crashed" in result.stdout.str()
+    dies = next(t for t in json.loads((downstream.path / "r.json").read_text())["targets"] if t["id"] == "mypkg.dies.dies")
+    assert dies["result"] == "error" and "crashed" in dies["error"]
+    assert "mypkg.dies.dies" in (downstream.path / "r.html").read_text()
 
 
 @pytest.mark.parametrize("table,match", [
@@ -176,7 +179,8 @@ def test_a_dying_worker_is_an_error_and_the_report_is_still_written(downstream):
 ])
 def test_bad_configuration_is_a_usage_error_naming_the_key(pytester, table, match):
     pytester.makefile(".toml", pyproject=f"[tool.initcheck]\n{table}\n")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "--initcheck")
+    # In process: a usage error stops pytest before any item runs, so nothing of this session is touched.
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:xdist", "--initcheck")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.re_match_lines([f".*{match}.*"])
 
