@@ -1,7 +1,6 @@
 """The law syntax of ``initcheck check --expect``: what it accepts, and that it never evaluates."""
 
 import pytest
-import scipy.stats
 from hypothesis import given
 from hypothesis import strategies as st
 
