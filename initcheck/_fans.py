@@ -43,10 +43,13 @@ def jax_fans(shape: Sequence[int], in_axis: Axes = -2, out_axis: Axes = -1,
     batches = _normalize(_as_axes(batch_axis), rank, "batch_axis")
     named = ins + outs + batches
     if len(set(named)) != len(named):
-        raise ValueError(
-            f"in_axis={in_axis}, out_axis={out_axis} and batch_axis={batch_axis} overlap for a "
-            f"{rank}-D shape; each axis may play one role only"
-        )
+        # JAX does not refuse an axis named twice (in_axis=-1, out_axis=0 on a 1-D shape): it divides
+        # prod(shape) by each role's size, so the axis counts against the receptive field twice.
+        sizes = [math.prod(shape[i] for i in axes) for axes in (ins, outs, batches)]
+        if 0 in sizes:
+            raise ValueError(f"a zero-size axis in the overlapping in/out/batch axes of {tuple(shape)}")
+        receptive = math.prod(shape) / sizes[0] / sizes[1] / sizes[2]
+        return float(sizes[0] * receptive), float(sizes[1] * receptive)
     receptive = math.prod(s for i, s in enumerate(shape) if i not in named)
     fan_in = math.prod(shape[i] for i in ins) * receptive
     fan_out = math.prod(shape[i] for i in outs) * receptive

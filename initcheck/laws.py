@@ -93,6 +93,10 @@ class Law:
         """A likely cause when the observed variance does not match, or None."""
         return None
 
+    def dependent_axes(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Axes along which the law itself makes elements dependent (``independence`` skips them)."""
+        return ()
+
     def edge_shapes(self) -> list[tuple[int, ...]]:
         """Extra shapes for the ``errors`` property, beyond the generic edge shapes."""
         return []
@@ -472,6 +476,11 @@ class Sparse(Law):
         if not 0 <= self.sparsity < 1:
             raise ValueError(f"Sparse: sparsity={sparsity!r} must be in [0, 1); 1 would zero everything")
         self.std = _positive("Sparse", "std", std)
+
+    def dependent_axes(self, shape):
+        """Exactly ceil(sparsity * rows) zeros per column: the elements of a column are dependent
+        (with 2 rows and one zero each, one of every pair is zero)."""
+        return (0,)
 
     def zeros_per_column(self, rows: int) -> int:
         return math.ceil(self.sparsity * rows)
