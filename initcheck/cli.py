@@ -199,33 +199,28 @@ def _shapes(text: str) -> list[tuple[int, ...]]:
     return shapes
 
 
+def _subset(text: str, known) -> list[str]:
+    """A non-empty comma-separated subset of ``known``, or an argparse error listing ``known``."""
+    chosen = [item.strip() for item in text.split(",") if item.strip()]
+    if not chosen or any(item not in known for item in chosen):
+        raise argparse.ArgumentTypeError(f"{text!r}: choose a comma-separated subset of {','.join(known)}")
+    return chosen
+
+
 def _properties(text: str) -> list[str]:
     from initcheck.properties import PROPERTIES
 
-    chosen = [p.strip() for p in text.split(",") if p.strip()]
-    unknown = [p for p in chosen if p not in PROPERTIES]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"{text!r}: choose a comma-separated subset of {','.join(PROPERTIES)}")
-    return chosen
+    return _subset(text, list(PROPERTIES))
 
 
 def _frameworks(text: str) -> list[str]:
     from initcheck._catalog import FRAMEWORKS
 
-    chosen = [f.strip() for f in text.split(",") if f.strip()]
-    unknown = [f for f in chosen if f not in FRAMEWORKS]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"{text!r}: choose a comma-separated subset of {','.join(FRAMEWORKS)}")
-    return chosen
+    return _subset(text, FRAMEWORKS)
 
 
 def _dtypes(text: str) -> list[str]:
-    known = ("float32", "bfloat16", "float16", "float64", "complex64", "complex128")
-    chosen = [d.strip() for d in text.split(",") if d.strip()]
-    unknown = [d for d in chosen if d not in known]
-    if unknown or not chosen:
-        raise argparse.ArgumentTypeError(f"{text!r}: choose a comma-separated subset of {','.join(known)}")
-    return chosen
+    return _subset(text, ("float32", "bfloat16", "float16", "float64", "complex64", "complex128"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,8 +229,6 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     report = commands.add_parser("report", help="check the built-in catalog and write the HTML and JSON conformance reports")
     report.add_argument("--out", default="reports", help="folder for conformance.html and conformance.json (default: reports)")
-    report.add_argument("--profile", default="ci", choices=sorted(profiles.PROFILES), help="how hard to look")
-    report.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
     report.add_argument("--entries", nargs="*", default=[], metavar="TEXT",
                         help="only the entries whose id contains one of these texts")
     report.add_argument("--jobs", type=int, default=0, metavar="N",
@@ -254,8 +247,6 @@ def main(argv: list[str] | None = None) -> int:
                        help="the initializer, e.g. mypkg.inits:my_init or jax.nn.initializers:variance_scaling(2.0, 'fan_in', 'normal')")
     check.add_argument("--expect", metavar="LAW", default=None,
                        help="the law it promises, e.g. \"normal(std=0.01)\" (default: its @initcheck.expects law)")
-    check.add_argument("--profile", default="ci", choices=sorted(profiles.PROFILES), help="how hard to look")
-    check.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
     check.add_argument("--shapes", type=_shapes, default=None, metavar="64x32,128",
                        help="shapes to check (default: drawn for the law)")
     check.add_argument("--dtypes", type=_dtypes, default=None, metavar="float32,bfloat16",
@@ -265,6 +256,9 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--json", metavar="PATH", default=None, help="also write the JSON report to PATH")
     check.add_argument("--html", metavar="PATH", default=None, help="also write the HTML report to PATH")
     listing = commands.add_parser("list", help="list the built-in catalog, grouped by framework")
+    for sub in (check, report):
+        sub.add_argument("--profile", default="ci", choices=sorted(profiles.PROFILES), help="how hard to look")
+        sub.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
     for sub in (check, report, listing):
         sub.add_argument("--xla-optimize", action="store_true",
                          help="keep XLA's full LLVM optimization (by default initcheck compiles with "
