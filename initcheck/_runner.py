@@ -32,6 +32,11 @@ def _check(index: int, profile, seed: int, dtypes: Sequence[str]):
     return index, check_entry(_ENTRIES[index], profile=profile, seed=seed, dtypes=dtypes)
 
 
+def _cost(dtypes: Sequence[str]) -> int:
+    """A check's rough cost in float32 checks: a complex dtype samples and tests two parts."""
+    return sum(2 if str(d).startswith("complex") else 1 for d in dtypes)
+
+
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
@@ -48,7 +53,9 @@ def check_entries(frameworks, indices_and_dtypes: Sequence[tuple[int, Sequence[s
     context = multiprocessing.get_context("spawn")  # a forked JAX runtime is not safe
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start,
                                                 initargs=(frameworks, x64)) as pool:
-        futures = [pool.submit(_check, index, profile, seed, dtypes) for index, dtypes in indices_and_dtypes]
+        # the costliest first, so that no process is left alone with a long entry at the end
+        ordered = sorted(indices_and_dtypes, key=lambda item: -_cost(item[1]))
+        futures = [pool.submit(_check, index, profile, seed, dtypes) for index, dtypes in ordered]
         for future in concurrent.futures.as_completed(futures):
             on_result(*future.result())
 
@@ -79,19 +86,21 @@ def same_function(a, b) -> bool:
 
 
 def duplicates(chosen: Sequence[tuple[int, object, Sequence[str]]]) -> dict[int, int]:
-    """{i: j} for the chosen entries i whose verdicts are entry j's: ``same_as`` j, the same function,
-    law, known defects and dtypes. Keys derive from the case, not the initializer, so i's check would
-    draw exactly j's samples and reach j's verdicts."""
-    index = {entry.id: (i, entry, list(dtypes)) for i, entry, dtypes in chosen}
+    """{i: j} for the chosen entries i whose verdicts are an earlier entry j's: the same function
+    (``same_function``), law, known defects and dtypes. Keys and shapes derive from the seed, the
+    law and the case, not from the initializer, so i's check would draw exactly j's samples and
+    reach j's verdicts. j is always an entry that is itself checked."""
+    originals: list[tuple[int, object, list]] = []
     found = {}
     for i, entry, dtypes in chosen:
-        original = index.get(entry.same_as)
-        if original is None:
-            continue
-        j, other, other_dtypes = original
-        if (j != i and other_dtypes == list(dtypes) and repr(other.law) == repr(entry.law)
-                and other.defects == entry.defects and same_function(other.init, entry.init)):
-            found[i] = j
+        dtypes = list(dtypes)
+        for j, other, other_dtypes in originals:
+            if (other_dtypes == dtypes and repr(other.law) == repr(entry.law) and other.defects == entry.defects
+                    and same_function(other.init, entry.init)):
+                found[i] = j
+                break
+        else:
+            originals.append((i, entry, dtypes))
     return found
 
 

@@ -16,15 +16,24 @@ def test_closures_of_the_same_code_over_equal_values_are_the_same_function():
     assert not _runner.same_function(jax.nn.initializers.he_normal(), lambda key, shape, dtype: None)
 
 
-def test_every_flax_re_export_shares_the_jax_entry_and_its_verdicts_are_what_its_own_check_gives():
+def test_every_flax_re_export_and_every_alias_shares_a_checked_entry_and_gets_what_its_own_check_gives():
     entries = catalog()
     chosen = [(i, e, e.dtypes) for i, e in enumerate(entries)]
     copies = _runner.duplicates(chosen)
-    assert {entries[i].id for i in copies} == {e.id for e in entries if e.same_as}
-    assert all(entries[j].framework == "jax" for j in copies.values())
-    # The honest check of the claim: checking the copy itself gives exactly the original's verdicts.
-    copy = next(i for i in copies if entries[i].id == "flax.nnx.initializers.lecun_uniform()")
-    own = check_entry(entries[copy], profile="quick", dtypes=["float32"]).report.verdicts
-    shared = check_entry(entries[copies[copy]], profile="quick", dtypes=["float32"]).report.verdicts
+    ids = {entries[i].id: entries[j].id for i, j in copies.items()}
+    assert {e.id for e in entries if e.same_as} <= set(ids)
+    assert not set(ids.values()) & set(ids), "an original is never itself a copy"
+    # JAX's aliases and presets that are variance_scaling with the same arguments
+    assert ids["jax.nn.initializers.kaiming_normal()"] == "jax.nn.initializers.he_normal()"
+    assert ids["jax.nn.initializers.variance_scaling(1.0, 'fan_avg', 'uniform')"] == "jax.nn.initializers.glorot_uniform()"
+    assert ids["flax.linen.initializers.xavier_uniform()"] == "jax.nn.initializers.glorot_uniform()"
+    # ... but not different arguments or different laws
+    assert "jax.nn.initializers.variance_scaling(1.0, 'fan_out', 'uniform')" not in ids
+    assert "jax.nn.initializers.he_normal()" not in ids
+    # The honest check of the claim: checking a copy itself gives exactly its original's verdicts.
     strip = lambda vs: [(v.property, v.case, v.status, v.statistic, v.pvalue) for v in vs]  # noqa: E731
-    assert strip(own) == strip(shared)
+    for copy_id in ("flax.nnx.initializers.lecun_uniform()", "jax.nn.initializers.variance_scaling(1.0, 'fan_avg', 'uniform')"):
+        copy = next(i for i in copies if entries[i].id == copy_id)
+        own = check_entry(entries[copy], profile="quick", dtypes=["float32"]).report.verdicts
+        shared = check_entry(entries[copies[copy]], profile="quick", dtypes=["float32"]).report.verdicts
+        assert strip(own) == strip(shared), copy_id

@@ -28,6 +28,7 @@ class CaseContext:
     dtype: np.dtype
     profile: Profile
     seed: int
+    _drawn: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def size(self) -> int:
@@ -65,14 +66,22 @@ class CaseContext:
         return sampler.draw(self.init, self.shape, self.dtype, keys, batch=self.batch)
 
     def draws(self, name: str, count: int) -> np.ndarray:
-        """``count`` draws with the keys of case ``name``."""
-        return self.draw(sampler.case_keys(self.seed, self.case_id(name), count))
+        """``count`` draws with the keys of case ``name`` (drawn once, shared by the properties)."""
+        if (name, count) not in self._drawn:
+            self._drawn[name, count] = self.draw(sampler.case_keys(self.seed, self.case_id(name), count))
+        return self._drawn[name, count]
 
     @functools.cached_property
     def sample(self) -> np.ndarray:
         """The pooled sample shared by the statistical properties, shape (K, *shape), K draws making
         at least ``profile.n`` values."""
         return self.draws("sample", sampler.draws_for(self.profile.n, self.shape))
+
+    @functools.cached_property
+    def pooled(self) -> np.ndarray:
+        """The draws with derived keys that the properties already make: the pooled sample for
+        i.i.d. laws, the ``profile.haar_draws`` draws of ``structure`` for orthogonal ones."""
+        return self.sample if self.law.kind == "iid" else self.draws("structure", self.profile.haar_draws)
 
     @functools.cached_property
     def sample64(self) -> np.ndarray:

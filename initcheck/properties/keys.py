@@ -62,6 +62,7 @@ def _related(key):
     return jnp.stack([key, first, second, jax.random.fold_in(key, 0x5EED), jax.random.fold_in(key, 0x7FFFFFFF)])
 
 
+RELATED_VALUES = 2**16  # values per related key (at most 256 base keys): a correlation of 0.03 is z = 7.7
 RELATED_NAMES = ["k", "split(k)[0]", "split(k)[1]", "fold_in(k, 0x5EED)", "fold_in(k, 0x7FFFFFFF)"]
 
 
@@ -134,7 +135,7 @@ def check_key_sensitivity(ctx: CaseContext):
         return ctx.passed(name, "the same output for 32 different keys, as a deterministic law promises", n=32)
 
     results = []
-    wanted = max(1, min(256, math.ceil(min(ctx.profile.n, 2**18) / max(ctx.size, 1))))
+    wanted = max(1, min(256, math.ceil(min(ctx.profile.n, RELATED_VALUES) / max(ctx.size, 1))))
     base_count = sampler.bucket(wanted)  # a power of two: few compilations of _related
     base = sampler.case_keys(ctx.seed, ctx.case_id(name), base_count)
     related = np.asarray(_related(base)).reshape((base_count * len(RELATED_NAMES),) + base.shape[1:])
@@ -145,12 +146,13 @@ def check_key_sensitivity(ctx: CaseContext):
             results.append(stats.self_normalized_z(
                 x[:, i], x[:, j], f"correlation of outputs for {RELATED_NAMES[i]} and {RELATED_NAMES[j]}"))
     p_pair = _pair_collision_probability(ctx)
-    count = max(32, min(count, 4 * ctx.profile.n // max(ctx.size, 1)))  # at most ~4n values
-    for label, keys in (("derived keys", sampler.case_keys(ctx.seed, ctx.case_id(name + "/split"), count)),
-                        ("seeds PRNGKey(0..)", _seed_keys(count))):
-        k = _affordable_keys(count, p_pair)
+    # Distinct keys, distinct outputs: the pooled draws the other properties use (derived keys, no
+    # extra sampling), and PRNGKey(0..K-1), whose first words are all 0, up to n/4 values.
+    seeds = max(32, min(count, ctx.profile.n // (4 * max(ctx.size, 1))))
+    for label, outputs in (("derived keys", ctx.pooled), ("seeds PRNGKey(0..)", None)):
+        k = _affordable_keys(len(outputs) if outputs is not None else seeds, p_pair)
         if k >= 32:  # fewer outputs cannot show a key that is ignored in part
-            outputs = ctx.draw(keys[:k])
+            outputs = outputs[:k] if outputs is not None else ctx.draw(_seed_keys(k))
             results.append(stats.poisson_excess(_duplicate_pairs(outputs), k * (k - 1) / 2 * p_pair,
                                                 f"bit-identical outputs over {k} {label}"))
     worst = stats.bonferroni(results)
