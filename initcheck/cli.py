@@ -75,7 +75,7 @@ def _report(args) -> int:
                                                      for e, r in results],
                                 profile=args.profile, seed=args.seed, seconds=seconds)
     json_path, html_path = doc.write(report_document, json_path=out / "conformance.json",
-                                     html_path=out / "conformance.html")
+                                     html_path=out / "conformance.html", jobs=jobs)
     _summary(results)
     unexpected = [(e, r) for e, r in results if _unexpected(r)]
     print(f"\n{sum(1 for _, r in results if r.report.passed)} passed, "

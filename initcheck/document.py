@@ -131,8 +131,9 @@ def _ordered_properties(seen: Iterable[str]) -> list[str]:
     return sorted(seen, key=lambda p: (order.index(p) if p in order else len(order), p))
 
 
-def write(document: dict, *, json_path=None, html_path=None) -> list[Path]:
-    """Save ``document`` as JSON and/or HTML (parent folders are made); returns the paths written."""
+def write(document: dict, *, json_path=None, html_path=None, jobs: int = 1) -> list[Path]:
+    """Save ``document`` as JSON and/or HTML (parent folders are made; the HTML's plots are drawn
+    on ``jobs`` processes); returns the paths written."""
     written = []
     if json_path is not None:
         path = Path(json_path)
@@ -144,6 +145,6 @@ def write(document: dict, *, json_path=None, html_path=None) -> list[Path]:
 
         path = Path(html_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html.render(document), encoding="utf-8")
+        path.write_text(html.render(document, jobs), encoding="utf-8")
         written.append(path)
     return written

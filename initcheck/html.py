@@ -67,7 +67,7 @@ def _details(target: dict) -> dict:
         svg, where = None, case[1:]  # (dtype, parameter path)
         if plot and where not in drawn and len(drawn) < MAX_PLOTS_PER_TARGET:
             drawn.add(where)
-            svg = plots.sample_vs_law_svg(plot, f"{target['id']}: {_case_text(v['case'])}")
+            svg = (plot, f"{target['id']}: {_case_text(v['case'])}")  # drawn by ``render``, all at once
         failures.append({**v, "case_text": _case_text(v["case"]), "statistic_text": _number(v["statistic"]),
                          "pvalue_text": _number(v["pvalue"]), "svg": svg,
                          "cell": "known" if v.get("known_defect") else v["status"]})
@@ -81,13 +81,16 @@ _ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("initcheck", "temp
                                   trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
-def render(document: dict) -> str:
-    """The HTML text of ``document``."""
+def render(document: dict, jobs: int = 1) -> str:
+    """The HTML text of ``document``; its plots are drawn on ``jobs`` processes."""
     properties = document["properties"]
     rows = []
     for target in document["targets"]:
         rows.append({**target, "slug": _slug(target["id"]),
                      "cells": [_cell(target, p) for p in properties],
                      "details": _details(target) if target["result"] != "pass" else None})
+    failures = [f for row in rows if row["details"] for f in row["details"]["failures"] if f["svg"]]
+    for failure, svg in zip(failures, plots.many_svgs([f["svg"] for f in failures], jobs)):
+        failure["svg"] = svg
     return _ENVIRONMENT.get_template("report.html.j2").render(
         document=document, rows=rows, properties=properties, symbols=SYMBOLS)

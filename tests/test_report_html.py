@@ -91,3 +91,19 @@ def test_the_json_is_the_same_data_with_a_version(report_files):
         for v in target["verdicts"]:
             if v["status"] == "fail":
                 assert v["message"].split(";")[0].replace("'", "&#39;").replace('"', "&#34;") in html
+
+
+def test_plots_drawn_on_two_processes_equal_those_drawn_on_one_and_their_ids_are_unique(report_files):
+    import re
+
+    from initcheck import plots
+
+    data = json.loads(report_files[1].read_text())
+    plot = next(v["plot"] for t in data["targets"] for v in t["verdicts"] if v.get("plot"))
+    requests = [(plot, f"case {i}") for i in range(plots.PARALLEL_FROM)]
+    serial, parallel = plots.many_svgs(requests, jobs=1), plots.many_svgs(requests, jobs=2)
+    assert parallel == serial and all(f"case {i}" in svg for i, svg in enumerate(serial))
+    ids = [i for svg in serial for i in re.findall(r' id="([^"]+)"', svg)]
+    assert ids and len(ids) == len(set(ids)), "one page holds every plot: ids must not collide"
+    for svg in serial:  # every reference (clip paths, markers) still finds its element
+        assert set(re.findall(r'(?:url\(#|href="#)([^)"]+)', svg)) <= set(re.findall(r' id="([^"]+)"', svg))
