@@ -77,3 +77,7 @@ def test_not_applicable_properties_are_skipped_with_a_reason():
     reasons = {v.property: v.message for v in report.verdicts}
     assert all(v.status == "skip" for v in report.verdicts) and report.passed
     assert "unbounded" in reasons["bounds"] and "not a 16-bit dtype" in reasons["precision"]
+    report = initcheck.check(jax.nn.initializers.normal(1.0), laws.Normal(1.0), shapes=[(0, 5)],
+                             properties=["key_sensitivity", "structure"])
+    assert [v.status for v in report.verdicts] == ["skip", "skip"]
+    assert "zero-size" in report.verdicts[0].message

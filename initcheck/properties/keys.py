@@ -12,7 +12,7 @@ import numpy as np
 
 from initcheck import _dtypes, sampler, stats
 from initcheck._element import ComplexLaw
-from initcheck.properties._context import CaseContext
+from initcheck.properties._context import CaseContext, NotApplicable
 
 ULPS = 4  # eager vs jit: XLA may reassociate (e.g. sqrt2 * erfinv(u) * stddev), a few ulp apart
 
@@ -133,6 +133,8 @@ def check_key_sensitivity(ctx: CaseContext):
         if not same:
             return ctx.failed(name, f"{ctx.law!r} is deterministic, but outputs differ between keys", n=32)
         return ctx.passed(name, "the same output for 32 different keys, as a deterministic law promises", n=32)
+    if ctx.size == 0:
+        raise NotApplicable("a zero-size output has no values that could depend on the key")
 
     results = []
     wanted = max(1, min(256, math.ceil(min(ctx.profile.n, RELATED_VALUES) / max(ctx.size, 1))))
@@ -148,11 +150,13 @@ def check_key_sensitivity(ctx: CaseContext):
     p_pair = _pair_collision_probability(ctx)
     # Distinct keys, distinct outputs: the pooled draws the other properties use (derived keys, no
     # extra sampling), and PRNGKey(0..K-1), whose first words are all 0, up to n/4 values.
+    pooled = sampler.draws_for(ctx.profile.n, ctx.shape) if ctx.law.kind == "iid" else ctx.profile.haar_draws
     seeds = max(32, min(count, ctx.profile.n // (4 * max(ctx.size, 1))))
-    for label, outputs in (("derived keys", ctx.pooled), ("seeds PRNGKey(0..)", None)):
-        k = _affordable_keys(len(outputs) if outputs is not None else seeds, p_pair)
+    for label, available, outputs_of in (("derived keys", pooled, lambda k: ctx.pooled[:k]),
+                                         ("seeds PRNGKey(0..)", seeds, lambda k: ctx.draw(_seed_keys(k)))):
+        k = _affordable_keys(available, p_pair)
         if k >= 32:  # fewer outputs cannot show a key that is ignored in part
-            outputs = outputs[:k] if outputs is not None else ctx.draw(_seed_keys(k))
+            outputs = outputs_of(k)
             results.append(stats.poisson_excess(_duplicate_pairs(outputs), k * (k - 1) / 2 * p_pair,
                                                 f"bit-identical outputs over {k} {label}"))
     worst = stats.bonferroni(results)
