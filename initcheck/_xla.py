@@ -1,10 +1,21 @@
 """XLA settings for processes that initcheck owns (the command line, its worker processes, the tests).
 
 A check compiles every initializer for several (shape, dtype, key type, batch) combinations and
-runs each compilation on a few million values at most, so compile time dominates. On CPU, XLA's
-LLVM optimizations make a random-sampling kernel of a 3-D or 4-D shape take 2.5-4 s to compile;
-``--xla_backend_optimization_level=0`` compiles it in 0.3 s and runs it 2-4x slower (measured on
-the project's 2-core machine, jax 0.10.2), a large net gain. The library itself never changes a
+runs each compilation on a few million values at most, so compile time dominates. CPU seconds of
+the ``ci`` check of four catalog entries (``benchmarks/xla_flags.py``; 2-core machine, jax 0.10.2;
+the verdicts are the same under every setting):
+
+=========================================================  =========  ========  ======  ==========
+XLA_FLAGS                                                  he_normal  VarScale  sparse  Orthogonal
+=========================================================  =========  ========  ======  ==========
+(XLA's defaults)                                           60         -         -       -
+``--xla_backend_optimization_level=0``                     40         39        56      11.2
+``--xla_backend_optimization_level=2`` + emitters off       27         30        41      9.2
+=========================================================  =========  ========  ======  ==========
+
+("emitters off" is ``--xla_cpu_use_fusion_emitters=false``: XLA's newer CPU fusion emitters cost
+more to compile than they save on these small sampling kernels; with them on, levels 0, 1 and 2
+all cost he_normal about 38-40 s, XLA's default level 3 60 s.) The library itself never changes a
 user's process: ``initcheck.check`` runs under whatever XLA settings the caller has.
 """
 
@@ -12,17 +23,34 @@ from __future__ import annotations
 
 import os
 
-FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
+# (the setting's name, the flag that sets it); none is added where the user set any of these names
+FAST_COMPILE_FLAGS = (
+    ("xla_backend_optimization_level", "--xla_backend_optimization_level=2"),
+    ("xla_cpu_use_fusion_emitters", "--xla_cpu_use_fusion_emitters=false"),
+)
+# XLA aborts the process on a flag it does not know: the emitter flag is added only to the jaxlib
+# releases it was verified in (0.10.0, 0.10.1 and 0.10.2 all have it).
+VERIFIED_JAXLIB = "0.10."
 
 
 def prefer_fast_compiles() -> bool:
-    """Add FAST_COMPILE_FLAG to XLA_FLAGS unless the user set the optimization level or JAX's
-    backend has already started (then it would not apply). True when it was added."""
+    """Add FAST_COMPILE_FLAGS to XLA_FLAGS unless the user set one of those settings or JAX's
+    backend has already started (then they would not apply). True when they were added."""
     flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_backend_optimization_level" in flags or _backend_started():
+    if any(name in flags for name, _ in FAST_COMPILE_FLAGS) or _backend_started():
         return False
-    os.environ["XLA_FLAGS"] = f"{flags} {FAST_COMPILE_FLAG}".strip()
+    added = [flag for name, flag in FAST_COMPILE_FLAGS
+             if name == "xla_backend_optimization_level" or _jaxlib_verified()]
+    os.environ["XLA_FLAGS"] = " ".join([flags, *added]).strip()
     return True
+
+
+def _jaxlib_verified() -> bool:
+    try:
+        from jaxlib import version
+    except ImportError:
+        return False
+    return version.__version__.startswith(VERIFIED_JAXLIB)
 
 
 def _backend_started() -> bool:

@@ -261,8 +261,9 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
     for sub in (check, report, listing):
         sub.add_argument("--xla-optimize", action="store_true",
-                         help="keep XLA's full LLVM optimization (by default initcheck compiles with "
-                              "--xla_backend_optimization_level=0: compiles dominate a check)")
+                         help="keep XLA's default compiler settings (by default initcheck compiles with "
+                              "--xla_backend_optimization_level=2 --xla_cpu_use_fusion_emitters=false: "
+                              "compiles dominate a check)")
     for sub in (report, listing):
         sub.add_argument("--frameworks", type=_frameworks, default=None, metavar="jax,flax,haiku,initcheck",
                          help="frameworks of the catalog to include (default: all)")

@@ -89,8 +89,11 @@ def mde_scale(n: int, var: float, mu4: float, alpha: float, power: float = POWER
 
 def self_normalized_z(a: np.ndarray, b: np.ndarray, name: str) -> TestResult:
     """Two-sided test of E[ab] = 0 for centred, paired a and b: z = sum(ab) / sqrt(sum(a^2 b^2))."""
-    prod = np.asarray(a, np.float64).ravel() * np.asarray(b, np.float64).ravel()
-    denom = math.sqrt(float(np.sum(prod**2)))
+    a, b = np.asarray(a), np.asarray(b)
+    if a.shape != b.shape:
+        a, b = a.ravel(), b.ravel()
+    prod = np.multiply(a, b, dtype=np.float64).ravel()  # strided views multiply without copies
+    denom = math.sqrt(float(prod @ prod))
     if denom == 0:
         z = 0.0 if not np.any(a) or not np.any(b) else math.inf
     else:

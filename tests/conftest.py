@@ -1,8 +1,8 @@
 """Hypothesis profiles for the suite: derandomized (same examples every run), no deadline (the first
 JAX compile of a shape exceeds any sensible deadline), no example database.
 
-XLA compiles without LLVM optimization here, as the command line does (see initcheck/_xla.py): the
-suite's cost is compiles; the verdicts do not depend on it."""
+XLA compiles with the command line's fast-compile settings here (see initcheck/_xla.py): the suite's
+cost is compiles; the verdicts do not depend on them."""
 
 import os
 

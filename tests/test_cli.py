@@ -83,9 +83,12 @@ def _python(code, xla_flags):
 
 def test_fast_compiles_are_added_only_where_they_apply():
     code = "import os; from initcheck import _xla; print(_xla.prefer_fast_compiles(), os.environ['XLA_FLAGS'])"
-    assert _python(code, "").stdout.split() == ["True", "--xla_backend_optimization_level=0"]
-    assert _python(code, "--xla_backend_optimization_level=2").stdout.split() == [
-        "False", "--xla_backend_optimization_level=2"]  # the user's own setting wins
+    assert _python(code, "").stdout.split() == ["True", "--xla_backend_optimization_level=2",
+                                                 "--xla_cpu_use_fusion_emitters=false"]
+    assert _python(code, "--xla_backend_optimization_level=3").stdout.split() == [
+        "False", "--xla_backend_optimization_level=3"]  # the user's own setting wins
+    assert _python(code, "--xla_cpu_use_fusion_emitters=true").stdout.split() == [
+        "False", "--xla_cpu_use_fusion_emitters=true"]
     started = "import jax; jax.numpy.zeros(1).block_until_ready(); " + code
     assert _python(started, "").stdout.split()[0] == "False"  # too late once the backend runs
 
