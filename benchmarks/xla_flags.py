@@ -17,8 +17,10 @@ import os
 import subprocess
 import sys
 
+from initcheck import _xla
+
 SETTINGS = [
-    "--xla_backend_optimization_level=2 --xla_cpu_use_fusion_emitters=false",  # initcheck's default
+    _xla.FAST_COMPILE_SETTING,  # initcheck's default
     "--xla_backend_optimization_level=1 --xla_cpu_use_fusion_emitters=false",
     "--xla_backend_optimization_level=0 --xla_cpu_use_fusion_emitters=false",
     "--xla_backend_optimization_level=0",

@@ -23,13 +23,14 @@ from __future__ import annotations
 
 import os
 
-# (the setting's name, the flag that sets it); none is added where the user set any of these names
+# (the setting's name, the flag that sets it, whether it needs a verified jaxlib); none is added
+# where the user set any of these names. XLA aborts the process on a flag it does not know: the
+# emitter flag is added only to the jaxlib releases it was verified in (0.10.0, 0.10.1, 0.10.2).
 FAST_COMPILE_FLAGS = (
-    ("xla_backend_optimization_level", "--xla_backend_optimization_level=2"),
-    ("xla_cpu_use_fusion_emitters", "--xla_cpu_use_fusion_emitters=false"),
+    ("xla_backend_optimization_level", "--xla_backend_optimization_level=2", False),
+    ("xla_cpu_use_fusion_emitters", "--xla_cpu_use_fusion_emitters=false", True),
 )
-# XLA aborts the process on a flag it does not know: the emitter flag is added only to the jaxlib
-# releases it was verified in (0.10.0, 0.10.1 and 0.10.2 all have it).
+FAST_COMPILE_SETTING = " ".join(flag for _, flag, _ in FAST_COMPILE_FLAGS)
 VERIFIED_JAXLIB = "0.10."
 
 
@@ -37,10 +38,10 @@ def prefer_fast_compiles() -> bool:
     """Add FAST_COMPILE_FLAGS to XLA_FLAGS unless the user set one of those settings or JAX's
     backend has already started (then they would not apply). True when they were added."""
     flags = os.environ.get("XLA_FLAGS", "")
-    if any(name in flags for name, _ in FAST_COMPILE_FLAGS) or _backend_started():
+    if any(name in flags for name, _, _ in FAST_COMPILE_FLAGS) or _backend_started():
         return False
-    added = [flag for name, flag in FAST_COMPILE_FLAGS
-             if name == "xla_backend_optimization_level" or _jaxlib_verified()]
+    verified = _jaxlib_verified()
+    added = [flag for _, flag, needs_verified in FAST_COMPILE_FLAGS if verified or not needs_verified]
     os.environ["XLA_FLAGS"] = " ".join([flags, *added]).strip()
     return True
 

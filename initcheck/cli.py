@@ -262,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     for sub in (check, report, listing):
         sub.add_argument("--xla-optimize", action="store_true",
                          help="keep XLA's default compiler settings (by default initcheck compiles with "
-                              "--xla_backend_optimization_level=2 --xla_cpu_use_fusion_emitters=false: "
-                              "compiles dominate a check)")
+                              f"{_xla.FAST_COMPILE_SETTING}: compiles dominate a check)")
     for sub in (report, listing):
         sub.add_argument("--frameworks", type=_frameworks, default=None, metavar="jax,flax,haiku,initcheck",
                          help="frameworks of the catalog to include (default: all)")
