@@ -4,8 +4,8 @@
     python benchmarks/catalog_report.py --from reports/conformance.json   # reads a report already made
 
 Prints the wall time of the run and, per framework, the entries, how many were checked (the rest
-share the verdicts of the same function), the seconds spent checking them (summed over the worker
-processes) and their share. The issue's target is 60 s wall on 2 cores with the ci profile.
+share the verdicts of the same function), the (shape, dtype) cases they were checked on, the
+seconds spent checking them (summed over the worker processes) and their share. The issue's target is 60 s wall on 2 cores with the ci profile.
 """
 
 from __future__ import annotations
@@ -42,17 +42,20 @@ def main() -> None:
     if wall is not None:
         print(f"wall time of the command: {wall:.1f} s (interpreter start and imports included)")
     print(f"wall time of the checks (as the report states): {document['seconds']:.1f} s")
-    rows = collections.defaultdict(lambda: [0, 0, 0.0])
+    rows = collections.defaultdict(lambda: [0, 0, 0, 0.0])
     for target in document["targets"]:
         row = rows[target.get("framework") or "?"]
+        checked = not target.get("verdicts_of")
         row[0] += 1
-        row[1] += 0 if target.get("verdicts_of") else 1
-        row[2] += target["seconds"]
-    total = sum(r[2] for r in rows.values()) or 1.0
-    print(f"\n{'framework':<10} {'entries':>7} {'checked':>7} {'check s':>9} {'share':>6}")
-    for framework, (entries, checked, seconds) in rows.items():
-        print(f"{framework:<10} {entries:>7} {checked:>7} {seconds:>9.1f} {100 * seconds / total:>5.1f}%")
-    print(f"{'all':<10} {sum(r[0] for r in rows.values()):>7} {sum(r[1] for r in rows.values()):>7} {total:>9.1f}")
+        row[1] += checked
+        row[2] += len({(tuple(v["case"]["shape"]), v["case"]["dtype"]) for v in target["verdicts"]}) if checked else 0
+        row[3] += target["seconds"]
+    total = sum(r[3] for r in rows.values()) or 1.0
+    print(f"\n{'framework':<10} {'entries':>7} {'checked':>7} {'cases':>6} {'check s':>9} {'share':>6}")
+    for framework, (entries, checked, cases, seconds) in rows.items():
+        print(f"{framework:<10} {entries:>7} {checked:>7} {cases:>6} {seconds:>9.1f} {100 * seconds / total:>5.1f}%")
+    sums = [sum(r[i] for r in rows.values()) for i in range(3)]
+    print(f"{'all':<10} {sums[0]:>7} {sums[1]:>7} {sums[2]:>6} {total:>9.1f}")
 
 
 if __name__ == "__main__":

@@ -226,10 +226,12 @@ def catalog(frameworks: Sequence[str] | None = None) -> list[CatalogEntry]:
 
 def check_entry(entry: CatalogEntry, *, profile="ci", seed: int = 0, dtypes: Sequence[str] | None = None,
                 properties: Sequence[str] | None = None) -> _defects.Triage:
-    """Check ``entry`` in its dtypes (or ``dtypes``) and mark the failures its known defects explain."""
+    """Check ``entry`` in its dtypes (or ``dtypes``), each on one of the drawn shapes and every
+    drawn shape in one dtype at least (``api.paired_cases``; the whole grid under a
+    ``full_grid`` profile), and mark the failures its known defects explain."""
     from initcheck import api
 
-    report = api.check(entry.init, entry.law, dtypes=list(dtypes or entry.dtypes), properties=properties,
-                       profile=profile, seed=seed)
+    report = api.check_paired(entry.init, entry.law, dtypes=list(dtypes or entry.dtypes), properties=properties,
+                              profile=profile, seed=seed)
     report.initializer = entry.id
     return _defects.triage(report, entry.defects)

@@ -111,17 +111,47 @@ def check(init, expect, *, shapes=None, dtypes=None, properties: Sequence[str] |
     Keys derive from ``seed`` and the case, so the same call gives the same verdicts.
     """
     started = time.perf_counter()
+    prof, law, names = _options(expect, properties, seed, profile)
+    dtype_list = _dtypes_of(dtypes, law, seed)
+    shape_list = _shapes(shapes, law, prof.cases, seed)
+    cases = [(shape, dtype) for shape in shape_list for dtype in dtype_list]
+    return check_cases(init, law, cases, names, prof, seed, started)
+
+
+def paired_cases(shapes: Sequence, dtypes: Sequence) -> list[tuple]:
+    """``max(len(shapes), len(dtypes))`` cases ``(shapes[i % S], dtypes[i % D])``: every shape and
+    every dtype is checked at least once, without the cost of the whole grid (a catalog ``ci`` run)."""
+    return [(shapes[i % len(shapes)], dtypes[i % len(dtypes)]) for i in range(max(len(shapes), len(dtypes)))]
+
+
+def check_paired(init, expect, *, dtypes, properties: Sequence[str] | None = None, seed: int = 0,
+                 profile: str | profiles.Profile = "ci") -> Conformance:
+    """``check`` on ``paired_cases`` of the drawn shapes and ``dtypes`` (the whole grid when
+    ``profile.full_grid``)."""
+    started = time.perf_counter()
+    prof, law, names = _options(expect, properties, seed, profile)
+    dtype_list = _dtypes_of(dtypes, law, seed)
+    shape_list = _shapes(None, law, prof.cases, seed)
+    cases = ([(shape, dtype) for shape in shape_list for dtype in dtype_list] if prof.full_grid
+             else paired_cases(shape_list, dtype_list))
+    return check_cases(init, law, cases, names, prof, seed, started)
+
+
+def _options(expect, properties, seed, profile):
     prof = profiles.get(profile)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative int")
-    law = laws.as_law(expect)
-    names = select_properties(properties, PROPERTIES)
-    dtype_list = _dtypes_of(dtypes, law, seed)
-    shape_list = _shapes(shapes, law, prof.cases, seed)
+    return prof, laws.as_law(expect), select_properties(properties, PROPERTIES)
+
+
+def check_cases(init, law: laws.Law, cases, names: Sequence[str], prof: profiles.Profile, seed: int,
+                started: float) -> Conformance:
+    """Every property in ``names`` on every ``(shape, dtype)`` of ``cases`` (the contract first: a
+    case whose contract fails runs nothing else), and the per-initializer ones on the first case."""
     label = adapters.describe(init) if callable(init) else repr(init)
     fn = adapters.canonical(init)
     verdicts: list[Verdict] = []
-    contexts = [CaseContext(fn, label, law, shape, dtype, prof, seed) for shape in shape_list for dtype in dtype_list]
+    contexts = [CaseContext(fn, label, law, shape, dtype, prof, seed) for shape, dtype in cases]
     gates = []
     for ctx in contexts:
         gate = run_property(check_contract, ctx, "contract")

@@ -51,9 +51,9 @@ def _case_of(verdict: dict) -> tuple:
     return tuple(case["shape"]), case["dtype"], case.get("path", "")
 
 
-def _details(target: dict) -> dict:
+def _details(target: dict, draw: bool = True) -> dict:
     """What the failure section of one target shows: its failed verdicts, each with the plot of its
-    case's sample (its own, or the ``distribution`` verdict's on the same sample)."""
+    case's sample (its own, or the ``distribution`` verdict's on the same sample) unless not ``draw``."""
     plotted: dict[tuple, dict] = {}
     for v in target["verdicts"]:
         if v.get("plot"):
@@ -65,7 +65,7 @@ def _details(target: dict) -> dict:
         case = _case_of(v)
         plot = v.get("plot") or plotted.get(case)
         svg, where = None, case[1:]  # (dtype, parameter path)
-        if plot and where not in drawn and len(drawn) < MAX_PLOTS_PER_TARGET:
+        if draw and plot and where not in drawn and len(drawn) < MAX_PLOTS_PER_TARGET:
             drawn.add(where)
             svg = (plot, f"{target['id']}: {_case_text(v['case'])}")  # drawn by ``render``, all at once
         failures.append({**v, "case_text": _case_text(v["case"]), "statistic_text": _number(v["statistic"]),
@@ -84,11 +84,14 @@ _ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("initcheck", "temp
 def render(document: dict, jobs: int = 1) -> str:
     """The HTML text of ``document``; its plots are drawn on ``jobs`` processes."""
     properties = document["properties"]
+    ids = {target["id"] for target in document["targets"]}
     rows = []
     for target in document["targets"]:
-        rows.append({**target, "slug": _slug(target["id"]),
+        # a target sharing another's verdicts links to that one's plots instead of drawing them again
+        original = target.get("verdicts_of") if target.get("verdicts_of") in ids else None
+        rows.append({**target, "slug": _slug(target["id"]), "original_slug": original and _slug(original),
                      "cells": [_cell(target, p) for p in properties],
-                     "details": _details(target) if target["result"] != "pass" else None})
+                     "details": _details(target, draw=not original) if target["result"] != "pass" else None})
     failures = [f for row in rows if row["details"] for f in row["details"]["failures"] if f["svg"]]
     for failure, svg in zip(failures, plots.many_svgs([f["svg"] for f in failures], jobs)):
         failure["svg"] = svg

@@ -43,32 +43,23 @@ def device_description() -> str:
     return f"{device.platform} ({device.device_kind})"
 
 
-def _compile(vectorize: bool, init, shape, dtype):
+def _compile(init, shape, dtype):
     def one(key):
         return init(key, shape, dtype)
 
-    return jax.jit(jax.vmap(one) if vectorize else one)
+    return jax.jit(jax.vmap(one))
 
 
 _cached_compile = functools.lru_cache(maxsize=512)(_compile)
 
 
-def _compiled(vectorize: bool, init, shape, dtype):
-    dtype = _dtypes.canonical(dtype)
-    try:
-        return _cached_compile(vectorize, init, tuple(shape), dtype)
-    except TypeError:  # an unhashable callable: no cache
-        return _compile(vectorize, init, tuple(shape), dtype)
-
-
-def jitted(init, shape: tuple[int, ...], dtype) -> object:
-    """``jit(init)`` for one key, compiled once per (init, shape, dtype) and key type."""
-    return _compiled(False, init, shape, dtype)
-
-
 def batched(init, shape: tuple[int, ...], dtype) -> object:
     """``jit(vmap(init))`` over a batch of keys, compiled once per (init, shape, dtype, batch)."""
-    return _compiled(True, init, shape, dtype)
+    dtype = _dtypes.canonical(dtype)
+    try:
+        return _cached_compile(init, tuple(shape), dtype)
+    except TypeError:  # an unhashable callable: no cache
+        return _compile(init, tuple(shape), dtype)
 
 
 def bucket(count: int) -> int:

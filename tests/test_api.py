@@ -42,7 +42,7 @@ def test_he_normal_conforms_to_its_law():
         assert statuses[prop] == "pass", prop
     assert report.false_alarm_bound < 1e-3
     moments = [v for v in report.verdicts if v.property == "moments"]
-    assert all(v.n >= 2**20 and v.alpha == 1e-7 and v.mde < 0.02 for v in moments)
+    assert all(v.n >= 2**18 and v.alpha == 1e-7 and v.mde < 0.02 for v in moments)
 
 
 def test_he_normal_dividing_by_fan_out_fails_on_moments_and_says_so():
@@ -53,7 +53,9 @@ def test_he_normal_dividing_by_fan_out_fails_on_moments_and_says_so():
     assert "moments" in failed and failed <= {"moments", "bounds", "distribution"}, str(report)
     verdict = [v for v in report.failures if v.property == "moments"][0]
     assert re.search(r"division by fan_out \(n=64\) instead of fan_in \(n=256\)", verdict.message)
-    assert verdict.message.startswith("scale is off") and "x1.99" in verdict.message
+    assert verdict.message.startswith("scale is off")
+    ratio = float(re.search(r"std \S+ vs \S+ \(x([0-9.]+)", verdict.message).group(1))
+    assert abs(ratio - 2.0) < 0.01  # sqrt(256 / 64); the std's standard error at n = 2^18 is 0.12%
     assert str(verdict.case) == "shape=(256, 64) dtype=float32"
     assert "initcheck.check(init, VarianceScaling(2.0, 'fan_in', 'truncated_normal'" in verdict.reproduce
     assert "shapes=[(256, 64)]" in verdict.reproduce and "properties=['moments']" in verdict.reproduce

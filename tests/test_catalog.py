@@ -1,12 +1,15 @@
 """The built-in catalog: complete, honest about aliases, and its own entries conform."""
 
+import dataclasses
+
 import flax.linen as nn
 import flax.nnx as nnx
 import jax
 import pytest
 
 import initcheck
-from initcheck._catalog import CatalogEntry
+from initcheck import profiles
+from initcheck._catalog import CatalogEntry, catalog, check_entry
 
 ENTRIES = initcheck.catalog()
 
@@ -138,3 +141,19 @@ def test_configurations_are_valid(entry: CatalogEntry):
         assert isinstance(law, initcheck.laws.Law)
 
     run()
+
+
+def test_a_catalog_check_pairs_the_drawn_shapes_with_the_dtypes_and_thorough_runs_the_grid():
+    from initcheck import api
+
+    assert api.paired_cases(["a", "b", "c"], [1, 2, 3, 4]) == [("a", 1), ("b", 2), ("c", 3), ("a", 4)]
+    assert api.paired_cases(["a", "b", "c"], [1]) == [("a", 1), ("b", 1), ("c", 1)]
+    entry = next(e for e in catalog(["jax"]) if e.id == "jax.nn.initializers.ones")
+    quick = profiles.get("quick")  # two drawn shapes
+    cases = {(v.case.shape, v.case.dtype) for v in check_entry(entry, profile=quick).report.verdicts}
+    assert len(cases) == len(entry.dtypes) == 4
+    assert {dtype for _, dtype in cases} == set(entry.dtypes) and len({shape for shape, _ in cases}) == 2
+    grid = check_entry(entry, profile=dataclasses.replace(quick, full_grid=True)).report
+    assert {(v.case.shape, v.case.dtype) for v in grid.verdicts} == {
+        (shape, dtype) for shape, _ in cases for dtype in entry.dtypes}
+    assert grid.passed

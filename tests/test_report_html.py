@@ -107,3 +107,25 @@ def test_plots_drawn_on_two_processes_equal_those_drawn_on_one_and_their_ids_are
     assert ids and len(ids) == len(set(ids)), "one page holds every plot: ids must not collide"
     for svg in serial:  # every reference (clip paths, markers) still finds its element
         assert set(re.findall(r'(?:url\(#|href="#)([^)"]+)', svg)) <= set(re.findall(r' id="([^"]+)"', svg))
+
+
+def test_a_target_sharing_verdicts_links_to_the_plots_of_the_original_instead_of_drawing_them(
+        report_files, open_report, tmp_path):
+    data = json.loads(report_files[1].read_text())
+    original = next(t for t in data["targets"] if t["id"] == "wrong_scale")
+    data["targets"].append({**original, "id": "wrong_scale_alias", "verdicts_of": "wrong_scale"})
+    html_path = tmp_path / "r.html"
+    document.write(data, html_path=html_path)
+    page = open_report(html_path)
+    assert page.errors == []
+    alias, drawn = page.locator("details#t-wrong_scale_alias"), page.locator("details#t-wrong_scale")
+    assert alias.locator("figure.plot").count() == 0 and drawn.locator("figure.plot").count() == 1
+    page.locator("#matrix tr", has_text="wrong_scale_alias").locator("td[data-property=moments] a").click()
+    page.wait_for_function("document.getElementById('t-wrong_scale_alias').open")
+    assert alias.locator(".failure", has_text="moments fail").is_visible()  # the verdicts are all there
+    link = alias.locator("a[href='#t-wrong_scale']")
+    assert "plotted there" in alias.inner_text()
+    link.click()
+    page.wait_for_function("document.getElementById('t-wrong_scale').open")
+    plot = drawn.locator("figure.plot svg").first
+    assert plot.is_visible() and plot.bounding_box()["width"] > 400

@@ -2,7 +2,7 @@
 
 import json
 
-from initcheck import profiles
+from initcheck import profiles, stats
 from initcheck.verdict import Case, Conformance, Verdict
 
 
@@ -30,5 +30,10 @@ def test_to_dict_is_json():
 
 
 def test_profiles():
-    assert profiles.get("ci").n == 2**20 and profiles.get("quick").alpha == 1e-6
+    ci = profiles.get("ci")
+    # SPEC 5: a ci check detects a 2% scale error of a float32 normal law with probability >= 0.99
+    # (the variance test runs at alpha/2; a law with a heavier fourth moment states its own MDE)
+    assert stats.mde_scale(ci.n, 1.0, 3.0, ci.alpha / 2) < 0.02
+    assert profiles.get("quick").alpha == 1e-6
     assert profiles.get(profiles.PROFILES["thorough"]).name == "thorough"
+    assert profiles.get("thorough").full_grid and not ci.full_grid

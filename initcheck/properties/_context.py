@@ -48,10 +48,11 @@ class CaseContext:
     def call(self, key):
         return self.init(key, self.shape, self.dtype)
 
-    @property
-    def jitted(self):
-        """``jax.jit`` of the initializer for this case, compiled once and shared."""
-        return sampler.jitted(self.init, self.shape, self.dtype)
+    def jitted(self, key):
+        """``init(key, shape, dtype)`` under ``jax.jit``, through the case's one compilation,
+        ``jit(vmap(init))`` over a batch of copies of ``key``: checking jit compiles nothing more."""
+        keys = np.repeat(np.asarray(key)[None], self.batch, axis=0)
+        return sampler.batched(self.init, self.shape, self.dtype)(keys)[0]
 
     @functools.cached_property
     def element_law(self):

@@ -79,9 +79,9 @@ def check_contract(ctx: CaseContext):
         problems.append(f"fails under jax.jit: {describe_error(jit_error)}")
     else:
         try:
-            problems += output_problems(ctx.jitted(key), ctx.shape, ctx.dtype, "jax.jit(init)")
+            problems += output_problems(ctx.jitted(key), ctx.shape, ctx.dtype, "jax.jit(jax.vmap(init))")
         except Exception as exc:  # noqa: BLE001
-            problems.append(f"fails under jax.jit: {describe_error(exc)}")
+            problems.append(f"fails under jax.jit(jax.vmap(init)): {describe_error(exc)}")
     if problems:
         return ctx.failed(name, "; ".join(problems))
     return ctx.passed(name, "callable as (key, shape, dtype) with legacy and typed keys, eager and jitted; "
