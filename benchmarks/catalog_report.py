@@ -5,7 +5,8 @@
 
 Prints the wall time of the run and, per framework, the entries, how many were checked (the rest
 share the verdicts of the same function), the (shape, dtype) cases they were checked on, the
-seconds spent checking them (summed over the worker processes) and their share. The issue's target is 60 s wall on 2 cores with the ci profile.
+seconds spent checking them (summed over the worker processes) and their share. The issue's
+target is 60 s wall on 2 cores with the ci profile.
 """
 
 from __future__ import annotations
@@ -42,21 +43,20 @@ def main() -> None:
     if wall is not None:
         print(f"wall time of the command: {wall:.1f} s (interpreter start and imports included)")
     print(f"wall time of the checks (as the report states): {document['seconds']:.1f} s")
-    rows = collections.defaultdict(lambda: [0, 0, 0, 0.0])
+    rows = collections.defaultdict(collections.Counter)
     for target in document["targets"]:
         row = rows[target.get("framework") or "?"]
-        checked = not target.get("verdicts_of")
-        row[0] += 1
-        row[1] += checked
-        row[2] += len({(tuple(v["case"]["shape"]), v["case"]["dtype"]) for v in target["verdicts"]}) if checked else 0
-        row[3] += target["seconds"]
-    total = sum(r[3] for r in rows.values()) or 1.0
+        row["entries"] += 1
+        if not target.get("verdicts_of"):  # a target sharing another's verdicts was not checked itself
+            row["checked"] += 1
+            row["cases"] += len({(tuple(v["case"]["shape"]), v["case"]["dtype"]) for v in target["verdicts"]})
+        row["seconds"] += target["seconds"]
+    rows["all"] = sum(rows.values(), collections.Counter())
+    total = rows["all"]["seconds"] or 1.0
     print(f"\n{'framework':<10} {'entries':>7} {'checked':>7} {'cases':>6} {'check s':>9} {'share':>6}")
-    for framework, (entries, checked, cases, seconds) in rows.items():
-        print(f"{framework:<10} {entries:>7} {checked:>7} {cases:>6} {seconds:>9.1f} {100 * seconds / total:>5.1f}%")
-    sums = [sum(r[i] for r in rows.values()) for i in range(3)]
-    print(f"{'all':<10} {sums[0]:>7} {sums[1]:>7} {sums[2]:>6} {total:>9.1f}")
-
+    for framework, row in rows.items():
+        share = "" if framework == "all" else f"{100 * row['seconds'] / total:>5.1f}%"
+        print(f"{framework:<10} {row['entries']:>7} {row['checked']:>7} {row['cases']:>6} {row['seconds']:>9.1f} {share:>6}")
 
 if __name__ == "__main__":
     main()

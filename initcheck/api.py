@@ -110,12 +110,14 @@ def check(init, expect, *, shapes=None, dtypes=None, properties: Sequence[str] |
     by default ``profile.cases`` shapes from ``initcheck.strategies.shapes_for(expect)`` in float32.
     Keys derive from ``seed`` and the case, so the same call gives the same verdicts.
     """
-    started = time.perf_counter()
-    prof, law, names = _options(expect, properties, seed, profile)
-    dtype_list = _dtypes_of(dtypes, law, seed)
-    shape_list = _shapes(shapes, law, prof.cases, seed)
-    cases = [(shape, dtype) for shape in shape_list for dtype in dtype_list]
-    return check_cases(init, law, cases, names, prof, seed, started)
+    return _check(init, expect, shapes, dtypes, properties, seed, profile, paired=False)
+
+
+def check_paired(init, expect, *, dtypes, properties: Sequence[str] | None = None, seed: int = 0,
+                 profile: str | profiles.Profile = "ci") -> Conformance:
+    """``check`` on ``paired_cases`` of the drawn shapes and ``dtypes`` (the whole grid when
+    ``profile.full_grid``)."""
+    return _check(init, expect, None, dtypes, properties, seed, profile, paired=True)
 
 
 def paired_cases(shapes: Sequence, dtypes: Sequence) -> list[tuple]:
@@ -124,30 +126,21 @@ def paired_cases(shapes: Sequence, dtypes: Sequence) -> list[tuple]:
     return [(shapes[i % len(shapes)], dtypes[i % len(dtypes)]) for i in range(max(len(shapes), len(dtypes)))]
 
 
-def check_paired(init, expect, *, dtypes, properties: Sequence[str] | None = None, seed: int = 0,
-                 profile: str | profiles.Profile = "ci") -> Conformance:
-    """``check`` on ``paired_cases`` of the drawn shapes and ``dtypes`` (the whole grid when
-    ``profile.full_grid``)."""
+def _check(init, expect, shapes, dtypes, properties, seed, profile, *, paired: bool) -> Conformance:
+    """Every property on every case (the contract first: a case whose contract fails runs nothing
+    else), and the per-initializer properties on the first case."""
     started = time.perf_counter()
-    prof, law, names = _options(expect, properties, seed, profile)
-    dtype_list = _dtypes_of(dtypes, law, seed)
-    shape_list = _shapes(None, law, prof.cases, seed)
-    cases = ([(shape, dtype) for shape in shape_list for dtype in dtype_list] if prof.full_grid
-             else paired_cases(shape_list, dtype_list))
-    return check_cases(init, law, cases, names, prof, seed, started)
-
-
-def _options(expect, properties, seed, profile):
     prof = profiles.get(profile)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative int")
-    return prof, laws.as_law(expect), select_properties(properties, PROPERTIES)
-
-
-def check_cases(init, law: laws.Law, cases, names: Sequence[str], prof: profiles.Profile, seed: int,
-                started: float) -> Conformance:
-    """Every property in ``names`` on every ``(shape, dtype)`` of ``cases`` (the contract first: a
-    case whose contract fails runs nothing else), and the per-initializer ones on the first case."""
+    law = laws.as_law(expect)
+    names = select_properties(properties, PROPERTIES)
+    dtype_list = _dtypes_of(dtypes, law, seed)
+    shape_list = _shapes(shapes, law, prof.cases, seed)
+    if paired and not prof.full_grid:
+        cases = paired_cases(shape_list, dtype_list)
+    else:
+        cases = [(shape, dtype) for shape in shape_list for dtype in dtype_list]
     label = adapters.describe(init) if callable(init) else repr(init)
     fn = adapters.canonical(init)
     verdicts: list[Verdict] = []
