@@ -2,6 +2,7 @@
 
     python benchmarks/catalog_report.py                       # runs the README's main job (ci profile) into a temp folder
     python benchmarks/catalog_report.py --from reports/conformance.json   # reads a report already made
+    python benchmarks/catalog_report.py --compile-cache DIR   # other options go to `initcheck report`
 
 Prints the wall time of the run and, per framework, the entries, how many were checked (the rest
 share the verdicts of the same function), the (shape, dtype) cases they were checked on, the

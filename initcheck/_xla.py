@@ -46,6 +46,23 @@ def prefer_fast_compiles() -> bool:
     return True
 
 
+COMPILE_CACHE_SETTINGS = {  # every compile is kept, however short: a check's compiles are many and small
+    "jax_persistent_cache_min_compile_time_secs": 0,
+    "jax_persistent_cache_min_entry_size_bytes": -1,
+}
+
+
+def use_compile_cache(folder) -> None:
+    """Keep compiled code in ``folder`` (JAX's persistent compilation cache) and reuse it in later
+    runs: a rerun of the whole catalog then mostly loads instead of compiling (README, "Catalog
+    run"). Set before the first compile; worker processes inherit it through the environment."""
+    import jax
+
+    for name, value in {"jax_compilation_cache_dir": str(folder), **COMPILE_CACHE_SETTINGS}.items():
+        os.environ[name.upper()] = str(value)
+        jax.config.update(name, value)
+
+
 def _jaxlib_verified() -> bool:
     try:
         from jaxlib import version

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import importlib.metadata
 import json
+import os
 import platform
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -129,6 +130,34 @@ def _ordered_properties(seen: Iterable[str]) -> list[str]:
     order = list(dict.fromkeys([*PROPERTIES, *AUDIT_PROPERTIES]))
     seen = list(seen)
     return sorted(seen, key=lambda p: (order.index(p) if p in order else len(order), p))
+
+
+def file_problem(path) -> str | None:
+    """Why a report could not be written to the file ``path`` (checked before any work is done),
+    or None. Missing parent folders are fine: ``write`` makes them."""
+    path = Path(path)
+    if path.is_dir():
+        return f"{path} is a folder; give a file path"
+    return _folder_problem(path.parent)
+
+
+def folder_problem(path) -> str | None:
+    """Why reports could not be written into the folder ``path``, or None."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        return f"{path} is a file; give a folder (it is made if missing)"
+    return _folder_problem(path)
+
+
+def _folder_problem(folder: Path) -> str | None:
+    existing = next((p for p in [folder, *folder.parents] if p.exists()), None)
+    if existing is None:
+        return None
+    if not existing.is_dir():
+        return f"{existing} is a file, so no folder can be made inside it"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
 
 
 def write(document: dict, *, json_path=None, html_path=None, jobs: int = 1) -> list[Path]:

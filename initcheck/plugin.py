@@ -146,6 +146,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", f"{MARKER}: a conformance item of initcheck (pytest --initcheck)")
     if config.getoption("initcheck"):
         config.stash[_SETTINGS] = load_settings(config)
+        from initcheck import document
+
+        for option in ("initcheck_report", "initcheck_json"):
+            path = config.getoption(option)
+            problem = path and document.file_problem(path)
+            if problem:  # refused now, not after every check has run
+                raise pytest.UsageError(f"initcheck: --{option.replace('_', '-')}={path}: {problem}")
 
 
 _SETTINGS = pytest.StashKey[Settings]()

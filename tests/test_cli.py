@@ -29,10 +29,48 @@ def test_report_writes_html_and_json_and_a_summary(tmp_path):
     assert "jax.nn.initializers.he_normal()" in html and "Every target passes." in html
 
 
+def test_a_compile_cache_is_reused_by_the_next_run_with_the_same_verdicts(tmp_path):
+    args = ("report", "--profile", "quick", "--frameworks", "haiku", "--entries", "RandomNormal", "--dtypes", "float32",
+            "--compile-cache", "xla-cache")
+    first = run(*args, "--out", "first", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    kept = sorted(p.name for p in (tmp_path / "xla-cache").iterdir())
+    assert any(name.startswith("jit_one-") for name in kept)  # the case's jit(vmap(init)), among others
+    second = run(*args, "--out", "second", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    # Nothing new was compiled: every compile of the second run was found in the cache.
+    assert sorted(p.name for p in (tmp_path / "xla-cache").iterdir()) == kept
+
+    def verdicts(folder):
+        target = json.loads((tmp_path / folder / "conformance.json").read_text())["targets"][0]
+        return [(v["property"], v["status"], v["statistic"], v["pvalue"]) for v in target["verdicts"]]
+
+    assert verdicts("first") == verdicts("second")
+    (tmp_path / "a-file").write_text("")
+    bad = run(*args, "--out", "third", "--compile-cache", "a-file", cwd=tmp_path)
+    assert bad.returncode == 2 and "--compile-cache a-file: a-file is a file; give a folder" in bad.stderr
+
+
 def test_report_rejects_an_unknown_entry(tmp_path):
     result = run("report", "--entries", "no_such_initializer", cwd=tmp_path)
     assert result.returncode == 2
     assert "--entries no_such_initializer matches no catalog entry" in result.stderr
+
+
+def test_output_paths_that_cannot_be_written_are_refused_before_any_check(tmp_path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    (tmp_path / "folder").mkdir()
+    report = run("report", "--out", "taken", cwd=tmp_path)
+    assert report.returncode == 2
+    assert "initcheck report: --out taken: taken is a file; give a folder (it is made if missing)" in report.stderr
+    check = run("check", "jax.nn.initializers:normal(0.01)", "--expect", "normal(std=0.01)", "--html", "folder",
+                cwd=tmp_path)
+    assert check.returncode == 2 and "--html folder: folder is a folder; give a file path" in check.stderr
+    check = run("check", "jax.nn.initializers:normal(0.01)", "--expect", "normal(std=0.01)", "--json", "taken/c.json",
+                cwd=tmp_path)
+    assert check.returncode == 2
+    assert "--json taken/c.json: taken is a file, so no folder can be made inside it" in check.stderr
+    assert "Traceback" not in report.stderr + check.stderr
 
 
 def test_list_groups_the_catalog_by_framework_with_counts():

@@ -185,6 +185,20 @@ def test_bad_configuration_is_a_usage_error_naming_the_key(pytester, table, matc
     result.stderr.re_match_lines([f".*{match}.*"])
 
 
+@pytest.mark.parametrize("option,make,match", [
+    ("--initcheck-report=out", "folder", "--initcheck-report=out: out is a folder; give a file path"),
+    ("--initcheck-json=taken/r.json", "file", "--initcheck-json=taken/r.json: taken is a file, so no folder"),
+])
+def test_a_report_path_that_cannot_be_written_is_a_usage_error_before_any_check(pytester, option, make, match):
+    if make == "folder":
+        pytester.mkdir("out")
+    else:
+        pytester.makefile("", taken="not a folder")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:xdist", "--initcheck", option)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.re_match_lines([f".*{match}.*"])
+
+
 def test_catalog_frameworks_are_items_and_known_defects_are_expected_failures(downstream):
     result = run(downstream, "-p", "no:xdist", "--initcheck-frameworks=jax", "-k", "initializers.normal",
                  "--initcheck-json=r.json", "-rx")
