@@ -38,12 +38,6 @@ def _report(args) -> int:
               file=sys.stderr)
         return 2
     out = pathlib.Path(args.out)
-    from initcheck import document as doc
-
-    problem = doc.folder_problem(out)
-    if problem:
-        print(f"initcheck report: --out {args.out}: {problem}", file=sys.stderr)
-        return 2
     out.mkdir(parents=True, exist_ok=True)
     copies = _runner.duplicates(chosen)  # entry -> the entry whose verdicts it shares
     jobs = max(1, min(args.jobs or _runner.default_jobs(), len(chosen) - len(copies)))
@@ -73,6 +67,8 @@ def _report(args) -> int:
     _runner.check_entries(args.frameworks, [(i, dtypes) for i, _, dtypes in chosen if i not in copies], x64=args.x64,
                           profile=args.profile, seed=args.seed, jobs=jobs, on_result=on_result)
     results = [(entries[i], done[i]) for i, _, _ in chosen]
+    from initcheck import document as doc
+
     seconds = time.perf_counter() - started
     shared = {entries[i].id: entries[j].id for i, j in copies.items()}
     report_document = doc.build("initcheck report", [doc.catalog_target(e, r, verdicts_of=shared.get(e.id))
@@ -169,10 +165,6 @@ def _check(args) -> int:
     from initcheck import law_syntax
 
     try:
-        for option, path in (("--json", args.json), ("--html", args.html)):
-            problem = path and doc.file_problem(path)
-            if problem:
-                raise ValueError(f"{option} {path}: {problem}")
         init = _load_target(args.target)
         if args.expect is not None:
             law = law_syntax.parse_law(args.expect, "--expect")
@@ -231,6 +223,22 @@ def _dtypes(text: str) -> list[str]:
     return _subset(text, ("float32", "bfloat16", "float16", "float64", "complex64", "complex128"))
 
 
+def _unwritable_path(args) -> str | None:
+    """The first path option of ``args`` that cannot be written, named with its path and why
+    (checked before any work: a check must not run for nothing)."""
+    from initcheck import document
+
+    for option, attribute, problem_of in (("--out", "out", document.folder_problem),
+                                          ("--compile-cache", "compile_cache", document.folder_problem),
+                                          ("--json", "json", document.file_problem),
+                                          ("--html", "html", document.file_problem)):
+        path = getattr(args, attribute, None)
+        problem = path and problem_of(path)
+        if problem:
+            return f"{option} {path}: {problem}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="initcheck", description="Verify neural-network initializers.")
     parser.add_argument("--version", action="version", version=f"initcheck {__version__}")
@@ -286,13 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.xla_optimize:
         _xla.prefer_fast_compiles()
+    refusal = _unwritable_path(args)
+    if refusal:
+        print(f"initcheck {args.command}: {refusal}", file=sys.stderr)
+        return 2
     if getattr(args, "compile_cache", None):
-        from initcheck import document
-
-        problem = document.folder_problem(args.compile_cache)
-        if problem:
-            print(f"initcheck {args.command}: --compile-cache {args.compile_cache}: {problem}", file=sys.stderr)
-            return 2
         _xla.use_compile_cache(args.compile_cache)
     return args.run(args)
 
