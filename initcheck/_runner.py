@@ -1,7 +1,9 @@
 """Check many catalog entries on all cores: one process per core, each with its own JAX.
 
 Entries hold closures, which do not pickle, so workers rebuild the catalog and receive indices;
-results (plain data) come back as they finish.
+results (plain data) come back as they finish. Each worker runs on its own share of the CPUs:
+an unpinned JAX process keeps every core busy (XLA's threads wait by spinning), so two unpinned
+workers on two cores slowed each other down to the speed of one process.
 """
 
 from __future__ import annotations
@@ -15,8 +17,13 @@ from collections.abc import Callable, Sequence
 _ENTRIES: list | None = None
 
 
-def _start(frameworks, x64: bool) -> None:
+def _start(frameworks, x64: bool, shares=None) -> None:
+    """Set up a worker: its CPUs (taken from ``shares``, a queue of CPU sets), JAX, the catalog."""
     global _ENTRIES
+    if shares is not None:
+        cpus = shares.get()
+        if cpus and hasattr(os, "sched_setaffinity"):
+            os.sched_setaffinity(0, cpus)  # before JAX starts: XLA sizes its thread pools from it
     import jax
 
     if x64:
@@ -26,10 +33,19 @@ def _start(frameworks, x64: bool) -> None:
     _ENTRIES = catalog(frameworks)
 
 
-def _check(index: int, profile, seed: int, dtypes: Sequence[str]):
+def _check(index: int, profile, seed: int, dtypes: Sequence[str], plots: bool):
+    """``(index, triage, svgs)``: the entry's check and, when ``plots``, the SVGs of its report's
+    plots by title (drawn here, where the cores are already busy, rather than all at the end)."""
     from initcheck._catalog import check_entry
 
-    return index, check_entry(_ENTRIES[index], profile=profile, seed=seed, dtypes=dtypes)
+    triage = check_entry(_ENTRIES[index], profile=profile, seed=seed, dtypes=dtypes)
+    svgs = {}
+    if plots:
+        from initcheck import document, html
+        from initcheck import plots as drawing
+
+        svgs = drawing.draw_all(html.plot_requests(document.catalog_target(_ENTRIES[index], triage)))
+    return index, triage, svgs
 
 
 def _cost(dtypes: Sequence[str]) -> int:
@@ -37,25 +53,41 @@ def _cost(dtypes: Sequence[str]) -> int:
     return sum(2 if str(d).startswith("complex") else 1 for d in dtypes)
 
 
+def _cpus() -> list[int]:
+    return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+
+
 def default_jobs() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return len(_cpus())
+
+
+def cpu_shares(jobs: int, cpus: Sequence[int]) -> list[set[int]]:
+    """``jobs`` CPU sets for ``jobs`` workers: disjoint shares of ``cpus`` (round robin), or one CPU
+    each, shared in turn, when there are more workers than CPUs."""
+    if jobs >= len(cpus):
+        return [{cpus[i % len(cpus)]} for i in range(jobs)]
+    return [set(cpus[i::jobs]) for i in range(jobs)]
 
 
 def check_entries(frameworks, indices_and_dtypes: Sequence[tuple[int, Sequence[str]]], *, x64: bool, profile,
-                  seed: int, jobs: int, on_result: Callable[[int, object], None]) -> None:
+                  seed: int, jobs: int, on_result: Callable[[int, object, dict], None], plots: bool = False) -> None:
     """Check ``catalog(frameworks)[i]`` in ``dtypes`` for each ``(i, dtypes)`` on ``jobs`` processes
-    (in this process when ``jobs == 1``), calling ``on_result(i, triage)`` as each one finishes."""
+    (in this process when ``jobs == 1``), calling ``on_result(i, triage, svgs)`` as each one
+    finishes; ``svgs`` are its HTML report plots when ``plots`` (see ``_check``), else empty."""
     if jobs <= 1:
         _start(frameworks, x64)
         for index, dtypes in indices_and_dtypes:
-            on_result(*_check(index, profile, seed, dtypes))
+            on_result(*_check(index, profile, seed, dtypes, plots))
         return
     context = multiprocessing.get_context("spawn")  # a forked JAX runtime is not safe
+    shares = context.Queue()
+    for cpus in cpu_shares(jobs, _cpus()):
+        shares.put(cpus)
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start,
-                                                initargs=(frameworks, x64)) as pool:
+                                                initargs=(frameworks, x64, shares)) as pool:
         # the costliest first, so that no process is left alone with a long entry at the end
         ordered = sorted(indices_and_dtypes, key=lambda item: -_cost(item[1]))
-        futures = [pool.submit(_check, index, profile, seed, dtypes) for index, dtypes in ordered]
+        futures = [pool.submit(_check, index, profile, seed, dtypes, plots) for index, dtypes in ordered]
         for future in concurrent.futures.as_completed(futures):
             on_result(*future.result())
 

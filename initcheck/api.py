@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import math
 import random
 import time
@@ -19,6 +20,15 @@ from initcheck.properties.contract import check_contract
 from initcheck.verdict import ERROR, FAIL, Conformance, ConformanceError, Verdict
 
 DEFAULT_DTYPES = ("float32",)
+
+
+@functools.cache
+def _draw_thread() -> concurrent.futures.ThreadPoolExecutor:
+    """The one thread that every draw runs on. Hypothesis's test context is thread-local: a thread
+    of our own keeps a call from a user's @given test from counting as a nested @given. One thread
+    for the whole process, because Hypothesis registers a PRNG the first time each thread draws, and
+    that registration (a full ``gc.collect``) cost about 0.25 s per draw once JAX is loaded."""
+    return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="initcheck-draw")
 
 
 def _draw_examples(strategy: st.SearchStrategy, count: int, seed: int) -> list[tuple[int, ...]]:
@@ -39,10 +49,7 @@ def _draw_examples(strategy: st.SearchStrategy, count: int, seed: int) -> list[t
         except NoSuchExample:
             pass
 
-    # Hypothesis's test context is thread-local: drawing on a thread of our own keeps a call from a
-    # user's @given test from counting as a nested @given.
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="initcheck-draw") as pool:
-        pool.submit(search).result()
+    _draw_thread().submit(search).result()
     if len(seen) <= count:
         return seen
     # Hypothesis starts from the simplest example; spread the picks over the larger half by size.

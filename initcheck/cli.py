@@ -54,7 +54,10 @@ def _report(args) -> int:
               f"[{','.join(sorted({v.case.dtype for v in result.report.verdicts}, key=entry.dtypes.index))}] "
               f"({note or f'{result.report.seconds:.1f}s'})", flush=True)
 
-    def on_result(index, result):
+    drawn: dict[str, str] = {}  # the report's plots, drawn by the workers as they go
+
+    def on_result(index, result, svgs):
+        drawn.update(svgs)
         show(index, result)
         for copy, original in copies.items():
             if original == index:
@@ -65,7 +68,7 @@ def _report(args) -> int:
         print(f"{len(copies)} entries are the same function as another entry (same code and arguments) and "
               "share its verdicts", flush=True)
     _runner.check_entries(args.frameworks, [(i, dtypes) for i, _, dtypes in chosen if i not in copies], x64=args.x64,
-                          profile=args.profile, seed=args.seed, jobs=jobs, on_result=on_result)
+                          profile=args.profile, seed=args.seed, jobs=jobs, on_result=on_result, plots=True)
     results = [(entries[i], done[i]) for i, _, _ in chosen]
     from initcheck import document as doc
 
@@ -75,7 +78,7 @@ def _report(args) -> int:
                                                      for e, r in results],
                                 profile=args.profile, seed=args.seed, seconds=seconds)
     json_path, html_path = doc.write(report_document, json_path=out / "conformance.json",
-                                     html_path=out / "conformance.html", jobs=jobs)
+                                     html_path=out / "conformance.html", jobs=jobs, drawn=drawn)
     _summary(results)
     unexpected = [(e, r) for e, r in results if _unexpected(r)]
     print(f"\n{sum(1 for _, r in results if r.report.passed)} passed, "

@@ -160,9 +160,10 @@ def _folder_problem(folder: Path) -> str | None:
     return None
 
 
-def write(document: dict, *, json_path=None, html_path=None, jobs: int = 1) -> list[Path]:
+def write(document: dict, *, json_path=None, html_path=None, jobs: int = 1, drawn: dict[str, str] | None = None) -> list[Path]:
     """Save ``document`` as JSON and/or HTML (parent folders are made; the HTML's plots are drawn
-    on ``jobs`` processes); returns the paths written."""
+    on ``jobs`` processes, except those already ``drawn``, see ``html.render``); returns the paths
+    written."""
     written = []
     if json_path is not None:
         path = Path(json_path)
@@ -174,6 +175,6 @@ def write(document: dict, *, json_path=None, html_path=None, jobs: int = 1) -> l
 
         path = Path(html_path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html.render(document, jobs), encoding="utf-8")
+        path.write_text(html.render(document, jobs, drawn), encoding="utf-8")
         written.append(path)
     return written

@@ -81,8 +81,14 @@ _ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("initcheck", "temp
                                   trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
-def render(document: dict, jobs: int = 1) -> str:
-    """The HTML text of ``document``; its plots are drawn on ``jobs`` processes."""
+def plot_requests(target: dict) -> list[tuple[dict, str]]:
+    """The ``(plot, title)`` of each plot that ``render`` shows for ``target`` (drawn alone)."""
+    return [f["svg"] for f in _details(target)["failures"] if f["svg"]] if target["result"] != "pass" else []
+
+
+def render(document: dict, jobs: int = 1, drawn: dict[str, str] | None = None) -> str:
+    """The HTML text of ``document``; its plots are drawn on ``jobs`` processes, except those in
+    ``drawn`` (SVGs by title, from ``plots.draw_all``)."""
     properties = document["properties"]
     ids = {target["id"] for target in document["targets"]}
     rows = []
@@ -93,7 +99,7 @@ def render(document: dict, jobs: int = 1) -> str:
                      "cells": [_cell(target, p) for p in properties],
                      "details": _details(target, draw=not original) if target["result"] != "pass" else None})
     failures = [f for row in rows if row["details"] for f in row["details"]["failures"] if f["svg"]]
-    for failure, svg in zip(failures, plots.many_svgs([f["svg"] for f in failures], jobs)):
+    for failure, svg in zip(failures, plots.many_svgs([f["svg"] for f in failures], jobs, drawn)):
         failure["svg"] = svg
     return _ENVIRONMENT.get_template("report.html.j2").render(
         document=document, rows=rows, properties=properties, symbols=SYMBOLS)

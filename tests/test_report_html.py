@@ -109,6 +109,31 @@ def test_plots_drawn_on_two_processes_equal_those_drawn_on_one_and_their_ids_are
         assert set(re.findall(r'(?:url\(#|href="#)([^)"]+)', svg)) <= set(re.findall(r' id="([^"]+)"', svg))
 
 
+def test_plots_drawn_ahead_by_the_check_workers_give_the_same_page_as_plots_drawn_at_the_end(report_files):
+    from initcheck import html, plots
+
+    data = json.loads(report_files[1].read_text())
+    requests = [r for t in data["targets"] for r in html.plot_requests(t)]
+    assert requests, "the fixture's report has failures with plots"
+    drawn = plots.draw_all(requests[:1])  # one drawn ahead, the rest at the end
+    assert html.render(data, drawn=drawn) == html.render(data)
+    stale = {title: "<svg>not this one</svg>" for _, title in requests}
+    assert "not this one" in html.render(data, drawn=stale), "the page uses what was drawn ahead"
+
+
+def test_a_title_that_repeats_on_a_page_gets_a_plot_of_its_own_with_its_own_ids(report_files):
+    import re
+
+    from initcheck import plots
+
+    data = json.loads(report_files[1].read_text())
+    plot = next(v["plot"] for t in data["targets"] for v in t["verdicts"] if v.get("plot"))
+    first, second = plots.many_svgs([(plot, "same title"), (plot, "same title")],
+                                    drawn=plots.draw_all([(plot, "same title")]))
+    ids = [set(re.findall(r' id="([^"]+)"', svg)) for svg in (first, second)]
+    assert ids[0] and not ids[0] & ids[1]
+
+
 def test_a_target_sharing_verdicts_links_to_the_plots_of_the_original_instead_of_drawing_them(
         report_files, open_report, tmp_path):
     data = json.loads(report_files[1].read_text())

@@ -1,4 +1,5 @@
-"""Sharing verdicts between catalog entries that are the same function (``initcheck report``)."""
+"""``initcheck report``'s runner: sharing verdicts between catalog entries that are the same
+function, and each worker process on its own CPUs."""
 
 import jax
 import flax.linen as nn
@@ -37,3 +38,36 @@ def test_every_flax_re_export_and_every_alias_shares_a_checked_entry_and_gets_wh
         own = check_entry(entries[copy], profile="quick", dtypes=["float32"]).report.verdicts
         shared = check_entry(entries[copies[copy]], profile="quick", dtypes=["float32"]).report.verdicts
         assert strip(own) == strip(shared), copy_id
+
+
+def test_cpu_shares_are_disjoint_while_there_are_cpus_enough_and_cover_them_all():
+    assert _runner.cpu_shares(2, [0, 1]) == [{0}, {1}]
+    assert _runner.cpu_shares(2, [0, 1, 2, 3, 5]) == [{0, 2, 5}, {1, 3}]
+    assert _runner.cpu_shares(3, [4, 7]) == [{4}, {7}, {4}]  # more workers than CPUs: one CPU each, in turn
+    assert _runner.cpu_shares(1, [0, 1]) == [{0, 1}]
+
+
+def test_each_worker_process_runs_on_its_own_share_of_the_cpus():
+    import multiprocessing
+    import os
+
+    context = multiprocessing.get_context("spawn")
+    shares, seen = context.Queue(), context.Queue()
+    expected = _runner.cpu_shares(2, sorted(os.sched_getaffinity(0)))
+    for share in expected:
+        shares.put(share)
+    workers = [context.Process(target=_report_cpus, args=(shares, seen)) for _ in expected]
+    for worker in workers:
+        worker.start()
+    got = [seen.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(30)
+    assert sorted(map(sorted, got)) == sorted(map(sorted, expected))
+
+
+def _report_cpus(shares, seen):
+    """A worker's set-up (``_runner._start``), then the CPUs it may run on."""
+    import os
+
+    _runner._start(["initcheck"], False, shares)
+    seen.put(os.sched_getaffinity(0))

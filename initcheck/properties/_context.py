@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import math
 
+import jax
 import numpy as np
 
 from initcheck import _dtypes, sampler
@@ -52,7 +53,10 @@ class CaseContext:
         """``init(key, shape, dtype)`` under ``jax.jit``, through the case's one compilation,
         ``jit(vmap(init))`` over a batch of copies of ``key``: checking jit compiles nothing more."""
         keys = np.repeat(np.asarray(key)[None], self.batch, axis=0)
-        return sampler.batched(self.init, self.shape, self.dtype)(keys)[0]
+        out = sampler.batched(self.init, self.shape, self.dtype)(keys)
+        if isinstance(out, jax.Array):  # the first draw, taken on the host: indexing on the device compiles
+            return jax.device_put(np.asarray(out)[0])
+        return out[0]
 
     @functools.cached_property
     def element_law(self):
