@@ -53,12 +53,13 @@ def _cost(dtypes: Sequence[str]) -> int:
     return sum(2 if str(d).startswith("complex") else 1 for d in dtypes)
 
 
-def _cpus() -> list[int]:
+def available_cpus() -> list[int]:
+    """The CPUs this process may run on."""
     return sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
 
 
 def default_jobs() -> int:
-    return len(_cpus())
+    return len(available_cpus())
 
 
 def cpu_shares(jobs: int, cpus: Sequence[int]) -> list[set[int]]:
@@ -81,7 +82,7 @@ def check_entries(frameworks, indices_and_dtypes: Sequence[tuple[int, Sequence[s
         return
     context = multiprocessing.get_context("spawn")  # a forked JAX runtime is not safe
     shares = context.Queue()
-    for cpus in cpu_shares(jobs, _cpus()):
+    for cpus in cpu_shares(jobs, available_cpus()):
         shares.put(cpus)
     with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start,
                                                 initargs=(frameworks, x64, shares)) as pool:

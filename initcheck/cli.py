@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     for sub in (check, report):
         sub.add_argument("--compile-cache", metavar="DIR", default=None,
                          help="keep XLA's compiled code in DIR and reuse it in later runs (JAX's persistent "
-                              "compilation cache; a rerun of the catalog takes about a third less time)")
+                              "compilation cache; a rerun of the catalog takes about 30%% less time)")
     for sub in (report, listing):
         sub.add_argument("--frameworks", type=_frameworks, default=None, metavar="jax,flax,haiku,initcheck",
                          help="frameworks of the catalog to include (default: all)")

@@ -2,16 +2,22 @@
 JAX compile of a shape exceeds any sensible deadline), no example database.
 
 XLA compiles with the command line's fast-compile settings here (see initcheck/_xla.py): the suite's
-cost is compiles; the verdicts do not depend on them."""
+cost is compiles; the verdicts do not depend on them. Under xdist each worker runs on its own CPUs,
+as ``initcheck report``'s workers do (``_runner.cpu_shares``): unpinned JAX processes spin on every
+core and slow each other down."""
 
 import os
 
 import pytest
 from hypothesis import HealthCheck, settings
 
-from initcheck import _xla
+from initcheck import _runner, _xla
 
 _xla.prefer_fast_compiles()
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw") and hasattr(os, "sched_setaffinity"):
+    _worker = int(os.environ["PYTEST_XDIST_WORKER"][2:])
+    _share = _runner.cpu_shares(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), _runner.available_cpus())
+    os.sched_setaffinity(0, _share[_worker % len(_share)])  # before JAX's backend starts
 
 settings.register_profile(
     "default", derandomize=True, deadline=None, database=None, max_examples=25,
