@@ -21,6 +21,7 @@ user's process: ``initcheck.check`` runs under whatever XLA settings the caller 
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # (the setting's name, the flag that sets it, whether it needs a verified jaxlib); none is added
@@ -52,15 +53,44 @@ COMPILE_CACHE_SETTINGS = {  # every compile is kept, however short: a check's co
 }
 
 
-def use_compile_cache(folder) -> None:
-    """Keep compiled code in ``folder`` (JAX's persistent compilation cache) and reuse it in later
-    runs: a rerun of the whole catalog then mostly loads instead of compiling (README, "Catalog
-    run"). Set before the first compile; worker processes inherit it through the environment."""
+@contextlib.contextmanager
+def compile_cache(folder):
+    """Keep compiled code in ``folder`` (JAX's persistent compilation cache) while the block runs:
+    worker processes started in it inherit the setting through the environment and load what
+    another one compiled, and a later run with the same folder mostly loads instead of compiling
+    (README, "Catalog run"). Set before the block's first compile; the previous settings come back
+    after it."""
     import jax
 
-    for name, value in {"jax_compilation_cache_dir": str(folder), **COMPILE_CACHE_SETTINGS}.items():
+    settings = {"jax_compilation_cache_dir": str(folder), **COMPILE_CACHE_SETTINGS}
+    saved_environment = {name.upper(): os.environ.get(name.upper()) for name in settings}
+    saved_config = {name: getattr(jax.config, name) for name in settings}
+    for name, value in settings.items():
         os.environ[name.upper()] = str(value)
         jax.config.update(name, value)
+    _reset_cache()
+    try:
+        yield
+    finally:
+        for name, value in saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        for name, value in saved_config.items():
+            jax.config.update(name, value)
+        _reset_cache()
+
+
+def _reset_cache() -> None:
+    """Make JAX open the cache folder now configured: it opens one once per process otherwise."""
+    try:
+        from jax._src import compilation_cache
+    except ImportError:
+        return
+    reset = getattr(compilation_cache, "reset_cache", None)
+    if reset is not None:
+        reset()
 
 
 def _jaxlib_verified() -> bool:

@@ -51,6 +51,36 @@ def test_a_compile_cache_is_reused_by_the_next_run_with_the_same_verdicts(tmp_pa
     assert bad.returncode == 2 and "--compile-cache a-file: a-file is a file; give a folder" in bad.stderr
 
 
+def test_a_compile_cache_block_keeps_compiles_in_its_folder_and_restores_the_settings_after(tmp_path):
+    import os
+
+    import jax
+    import jax.numpy as jnp
+
+    from initcheck import _xla
+
+    before = os.environ.get("JAX_COMPILATION_CACHE_DIR"), jax.config.jax_compilation_cache_dir
+    with _xla.compile_cache(tmp_path / "cache"):
+        assert os.environ["JAX_COMPILATION_CACHE_DIR"] == str(tmp_path / "cache")  # for worker processes
+        jax.jit(lambda x: x * 7 - 2)(jnp.ones(3))
+    assert any((tmp_path / "cache").iterdir())
+    assert (os.environ.get("JAX_COMPILATION_CACHE_DIR"), jax.config.jax_compilation_cache_dir) == before
+
+
+def test_report_without_compile_cache_removes_its_run_s_cache_afterwards(tmp_path):
+    import os
+
+    (tmp_path / "scratch").mkdir()
+    result = subprocess.run([sys.executable, "-m", "initcheck.cli", "report", "--profile", "quick", "--frameworks",
+                             "jax", "--entries", "zeros", "--dtypes", "float32", "--out", "out"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TMPDIR": str(tmp_path / "scratch")})
+    assert result.returncode == 0, result.stderr
+    folder = result.stdout.split("compile cache ")[1].split(" (this run only)")[0]
+    assert folder.startswith(str(tmp_path / "scratch" / "initcheck-xla-"))
+    assert list((tmp_path / "scratch").iterdir()) == []
+
+
 def test_report_rejects_an_unknown_entry(tmp_path):
     result = run("report", "--entries", "no_such_initializer", cwd=tmp_path)
     assert result.returncode == 2
