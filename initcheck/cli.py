@@ -45,8 +45,7 @@ def _report(args) -> int:
     jobs = max(1, min(args.jobs or _runner.default_jobs(), len(chosen) - len(copies)))
     print(f"initcheck {__version__}: {len(chosen)} catalog entries, profile={args.profile}, seed={args.seed}, "
           f"device={sampler.device_description()}, {jobs} process{'es' if jobs > 1 else ''}, "
-          f"compile cache {args.compile_cache or os.environ.get('JAX_COMPILATION_CACHE_DIR', 'none') + ' (this run only)'}",
-          flush=True)
+          f"compile cache {_cache_description(args)}", flush=True)
     entries = {i: e for i, e, _ in chosen}
     done: dict = {}
     started = time.perf_counter()
@@ -230,6 +229,13 @@ def _dtypes(text: str) -> list[str]:
     return _subset(text, ("float32", "bfloat16", "float16", "float64", "complex64", "complex128"))
 
 
+def _cache_description(args) -> str:
+    """Where compiled code is kept: --compile-cache, the run's own folder, or JAX's variable."""
+    if getattr(args, "run_only_cache", None):
+        return f"{args.run_only_cache} (this run only)"
+    return args.compile_cache or os.environ.get("JAX_COMPILATION_CACHE_DIR") or "none"
+
+
 def _unwritable_path(args) -> str | None:
     """The first path option of ``args`` that cannot be written, named with its path and why
     (checked before any work: a check must not run for nothing)."""
@@ -309,10 +315,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "compile_cache", None):
         with _xla.compile_cache(args.compile_cache):
             return args.run(args)
-    if args.command == "report":
+    if args.command == "report" and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         # The run's workers share their compiled code (the same framework samplers, shapes and
         # dtypes) through a cache of this run only: about 10% of the run's time.
         with tempfile.TemporaryDirectory(prefix="initcheck-xla-") as scratch, _xla.compile_cache(scratch):
+            args.run_only_cache = scratch
             return args.run(args)
     return args.run(args)
 

@@ -67,7 +67,7 @@ def test_a_compile_cache_block_keeps_compiles_in_its_folder_and_restores_the_set
     assert (os.environ.get("JAX_COMPILATION_CACHE_DIR"), jax.config.jax_compilation_cache_dir) == before
 
 
-def test_report_without_compile_cache_removes_its_run_s_cache_afterwards(tmp_path):
+def test_report_without_compile_cache_keeps_one_for_its_run_only_unless_jax_s_variable_names_one(tmp_path):
     import os
 
     (tmp_path / "scratch").mkdir()
@@ -79,6 +79,14 @@ def test_report_without_compile_cache_removes_its_run_s_cache_afterwards(tmp_pat
     folder = result.stdout.split("compile cache ")[1].split(" (this run only)")[0]
     assert folder.startswith(str(tmp_path / "scratch" / "initcheck-xla-"))
     assert list((tmp_path / "scratch").iterdir()) == []
+    # A cache the user chose through JAX's own variable is used instead.
+    result = subprocess.run([sys.executable, "-m", "initcheck.cli", "report", "--profile", "quick", "--frameworks",
+                             "jax", "--entries", "zeros", "--dtypes", "float32", "--out", "out"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "TMPDIR": str(tmp_path / "scratch"),
+                                 "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "mine")})
+    assert result.returncode == 0, result.stderr
+    assert f"compile cache {tmp_path / 'mine'}\n" in result.stdout
 
 
 def test_report_rejects_an_unknown_entry(tmp_path):
