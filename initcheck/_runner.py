@@ -21,9 +21,7 @@ def _start(frameworks, x64: bool, shares=None) -> None:
     """Set up a worker: its CPUs (taken from ``shares``, a queue of CPU sets), JAX, the catalog."""
     global _ENTRIES
     if shares is not None:
-        cpus = shares.get()
-        if cpus and hasattr(os, "sched_setaffinity"):
-            os.sched_setaffinity(0, cpus)  # before JAX starts: XLA sizes its thread pools from it
+        run_on(shares.get())
     import jax
 
     if x64:
@@ -60,6 +58,13 @@ def available_cpus() -> list[int]:
 
 def default_jobs() -> int:
     return len(available_cpus())
+
+
+def run_on(cpus) -> None:
+    """Keep this process on ``cpus`` (where the OS allows it). Call it before JAX starts: XLA sizes
+    its thread pools from the CPUs a process may use."""
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cpus)
 
 
 def cpu_shares(jobs: int, cpus: Sequence[int]) -> list[set[int]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import pathlib
 import sys
@@ -312,16 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     if refusal:
         print(f"initcheck {args.command}: {refusal}", file=sys.stderr)
         return 2
-    if getattr(args, "compile_cache", None):
-        with _xla.compile_cache(args.compile_cache):
-            return args.run(args)
-    if args.command == "report" and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-        # The run's workers share their compiled code (the same framework samplers, shapes and
-        # dtypes) through a cache of this run only: about 10% of the run's time.
-        with tempfile.TemporaryDirectory(prefix="initcheck-xla-") as scratch, _xla.compile_cache(scratch):
-            args.run_only_cache = scratch
-            return args.run(args)
-    return args.run(args)
+    with contextlib.ExitStack() as stack:
+        folder = getattr(args, "compile_cache", None)
+        if not folder and args.command == "report" and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+            # The run's workers share their compiled code (the same framework samplers, shapes and
+            # dtypes) through a cache of this run only: about 10% of the run's time.
+            folder = args.run_only_cache = stack.enter_context(tempfile.TemporaryDirectory(prefix="initcheck-xla-"))
+        if folder:
+            stack.enter_context(_xla.compile_cache(folder))
+        return args.run(args)
 
 
 if __name__ == "__main__":

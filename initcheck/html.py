@@ -81,9 +81,15 @@ _ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("initcheck", "temp
                                   trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
+def _shown_details(target: dict, draw: bool = True) -> dict | None:
+    """The failure section of ``target`` (see ``_details``), None for a target that passes."""
+    return _details(target, draw) if target["result"] != "pass" else None
+
+
 def plot_requests(target: dict) -> list[tuple[dict, str]]:
     """The ``(plot, title)`` of each plot that ``render`` shows for ``target`` (drawn alone)."""
-    return [f["svg"] for f in _details(target)["failures"] if f["svg"]] if target["result"] != "pass" else []
+    details = _shown_details(target)
+    return [f["svg"] for f in details["failures"] if f["svg"]] if details else []
 
 
 def render(document: dict, jobs: int = 1, drawn: dict[str, str] | None = None) -> str:
@@ -97,7 +103,7 @@ def render(document: dict, jobs: int = 1, drawn: dict[str, str] | None = None) -
         original = target.get("verdicts_of") if target.get("verdicts_of") in ids else None
         rows.append({**target, "slug": _slug(target["id"]), "original_slug": original and _slug(original),
                      "cells": [_cell(target, p) for p in properties],
-                     "details": _details(target, draw=not original) if target["result"] != "pass" else None})
+                     "details": _shown_details(target, draw=not original)})
     failures = [f for row in rows if row["details"] for f in row["details"]["failures"] if f["svg"]]
     for failure, svg in zip(failures, plots.many_svgs([f["svg"] for f in failures], jobs, drawn)):
         failure["svg"] = svg

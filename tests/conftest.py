@@ -14,10 +14,9 @@ from hypothesis import HealthCheck, settings
 from initcheck import _runner, _xla
 
 _xla.prefer_fast_compiles()
-if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw") and hasattr(os, "sched_setaffinity"):
-    _worker = int(os.environ["PYTEST_XDIST_WORKER"][2:])
-    _share = _runner.cpu_shares(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), _runner.available_cpus())
-    os.sched_setaffinity(0, _share[_worker % len(_share)])  # before JAX's backend starts
+if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
+    _shares = _runner.cpu_shares(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), _runner.available_cpus())
+    _runner.run_on(_shares[int(os.environ["PYTEST_XDIST_WORKER"][2:]) % len(_shares)])  # before JAX's backend starts
 
 settings.register_profile(
     "default", derandomize=True, deadline=None, database=None, max_examples=25,
