@@ -117,6 +117,44 @@ def haiku_state_after(rng, drawn: int, *, reserve_size: int = 1) -> tuple:
     return next(itertools.islice(haiku_walk(rng, reserve_size=reserve_size), drawn - 1, None))[1]
 
 
+def typed(key):
+    """``key`` as a typed key array; raw ``uint32`` key data is wrapped with the default implementation."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        return key
+    return jax.random.wrap_key_data(key)
+
+
+def linen_split(key, count: int):
+    """The ``count`` keys of the slices of a linen ``nn.vmap``/``nn.scan`` that splits a stream: the
+    stream's base key (before any path is folded in) split ``count`` ways; the path and counter are
+    folded into each slice's key afterwards by :func:`linen_key`."""
+    return jax.random.split(key, count)
+
+
+def haiku_layer_stack_roots(key, count: int) -> list:
+    """The roots of the ``count`` layers of ``hk.layer_stack`` whose stack drew ``key``: layer ``l``
+    runs its own ``init`` on ``split(r_l, 3)[0]``, with ``r_0 = key`` and ``r_{l+1} = split(r_l, 3)[1]``."""
+    roots, r = [], key
+    for _ in range(count):
+        r, following, _apply = jax.random.split(r, 3)
+        roots.append(r)
+        r = following
+    return roots
+
+
+def nnx_split(key, count: int, splits):
+    """The keys of a stream after ``nnx.split_rngs(splits=...)``: its next key ``fold_in(key, count)``
+    split into ``splits`` (an int or a shape); each slice's stream then counts from 0 again."""
+    return jax.random.split(nnx_key(key, count), splits)
+
+
+def flat_keys(keys):
+    """``keys`` (typed, or raw ``uint32`` data with its last axis the key's) as a flat sequence of keys."""
+    if jnp.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        return jnp.reshape(keys, (-1,))
+    return jnp.reshape(keys, (-1, keys.shape[-1]))
+
+
 def key_bytes(key) -> bytes:
     """The raw bits of a legacy or typed key, to compare keys across types."""
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -133,6 +171,7 @@ def collisions(keys: Mapping[str, object]) -> list[list[str]]:
 
 
 __all__ = [
-    "collisions", "haiku_keys", "haiku_root", "haiku_state_after", "haiku_walk", "key_bytes", "linen_fold_data",
-    "linen_hash_input", "linen_key", "linen_roots", "linen_stream", "nnx_key", "nnx_root",
+    "collisions", "haiku_keys", "haiku_layer_stack_roots", "haiku_root", "haiku_state_after", "haiku_walk",
+    "key_bytes", "linen_fold_data", "linen_hash_input", "linen_key", "linen_roots", "linen_split", "linen_stream",
+    "flat_keys", "nnx_key", "nnx_root", "nnx_split", "typed",
 ]

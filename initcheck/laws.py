@@ -427,6 +427,81 @@ class Identity(Law):
         return f"Identity(gain={self.gain!r})"
 
 
+class Deterministic(Law):
+    """An exact table: for every key the output is ``expected(shape, dtype)`` (a callable returning an
+    array, e.g. a sinusoidal position embedding) or ``expected`` itself (an array), within ``ulps``
+    units in the last place of the dtype at the table's largest magnitude (so a float32 table
+    computed by rounding a float64 reference passes at ``ulps=1``; sines of large arguments computed
+    in float32 need more). The output must not depend on the key.
+    """
+
+    kind = "deterministic"
+    random = False
+    complex_ok = True
+
+    def __init__(self, expected, ulps: int = 4):
+        if not isinstance(ulps, int) or isinstance(ulps, bool) or ulps < 0:
+            raise ValueError(f"Deterministic: ulps={ulps!r} must be an int >= 0")
+        self.ulps = ulps
+        if callable(expected):
+            self.expected, self.array = expected, None
+            return
+        try:
+            array = np.asarray(expected)
+            values = _dtypes.to_float64(array)
+        except (TypeError, ValueError):
+            raise TypeError(f"Deterministic: expected={expected!r} must be a callable (shape, dtype) -> array "
+                            "or an array") from None
+        if not np.all(np.isfinite(values)):
+            raise ValueError("Deterministic: expected has NaN or inf values; a table must be finite")
+        self.expected, self.array = None, values
+
+    def table(self, shape, dtype) -> np.ndarray:
+        """The exact values for ``(shape, dtype)``, as float64 (complex128 for complex tables)."""
+        if self.array is not None:
+            return self.array
+        return _dtypes.to_float64(np.asarray(self.expected(tuple(shape), _dtypes.canonical(dtype))))
+
+    def error_reason(self, shape, dtype):
+        if refusal := super().error_reason(shape, dtype):
+            return refusal
+        if self.array is not None:
+            if tuple(shape) != self.array.shape:
+                return f"the table has shape {self.array.shape}, not {tuple(shape)}"
+            return None
+        try:
+            table = self.table(shape, dtype)
+        except Exception as exc:  # noqa: BLE001 - the table is not defined there: the initializer must refuse too
+            return f"the table is not defined for shape={tuple(shape)}: {type(exc).__name__}: {exc}"
+        if table.shape != tuple(shape):
+            return f"the table function returns shape {table.shape} for shape={tuple(shape)}"
+        return None
+
+    def mismatch(self, x: np.ndarray, shape, dtype) -> str | None:
+        """What is wrong with one output ``x`` (float64), or None when it is the table."""
+        want = self.table(shape, dtype)
+        if x.shape != want.shape:
+            return f"shape {x.shape} is not the table's {want.shape}"
+        if x.size == 0:
+            return None
+        if not _dtypes.is_inexact(dtype):  # integer and boolean tables are exact
+            bad = int(np.count_nonzero(x != want))
+            return f"{bad} of {x.size} elements differ from the table" if bad else None
+        magnitude = max(float(np.max(np.abs(want))), float(ml_dtypes.finfo(_dtypes.real_part(dtype)).tiny))
+        ulp = _dtypes.resolution(dtype) * magnitude
+        worst = float(np.max(np.abs(x - want)))
+        if worst > self.ulps * ulp:
+            bad = int(np.count_nonzero(np.abs(x - want) > self.ulps * ulp))
+            return (f"{bad} of {x.size} elements differ from the table by more than {self.ulps} ulp "
+                    f"(up to {worst:.3g}, {worst / ulp:.3g} ulp at the table's largest magnitude {magnitude:.3g})")
+        return None
+
+    def _repr(self) -> str:
+        if self.array is not None:
+            return f"Deterministic(<table of shape {self.array.shape}>, ulps={self.ulps})"
+        return f"Deterministic({_fans_name(self.expected)}, ulps={self.ulps})"
+
+
 class Dirac(Law):
     """A kernel (spatial..., in, out) that passes channels through: 1 at the centre tap
     ``[k // 2, ...]`` from input ``d`` to output ``g * out // groups + d`` for every group ``g`` and
@@ -579,6 +654,7 @@ __all__ = [
     "Orthogonal",
     "DeltaOrthogonal",
     "Identity",
+    "Deterministic",
     "Dirac",
     "Sparse",
     "Mixture",

@@ -7,6 +7,7 @@ import math
 from typing import Any
 
 PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
+PARTIAL = "partial"  # a target's result: nothing failed, but not every value was covered
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +62,40 @@ class Verdict:
         }
 
 
+@dataclasses.dataclass(frozen=True)
+class Coverage:
+    """How much of a target initcheck could check: of its ``values`` (an audited model's parameters,
+    variables and random state), how many had a known law and how many a modelled key derivation.
+    ``gaps`` says, one line per value not covered, what is missing and why."""
+
+    values: int
+    law_known: int
+    derived: int
+    covered: int
+    gaps: tuple[str, ...] = ()
+    computed: tuple[str, ...] = ()  # values the model computed at init (not initial values), not counted
+
+    @property
+    def share(self) -> float:
+        return self.covered / self.values if self.values else 1.0
+
+    @property
+    def complete(self) -> bool:
+        return self.covered == self.values
+
+    def __str__(self) -> str:
+        computed = f"; {len(self.computed)} computed values not counted" if self.computed else ""
+        return (f"coverage {self.covered}/{self.values} values ({self.share:.0%}): law known for {self.law_known}, "
+                f"derivation modelled for {self.derived}{computed}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"values": self.values, "law_known": self.law_known, "derived": self.derived,
+                "covered": self.covered, "share": self.share, "gaps": list(self.gaps), "computed": list(self.computed)}
+
+
+FULL = Coverage(1, 1, 1, 1)  # an initializer checked against the law it was given
+
+
 class ConformanceError(AssertionError):
     """Raised by ``assert_conforms``; the message lists every failed verdict."""
 
@@ -76,10 +111,20 @@ class Conformance:
     seed: int
     device: str
     seconds: float = 0.0
+    coverage: Coverage = FULL
 
     @property
     def passed(self) -> bool:
+        """Nothing failed or errored (a PARTIAL result passes; see ``result``)."""
         return all(v.status in (PASS, SKIP) for v in self.verdicts)
+
+    @property
+    def result(self) -> str:
+        """``pass``, ``partial`` (nothing failed, but some values had no known law or no modelled
+        derivation: see ``coverage``) or ``fail``."""
+        if not self.passed:
+            return FAIL
+        return PASS if self.coverage.complete else PARTIAL
 
     def __bool__(self) -> bool:
         return self.passed
@@ -110,15 +155,18 @@ class Conformance:
             rows.append((v.property, str(v.case), _fmt(v.statistic), _fmt(v.pvalue), str(v.n), v.status.upper()))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
-        verdict = "CONFORMS" if self.passed else "DOES NOT CONFORM"
+        verdict = {PASS: "CONFORMS", PARTIAL: "CONFORMS PARTIALLY (PARTIAL)", FAIL: "DOES NOT CONFORM"}[self.result]
         text = f"{head}\n{table}\n{verdict}"
+        if self.coverage is not FULL:
+            text += f"\n{self.coverage}" + "".join(f"\n- not covered: {gap}" for gap in self.coverage.gaps)
         if not self.passed:
             text += "\n" + self.failure_text()
         return text
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "initializer": self.initializer, "law": self.law, "passed": self.passed,
+            "initializer": self.initializer, "law": self.law, "passed": self.passed, "result": self.result,
+            "coverage": self.coverage.to_dict(),
             "profile": self.profile, "seed": self.seed, "device": self.device, "seconds": self.seconds,
             "false_alarm_bound": self.false_alarm_bound, "verdicts": [v.to_dict() for v in self.verdicts],
         }

@@ -1,9 +1,11 @@
-"""``initcheck.audit``: prove that every parameter of a model got the key and the law it should.
+"""``initcheck.audit``: prove that every value a model creates at init got the key and the law it should.
 
-For each parameter: ``derivation`` (the value equals its declared initializer applied to the key
-initcheck derives for it, and no other parameter has that key), then the statistical properties of
-the declared law on the parameter's own values (``independence``, ``bounds``, ``distribution``,
-``moments``) or its ``structure``.
+For each value (parameters, variables of other collections, random state): ``derivation`` (the value
+equals its declared initializer applied to the key initcheck derives for it, slice by slice for a
+value stacked by a lifted transform, and no other value or slice has that key), then the
+statistical properties of the declared law on the value's own elements, its slices pooled
+(``independence``, ``bounds``, ``distribution``, ``moments``), or its ``structure``. Every report
+says its coverage: how many values had a known law and a modelled derivation.
 """
 
 from __future__ import annotations
@@ -15,18 +17,20 @@ import time
 
 import numpy as np
 
-from initcheck import _dtypes, adapters, derivation, laws, profiles, sampler
-from initcheck.audit._parameter import Parameter
+from initcheck import _dtypes, derivation, laws, profiles, sampler
+from initcheck.audit._declared import declared_name
+from initcheck.audit._parameter import Parameter, compare
 from initcheck.properties import NotApplicable, run_property, select_properties
 from initcheck.properties._context import CaseContext
 from initcheck.properties.elementwise import check_bounds, check_distribution, check_independence, check_moments
 from initcheck.properties.structure import ORTHO_EPS, dtype_eps, orthogonality_error
-from initcheck.verdict import FAIL, Case, Conformance, Verdict
+from initcheck.verdict import FAIL, Case, Conformance, Coverage, Verdict
 
 STATISTICAL = {"independence": check_independence, "bounds": check_bounds,
                "distribution": check_distribution, "moments": check_moments}
 AUDIT_PROPERTIES = ("derivation", *STATISTICAL, "structure")
 MIN_VALUES = 20  # fewer values than this in a parameter: too few for a statistical test
+UNKNOWN_LAW = "initcheck does not know the law of {}; mark it with @initcheck.expects(law)"
 
 
 def _framework(model) -> str:
@@ -71,21 +75,24 @@ def _name(model, framework: str) -> str:
 
 
 class _ParameterContext(CaseContext):
-    """A case whose sample is the parameter itself (one draw, ``parameter.shape``)."""
+    """A case whose sample is the value itself: its slices (one draw each), pooled."""
 
     def __init__(self, parameter: Parameter, law: laws.Law, profile, seed: int, call: str):
-        super().__init__(None, parameter.path, law, parameter.shape, _dtypes.canonical(parameter.dtype), profile, seed)
+        super().__init__(None, parameter.path, law, parameter.slice_shape, _dtypes.canonical(parameter.dtype),
+                         profile, seed)
         self.parameter, self.call_text = parameter, call
 
     @property
     def sample(self) -> np.ndarray:
-        return self.parameter.array[None]
+        return self.parameter.slices()
 
     def draws(self, name, count):
         raise NotApplicable("needs several draws; a model has one value per parameter")
 
     def case(self, name: str) -> Case:
-        return Case(self.shape, self.dtype_name, self.parameter.derivation, path=self.parameter.path)
+        p = self.parameter
+        key = p.derivation + (f" [{p.slice_count} slices]" if p.stacked else "")
+        return Case(self.shape, self.dtype_name, key, path=p.path)
 
     def reproduce(self, name: str) -> str:
         return f"print(initcheck.audit({self.call_text}, properties=[{name!r}]))  # {self.parameter.path}"
@@ -98,77 +105,108 @@ def _key_cause(framework: str) -> str:
     return "the framework handed both the same key"
 
 
-def _derivation(ctx: _ParameterContext, framework: str, sharing: list[Parameter]) -> Verdict:
+def _equal_slices(p: Parameter) -> tuple[int, int] | None:
+    """Two slices of a stacked random value that are bit-identical (the transform did not split
+    the keys: every layer or member starts the same), or None."""
+    if not p.stacked or p.slice_count < 2 or p.law is None or not p.law.random:
+        return None
+    seen: dict[bytes, int] = {}
+    for i, s in enumerate(p.slices()):
+        first = seen.setdefault(s.tobytes(), i)
+        if first != i:
+            return first, i
+    return None
+
+
+def _derivation(ctx: _ParameterContext, framework: str, sharing: list[str]) -> Verdict:
     p, name = ctx.parameter, "derivation"
     if p.underived:
-        return ctx.skipped(name, p.underived)
+        return ctx.skipped(name, f"{p.path}: {p.underived}")
     if p.problem:
         return ctx.failed(name, f"{p.path}: {p.problem}")
-    actual, expected = p.array, np.asarray(p.expected)
-    if actual.shape != expected.shape or actual.dtype != expected.dtype:
-        return ctx.failed(name, f"{p.path} is {actual.dtype}{list(actual.shape)} but its declared initializer "
-                                f"gives {expected.dtype}{list(expected.shape)} on the derived key")
-    if not np.array_equal(actual, expected, equal_nan=True):
-        diff = np.abs(_dtypes.to_float64(actual) - _dtypes.to_float64(expected))
-        return ctx.failed(name, f"{p.path} differs from its declared initializer {adapters.describe(p.declared)} "
-                                f"applied to the derived key ({p.derivation}): {int(np.count_nonzero(diff))} of "
-                                f"{actual.size} elements, by up to {float(np.max(diff)):.3g}", n=actual.size)
+    if p.expected is None:  # a deterministic value made without a key: its structure is its check
+        return ctx.passed(name, f"{p.path}: {p.derivation}") if p.derivation else \
+            ctx.skipped(name, f"{p.path}: no expected value could be computed")
+    equal, how = compare(p.array, p.expected)
+    declared = (f"its declared initializer {declared_name(p.declared)}" if p.declared is not None
+                else "the value initcheck derives")
+    where = f" ({p.transform})" if p.transform else ""
+    if not equal:
+        return ctx.failed(name, f"{p.path} differs from {declared} on {p.derivation}{where}: {how}",
+                          n=p.array.size)
     if sharing:
-        others = ", ".join(repr(o.path) for o in sharing)
+        others = ", ".join(repr(o) for o in sharing)
         return ctx.failed(name, f"{p.path} shares its key with {others}: {_key_cause(framework)}")
-    return ctx.passed(name, f"equals {adapters.describe(p.declared)} on {p.derivation}; no other parameter has "
-                            "this key", n=actual.size)
+    if pair := _equal_slices(p):
+        return ctx.failed(name, f"{p.path}: slices {pair[0]} and {pair[1]} of {p.slice_count} are identical{where}: "
+                                "the transform hands every slice the same key (split_rngs / split_rng off?)")
+    slices = f"each of its {p.slice_count} slices " if p.stacked else ""
+    note = f"; {p.note}" if p.note else ""
+    keys = "; no other value has this key" if p.key is not None else ""
+    return ctx.passed(name, f"{slices}equals {declared} on {p.derivation}, {how}{keys}{note}", n=p.array.size)
 
 
 def _structure(ctx: _ParameterContext) -> Verdict:
-    law, x, name = ctx.law, _dtypes.to_float64(ctx.parameter.array), "structure"
+    """The law's structure, slice by slice (one draw per slice: Haar-ness is not testable)."""
+    law, name, p = ctx.law, "structure", ctx.parameter
+    slices = _dtypes.to_float64(p.slices())
+    where = lambda i: f"slice {i} of {len(slices)}: " if p.stacked else ""  # noqa: E731
     if law.kind == "iid":
         if not law.has_structure:
             raise NotApplicable("element-wise i.i.d. laws have no structure beyond their elements")
-        problem = law.structure_problem(x, ctx.dtype)
-        return ctx.failed(name, problem) if problem else ctx.passed(name, f"has the structure of {law!r}", n=1)
+        for i, x in enumerate(slices):
+            if problem := law.structure_problem(x, ctx.dtype):
+                return ctx.failed(name, where(i) + problem, n=len(slices))
+        return ctx.passed(name, f"has the structure of {law!r}", n=len(slices))
+    if law.kind == "deterministic":
+        for i, x in enumerate(slices):
+            if problem := law.mismatch(x, ctx.shape, ctx.dtype):
+                return ctx.failed(name, f"{where(i)}not {law!r}: {problem}", n=len(slices))
+        return ctx.passed(name, f"the table {law!r}", n=len(slices))
     if law.kind in ("constant", "identity"):
         want = np.full(ctx.shape, law.value) if law.kind == "constant" else law.expected(ctx.shape, ctx.dtype)
         want = _dtypes.to_float64(np.asarray(want, np.float64).astype(ctx.dtype))
-        if not np.array_equal(x, want):
-            return ctx.failed(name, f"{int(np.sum(x != want))} of {x.size} elements differ from {law!r}", n=1)
-        return ctx.passed(name, f"exactly {law!r}", n=1)
-    if law.kind == "delta_orthogonal":
-        centre = law.centre(ctx.shape)
-        rest = x.copy()
-        rest[centre] = 0
-        if np.any(rest):
-            return ctx.failed(name, f"{int(np.count_nonzero(rest))} non-zero values off the centre tap {centre}", n=1)
-        x = x[centre]
-    error = orthogonality_error(laws.matrix_view(x, law.column_axis)[None] / law.scale)
-    eps = dtype_eps(ctx.dtype)
-    if error > ORTHO_EPS * eps:
-        return ctx.failed(name, f"not orthogonal: max |QᵀQ/scale² - I| = {error:.3g}", n=1, statistic=error)
-    return ctx.passed(name, f"orthogonal to {error / eps:.1f} eps (one draw: Haar-ness is not testable)", n=1)
+        for i, x in enumerate(slices):
+            if not np.array_equal(x, want):
+                return ctx.failed(name, f"{where(i)}{int(np.sum(x != want))} of {x.size} elements differ from "
+                                        f"{law!r}", n=len(slices))
+        return ctx.passed(name, f"exactly {law!r}", n=len(slices))
+    errors = []
+    for i, x in enumerate(slices):
+        if law.kind == "delta_orthogonal":
+            centre = law.centre(ctx.shape)
+            rest = x.copy()
+            rest[centre] = 0
+            if np.any(rest):
+                return ctx.failed(name, f"{where(i)}{int(np.count_nonzero(rest))} non-zero values off the centre "
+                                        f"tap {centre}", n=len(slices))
+            x = x[centre]
+        errors.append(orthogonality_error(laws.matrix_view(x, law.column_axis)[None] / law.scale))
+    eps, worst = dtype_eps(ctx.dtype), max(errors)
+    if worst > ORTHO_EPS * eps:
+        i = int(np.argmax(errors))
+        return ctx.failed(name, f"{where(i)}not orthogonal: max |QᵀQ/scale² - I| = {worst:.3g}", n=len(slices),
+                          statistic=worst)
+    return ctx.passed(name, f"orthogonal to {worst / eps:.1f} eps (one draw per slice: Haar-ness is not testable)",
+                      n=len(slices))
 
 
-def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call) -> list[Verdict]:
-    law = p.law if p.law is not None else laws.Constant(0.0)
-    ctx = _ParameterContext(p, law, prof, seed, call)
-    out = []
-    if "derivation" in names:
-        out.append(ctx.skipped("derivation", f"{p.path}: {p.unaudited}") if p.unaudited else
-                   run_property(lambda c: _derivation(c, framework, sharing), ctx, "derivation"))
-    checks = [n for n in names if n != "derivation"]
-    if not checks:
-        return out
-    if p.unaudited or p.law is None:
-        why = p.unaudited or (f"initcheck does not know the law of {adapters.describe(p.declared)}; mark it "
-                              "with @initcheck.expects(law)")
-        return out + [ctx.skipped(n, why) for n in checks]
+def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list[Verdict]:
+    if p.is_key:
+        return [ctx.skipped(n, "a PRNG key (random state): its derivation is its whole promise") for n in checks]
+    if p.law is None:
+        why = p.unaudited or UNKNOWN_LAW.format(declared_name(p.declared) if p.declared else "this value")
+        return [ctx.skipped(n, why) for n in checks]
+    if not _dtypes.is_inexact(ctx.dtype) and p.law.kind not in ("constant", "deterministic"):
+        return [ctx.skipped(n, f"{ctx.dtype_name} values: only constant and exact laws apply") for n in checks]
     try:
-        p.law.check_dtype(ctx.dtype)
-        refusal = p.law.error_reason(p.shape, ctx.dtype)
+        p.law.check_dtype(ctx.dtype) if _dtypes.is_inexact(ctx.dtype) else None
+        refusal = p.law.error_reason(ctx.shape, ctx.dtype)
     except ValueError as exc:
-        return out + [ctx.errored(n, str(exc)) for n in checks]
+        return [ctx.errored(n, str(exc)) for n in checks]
     if refusal:
-        return out + [ctx.skipped(n, f"{p.law!r} cannot hold for {p.shape} {ctx.dtype_name}: {refusal}")
-                      for n in checks]
+        return [ctx.skipped(n, f"{p.law!r} cannot hold for {ctx.shape} {ctx.dtype_name}: {refusal}") for n in checks]
+    out = []
     for name in checks:
         if name == "structure":
             out.append(run_property(_structure, ctx, name))
@@ -184,32 +222,83 @@ def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call) ->
     return out
 
 
+def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call) -> list[Verdict]:
+    law = p.law if p.law is not None and not p.unaudited else laws.Constant(0.0)
+    ctx = _ParameterContext(p, law, prof, seed, call)
+    if p.computed:
+        return [ctx.skipped(n, f"{p.path}: {p.computed}") for n in names]
+    out = []
+    if "derivation" in names:
+        out.append(ctx.skipped("derivation", f"{p.path}: {p.unaudited}") if p.unaudited else
+                   run_property(lambda c: _derivation(c, framework, sharing), ctx, "derivation"))
+    checks = [n for n in names if n != "derivation"]
+    if p.unaudited:
+        return out + [ctx.skipped(n, f"{p.path}: {p.unaudited}") for n in checks]
+    return out + _law_checks(p, ctx, checks)
+
+
+def _sharing(parameters: list[Parameter]) -> dict[str, list[str]]:
+    """path -> the other values (paths, with the slice for stacked ones) whose derived key is its own."""
+    keyed = {}
+    for p in parameters:
+        if p.key is None or p.underived or p.unaudited:
+            continue
+        keys = np.reshape(p.key, (-1,)) if p.stacked else [p.key]
+        for i, key in enumerate(keys):
+            keyed[f"{p.path}[{i}]" if p.stacked else p.path] = key
+    owner = {name: name.split("[")[0] for name in keyed}
+    sharing: dict[str, list[str]] = {}
+    for group in derivation.collisions(keyed):
+        for name in group:
+            others = [o for o in group if owner[o] != owner[name]]
+            if others:
+                sharing.setdefault(owner[name], []).extend(o for o in others if o not in sharing.get(owner[name], []))
+    return sharing
+
+
+def coverage(parameters: list[Parameter]) -> Coverage:
+    """How many values had a known law and a modelled derivation, and why the others did not."""
+    gaps, computed = [], []
+    law_known = derived = covered = 0
+    for p in parameters:
+        if p.computed:
+            computed.append(f"{p.path} ({p.collection}): {p.computed}")
+            continue
+        knows = not p.unaudited and (p.law is not None or p.is_key)
+        derives = not p.unaudited and not p.underived
+        law_known, derived, covered = law_known + knows, derived + derives, covered + (knows and derives)
+        if not (knows and derives):
+            why = p.unaudited or "; ".join(filter(None, [
+                "" if knows else UNKNOWN_LAW.format(declared_name(p.declared) if p.declared else "this value"),
+                "" if derives else f"derivation not modelled: {p.underived}"]))
+            gaps.append(f"{p.path} ({p.collection}): {why}")
+    return Coverage(len(parameters) - len(computed), law_known, derived, covered, tuple(gaps), tuple(computed))
+
+
 def audit(model, *inputs, rng=0, properties=None, profile="ci", seed: int = 0,
           fix_separator: bool | None = None, reserve_size: int | None = None) -> Conformance:
-    """Audit every parameter of ``model``: a Flax linen Module (``model.init(rng, *inputs)``), an nnx
-    Module class or factory (``model(*inputs, rngs=nnx.Rngs(rng))``; ``rng`` may be a dict of
+    """Audit every value ``model`` creates at init: a Flax linen Module (``model.init(rng, *inputs)``),
+    an nnx Module class or factory (``model(*inputs, rngs=nnx.Rngs(rng))``; ``rng`` may be a dict of
     streams) or a Haiku ``Transformed`` (``model.init(rng, *inputs)``).
 
     ``fix_separator``: the linen ``flax_fix_rng_separator`` flag in force (default: Flax's config);
-    ``reserve_size``: Haiku's ``rng_reserve_size`` (default: Haiku's config). The model is initialized eagerly, once.
+    ``reserve_size``: Haiku's ``rng_reserve_size`` (default: Haiku's config). The model is initialized
+    eagerly, once. The report's ``coverage`` says how many values had a known law and a modelled
+    key derivation; with less than all, a report that passes is PARTIAL (``report.result``).
     """
     started = time.perf_counter()
     prof = profiles.get(profile)
     names = select_properties(properties, AUDIT_PROPERTIES, refusal="{} do not apply to an audit")
     framework = _framework(model)
     parameters = _record(framework, model, inputs, rng, fix_separator=fix_separator, reserve_size=reserve_size)
-    keyed = {p.path: p.key for p in parameters if p.key is not None and not (p.underived or p.unaudited)}
-    by_path = {p.path: p for p in parameters}
-    sharing = {}
-    for group in derivation.collisions(keyed):
-        for path in group:
-            sharing[path] = [by_path[o] for o in group if o != path]
+    sharing = _sharing(parameters)
     call = f"model, {'*inputs, ' if inputs else ''}rng={rng!r}" if isinstance(rng, int) else "model, *inputs, rng=rng"
     verdicts = []
     for p in parameters:
         verdicts += _verdicts(p, framework, sharing.get(p.path, []), names, prof, seed, call)
-    return Conformance(_name(model, framework), "the declared initializer of each parameter", verdicts, prof.name,
-                       seed, sampler.device_description(), seconds=time.perf_counter() - started)
+    return Conformance(_name(model, framework), "the declared initializer of each value", verdicts, prof.name,
+                       seed, sampler.device_description(), seconds=time.perf_counter() - started,
+                       coverage=coverage(parameters))
 
 
-__all__ = ["AUDIT_PROPERTIES", "Parameter", "audit"]
+__all__ = ["AUDIT_PROPERTIES", "Parameter", "audit", "coverage"]

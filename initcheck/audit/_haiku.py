@@ -1,104 +1,424 @@
-"""Audit a Haiku ``Transformed``: watch ``init`` create each parameter (a parameter creator), derive
-the key sequence with :mod:`initcheck.derivation`, and run each declared initializer on its keys."""
+"""Audit a Haiku ``Transformed``: watch ``init`` create every parameter and state, and every operation
+of every ``PRNGSequence``, then derive each key with initcheck's own code and run each declared
+initializer on it.
+
+The rules (``haiku/_src/base.py``, ``layer_stack.py``): ``init(rng)`` draws from a sequence whose state
+is a key and a queue; ``next`` pops the queue, first refilling it with ``reserve(R)``
+(``state, *queue = split(state, R + 1)``, ``R = rng_reserve_size``); control flow (``hk.scan``,
+``hk.cond``, ...) tops the queue up to ``R`` or truncates it and hands the state in and out.
+``hk.with_rng(key)`` starts a sequence at a key the model chose. ``hk.layer_stack(L)`` draws one key
+``r_0`` and runs layer ``l``'s own ``init`` on ``split(r_l, 3)[0]`` with ``r_{l+1} = split(r_l, 3)[1]``,
+stacking its parameters on a new leading axis. Keys drawn inside a stack are traced: initcheck reads
+their concrete values, layer by layer, with ``jax.debug.callback``.
+
+Every key initcheck derives is kept by its bytes; a sequence whose start (or a state handed back
+by control flow) is not one of them cannot be derived, and is named as such.
+"""
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
-import itertools
+import math
 
+import jax
 import numpy as np
 
 from initcheck import derivation
+from initcheck.audit import _observed as observed
 from initcheck.audit._declared import declared_law
-from initcheck.audit._parameter import Parameter
+from initcheck.audit._parameter import Parameter, guarded
 
-SKIP_AHEAD = 64  # keys drawn outside initializers (e.g. dropout during init) that a parameter may follow
-QUEUED = 16  # derived keys queued for one initializer; beyond them the sequence continues from its state
+FIXED_SEEDS = 1024  # a sequence started at PRNGKey(s) for s below this was given a fixed key
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
+class _Obs:
+    """A key seen while the model was built: its raw data, once per slice (per layer of the stacks
+    it was traced in), filled in by ``jax.debug.callback`` when traced."""
+
+    data: list = dataclasses.field(default_factory=list)
+    unreadable: str = ""
+
+
+@dataclasses.dataclass(eq=False)
+class _Next:
+    obs: _Obs
+    seq: object = None                                     # the _Seq it came from
+    own: dict = dataclasses.field(default_factory=dict)    # slice -> initcheck's key
+    spare: dict = dataclasses.field(default_factory=dict)  # slice -> the sequence's key after it
+    text: dict = dataclasses.field(default_factory=dict)   # slice -> the key as an expression
+
+
+@dataclasses.dataclass(eq=False)
+class _Seq:
+    start: tuple                 # ("key", _Obs) | ("state", [_Obs, ...]) | ("seed", int)
+    ops: list = dataclasses.field(default_factory=list)  # ("reserve", n) | ("truncate", n) | ("next", _Next) | ("replace", [_Obs])
+    done: set = dataclasses.field(default_factory=set)   # slices simulated
+    stuck: dict = dataclasses.field(default_factory=dict)  # slice -> why it cannot be derived
+    fixed: str = ""              # set when the model started it at a fixed key
+
+
+@dataclasses.dataclass(eq=False)
+class _Stack:
+    count: int
+    seq: _Seq | None             # the sequence the stack drew its key from
+    first: int                   # index into the recording's nexts at entry
+    key: _Next | None = None     # the key r_0 it drew
+
+
+@dataclasses.dataclass(eq=False)
 class _Created:
-    path: str
-    shape: tuple[int, ...]
+    collection: str              # "params" or "state"
+    name: str                    # the full name as stored, lift prefix included
+    shape: tuple
     dtype: object
     init: object
     value: object
+    nexts: list                  # keys its initializer drew
+    stacks: tuple                # layer stacks it was made in, outermost first
+    seen: object = None          # a known initializer whose output its initializer returned
+
+
+@dataclasses.dataclass
+class _Recording:
+    seqs: dict = dataclasses.field(default_factory=dict)  # id(PRNGSequence) -> _Seq
+    alive: list = dataclasses.field(default_factory=list)  # the sequences themselves (ids stay unique)
+    order: list = dataclasses.field(default_factory=list)  # _Seq in creation order
+    nexts: list = dataclasses.field(default_factory=list)  # (_Seq, _Next) in order
+    stacks: list = dataclasses.field(default_factory=list)
+    active: list = dataclasses.field(default_factory=list)  # stacks being traced
+    created: list = dataclasses.field(default_factory=list)
+    set_names: set = dataclasses.field(default_factory=set)  # state names written by hk.set_state
+    known: list = dataclasses.field(default_factory=list)  # known initializers seen called
+    key_ops: list = dataclasses.field(default_factory=list)  # jax.random.split/fold_in on concrete keys
+
+
+def _observe(key) -> _Obs:
+    obs = _Obs()
+    typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+    data = jax.random.key_data(key) if typed else key
+    if isinstance(data, jax.core.Tracer):
+        try:
+            jax.debug.callback(lambda d: obs.data.append(np.asarray(d).tobytes()), data, ordered=True)
+        except Exception as exc:  # noqa: BLE001 - a transform that forbids callbacks
+            obs.unreadable = f"its keys are traced and cannot be read ({type(exc).__name__})"
+    else:
+        obs.data.append(np.asarray(data).tobytes())
+    return obs
 
 
 @contextlib.contextmanager
-def _watching(created: list[_Created]):
-    from haiku._src import base  # hk.custom_creator refuses to run outside a transform
+def _watching(rec: _Recording):
+    from haiku._src import base, config
+    from haiku._src import layer_stack as stacking
 
-    def creator(next_creator, shape, dtype, init, context):
-        value = next_creator(shape, dtype, init)
-        created.append(_Created(context.full_name, tuple(shape), dtype, init, value))
-        return value
+    seq_cls = base.PRNGSequence
+    originals = {name: getattr(seq_cls, name) for name in
+                 ("__init__", "reserve", "reserve_up_to_full", "replace_internal_state", "__next__", "next")}
+    stack_call = stacking._LayerStack.__call__
 
-    with base.custom_creator_unsafe(creator):
-        yield
+    def seq_of(seq) -> _Seq:
+        return rec.seqs.get(id(seq)) or _unknown(seq)
+
+    def _unknown(seq) -> _Seq:  # made before the watch began
+        s = _Seq(("state", []))
+        s.stuck = {"*": "a sequence made before initcheck watched"}
+        rec.seqs[id(seq)] = s
+        rec.alive.append(seq)
+        return s
+
+    def init(self, key_or_seed):
+        originals["__init__"](self, key_or_seed)
+        if isinstance(key_or_seed, tuple):
+            start = ("state", [_observe(key_or_seed[0]), *map(_observe, key_or_seed[1])])
+        elif isinstance(key_or_seed, int):
+            start = ("seed", key_or_seed)
+        else:
+            start = ("key", _observe(self._key))
+        s = _Seq(start)
+        rec.seqs[id(self)] = s
+        rec.alive.append(self)
+        rec.order.append(s)
+
+    def reserve(self, num):
+        if num > 0:
+            seq_of(self).ops.append(("reserve", num))
+        return originals["reserve"](self, num)
+
+    def reserve_up_to_full(self):
+        num = config.get_config().rng_reserve_size
+        if num - len(self._subkeys) < 0:
+            seq_of(self).ops.append(("truncate", num))
+        return originals["reserve_up_to_full"](self)
+
+    def replace_internal_state(self, state):
+        key, subkeys = state
+        seq_of(self).ops.append(("replace", [_observe(key), *map(_observe, subkeys)]))
+        return originals["replace_internal_state"](self, state)
+
+    def next_key(self):
+        key = originals["__next__"](self)
+        s = seq_of(self)
+        n = _Next(_observe(key), s)
+        s.ops.append(("next", n))
+        rec.nexts.append((s, n))
+        return key
+
+    def layer_stack_call(self, x, *args, **kwargs):
+        current = base.current_frame().rng_stack.peek() if base.inside_transform() else None
+        stack = _Stack(self._count, rec.seqs.get(id(current)) if current is not None else None, len(rec.nexts))
+        rec.stacks.append(stack)
+        rec.active.append(stack)
+        try:
+            return stack_call(self, x, *args, **kwargs)
+        finally:
+            rec.active.pop()
+
+    def creator(collection):
+        def create(next_creator, shape, dtype, init, context):
+            start, seen = len(rec.nexts), len(rec.known)
+            value = next_creator(shape, dtype, init)
+            rec.created.append(_Created(collection, _stored_name(context), tuple(shape), dtype, init, value,
+                                        [n for _, n in rec.nexts[start:]], tuple(rec.active),
+                                        observed.made_by(value, rec.known[seen:])))
+            return value
+
+        return create
+
+    def setter(next_setter, value, context):
+        rec.set_names.add(_stored_name(context))
+        return next_setter(value)
+
+    patches = {"__init__": init, "reserve": reserve, "reserve_up_to_full": reserve_up_to_full,
+               "replace_internal_state": replace_internal_state, "__next__": next_key, "next": next_key}
+    for name, fn in patches.items():
+        setattr(seq_cls, name, fn)
+    stacking._LayerStack.__call__ = layer_stack_call
+    try:
+        with base.custom_creator_unsafe(creator("params"), params=True, state=False), \
+                base.custom_creator_unsafe(creator("state"), params=False, state=True), \
+                base.state_setter_stack(setter), observed.watching(rec.known, rec.key_ops):
+            yield
+    finally:
+        for name, fn in originals.items():
+            setattr(seq_cls, name, fn)
+        stacking._LayerStack.__call__ = stack_call
 
 
-def _run_on(init, shape, dtype, state, probe: bool):
-    """``init(shape, dtype)`` drawing from the sequence state ``(spare, queued keys)``; with
-    ``probe``, also the key drawn right after it (to count the keys it used)."""
+def _stored_name(context) -> str:
+    """A parameter's or state's name as ``init`` returns it: the enclosing lifts' prefix included."""
+    prefix = (context.lifted_prefix_name or "").rstrip("/")
+    return f"{prefix}/{context.full_name}" if prefix else context.full_name
+
+
+class _Keys:
+    """Every key initcheck derived, by its raw bytes, with how it was derived (and the keys the
+    model split or folded from those by hand)."""
+
+    def __init__(self, key_ops: list):
+        self.known: dict[bytes, tuple[object, str]] = {}
+        self.key_ops = key_ops
+
+    def add(self, key, text: str) -> None:
+        self.known.setdefault(derivation.key_bytes(key), (key, text))
+
+    def get(self, data: bytes):
+        found = observed.resolve(data, self.known.get, self.key_ops)
+        if found is not None:
+            self.known.setdefault(data, found)
+        return found
+
+
+def _fixed_seed(data: bytes) -> int | None:
+    """s when ``data`` is the raw data of ``PRNGKey(s)`` (or ``jax.random.key(s)``) for a small s."""
+    made = np.asarray(jax.vmap(jax.random.PRNGKey)(np.arange(FIXED_SEEDS, dtype=np.uint32)))
+    hits = [s for s, row in enumerate(made) if row.tobytes() == data]
+    return hits[0] if hits else None
+
+
+def _slices(s: _Seq) -> int | None:
+    """How many slices a sequence was seen in (None before any concrete value arrived)."""
+    kind, what = s.start
+    if kind == "key":
+        return len(what.data) or None
+    if kind == "state" and what:
+        return len(what[0].data) or None
+    return 1
+
+
+def _simulate(s: _Seq, j: int, keys: _Keys, reserve_size: int) -> bool:
+    """Derive slice ``j`` of sequence ``s`` op by op; False while its start is not derived yet."""
+    kind, what = s.start
+    if kind == "seed":
+        found = keys.get(derivation.key_bytes(derivation.haiku_root(what)))
+        if found is None:
+            s.fixed = f"a sequence started at the fixed seed {what}, the same for every rng the model is given"
+            return False
+        state, queue, text = found[0], collections.deque(), found[1]
+    elif kind == "key":
+        found = keys.get(what.data[j]) if j < len(what.data) else None
+        if found is None:
+            return False
+        state, queue, text = found[0], collections.deque(), found[1]
+    else:
+        found = [keys.get(o.data[j]) if j < len(o.data) else None for o in what]
+        if not found or any(f is None for f in found):
+            return False
+        state, queue, text = found[0][0], collections.deque(f[0] for f in found[1:]), found[0][1]
+    count = 0
+    for op in s.ops:
+        if op[0] == "reserve":
+            new = list(jax.random.split(state, op[1] + 1))
+            state = new[0]
+            queue.extend(new[1:])
+            for k in new:
+                keys.add(k, f"a key of the sequence started at {text}")
+        elif op[0] == "truncate":
+            queue = collections.deque(list(queue)[:op[1]])
+        elif op[0] == "next":
+            nxt = op[1]
+            if not queue:
+                s.stuck[j] = "the sequence handed out a key without reserving one (not modelled)"
+                return True
+            key = queue.popleft()
+            count += 1
+            nxt.own[j], nxt.spare[j] = key, state
+            nxt.text[j] = f"key #{count} of the sequence started at {text}"
+        elif op[0] == "replace":
+            found = [keys.get(o.data[j]) if j < len(o.data) else None for o in op[1]]
+            if not found or any(f is None for f in found):
+                s.stuck[j] = "control flow handed the sequence a state initcheck did not derive"
+                return True
+            state, queue = found[0][0], collections.deque(f[0] for f in found[1:])
+    return True
+
+
+def _derive(rec: _Recording, rng, reserve_size: int) -> None:
+    """Derive every sequence, slice by slice, until nothing more can be derived."""
+    keys = _Keys(rec.key_ops)
+    root = derivation.haiku_root(rng)
+    keys.add(root, "rng")
+    progress = True
+    while progress:
+        progress = False
+        for stack in rec.stacks:
+            _stack_roots(stack, rec, keys)
+        for s in rec.order:
+            count = _slices(s)
+            for j in range(count or 0):
+                if j in s.done or "*" in s.stuck:
+                    continue
+                try:
+                    simulated = _simulate(s, j, keys, reserve_size)
+                except Exception as exc:  # noqa: BLE001 - a sequence initcheck cannot follow is not derived
+                    s.stuck["*"] = f"initcheck could not follow it ({type(exc).__name__}: {exc})"
+                    continue
+                if simulated:
+                    s.done.add(j)
+                    progress = True
+    for s in rec.order:  # a sequence the model started at a key of its own: a fixed seed?
+        kind, what = s.start
+        if kind == "key" and what.data and not s.done and (seed := _fixed_seed(what.data[0])) is not None:
+            s.fixed = f"hk.with_rng(PRNGKey({seed})): a fixed key, the same for every rng the model is given"
+
+
+def _stack_roots(stack: _Stack, rec: _Recording, keys: _Keys) -> None:
+    """``hk.layer_stack``: the roots of its layers from the key it drew, once that key is derived."""
+    if stack.key is None:
+        stack.key = next((n for s, n in rec.nexts[stack.first:] if s is stack.seq), None)
+    if stack.key is None:
+        return
+    for j, key in list(stack.key.own.items()):
+        for layer, root in enumerate(derivation.haiku_layer_stack_roots(key, stack.count)):
+            keys.add(root, f"layer {layer} of hk.layer_stack({stack.count}) (split(r_{layer}, 3)[0], r_0 = "
+                           f"{stack.key.text[j]})")
+
+
+def record(transformed, inputs, rng, *, reserve_size: int | None = None) -> list[Parameter]:
+    from haiku._src import config
+
+    if reserve_size is None:
+        reserve_size = config.get_config().rng_reserve_size
+    rec = _Recording()
+    with _watching(rec):
+        out = transformed.init(rng, *inputs)
+        jax.effects_barrier()
+    params, state = out if isinstance(out, tuple) else (out, {})
+    _derive(rec, rng, reserve_size)
+    last = {(c.collection, c.name): c for c in rec.created}
+    values = []
+    for collection, tree in (("params", params), ("state", state)):
+        for module, entries in tree.items():
+            for name, value in entries.items():
+                path = f"{module}/{name}"
+                c = last.get((collection, path))
+                values.append(guarded(path, value, collection, lambda p=path, v=value, c=c, col=collection: _value(
+                    p, col, v, c, p in rec.set_names)))
+    return values
+
+
+def _value(path: str, collection: str, value, c: _Created | None, set_by_model: bool) -> Parameter:
+    if c is None:
+        if set_by_model:
+            return Parameter(path=path, value=value, declared=None, collection=collection, computed=(
+                "first written by hk.set_state during init: a value the model computes (e.g. a moving average "
+                "of its inputs), not an initializer's"))
+        return Parameter(path=path, value=value, declared=None, collection=collection,
+                         unaudited="initcheck did not see it being created")
+    if collection == "state" and not isinstance(c.value, jax.core.Tracer) and np.shape(c.value) == np.shape(value):
+        value = c.value  # the value at creation (the model may update its state during init)
+    counts = tuple(s.count for s in c.stacks)
+    law = declared_law(c.init) or (c.seen.law if c.seen is not None and tuple(c.seen.shape) == c.shape else None)
+    base = Parameter(path=path, value=value, declared=c.init, collection=collection, law=law,
+                     stacked=tuple(range(len(counts))),
+                     transform=", ".join(f"hk.layer_stack({n})" for n in counts))
+    if tuple(np.shape(value)) != counts + c.shape:
+        return dataclasses.replace(base, stacked=(), unaudited=(
+            f"its stored shape {np.shape(value)} is not the shape {c.shape} it was made with stacked over "
+            f"{list(counts)} layers (a transform initcheck does not model)"))
+    slices = math.prod(counts)
+    if unreadable := next((n.obs.unreadable for n in c.nexts if n.obs.unreadable), ""):
+        return dataclasses.replace(base, unaudited=unreadable)
+    if fixed := next((n.seq.fixed for n in c.nexts if n.seq is not None and n.seq.fixed), ""):
+        return dataclasses.replace(base, problem=fixed)
+    if any(j not in n.own for n in c.nexts for j in range(slices)):
+        stuck = next((r for n in c.nexts if n.seq is not None for r in n.seq.stuck.values()), "") or (
+            "one started at a key the model made itself (hk.with_rng(key)) or by a transform initcheck does not model")
+        return dataclasses.replace(base, underived=f"its initializer drew keys from a sequence initcheck could not "
+                                                   f"derive: {stuck}")
+    wrong = next(((n, j) for n in c.nexts for j in range(slices) if derivation.key_bytes(n.own[j]) != n.obs.data[j]),
+                 None)
+    if wrong is not None:
+        n, j = wrong
+        return dataclasses.replace(base, problem=f"Haiku handed {path}'s initializer a different key than the "
+                                                 f"sequence rule gives ({n.text[j]})")
+    made = [np.asarray(_run(c, [n.own[j] for n in c.nexts], c.nexts[-1].spare[j] if c.nexts else None))
+            for j in range(slices)]
+    expected = np.stack(made).reshape(np.shape(value))
+    if not c.nexts:
+        return dataclasses.replace(base, expected=expected, derivation="no key: a deterministic initializer")
+    first = c.nexts[0]
+    text = first.text[0] + (f" in layer 0 of {slices}, and alike in each layer" if counts else "")
+    if len(c.nexts) > 1:
+        text += f", then {len(c.nexts) - 1} more key(s)"
+    keys = [first.own[j] for j in range(slices)]
+    return dataclasses.replace(base, expected=expected, derivation=text,
+                               key=jax.numpy.stack(keys) if counts else keys[0])
+
+
+def _run(c: _Created, keys: list, spare):
+    """``c.init(shape, dtype)`` drawing ``keys`` in order (``spare`` continues the sequence)."""
     import haiku as hk
 
     def run():
-        with hk.with_rng(state):
-            value = init(shape, dtype)
-            return value, (hk.next_rng_key() if probe else None)
+        if not keys:
+            return c.init(c.shape, c.dtype)
+        with hk.with_rng((spare, tuple(keys))):
+            return c.init(c.shape, c.dtype)
 
     return hk.transform(run).apply({}, None)
 
 
-def _state_at(walk, at: int) -> tuple:
-    """A sequence state whose next keys are the derived keys from #``at`` on: the first QUEUED of
-    them queued as they are, then the derived state after them continues."""
-    spare, rest = walk[at + QUEUED - 1][1]
-    return spare, tuple(key for key, _ in walk[at:at + QUEUED]) + rest
-
-
-def record(transformed, inputs, rng, *, reserve_size: int | None = None) -> list[Parameter]:
-    if reserve_size is None:
-        from haiku._src import config
-
-        reserve_size = config.get_config().rng_reserve_size
-    created: list[_Created] = []
-    with _watching(created):
-        transformed.init(rng, *inputs)
-    count = 4 * len(created) + SKIP_AHEAD + QUEUED
-    walk = list(itertools.islice(derivation.haiku_walk(rng, reserve_size=reserve_size), count + QUEUED))
-    keys = [key for key, _ in walk[:count]]
-    position, parameters = 0, []
-    for c in created:
-        parameter, used = _parameter(c, walk, keys, position, reserve_size)
-        parameters.append(parameter)
-        position += used
-    return parameters
-
-
-def _parameter(c: _Created, walk, keys, position: int, reserve_size: int) -> tuple[Parameter, int]:
-    """The parameter, and how many of the derived ``keys`` it accounts for (0 when not reproduced)."""
-    law = declared_law(c.init)
-    actual = np.asarray(c.value)
-    for skipped in range(min(SKIP_AHEAD, len(keys) - position)):
-        at = position + skipped
-        value, probe = _run_on(c.init, c.shape, c.dtype, _state_at(walk, at), probe=True)
-        if not np.array_equal(np.asarray(value), actual, equal_nan=True):
-            continue
-        probe_bytes = derivation.key_bytes(probe)
-        used = next((i - at for i in range(at, len(keys)) if derivation.key_bytes(keys[i]) == probe_bytes), None)
-        if used is None:
-            break
-        where = f"key #{at + 1} of the sequence" if used == 1 else f"keys #{at + 1}..#{at + used}"
-        note = f", after {skipped} keys drawn outside initializers" if skipped else ""
-        return Parameter(path=c.path, value=c.value, declared=c.init, expected=value, law=law,
-                         key=keys[at] if used else None,
-                         derivation=(f"{where} of split(state, {reserve_size + 1}){note}" if used else
-                                     "no key: a deterministic initializer")), used + skipped
-    expected, _ = _run_on(c.init, c.shape, c.dtype, _state_at(walk, position), probe=False)
-    return Parameter(path=c.path, value=c.value, declared=c.init, law=law, expected=expected, key=keys[position],
-                     derivation=f"key #{position + 1} of the sequence",
-                     problem=f"none of keys #{position + 1}..#{position + SKIP_AHEAD} of the Haiku sequence "
-                             "reproduces it with its declared initializer"), 0
+__all__ = ["record"]

@@ -1,61 +1,234 @@
-"""Audit a Flax linen Module: watch ``init`` create each parameter, derive its key with
-:mod:`initcheck.derivation`, and apply the declared initializer to that key."""
+"""Audit a Flax linen Module: watch ``init`` create every variable, derive each key with
+:mod:`initcheck.derivation`, and apply the declared initializer to it.
+
+Flax's objects are only watched, never used to derive a key:
+
+- ``Scope.make_rng``: every key drawn, in which scope and stream, under which transforms;
+- ``Scope.param`` / ``Scope.variable``: every value created, with its init function and arguments;
+- the lifted transforms: ``lift.pack`` (a transform is active), ``lift.tree_map_rngs`` (it splits
+  streams into one key per slice), ``meta.add_axis`` (it stacks a collection's slices on an axis)
+  and ``linen.transforms.fork_rngs`` (``nn.jit`` restarts the module's streams from keys it draws).
+
+The rules, read from the pinned ``flax/core/lift.py`` and ``linen/transforms.py`` and checked bit for
+bit in ``tests/test_lifts.py``: a key is ``fold_in(base, u32(sha1(suffix + counter)[:4]))``. The base
+is the init's stream key; ``nn.vmap``/``nn.scan`` with ``split_rngs`` replace it by
+``split(base, L)[i]`` in slice ``i`` (the suffix is kept); ``nn.jit`` replaces it by a key the module
+draws (``make_rng``) and restarts the suffix at the module. Counters are per (scope, stream), shared
+by every trace of a lifted body: ``nn.scan`` traces its body twice at init, so a scanned Dense's
+kernel is ``make_rng`` #3 of its scope.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import math
+from collections.abc import Callable
 
 import jax
+import numpy as np
 
 from initcheck import derivation, laws
+from initcheck.audit import _observed as observed
 from initcheck.audit._declared import declared_law
-from initcheck.audit._parameter import Parameter
+from initcheck.audit._parameter import Parameter, guarded, stack_axes, stacked_positions
+
+MAPPED = {"vmap": "nn.vmap", "scan": "nn.scan"}  # lifts that map over slices
+PASSING = {"jit", "remat", "map_variables", "vjp", "jvp", "value_and_grad", "custom_vjp", "fold_rngs",
+           "named_call"}  # lifts that hand the keys through unchanged
+
+
+@dataclasses.dataclass(eq=False)
+class _Lift:
+    """An active lifted transform (``lift.pack``'s name)."""
+
+    name: str
+    splits: dict = dataclasses.field(default_factory=dict)  # stream -> slices: split(base, slices)[i]
+    axes: dict = dataclasses.field(default_factory=dict)    # collection -> axis its slices stack on
+    folded: bool = False                                     # keys folded with a loop index
+
+
+@dataclasses.dataclass(eq=False)
+class _Fork:
+    """``fork_rngs`` (``nn.jit`` and co.): the module's streams restart from keys it draws."""
+
+    path: tuple[str, ...]
+    draws: dict  # stream -> _Draw
+
+
+@dataclasses.dataclass(eq=False)
+class _Draw:
+    path: tuple[str, ...]  # the scope's path
+    stream: str            # the stream it draws from (a missing stream falls back to params)
+    frames: tuple          # the transforms active when it was drawn, outermost first
+    key: object            # what Flax handed over (a tracer inside lifted transforms)
+    counter: int = 0       # its make_rng number in the scope, counted by initcheck
+
+
+@dataclasses.dataclass(eq=False)
+class _Created:
+    path: tuple[str, ...]
+    collection: str
+    name: str
+    init: Callable
+    args: tuple
+    kwargs: dict
+    frames: tuple
+    draw: _Draw | None      # the key a parameter's init was called with
+    draws: list             # keys drawn while a variable's init function ran
+    module: object = None
+    made: object = None     # what a variable's init function returned (its value at creation)
+    key_arg: tuple | None = None  # (argument index, _Draw) of a key handed to a variable's init function
+    seen: observed.KnownCall | None = None  # a known initializer whose output its init function returned
 
 
 @dataclasses.dataclass
-class _Draw:
-    path: tuple[str, ...]           # scope path of the module
-    stream: str                     # the stream asked for
-    param: str | None = None        # parameter name, for a draw that created a parameter
-    init: object = None
-    args: tuple = ()
-    kwargs: dict = dataclasses.field(default_factory=dict)
-    key: object = None              # the key Flax handed over
-    module: object = None
+class _Recording:
+    frames: list = dataclasses.field(default_factory=list)
+    draws: list = dataclasses.field(default_factory=list)
+    created: list = dataclasses.field(default_factory=list)
+    modules: list = dataclasses.field(default_factory=list)
+    sown: set = dataclasses.field(default_factory=set)
+    known: list = dataclasses.field(default_factory=list)  # known initializers seen called
+    forked: list = dataclasses.field(default_factory=list)  # paths of modules nn.jit forked
+
+
+def _stream_leaves(tree):
+    """(stream, key) for every LazyRng of a group of scopes' rngs."""
+    from flax.core.scope import LazyRng
+
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: isinstance(x, LazyRng))
+    return [(getattr(path[-1], "key", None), leaf.rng if isinstance(leaf, LazyRng) else leaf) for path, leaf in flat]
 
 
 @contextlib.contextmanager
-def _watching(draws: list[_Draw]):
-    """Record every new parameter and every ``make_rng`` of every module, in order."""
+def _watching(rec: _Recording):
     import flax.linen as nn
+    from flax.core import lift, meta
+    from flax.core.scope import Scope
+    from flax.linen import transforms
 
-    param, make_rng = nn.Module.param, nn.Module.make_rng
+    originals = {(Scope, "make_rng"): Scope.make_rng, (Scope, "param"): Scope.param,
+                 (Scope, "variable"): Scope.variable, (nn.Module, "param"): nn.Module.param,
+                 (nn.Module, "sow"): nn.Module.sow, (lift, "pack"): lift.pack,
+                 (lift, "tree_map_rngs"): lift.tree_map_rngs, (meta, "add_axis"): meta.add_axis,
+                 (transforms, "fork_rngs"): transforms.fork_rngs}
 
-    def watched_param(self, name, init_fn, *init_args, unbox=True, **init_kwargs):
-        if self.has_variable("params", name):  # exists already: Flax draws no key
-            return param(self, name, init_fn, *init_args, unbox=unbox, **init_kwargs)
-        draw = _Draw(tuple(self.path), "params", name, init_fn, init_args, init_kwargs, module=self)
-
-        def spy(key, *args, **kwargs):
-            draw.key = key
-            return init_fn(key, *args, **kwargs)
-
-        value = param(self, name, spy, *init_args, unbox=unbox, **init_kwargs)
-        draws.append(draw)
-        return value
-
-    def watched_make_rng(self, name="params"):
-        key = make_rng(self, name)
-        draws.append(_Draw(tuple(self.path), name, key=key))
+    def make_rng(scope, name="params"):
+        key = originals[Scope, "make_rng"](scope, name)
+        stream = name if name in scope.rngs else "params"  # Flax's fallback
+        rec.draws.append(_Draw(tuple(scope.path), stream, tuple(rec.frames), key))
         return key
 
-    nn.Module.param, nn.Module.make_rng = watched_param, watched_make_rng
+    def param(scope, name, init_fn, *init_args, unbox=True, **init_kwargs):
+        if scope.has_variable("params", name):
+            return originals[Scope, "param"](scope, name, init_fn, *init_args, unbox=unbox, **init_kwargs)
+        start, frames, seen = len(rec.draws), tuple(rec.frames), len(rec.known)
+        value = originals[Scope, "param"](scope, name, init_fn, *init_args, unbox=unbox, **init_kwargs)
+        path = tuple(scope.path)
+        draw = next((d for d in rec.draws[start:] if d.path == path), None)
+        module = rec.modules[-1] if rec.modules and rec.modules[-1][0] == name else None
+        rec.created.append(_Created(path, "params", name, init_fn, init_args, init_kwargs, frames, draw, [],
+                                    module=module and module[1],
+                                    seen=observed.made_by(_unboxed(value), rec.known[seen:])))
+        return value
+
+    def variable(scope, col, name, init_fn=None, *init_args, unbox=True, **init_kwargs):
+        if init_fn is None or scope.has_variable(col, name):
+            return originals[Scope, "variable"](scope, col, name, init_fn, *init_args, unbox=unbox, **init_kwargs)
+        start, frames, made, seen = len(rec.draws), tuple(rec.frames), [], len(rec.known)
+
+        def spy(*args, **kwargs):
+            made.append(init_fn(*args, **kwargs))
+            return made[-1]
+
+        result = originals[Scope, "variable"](scope, col, name, spy, *init_args, unbox=unbox, **init_kwargs)
+        key_arg = next(((i, d) for i, arg in enumerate(init_args) for d in reversed(rec.draws[:start])
+                        if arg is d.key), None)
+        rec.created.append(_Created(tuple(scope.path), col, name, init_fn, init_args, init_kwargs, frames, None,
+                                    rec.draws[start:], made=made[0] if made else None, key_arg=key_arg,
+                                    seen=observed.made_by(_unboxed(made[0]), rec.known[seen:]) if made else None))
+        return result
+
+    def module_param(self, name, *args, **kwargs):
+        rec.modules.append((name, self))
+        try:
+            return originals[nn.Module, "param"](self, name, *args, **kwargs)
+        finally:
+            rec.modules.pop()
+
+    def sow(self, col, name, *args, **kwargs):
+        if self.scope is not None:
+            rec.sown.add((col, (*self.scope.path, name)))
+        return originals[nn.Module, "sow"](self, col, name, *args, **kwargs)
+
+    signature = inspect.signature(lift.pack)
+
+    def pack(*args, **kwargs):
+        wrapper = originals[lift, "pack"](*args, **kwargs)
+        name = signature.bind(*args, **kwargs).arguments.get("name") or "?"
+
+        def watched(*call_args, **call_kwargs):
+            rec.frames.append(_Lift(name))
+            try:
+                return wrapper(*call_args, **call_kwargs)
+            finally:
+                rec.frames.pop()
+
+        return watched
+
+    def tree_map_rngs(fn, tree):
+        out = originals[lift, "tree_map_rngs"](fn, tree)
+        frame = rec.frames[-1] if rec.frames else None
+        if isinstance(frame, _Lift):
+            for (stream, before), (_, after) in zip(_stream_leaves(tree), _stream_leaves(out)):
+                shape_in, shape_out = np.shape(before), np.shape(after)
+                if len(shape_out) == len(shape_in) + 1 and shape_out[1:] == shape_in:
+                    frame.splits[stream] = shape_out[0]
+                else:
+                    frame.folded = True
+        return out
+
+    def add_axis(tree, index, params):
+        frame = rec.frames[-1] if rec.frames else None
+        if isinstance(frame, _Lift):
+            for group in tree if isinstance(tree, (tuple, list)) else (tree,):  # one group per scope
+                for collection in group if isinstance(group, dict) else ():
+                    frame.axes[collection] = index
+        return originals[meta, "add_axis"](tree, index, params)
+
+    @contextlib.contextmanager
+    def fork_rngs(module):
+        start = len(rec.draws)
+        with originals[transforms, "fork_rngs"](module):
+            path = tuple(module.scope.path) if module.scope is not None else ()
+            rec.frames.append(_Fork(path, {d.stream: d for d in rec.draws[start:] if d.path == path}))
+            rec.forked.append(path)
+            try:
+                yield
+            finally:
+                rec.frames.pop()
+
+    patched = {(Scope, "make_rng"): make_rng, (Scope, "param"): param, (Scope, "variable"): variable,
+               (nn.Module, "param"): module_param, (nn.Module, "sow"): sow, (lift, "pack"): pack,
+               (lift, "tree_map_rngs"): tree_map_rngs, (meta, "add_axis"): add_axis,
+               (transforms, "fork_rngs"): fork_rngs}
+    for (owner, attr), fn in patched.items():
+        setattr(owner, attr, fn)
     try:
-        yield
+        with observed.watching(rec.known):
+            yield
     finally:
-        nn.Module.param, nn.Module.make_rng = param, make_rng
+        for (owner, attr), fn in originals.items():
+            setattr(owner, attr, fn)
+
+
+def _unboxed(value):
+    """A value without Flax's metadata box (``nn.Partitioned`` and co.)."""
+    from flax.core import meta
+
+    return meta.unbox(value)
 
 
 def _tuple(x) -> tuple:
@@ -66,9 +239,15 @@ def _dense_general(module, shape) -> tuple[laws.Law | None, str]:
     """``nn.DenseGeneral``'s kernel is ``batch + inputs + features``; its docs make the batch dims
     batch axes of the kernel, but it calls ``kernel_init`` on the kernel reshaped to
     ``(prod(batch) * prod(inputs), prod(features))``, so the batch dims count in fan_in."""
-    base = declared_law(module.kernel_init)
-    n_batch, n_feat = len(_tuple(module.batch_dims)), len(_tuple(module.features))
-    n_in = len(shape) - n_batch - n_feat
+    return general_kernel_law(declared_law(module.kernel_init), shape, len(_tuple(module.batch_dims)),
+                              len(_tuple(module.features)), f"flax.linen.DenseGeneral(batch_dims={module.batch_dims!r})")
+
+
+def general_kernel_law(base, shape, n_batch: int, n_out: int, layer: str) -> tuple[laws.Law | None, str]:
+    """The law of a ``batch + inputs + outputs`` kernel drawn flat as ``(batch * inputs, outputs)``
+    and reshaped (linen ``DenseGeneral``, nnx ``LinearGeneral``): variance scaling over the inputs,
+    with a hint when the layer counts its batch axes in fan_in."""
+    n_in = len(shape) - n_batch - n_out
     if not isinstance(base, laws.VarianceScaling) or base.fans != "jax":
         return base, ""
     axes = lambda a, b: tuple(range(a, b))  # noqa: E731
@@ -78,71 +257,272 @@ def _dense_general(module, shape) -> tuple[laws.Law | None, str]:
         return law, ""
     batch, inputs = shape[:n_batch], shape[n_batch:n_batch + n_in]
     flat = (math.prod(batch + inputs), math.prod(shape[n_batch + n_in:]))
-    fan_flax, _ = base.fan(flat)
+    fan_flat, _ = base.fan(flat)
     fan_doc, _ = law.fan(shape)
     ratio = base.variance(flat) / law.variance(shape)
-    hint = (f"flax.linen.DenseGeneral(batch_dims={module.batch_dims!r}) calls kernel_init on the kernel "
-            f"{shape} reshaped to {flat}, so it counts the batch dims {batch} in the fan: fan_in = "
-            f"{fan_flax:g} instead of {fan_doc:g} for the inputs {inputs} that the layer's kernel layout "
-            f"(batch, inputs, features) implies; the variance is x{ratio:.4g} the promised one")
+    hint = (f"{layer} calls kernel_init on the kernel {shape} reshaped to {flat}, so it counts the batch "
+            f"dims {batch} in the fan: fan_in = {fan_flat:g} instead of {fan_doc:g} for the inputs {inputs} "
+            f"that the layer's kernel layout (batch, inputs, features) implies; the variance is x{ratio:.4g} "
+            "the promised one")
     return law, hint
 
 
-def _law(draw: _Draw, shape) -> tuple[laws.Law | None, str]:
+def _law(c: _Created, shape) -> tuple[laws.Law | None, str]:
     import flax.linen as nn
 
-    if isinstance(draw.module, nn.DenseGeneral):  # calls wrappers of kernel_init and bias_init
-        if draw.param == "kernel":
-            return _dense_general(draw.module, shape)
-        return declared_law(draw.module.bias_init), ""
-    return declared_law(draw.init), ""
+    if isinstance(c.module, nn.DenseGeneral):  # calls wrappers of kernel_init and bias_init
+        if c.name == "kernel":
+            return _dense_general(c.module, shape)
+        return declared_law(c.module.bias_init), ""
+    law = declared_law(c.init)
+    if law is None and c.seen is not None and tuple(c.seen.shape) == tuple(shape):
+        return c.seen.law, ""  # an init function around a known initializer that returned its output
+    return law, ""
+
+
+@dataclasses.dataclass
+class _Context:
+    roots: dict          # stream -> typed root key
+    legacy: bool         # the init got raw uint32 keys: hand initializers the same kind
+    fix: bool            # flax_fix_rng_separator
+
+
+def _draw_key(draw: _Draw, bases: dict, ctx: _Context):
+    base, base_path = bases[draw.stream]
+    return derivation.linen_key(base, draw.path[len(base_path):], draw.counter, fix_separator=ctx.fix)
+
+
+def _evaluate(frames: tuple, bases: dict, stacks: list, leaf: Callable, ctx: _Context):
+    """``leaf(bases)`` under ``frames``, mirroring them: a fork restarts the streams it forks, a
+    mapped lift that stacks this value splits its streams and maps (``jax.vmap`` for ``nn.vmap``,
+    one call per slice for ``nn.scan``, as Flax runs them); returns the leaf's results stacked."""
+    if not frames:
+        return leaf(bases)
+    frame, rest = frames[0], frames[1:]
+    if isinstance(frame, _Fork):
+        forked = {stream: (_draw_key(d, bases, ctx), frame.path) for stream, d in frame.draws.items()}
+        return _evaluate(rest, {**bases, **forked}, stacks, leaf, ctx)
+    if frame not in stacks:
+        return _evaluate(rest, bases, stacks, leaf, ctx)
+    count = stacks[frame]
+    split = {s: derivation.linen_split(bases[s][0], count) for s in frame.splits if s in bases}
+
+    def one(keys):
+        return _evaluate(rest, {**bases, **{s: (k, bases[s][1]) for s, k in keys.items()}}, stacks, leaf, ctx)
+
+    if frame.name == "vmap":
+        if split:
+            return jax.vmap(one)(split)
+        return jax.tree_util.tree_map(lambda x: jax.numpy.stack([x] * count), one({}))
+    outs = [one({s: k[i] for s, k in split.items()}) for i in range(count)]
+    return jax.tree_util.tree_map(lambda *xs: jax.numpy.stack(xs), *outs)
+
+
+def _unmodelled(c: _Created, stream: str | None) -> str:
+    """Why a value made under these transforms cannot be derived exactly, or ''."""
+    for frame in c.frames:
+        if not isinstance(frame, _Lift):
+            continue
+        name = MAPPED.get(frame.name, f"nn.{frame.name}")
+        if frame.name not in MAPPED and frame.name not in PASSING:
+            return f"created inside {name}, whose keys initcheck does not model"
+        if frame.folded:
+            return f"created inside {name}, which folds a loop index into its keys (not modelled)"
+        if frame.name in MAPPED and stream in frame.splits and c.collection not in frame.axes:
+            return f"created inside {name}, which splits its keys but does not stack its collection {c.collection!r}"
+    return ""
+
+
+def _describe(c: _Created, stacks: dict, draw: _Draw | None, ctx: _Context) -> tuple[str, str]:
+    """The base key of a value's draw as an expression (outermost transform first) and the
+    transforms in words: ``("split(params, 4)[i]", "nn.scan over 4 slices")``."""
+    expr, words, index = draw.stream if draw else "", [], iter("ijklmn")
+    for frame in c.frames:
+        if isinstance(frame, _Fork) and draw is not None and draw.stream in frame.draws:
+            d = frame.draws[draw.stream]
+            expr = f"jit_key (make_rng #{d.counter} of {draw.stream!r} in scope {'/'.join(frame.path) or '<root>'})"
+            words.append(f"nn.jit at {'/'.join(frame.path) or '<root>'}")
+        elif frame in stacks:
+            name = MAPPED[frame.name]
+            if draw is not None and draw.stream in frame.splits:
+                expr = f"split({expr}, {stacks[frame]})[{next(index)}]"
+                words.append(f"{name} over {stacks[frame]} slices")
+            else:
+                words.append(f"{name} over {stacks[frame]} slices with the same key")
+    return expr, ", ".join(words)
+
+
+def _stacking(c: _Created, shape) -> tuple[dict, tuple[int, ...]]:
+    """The mapped lifts that stack this value (frame -> slices) and the stored axes of its slices."""
+    frames = [f for f in c.frames if isinstance(f, _Lift) and f.name in MAPPED and c.collection in f.axes]
+    if not frames:
+        return {}, ()
+    positions = stacked_positions(tuple(f.axes[c.collection] for f in frames), len(shape) - len(frames))
+    return {f: shape[p] for f, p in zip(frames, positions)}, positions
 
 
 def record(module, inputs, rng, *, fix_separator: bool | None = None, method=None) -> list[Parameter]:
-    """Run ``module.init(rng, *inputs)`` eagerly and return every parameter with its derived key."""
+    """Run ``module.init(rng, *inputs)`` eagerly and return every value it created with its
+    derived key(s). A value created inside a cached ``nn.jit`` trace is not seen being created:
+    then JAX's caches are cleared and the init runs once more."""
     from flax import config
-    from flax.core import meta
 
     fix = bool(config.flax_fix_rng_separator) if fix_separator is None else fix_separator
     if isinstance(rng, int):
         rng = jax.random.key(rng)
+    elif isinstance(rng, dict):
+        rng = {stream: jax.random.key(k) if isinstance(k, int) else k for stream, k in rng.items()}
     roots = derivation.linen_roots(rng)
-    draws: list[_Draw] = []
-    with _watching(draws):
-        variables = module.init(rng, *inputs, **({} if method is None else {"method": method}))
-    params = meta.unbox(variables.get("params", {}))
+    for attempt in range(2):
+        rec = _Recording()
+        with _watching(rec):
+            variables = module.init(rng, *inputs, **({} if method is None else {"method": method}))
+        values = _flat_variables(variables, rec.sown)
+        created = _last_creations(rec)
+        unseen = [names for key, names in (k for k in values if k not in created)]
+        if attempt or not any(names[:len(f)] == f for names in unseen for f in rec.forked):
+            break
+        jax.clear_caches()  # a jitted module whose trace JAX had cached: trace it again
     counters: dict[tuple, int] = {}
-    parameters = []
-    for draw in draws:
-        stream = derivation.linen_stream(roots, draw.stream)
-        counter = counters[draw.path, stream] = counters.get((draw.path, stream), 0) + 1
-        if draw.param is None:
-            continue
-        key = derivation.linen_key(roots[stream], draw.path, counter, fix_separator=fix)
-        data = derivation.linen_hash_input(draw.path, counter, fix_separator=fix)
-        path = "/".join((*draw.path, draw.param))
-        value = _lookup(params, (*draw.path, draw.param))
-        expected = meta.unbox(draw.init(key, *draw.args, **draw.kwargs))
-        law, hint = _law(draw, tuple(jax.numpy.shape(value)))
-        if isinstance(draw.key, jax.core.Tracer) and jax.numpy.shape(value) != jax.numpy.shape(expected):
-            parameters.append(Parameter(path=path, value=value, declared=draw.init, law=law, hint=hint,
-                                        underived="created inside a lifted transform that splits keys "
-                                                  "(nn.vmap/nn.scan), which initcheck does not derive"))
-            continue
-        problem = None
-        if not isinstance(draw.key, jax.core.Tracer) and derivation.key_bytes(draw.key) != derivation.key_bytes(key):
-            problem = (f"Flax handed {path} a different key than the linen rule gives "
-                       f"(make_rng #{counter} of stream {stream!r} in scope {'/'.join(draw.path) or '<root>'})")
-        parameters.append(Parameter(
-            path=path, value=value, declared=draw.init, expected=expected, key=key,
-            derivation=f"fold_in({stream}, sha1({data!r})[:4]) (make_rng #{counter} in scope "
-                       f"{'/'.join(draw.path) or '<root>'})",
-            problem=problem, law=law, hint=hint))
-    return parameters
+    for draw in rec.draws:
+        draw.counter = counters[draw.path, draw.stream] = counters.get((draw.path, draw.stream), 0) + 1
+    legacy = any(not jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) for k in roots.values())
+    ctx = _Context({s: derivation.typed(k) for s, k in roots.items()}, legacy, fix)
+    return [guarded("/".join(key[1]), value, key[0], lambda k=key, v=value: _parameter(k, v, created.get(k), ctx))
+            for key, value in values.items()]
 
 
-def _lookup(tree, path):
-    for part in path:
-        tree = tree[part]
-    return tree
+def _flat_variables(variables, sown) -> dict:
+    """(collection, path) -> value, unboxed, of every variable the init made (sown values aside)."""
+    from flax.core import meta
 
+    out = {}
+    for collection, tree in meta.unbox(variables).items():
+        flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+        for path, value in flat:
+            names = tuple(str(getattr(p, "key", getattr(p, "idx", p))) for p in path)
+            if not any((collection, names[:k]) in sown for k in range(1, len(names) + 1)):
+                out[collection, names] = value
+    return out
+
+
+def _last_creations(rec: _Recording) -> dict:
+    """(collection, path) -> its last creation: a body traced twice (nn.scan) creates it twice, and
+    the last trace made the stored value."""
+    return {(c.collection, (*c.path, c.name)): c for c in rec.created}
+
+
+def _parameter(where, value, c: _Created | None, ctx: _Context) -> Parameter:
+    collection, names = where
+    path = "/".join(names)
+    if c is None:
+        return Parameter(path=path, value=value, declared=None, collection=collection,
+                         unaudited="initcheck did not see it being created (a value stored by the model itself, "
+                                   "or an init function that returned a tree)")
+    shape = tuple(np.shape(value))
+    stream = c.draw.stream if c.draw is not None else None
+    if why := _unmodelled(c, stream):
+        return Parameter(path=path, value=value, declared=c.init, collection=collection, unaudited=why)
+    stacks, stacked = _stacking(c, shape)
+    slice_shape = tuple(s for i, s in enumerate(shape) if i not in stacked)
+    if c.collection == "params":
+        return _param(path, value, c, stacks, stacked, slice_shape, ctx)
+    return _variable(path, value, c, stacks, stacked, ctx)
+
+
+def _root_form(key, ctx: _Context):
+    return jax.random.key_data(key) if ctx.legacy else key
+
+
+def _key_text(draw: _Draw, c: _Created, stacks: dict, ctx: _Context) -> tuple[str, str]:
+    """How a draw's key is derived, in words, and the transforms it went through."""
+    base, transform = _describe(c, stacks, draw, ctx)
+    forks = [f for f in c.frames if isinstance(f, _Fork) and draw.stream in f.draws]
+    suffix = draw.path[len(forks[-1].path):] if forks else draw.path
+    data = derivation.linen_hash_input(suffix, draw.counter, fix_separator=ctx.fix)
+    return (f"fold_in({base}, sha1({data!r})[:4]) (make_rng #{draw.counter} in scope "
+            f"{'/'.join(draw.path) or '<root>'})"), transform
+
+
+def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
+    from flax.core import meta
+
+    law, hint = _law(c, slice_shape)
+    draw = c.draw
+
+    def leaf(bases):
+        key = _draw_key(draw, bases, ctx)
+        return key, meta.unbox(c.init(_root_form(key, ctx), *c.args, **c.kwargs))
+
+    bases = {s: (k, ()) for s, k in ctx.roots.items()}
+    keys, expected = _evaluate(c.frames, bases, stacks, leaf, ctx)
+    text, transform = _key_text(draw, c, stacks, ctx)
+    problem = None
+    if not stacks and not isinstance(draw.key, jax.core.Tracer) and \
+            derivation.key_bytes(draw.key) != derivation.key_bytes(keys):
+        problem = f"Flax handed {path} a different key than the linen rule gives: {text}"
+    return Parameter(
+        path=path, value=value, declared=c.init, expected=stack_axes(expected, c_axes(stacks, c)),
+        key=jax.numpy.reshape(keys, (-1,)) if stacks else keys, problem=problem, law=law, hint=hint,
+        derivation=text, stacked=stacked, transform=transform)
+
+
+def c_axes(stacks: dict, c: _Created) -> tuple[int, ...]:
+    return tuple(frame.axes[c.collection] for frame in stacks)
+
+
+def _variable(path, value, c, stacks, stacked, ctx) -> Parameter:
+    """A variable of another collection (``self.variable(col, name, init_fn, *args)``)."""
+    law = declared_law(c.init) or (c.seen.law if c.seen is not None else None)
+    base = Parameter(path=path, value=value, declared=c.init, collection=c.collection, law=law,
+                     stacked=stacked, transform=_describe(c, stacks, c.key_arg and c.key_arg[1], ctx)[1])
+    if c.key_arg is not None:
+        return _keyed_variable(base, c, stacks, ctx)
+    if c.draws:
+        return dataclasses.replace(base, underived=(
+            f"its init function draws {len(c.draws)} key(s) itself (make_rng inside it), so initcheck cannot "
+            "run it again on a derived key; pass the key as an argument: self.variable(col, name, init, "
+            "self.make_rng('params'), shape)"))
+    return _deterministic_variable(base, c, stacks)
+
+
+def _keyed_variable(base: Parameter, c: _Created, stacks, ctx) -> Parameter:
+    """``self.variable(col, name, init, self.make_rng(stream), *shape)``: an initializer handed a
+    key drawn just before; that draw is derived like a parameter's."""
+    index, draw = c.key_arg
+
+    def leaf(bases):
+        key = _draw_key(draw, bases, ctx)
+        args = list(c.args)
+        args[index] = _root_form(key, ctx)
+        return key, c.init(*args, **c.kwargs)
+
+    bases = {s: (k, ()) for s, k in ctx.roots.items()}
+    keys, expected = _evaluate(c.frames, bases, stacks, leaf, ctx)
+    text, _ = _key_text(draw, c, stacks, ctx)
+    return dataclasses.replace(
+        base, expected=stack_axes(expected, c_axes(stacks, c)), key=jax.numpy.reshape(keys, (-1,)) if stacks else keys,
+        derivation=f"{text}, handed to its init function")
+
+
+def _deterministic_variable(base: Parameter, c: _Created, stacks) -> Parameter:
+    """A variable whose init function draws no key: its value is what the function gives, for
+    every key. initcheck runs the function again and compares."""
+    try:
+        again = np.asarray(c.init(*c.args, **c.kwargs))
+    except Exception as exc:  # noqa: BLE001 - a closure over the module's scope cannot run outside it
+        return dataclasses.replace(base, underived=f"its init function cannot run outside the model ({type(exc).__name__}: {exc})")
+    made = None if c.made is None or isinstance(c.made, jax.core.Tracer) else np.asarray(c.made)
+    note = ""
+    if made is not None and made.shape == again.shape and not np.array_equal(made, again, equal_nan=True):
+        return dataclasses.replace(base, problem="its init function gives a different value on a second call "
+                                                 "(hidden state or a global random generator?)")
+    expected = np.stack([again] * max(1, math.prod(stacks.values())))
+    expected = stack_axes(expected.reshape((*stacks.values(), *again.shape)), c_axes(stacks, c))
+    value = base.array
+    if made is not None and value.shape == made.shape and not np.array_equal(value, made, equal_nan=True):
+        note = "the model changed it during init after creating it; audited as created"
+        base = dataclasses.replace(base, value=made)
+    return dataclasses.replace(base, expected=expected, law=base.law or laws.Deterministic(again),
+                               derivation="no key: its init function draws none, and gives the same value again",
+                               note=note)

@@ -1,6 +1,14 @@
-"""Audit a Flax nnx Module class or factory: build it with ``nnx.Rngs`` made from ``rng``, watch
-each stream call and each ``*_init`` argument of nnx layers (``kernel_init``, ``bias_init``,
-``scale_init``, ``embedding_init``, ...), derive every key with :mod:`initcheck.derivation`."""
+"""Audit a Flax nnx Module class or factory: build it with ``nnx.Rngs`` made from ``rng``, watch every
+stream call and every ``*_init`` argument of nnx layers (``kernel_init``, ``bias_init``, ...), and
+derive every key with :mod:`initcheck.derivation`.
+
+The rule (``flax/nnx/rnglib.py``): the n-th call of a stream whose key is ``k`` gives ``fold_in(k, n)``.
+``fork()`` starts a stream at a key drawn from its parent; ``split_rngs(splits=L)`` (and
+``RngStream.split``) replaces a stream's key by ``split(fold_in(k, n), L)``, one key per slice, each
+counting from 0; ``broadcast`` hands every slice the drawn key. Inside ``nnx.vmap``/``nnx.scan`` (and
+``nnx.jit``) keys are traced: initcheck reads the concrete state of each call, slice by slice, with
+``jax.debug.callback`` and derives every slice's key from the seeds with its own code.
+"""
 
 from __future__ import annotations
 
@@ -10,20 +18,110 @@ import functools
 import inspect
 from collections.abc import Mapping
 
-from initcheck import derivation
+import jax
+import numpy as np
+
+from initcheck import derivation, laws
 from initcheck.audit._declared import declared_law
-from initcheck.audit._parameter import Parameter
+from initcheck.audit._linen import general_kernel_law
+from initcheck.audit import _observed as observed
+from initcheck.audit._observed import made_by
+from initcheck.audit._parameter import Parameter, guarded
+
+FIXED_SEEDS = 1024  # a key equal to jax.random.key(s) for s below this is a fixed key, not a draw
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
+class _Slice:
+    """One concrete call of a stream: the stream's key and count then, and the key it gave."""
+
+    state: bytes
+    count: int
+    key: bytes
+    impl: object = None   # the PRNG implementation of the keys
+    own: object = None    # initcheck's key for this call (None: its state is not one initcheck derived)
+    own_count: int = -1   # initcheck's count of the calls made with this state before it
+    text: str = ""        # initcheck's key as an expression, e.g. fold_in(split(fold_in(default, 0), 3)[i], 1)
+
+
+@dataclasses.dataclass(eq=False)
+class _Draw:
+    tag: str
+    key: object                  # the key returned (a tracer inside transforms)
+    purpose: tuple = ()          # ("split", splits), ("fork",), ("broadcast", shape) or ()
+    batched: bool = False        # drawn under jax.vmap (nnx.vmap): its initializer ran batched
+    slices: list = dataclasses.field(default_factory=list)  # one _Slice per concrete call (per slice)
+    unobserved: str = ""         # why its concrete values could not be read
+
+
+@dataclasses.dataclass(eq=False)
 class _Call:
+    """An initializer call that made a value: an ``*_init`` argument of a layer (``module``, and the
+    attribute ``name`` it makes), or a known initializer seen called (``module`` None)."""
+
     module: object
-    name: str            # parameter name: the argument's name without "_init"
-    init: object
+    name: str            # the attribute: the argument's name without "_init" ('' for a seen call)
+    init: object         # re-runnable: init(key, *args, **kwargs)
     args: tuple
     kwargs: dict
     key: object
-    value: object
+    value: object        # what it returned, unboxed
+    law: object = None   # its law (declared, or read from a known initializer called inside it)
+    declared: object = None  # what the model declared, for messages
+
+
+@dataclasses.dataclass(eq=False)
+class _Assigned:
+    """A Variable stored as an attribute of a layer while the model was built."""
+
+    module: object
+    name: str
+    variable: object
+    raw: object
+
+
+class _States:
+    """initcheck's own keys for every stream state seen: the seeds' roots, the keys that forks,
+    splits and broadcasts start streams at, every key a stream handed out and what the model split
+    or folded from those by hand; and how many calls each (stream, state) has made."""
+
+    def __init__(self):
+        self.own: dict[bytes, tuple[object, str]] = {}
+        self.counts: dict[tuple[str, bytes], int] = {}
+        self.key_ops: list = []
+
+    def add(self, actual, own, label: str) -> None:
+        self.own.setdefault(derivation.key_bytes(actual), (own, label))
+
+    def get(self, data: bytes):
+        found = observed.resolve(data, self.own.get, self.key_ops)
+        if found is not None:
+            self.own.setdefault(data, found)
+        return found
+
+    def observe(self, tag: str, slices: list[_Slice], batched: tuple[bool, bool] | None) -> None:
+        """Derive the keys of concrete calls (the slices of one call under ``nnx.vmap``, computed
+        batched as nnx computed them: ``batched`` says whether the state and the count were
+        batched) from their states, and count them."""
+        entries = [self.get(s.state) for s in slices]
+        counts = []
+        for s in slices:
+            counts.append(self.counts.get((tag, s.state), 0))
+            self.counts[tag, s.state] = counts[-1] + 1
+        if any(e is None for e in entries):
+            return
+        states = jax.numpy.stack([e[0] for e in entries])
+        ns = jax.numpy.asarray(counts, jax.numpy.uint32)
+        if batched:
+            axes = tuple(0 if b else None for b in batched)
+            own = jax.vmap(derivation.nnx_key, in_axes=axes)(states if batched[0] else states[0],
+                                                             ns if batched[1] else ns[0])
+            own = jax.numpy.broadcast_to(own, (len(slices), *own.shape[1:])) if not any(batched) else own
+        else:
+            own = [derivation.nnx_key(k, n) for k, n in zip(states, ns)]
+        for s, e, n, k in zip(slices, entries, counts, own):
+            s.own, s.own_count, s.text = k, n, f"fold_in({e[1]}, {n})"
+            self.own.setdefault(s.key, (s.own, s.text))
 
 
 def _layer_classes() -> list[type]:
@@ -40,22 +138,41 @@ def _layer_classes() -> list[type]:
     out = []
     for cls in found:
         init = cls.__dict__.get("__init__")
-        if init is not None and any(p.endswith("_init") for p in inspect.signature(init).parameters):
+        if init is None:
+            continue
+        try:
+            names = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            continue
+        if any(p.endswith("_init") for p in names):
             out.append(cls)
     return out
 
 
+def _bytes(data) -> bytes:
+    return np.asarray(data).tobytes()
+
+
 @contextlib.contextmanager
-def _watching(calls: list[_Call], draws: list[tuple[object, object]]):
+def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned: list[_Assigned],
+              known: list):
     from flax import nnx
+    from flax.nnx import pytreelib, rnglib
+    from jax._src.interpreters import batching
+
+    purpose: list[tuple] = []
 
     def spy_on(module, name, init):
         init = getattr(init, "__initcheck_spied__", init)  # a layer passing its init to a sub-layer
 
         @functools.wraps(init)
         def spy(key, *args, **kwargs):
+            start = len(known)
             value = init(key, *args, **kwargs)
-            calls.append(_Call(module, name, init, args, kwargs, key, value))
+            law = declared_law(init)
+            if law is None and (seen := made_by(_raw(value), known[start:])) is not None:
+                law = seen.law  # a wrapper around a known initializer, which returned its output
+            calls.append(_Call(module, name, init, args, kwargs, key, _raw(value), law, init))
             return value
 
         spy.__initcheck_spied__ = init
@@ -77,22 +194,125 @@ def _watching(calls: list[_Call], draws: list[tuple[object, object]]):
         return original, init
 
     stream_call = nnx.RngStream.__call__
+    setattr_original = pytreelib.Pytree._setattr
+
+    def watched_setattr(self, name, value):
+        if isinstance(value, nnx.Variable):
+            assigned.append(_Assigned(self, name, value, value.get_raw_value()))
+        return setattr_original(self, name, value)
+
+    def observe(draw: _Draw, impl, state, count, key, batched=None):
+        slices = [_Slice(_bytes(st), int(c), _bytes(k), impl) for st, c, k in zip(state, count, key)]
+        states.observe(draw.tag, slices, batched)
+        draw.slices.extend(slices)
+        for s in slices:
+            _register(draw, s, states)
+
+    def one(draw, impl, state, count, key):  # a debug callback: one slice at a time
+        observe(draw, impl, [state], [count], [key])
 
     def watched_call(self):
+        state, count = self.key[...], self.count[...]
         key = stream_call(self)
-        draws.append((self, key))
+        impl = jax.random.key_impl(state)
+        draw = _Draw(self.tag, key, purpose[-1] if purpose else (), isinstance(key, batching.BatchTracer))
+        draws.append(draw)
+        batch = _batched_values(jax.random.key_data(state), count, jax.random.key_data(key))
+        if np.shape(count) != ():
+            draw.unobserved = "a call of a stream that was split but is used outside the transform that maps it"
+        elif batch is not None:  # eager nnx.vmap: the slices' values are at hand
+            values, flags = batch
+            observe(draw, impl, *values, batched=flags[:2])
+        elif isinstance(key, jax.core.Tracer):
+            try:
+                jax.debug.callback(functools.partial(one, draw, impl), jax.random.key_data(state), count,
+                                   jax.random.key_data(key), ordered=True)
+            except Exception as exc:  # noqa: BLE001 - a transform that forbids callbacks
+                draw.unobserved = f"its keys are traced and cannot be read ({type(exc).__name__})"
+        else:
+            observe(draw, impl, [jax.random.key_data(state)], [count], [jax.random.key_data(key)])
         return key
 
-    patched = {cls: watch(cls) for cls in _layer_classes()}
-    for cls, (_, init) in patched.items():
+    def tagged(fn, label):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            purpose.append(label(*args, **kwargs))
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                purpose.pop()
+
+        return wrapper
+
+    def splits_of(*args, **kwargs):
+        return ("split", kwargs.get("splits", args[1] if len(args) > 1 else None))
+
+    patches = {
+        (pytreelib.Pytree, "_setattr"): watched_setattr,
+        (nnx.RngStream, "__call__"): watched_call,
+        (nnx.RngStream, "split"): tagged(nnx.RngStream.split, lambda self, k: ("split", k)),
+        (nnx.RngStream, "fork"): tagged(nnx.RngStream.fork, lambda self, *, split=None: (
+            ("split", split) if split is not None else ("fork",))),
+        (nnx.RngStream, "broadcast"): tagged(nnx.RngStream.broadcast, lambda self, k: ("broadcast", k)),
+        (rnglib, "_graph_updates_split_rngs"): tagged(rnglib._graph_updates_split_rngs, splits_of),
+        (rnglib, "_simple_split_rngs"): tagged(rnglib._simple_split_rngs, splits_of),
+    }
+    originals = {target: getattr(*target) if target[1] != "__call__" else stream_call for target in patches}
+    originals[pytreelib.Pytree, "_setattr"] = setattr_original
+    layers = {cls: watch(cls) for cls in _layer_classes()}
+    for (owner, attr), fn in patches.items():
+        setattr(owner, attr, fn)
+    for cls, (_, init) in layers.items():
         cls.__init__ = init
-    nnx.RngStream.__call__ = watched_call
     try:
-        yield
+        with observed.watching(known, states.key_ops):
+            yield
     finally:
-        nnx.RngStream.__call__ = stream_call
-        for cls, (original, _) in patched.items():
+        for (owner, attr), fn in originals.items():
+            setattr(owner, attr, fn)
+        for cls, (original, _) in layers.items():
             cls.__init__ = original
+
+
+def _batched_values(*tracers):
+    """The concrete per-slice values of ``BatchTracer``s of an eager ``jax.vmap`` (slices first),
+    broadcast where one is not batched; None when any is not such a tracer or is nested deeper."""
+    from jax._src.interpreters import batching
+
+    if not any(isinstance(t, batching.BatchTracer) for t in tracers):
+        return None
+    out, size = [], None
+    for t in tracers:
+        if isinstance(t, batching.BatchTracer):
+            if isinstance(t.val, jax.core.Tracer) or not isinstance(t.batch_dim, int):
+                return None
+            values = np.moveaxis(np.asarray(t.val), t.batch_dim, 0)
+            size = values.shape[0]
+        elif isinstance(t, jax.core.Tracer):
+            return None
+        else:
+            values = None
+        out.append((values, t))
+    values = [v if v is not None else np.broadcast_to(np.asarray(t), (size, *np.shape(t))) for v, t in out]
+    return values, tuple(v is not None for v, _ in out)
+
+
+def _register(draw: _Draw, s: _Slice, states: _States) -> None:
+    """The stream states a fork, split or broadcast call starts, with initcheck's keys for them."""
+    if not draw.purpose or s.own is None:
+        return
+    kind, shape = draw.purpose[0], draw.purpose[1] if len(draw.purpose) > 1 else None
+    actual = _key(s.key, s.impl)
+    own = s.own
+    if kind == "split" and shape is not None:
+        flat = lambda k: derivation.flat_keys(jax.random.split(k, shape))  # noqa: E731
+        for a, o in zip(flat(actual), flat(own)):
+            states.add(a, o, f"split({s.text}, {shape})[i]")
+
+
+def _key(data: bytes, impl):
+    """The typed key whose raw data is ``data``."""
+    return jax.random.wrap_key_data(np.frombuffer(data, np.uint32), impl=impl)
 
 
 def _seeds(rng) -> dict:
@@ -110,63 +330,303 @@ def _check_factory(factory) -> None:
 
 
 def record(factory, inputs, rng) -> tuple[object, list[Parameter]]:
-    """Build ``factory(*inputs, rngs=nnx.Rngs(...))`` and return the model and its parameters."""
+    """Build ``factory(*inputs, rngs=nnx.Rngs(...))`` and return the model and every value it holds."""
     from flax import nnx
 
     _check_factory(factory)
     seeds = _seeds(rng)
     rngs = nnx.Rngs(**seeds)
-    roots = {tag: derivation.nnx_root(seed) for tag, seed in seeds.items()}
-    streams = {id(rngs[tag]): tag for tag in seeds}
+    states = _States()
+    for tag, seed in seeds.items():
+        stream = rngs[tag]
+        states.add(stream.key[...], derivation.nnx_root(seed), tag)
     calls: list[_Call] = []
-    draws: list[tuple[object, object]] = []
-    with _watching(calls, draws):
+    draws: list[_Draw] = []
+    assigned: list[_Assigned] = []
+    known: list = []
+    with _watching(calls, draws, states, assigned, known):
         model = factory(*inputs, rngs=rngs)
+        jax.effects_barrier()
     if not isinstance(model, nnx.Module):
         raise TypeError(f"model: {factory!r} returned {type(model).__name__}, not an nnx.Module; pass an nnx "
                         "Module class or a factory that takes rngs= and returns one")
-    module_paths = {id(node): path for path, node in nnx.iter_graph(model) if isinstance(node, nnx.Module)}
-    counts: dict[int, int] = {}
-    index = []  # (stream tag or None, count within the stream, key bytes) of every draw, in order
-    for stream, key in draws:
-        n = counts[id(stream)] = counts.get(id(stream), -1) + 1
-        index.append((streams.get(id(stream)), n, derivation.key_bytes(key)))
-    parameters, seen = [], set()
-    for call in calls:
-        prefix = module_paths.get(id(call.module))
-        if prefix is None:
-            continue  # a layer built during construction but not kept in the model
-        path = "/".join(str(p) for p in (*prefix, call.name))
-        attribute = getattr(call.module, call.name, None)
-        value = attribute[...] if isinstance(attribute, nnx.Variable) else call.value
-        seen.add(path)
-        parameters.append(_parameter(path, call, value, index, roots))
-    for path, node in nnx.iter_graph(model):
+    return model, _values(model, _makers(assigned, calls, known), draws, states)
+
+
+def _makers(assigned: list[_Assigned], calls: list[_Call], known: list) -> list[tuple[_Assigned, _Call | None]]:
+    """Each stored Variable with the call that made it: the ``*_init`` argument of its layer for
+    that attribute, else the call whose output is its value (a sub-layer's, or a known initializer
+    called directly, e.g. ``nnx.Param(initializers.constant(0.0)(rngs.params(), shape))``)."""
+    out, used = [], set()
+    for a in assigned:
+        call = next((c for c in reversed(calls) if c.module is a.module and c.name == a.name), None) or \
+            next((c for c in reversed(calls) if c.value is a.raw), None)
+        if call is None:
+            seen = made_by(a.raw, known) or (_same_value(a.raw, [k for k in known if id(k) not in used])
+                                             if _resharded(a.variable) else None)
+            if seen is not None:
+                used.add(id(seen))
+                call = _Call(None, "", seen.init, (seen.shape, seen.dtype), {}, seen.key, seen.output, seen.law,
+                             seen.name)
+        out.append((a, call))
+    return out
+
+
+def _resharded(variable) -> bool:
+    """A Variable with sharding metadata stores a copy of the array it was given (eager sharding)."""
+    metadata = variable.get_metadata() if hasattr(variable, "get_metadata") else {}
+    return any(metadata.get(k) for k in ("sharding", "out_sharding", "sharding_names"))
+
+
+def _same_value(raw, known: list):
+    """The first known call whose concrete output equals ``raw`` bit for bit, when ``raw`` is a
+    copy of it (a Variable with sharding metadata stores a resharded copy of its value); among
+    several such calls only if they promise the same law (e.g. two zero biases)."""
+    if isinstance(raw, jax.core.Tracer) or not hasattr(raw, "shape") or \
+            jax.dtypes.issubdtype(raw.dtype, jax.dtypes.prng_key):
+        return None
+    data = np.asarray(raw)
+    same = [k for k in known if not isinstance(k.output, jax.core.Tracer) and np.shape(k.output) == data.shape
+            and np.asarray(k.output).dtype == data.dtype and np.asarray(k.output).tobytes() == data.tobytes()]
+    if same and all(repr(k.law) == repr(same[0].law) for k in same):
+        return same[0]
+    return None
+
+
+def _values(model, makers: list[tuple[_Assigned, _Call | None]], draws: list[_Draw], states: _States):
+    from flax import nnx
+
+    nodes = dict(nnx.iter_graph(model))
+    in_graph = {id(n) for n in nodes.values()}
+    by_variable = {id(a.variable): (a, call) for a, call in makers}
+    orphans = [(a, call) for a, call in makers if id(a.module) not in in_graph]  # copies inside transforms
+    out = []
+    for path, node in nodes.items():
+        if not isinstance(node, nnx.Variable):
+            continue
+        owner = nodes.get(tuple(path[:-1]))
+        found = by_variable.get(id(node))
+        if found is None and not isinstance(node, nnx.RngState):  # random state is derived on its own
+            try:
+                found = _made_inside_transform(node, owner, str(path[-1]), orphans, draws)
+            except Exception:  # noqa: BLE001 - an unmatched value is named as such below
+                found = None
+            if found is not None:
+                orphans.remove(found)
+        call = found[1] if found is not None else None
         name = "/".join(str(p) for p in path)
-        if isinstance(node, nnx.Param) and name not in seen:
-            parameters.append(Parameter(path=name, value=node[...], declared=None,
-                                        unaudited="created without an initializer argument (*_init) of an nnx "
-                                                  "layer, so initcheck cannot know its initializer or key"))
-    return model, parameters
+        out.append(guarded(name, node.get_raw_value(), type(node).__name__,
+                           lambda: _value(name, node, owner, call, draws, states)))
+    return out
 
 
-def _parameter(path, call: _Call, value, index, roots) -> Parameter:
-    law = declared_law(call.init)
-    actual = derivation.key_bytes(call.key)
-    drawn = [(tag, n) for tag, n, data in reversed(index) if data == actual]
-    if not drawn:
-        return Parameter(path=path, value=value, declared=call.init, law=law,
-                         problem=f"the key passed to {call.name}_init is not a draw of any stream of the "
-                                 "model's nnx.Rngs")
-    tag, n = drawn[0]
-    if tag is None:
-        return Parameter(path=path, value=value, declared=call.init, law=law, expected=call.value, key=call.key,
-                         derivation="a draw of a forked or split stream",
-                         underived="its key comes from a forked or split nnx stream, which initcheck does not derive")
-    key = derivation.nnx_key(roots[tag], n)
-    problem = None
-    if derivation.key_bytes(key) != actual:
-        problem = f"nnx handed {call.name}_init a different key than fold_in({tag}, {n})"
-    return Parameter(path=path, value=value, declared=call.init, law=law, key=key,
-                     expected=call.init(key, *call.args, **call.kwargs),
-                     derivation=f"fold_in({tag}, {n}) (call #{n} of stream {tag!r})", problem=problem)
+def _made_inside_transform(variable, owner, name: str, orphans: list, draws):
+    """The (assignment, call) of a value made inside ``nnx.vmap``/``nnx.scan``: the layers there are
+    copies, so it is found by its layer's class and attribute, and among several, by the value the
+    initializer gives on the keys nnx actually handed over (identification only; the derivation
+    is checked against initcheck's own keys)."""
+    candidates = [(a, c) for a, c in orphans if a.name == name and type(a.module) is type(owner)]
+    if len(candidates) <= 1:
+        return candidates[0] if candidates else None
+    stored = np.asarray(variable[...])
+    for a, call in candidates:
+        draw = _draw_of(call, draws) if call is not None else None
+        if draw is None or not draw.slices:
+            continue
+        made = list(_run(call, [_key(s.key, s.impl) for s in draw.slices], draw.batched))
+        if sorted(m.tobytes() for m in made) == sorted(_slices_bytes(stored, made[0].size, len(made))):
+            return a, call
+    return None
+
+
+def _slices_bytes(stored: np.ndarray, size: int, count: int) -> list[bytes]:
+    """The bytes of ``count`` slices of ``size`` elements, whichever axis holds them."""
+    for axis in range(stored.ndim):
+        if stored.shape[axis] == count and stored.size == count * size:
+            return [np.take(stored, i, axis).tobytes() for i in range(count)]
+    return [stored.tobytes()] if count == 1 else []
+
+
+def _value(name: str, variable, owner, call: _Call | None, draws, states: _States) -> Parameter:
+    from flax import nnx
+
+    collection = type(variable).__name__
+    value = variable[...]
+    if isinstance(variable, nnx.RngKey):
+        return _rng_key(name, value, variable.tag, states)
+    if isinstance(variable, nnx.RngCount):
+        return _rng_count(name, value, owner, states)
+    if call is None:
+        return _from_array(name, value, collection, variable, owner)
+    return _initialized(name, value, collection, owner, call, draws, states)
+
+
+def _from_array(name, value, collection, variable, owner) -> Parameter:
+    """A Variable built from an array, not by an ``*_init`` argument: known when its layer documents
+    it (BatchNorm's statistics) or its metadata declares it (``initcheck_law=<law>``)."""
+    law = getattr(variable, "get_metadata", dict)().get("initcheck_law") or _known_layer_law(owner, name.rsplit("/", 1)[-1])
+    base = Parameter(path=name, value=value, declared=None, collection=collection, law=law)
+    if law is None:
+        return dataclasses.replace(base, unaudited=(
+            "created from an array, not by an initializer argument (*_init) of an nnx layer, so initcheck cannot "
+            "know its initializer or key; pass an initializer, or give the Variable metadata initcheck_law=<law> "
+            "for a deterministic value"))
+    if law.random:
+        return dataclasses.replace(base, underived="created from an array: initcheck cannot derive its key")
+    return dataclasses.replace(base, derivation="no key: a deterministic value (structure checks it)")
+
+
+def _known_layer_law(owner, attribute: str):
+    """Values nnx layers make from arrays, with their documented law."""
+    from flax import nnx
+
+    if isinstance(owner, nnx.BatchNorm) and attribute in ("mean", "var"):
+        return laws.Constant(0.0 if attribute == "mean" else 1.0)
+    if isinstance(owner, nnx.PReLU) and attribute == "negative_slope":
+        return laws.Constant(float(np.asarray(owner.negative_slope[...])))  # its constructor's argument
+    if isinstance(owner, nnx.MultiHeadAttention) and attribute in ("cached_key", "cached_value", "cache_index"):
+        return laws.Constant(0.0)
+    return None
+
+
+def _rng_key(name, value, tag, states: _States) -> Parameter:
+    """Random state: a stream's key (e.g. a Dropout's forked stream), slice by slice."""
+    data = np.asarray(jax.random.key_data(value))
+    keys = jax.numpy.reshape(value, (-1,))
+    own = [states.get(derivation.key_bytes(k)) for k in keys]
+    base = Parameter(path=name, value=data, declared=None, collection="RngKey", is_key=True)
+    if any(o is None for o in own):
+        return dataclasses.replace(base, underived=f"a key of stream {tag!r} that initcheck did not see a fork, split "
+                                                   "or seed start")
+    expected = np.asarray(jax.random.key_data(jax.numpy.stack([o[0] for o in own]))).reshape(data.shape)
+    return dataclasses.replace(base, expected=expected, key=None,
+                               derivation=f"the key {own[0][1]} that starts stream {tag!r}")
+
+
+def _rng_count(name, value, owner, states: _States) -> Parameter:
+    """Random state: a stream's count, which must be the number of calls initcheck saw."""
+    counts = np.asarray(value)
+    stream = owner
+    keys = jax.numpy.reshape(stream.key[...], (-1,))
+    seen = [states.counts.get((stream.tag, derivation.key_bytes(k))) for k in keys]
+    base = Parameter(path=name, value=counts, declared=None, collection="RngCount", is_key=True)
+    if any(s is None for s in seen):
+        return dataclasses.replace(base, expected=counts * 0, derivation="a stream that made no call yet",
+                                   underived="" if not np.any(counts) else "a stream initcheck did not see")
+    return dataclasses.replace(base, expected=np.asarray(seen, counts.dtype).reshape(counts.shape),
+                               derivation=f"the number of calls initcheck saw of stream {stream.tag!r}")
+
+
+def _raw(value):
+    """An initializer's array: nnx's metadata wrappers return it boxed (``VariableMetadata``)."""
+    return getattr(value, "raw_value", value)
+
+
+def _run(call: _Call, keys: list, batched: bool) -> np.ndarray:
+    """``call``'s initializer on each key, stacked: under ``jax.vmap`` when nnx ran it batched
+    (some PRNG implementations draw other bits batched than one key at a time)."""
+    def one(key):
+        return _raw(call.init(key, *call.args, **call.kwargs))
+
+    if batched:
+        return np.asarray(jax.vmap(one)(jax.numpy.stack(keys)))
+    return np.stack([np.asarray(one(k)) for k in keys])
+
+
+def _what(call: _Call) -> str:
+    """The initializer call in words: ``kernel_init`` of its layer, or the known initializer."""
+    return f"{call.name}_init" if call.name else str(call.declared)
+
+
+def _draw_of(call: _Call, draws: list[_Draw]) -> _Draw | None:
+    return next((d for d in reversed(draws) if d.key is call.key), None)
+
+
+def _fixed_seed(key) -> int | None:
+    """s when ``key`` is ``jax.random.key(s)`` (or ``PRNGKey(s)``) for a small s: a fixed key."""
+    if isinstance(key, jax.core.Tracer):
+        return None
+    target = derivation.key_bytes(key)
+    seeds = np.arange(FIXED_SEEDS, dtype=np.uint32)
+    made = np.asarray(jax.random.key_data(jax.vmap(jax.random.key)(seeds)))
+    hit = [int(s) for s, row in zip(seeds, made) if row.tobytes() == target]
+    return hit[0] if hit else None
+
+
+def _layer_law(owner, call: _Call, slice_shape) -> tuple[laws.Law | None, str, bool]:
+    """The law of a value made by ``call`` (laid out as ``slice_shape``), a hint, and whether the
+    law is on the stored layout (True) or on the shape the initializer drew (False)."""
+    from flax import nnx
+
+    base = call.law
+    if isinstance(owner, nnx.LinearGeneral) and call.name == "kernel":
+        law, hint = general_kernel_law(base, slice_shape, len(owner.batch_axis), len(owner.out_features),
+                                       f"flax.nnx.LinearGeneral(batch_axis={dict(owner.batch_axis)!r})")
+        return law, hint, True
+    return base, "", False
+
+
+def _initialized(name, value, collection, owner, call: _Call, draws, states: _States) -> Parameter:
+    law_base = Parameter(path=name, value=value, declared=call.declared, collection=collection)
+    draw = _draw_of(call, draws)
+    drawn_shape = tuple(np.shape(_raw(call.value)))
+    if draw is None:
+        seed = _fixed_seed(call.key)
+        if seed is not None:
+            return dataclasses.replace(law_base, law=call.law, problem=(
+                f"{_what(call)} was handed jax.random.key({seed}), a fixed key, not a draw of the model's "
+                "nnx.Rngs: every model built with this class gets the same value"))
+        return dataclasses.replace(law_base, law=call.law, underived=(
+            f"the key passed to {_what(call)} is not a call of a stream of the model's nnx.Rngs (derived from "
+            "one by the layer?)"))
+    if draw.unobserved:
+        return dataclasses.replace(law_base, law=call.law, unaudited=draw.unobserved)
+    slices = draw.slices
+    stacked = _stacked_axes(np.shape(value), drawn_shape, len(slices))
+    if stacked is None:
+        return dataclasses.replace(law_base, law=call.law, unaudited=(
+            f"its stored shape {np.shape(value)} does not stack {len(slices)} calls of {_what(call)} of shape "
+            f"{drawn_shape} along one axis (a transform initcheck does not model)"))
+    slice_shape = tuple(s for i, s in enumerate(np.shape(value)) if i not in stacked)
+    law, hint, on_layout = _layer_law(owner, call, slice_shape)
+    draw_shape = None if on_layout or drawn_shape == slice_shape else drawn_shape
+    missing = [s for s in slices if s.own is None]
+    base = dataclasses.replace(law_base, law=law, hint=hint, stacked=stacked, draw_shape=draw_shape,
+                               transform=f"a transform over {len(slices)} slices" if stacked else "")
+    if missing:
+        return dataclasses.replace(base, underived=(
+            f"{len(missing)} of {len(slices)} calls came from a stream state initcheck did not see started "
+            "(a stream split or forked in a way initcheck does not model)"))
+    wrong = next((s for s in slices if s.own_count != s.count), None)
+    if wrong is not None:
+        return dataclasses.replace(base, problem=(
+            f"nnx handed {_what(call)} the key of call #{wrong.count} of its stream where initcheck counts call "
+            f"#{wrong.own_count}"))
+    if any(derivation.key_bytes(s.own) != s.key for s in slices):
+        return dataclasses.replace(base, problem=f"nnx handed {_what(call)} a different key than the nnx rule gives")
+    own_keys = [s.own for s in slices]
+    expected = _run(call, own_keys, draw.batched and len(slices) > 1)
+    expected = expected.reshape((len(slices), *slice_shape))
+    if stacked:
+        expected = np.moveaxis(expected, 0, stacked[0])
+    else:
+        expected = expected[0]
+    first = slices[0]
+    where = f"call #{first.own_count} of {'each slice' if stacked else 'its'} stream {draw.tag!r}"
+    return dataclasses.replace(base, expected=expected,
+                               key=jax.numpy.stack(own_keys) if stacked else own_keys[0],
+                               derivation=f"{first.text} ({where})")
+
+
+def _stacked_axes(stored, drawn, count: int) -> tuple[int, ...] | None:
+    """The axis of ``stored`` that holds ``count`` slices of ``drawn`` elements each (() for one call)."""
+    size = int(np.prod(drawn))
+    if count == 1 and int(np.prod(stored)) == size:
+        return ()
+    for axis in range(len(stored)):
+        if stored[axis] == count and int(np.prod(stored)) == count * size:
+            return (axis,)
+    return None
+
+
+__all__ = ["record"]

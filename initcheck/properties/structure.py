@@ -1,5 +1,5 @@
 """``structure``: orthogonal (QᵀQ = scale² I within dtype tolerance *and* Haar-distributed),
-delta-orthogonal (orthogonal centre tap, zeros elsewhere), identity and constant."""
+delta-orthogonal (orthogonal centre tap, zeros elsewhere), identity, constant and exact tables."""
 
 from __future__ import annotations
 
@@ -23,6 +23,14 @@ def _exact(ctx: CaseContext, expected: np.ndarray, what: str):
         return ctx.failed("structure", f"output is not {what}: {int(np.sum(diff > 0))} of {want.size} "
                                        f"elements differ, by up to {diff.max():.3g}", n=4)
     return ctx.passed("structure", f"exactly {what} for 4 keys", n=4)
+
+
+def _table(ctx: CaseContext):
+    draws = _dtypes.to_float64(ctx.draws("structure", 4))
+    for i, x in enumerate(draws):
+        if problem := ctx.law.mismatch(x, ctx.shape, ctx.dtype):
+            return ctx.failed("structure", f"output for key {i} of 4 is not {ctx.law!r}: {problem}", n=4)
+    return ctx.passed("structure", f"the table within {ctx.law.ulps} ulp for 4 keys", n=4)
 
 
 def haar_tests(q: np.ndarray) -> list[stats.TestResult]:
@@ -87,6 +95,8 @@ def check_structure(ctx: CaseContext):
         return _exact(ctx, np.full(ctx.shape, ctx.law.value), f"the constant {ctx.law.value!r}")
     if kind == "identity":
         return _exact(ctx, ctx.law.expected(ctx.shape, ctx.dtype), f"{ctx.law!r}")
+    if kind == "deterministic":
+        return _table(ctx)
     draws = _dtypes.to_float64(ctx.draws("structure", ctx.profile.haar_draws))
     if kind == "orthogonal":
         return _orthogonal(ctx, draws, ctx.law.scale, ctx.law.column_axis, "orthogonal")

@@ -1,0 +1,206 @@
+"""The known initializers a model calls while it is built, whatever wraps them, and the keys it
+splits and folds by hand.
+
+A model's initializer is often a function of its own around a known one: MaxText's and t5x's
+``nd_dense_init`` builds ``jax.nn.initializers.variance_scaling`` with axes given at call time; an
+nnx layer makes its bias with ``jax.nn.initializers.constant(0.0)(rngs.params(), ...)`` outside any
+``*_init`` argument. While the model is built, a profile hook sees every return from the code of
+JAX's and Haiku's initializers and keeps its law (read from the closure's variables), key, shape,
+dtype and output. A value whose array *is* such an output (the same object) has that call's law.
+
+The same hook sees ``jax.random.split`` and ``jax.random.fold_in`` on concrete keys (an ensemble
+made from ``jax.random.split(rngs.params(), n)``): :func:`resolve` follows them from a key initcheck
+derived to the keys made from it, with initcheck's own ``split``/``fold_in``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+import sys
+import types
+
+from initcheck import laws
+
+JAX_BUILDERS = ("constant", "uniform", "normal", "truncated_normal", "variance_scaling", "orthogonal",
+                "delta_orthogonal")
+
+
+@dataclasses.dataclass(eq=False)
+class KnownCall:
+    """One call of a known initializer: ``init(key, shape, dtype) -> output``."""
+
+    law: laws.Law
+    init: object          # a callable that draws what the call drew: init(key, shape, dtype)
+    key: object
+    shape: tuple
+    dtype: object
+    output: object
+    name: str             # the call in words, e.g. variance_scaling(1.0, 'fan_in', 'normal', ...)
+
+
+@dataclasses.dataclass(eq=False)
+class KeyOp:
+    """``jax.random.split(key, arg)`` or ``jax.random.fold_in(key, arg)`` on a concrete key, by the
+    raw data of its key and of its outputs."""
+
+    kind: str
+    key: bytes
+    arg: object
+    outputs: list
+
+
+def _key_data(key) -> bytes | None:
+    import jax
+    import numpy as np
+
+    if isinstance(key, jax.core.Tracer):
+        return None
+    typed = jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key)
+    return np.asarray(jax.random.key_data(key) if typed else key).tobytes()
+
+
+def _record_key_op(ops: list[KeyOp], kind: str, local_vars, output) -> None:
+    import jax
+    import numpy as np
+
+    key = _key_data(local_vars.get("key"))
+    if key is None or isinstance(output, jax.core.Tracer):
+        return
+    arg = local_vars.get("num") if kind == "split" else local_vars.get("data")
+    if isinstance(arg, jax.core.Tracer) or arg is None:
+        return
+    typed = jax.dtypes.issubdtype(output.dtype, jax.dtypes.prng_key)
+    data = np.asarray(jax.random.key_data(output) if typed else output)
+    rows = data.reshape(-1, data.shape[-1]) if kind == "split" else data.reshape(1, -1)
+    arg = tuple(int(a) for a in np.atleast_1d(arg)) if kind == "split" else int(np.asarray(arg))
+    ops.append(KeyOp(kind, key, arg if kind == "fold_in" or len(arg) > 1 else arg[0],
+                     [row.tobytes() for row in rows]))
+
+
+def resolve(data: bytes, lookup, ops: list[KeyOp], depth: int = 0):
+    """``(own key, text)`` for the key whose raw data is ``data``: ``lookup(data)`` for a key
+    initcheck derived, else through a recorded split or fold-in of such a key, computed with
+    initcheck's own ``split``/``fold_in``; None when neither leads to one."""
+    import jax
+    import jax.numpy as jnp
+
+    found = lookup(data)
+    if found is not None or depth > 8:
+        return found
+    for op in ops:
+        if data not in op.outputs:
+            continue
+        base = resolve(op.key, lookup, ops, depth + 1)
+        if base is None:
+            continue
+        if op.kind == "fold_in":
+            return jax.random.fold_in(base[0], jnp.uint32(op.arg)), f"fold_in({base[1]}, {op.arg})"
+        from initcheck.derivation import flat_keys
+
+        i = op.outputs.index(data)
+        return flat_keys(jax.random.split(base[0], op.arg))[i], f"split({base[1]}, {op.arg})[{i}]"
+    return None
+
+
+def _inner_code(builder) -> types.CodeType:
+    return next(c for c in builder.__code__.co_consts if inspect.iscode(c) and c.co_name == "init")
+
+
+def _jax_entry(name: str, builder):
+    from initcheck.audit._declared import law_of_jax_builder
+
+    parameters = list(inspect.signature(builder).parameters)
+
+    def read(frame_locals) -> tuple[laws.Law | None, object, str]:
+        config = {p: frame_locals[p] for p in parameters if p in frame_locals}
+        law = law_of_jax_builder(name, config)
+        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
+        return law, builder(**config), f"jax.nn.initializers.{name}({args})"
+
+    return read
+
+
+def _known_codes() -> dict:
+    """code object -> reader(frame locals) -> (law, re-runnable init, name)."""
+    import haiku as hk
+    from jax._src.nn import initializers as jinit
+
+    from initcheck.audit._declared import _haiku_law
+
+    codes: dict = {}
+    for name in JAX_BUILDERS:
+        builder = getattr(jinit, name)
+        codes[_inner_code(builder)] = _jax_entry(name, builder)
+    for fn, value in ((jinit.zeros, 0.0), (jinit.ones, 1.0)):
+        codes[fn.__code__] = (lambda f, v: lambda _: (laws.Constant(v), f, f"jax.nn.initializers.{f.__name__}"))(fn, value)
+    for cls in (hk.initializers.Constant, hk.initializers.RandomNormal, hk.initializers.RandomUniform,
+                hk.initializers.TruncatedNormal, hk.initializers.VarianceScaling, hk.initializers.UniformScaling,
+                hk.initializers.Orthogonal, hk.initializers.Identity):
+        codes[cls.__call__.__code__] = lambda loc: (_haiku_law(loc["self"]), loc["self"], repr(loc["self"]))
+    return codes
+
+
+_CODES: dict | None = None
+
+
+@contextlib.contextmanager
+def watching(calls: list[KnownCall], key_ops: list[KeyOp] | None = None):
+    """Record every known-initializer call made inside the block (on this thread), and into
+    ``key_ops`` every split and fold-in of a concrete key. Under another profiler (cProfile, a
+    debugger's hook), nothing is recorded rather than displacing it."""
+    global _CODES
+    if sys.getprofile() is not None:
+        yield calls
+        return
+    if _CODES is None:
+        _CODES = _known_codes()
+    codes = _CODES
+    from jax._src import random as jrandom
+
+    key_codes = {jrandom.split.__code__: "split", jrandom.fold_in.__code__: "fold_in"}
+    busy = []  # recording a key op runs JAX code: not watched
+
+    def hook(frame, event, arg):
+        if event != "return" or busy:
+            return
+        reader = codes.get(frame.f_code)
+        if reader is not None:
+            _record(calls, reader, frame.f_locals, arg)
+        elif key_ops is not None and (kind := key_codes.get(frame.f_code)) is not None:
+            busy.append(True)
+            try:
+                _record_key_op(key_ops, kind, frame.f_locals, arg)
+            except Exception:  # noqa: BLE001 - an op initcheck cannot read is not followed
+                pass
+            finally:
+                busy.pop()
+
+    sys.setprofile(hook)
+    try:
+        yield calls
+    finally:
+        sys.setprofile(None)
+
+
+def _record(calls: list[KnownCall], reader, local_vars, output) -> None:
+    try:
+        law, init, name = reader(local_vars)
+    except Exception:  # noqa: BLE001 - a call initcheck cannot read is simply not known
+        return
+    if law is None:
+        return
+    haiku = "self" in local_vars
+    key = None if haiku else local_vars.get("key")
+    shape = local_vars.get("shape")
+    calls.append(KnownCall(law, init, key, tuple(shape) if shape is not None else (), local_vars.get("dtype"),
+                           output, name))
+
+
+def made_by(value, calls: list[KnownCall]) -> KnownCall | None:
+    """The known call whose output *is* ``value`` (the same object), if any."""
+    return next((c for c in reversed(calls) if c.output is value), None)
+
+
+__all__ = ["KeyOp", "KnownCall", "made_by", "resolve", "watching"]

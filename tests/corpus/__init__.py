@@ -1,0 +1,23 @@
+"""Realistic models for the audit, written the way the code bases people train are written (Flax's
+wmt/lm1b/imagenet examples, big_vision's ViT and Mixer, MaxText/t5x-style partitioned layers, nnx
+transformers and ensembles, Haiku's transformer, IMPALA and VQ-VAE examples, ``hk.layer_stack``).
+Each entry builds a small instance (widths of 16-64) so that the whole corpus audits in seconds.
+
+An entry is ``Entry(name, build, flagged)``: ``build()`` returns ``(model, inputs, audit kwargs)``
+and ``flagged`` maps the paths of values with a true framework defect to the text its failure
+must name (empty for a model that must audit clean)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    build: Callable[[], tuple]
+    flagged: dict = dataclasses.field(default_factory=dict)  # path -> text its failed verdict names
+
+    def __str__(self):
+        return self.name

@@ -1,0 +1,206 @@
+"""Flax nnx models in the style of the nnx examples and guides: a transformer block on
+``nnx.MultiHeadAttention``, layers stacked with ``nnx.split_rngs`` + ``nnx.vmap`` and run with
+``nnx.scan``, ensembles under ``nnx.vmap`` (streams split by nnx, and keys split by hand), a CNN with
+BatchNorm and Dropout (the MNIST example), recurrent cells, MaxText-style layers whose kernels come
+from ``nd_dense_init`` and whose biases are made outside any ``*_init`` argument, and bf16 params."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from tests.corpus import Entry
+
+
+class FeedForward(nnx.Module):
+    def __init__(self, dim: int, hidden: int, *, rngs: nnx.Rngs, dropout: float = 0.1):
+        self.up = nnx.Linear(dim, hidden, kernel_init=nnx.initializers.xavier_uniform(), rngs=rngs)
+        self.down = nnx.Linear(hidden, dim, kernel_init=nnx.initializers.xavier_uniform(),
+                               bias_init=nnx.initializers.normal(1e-6), rngs=rngs)
+        self.dropout = nnx.Dropout(dropout, rngs=rngs)
+
+    def __call__(self, x, *, deterministic=True):
+        return self.down(self.dropout(nnx.gelu(self.up(x)), deterministic=deterministic))
+
+
+class TransformerBlock(nnx.Module):
+    def __init__(self, dim: int = 32, heads: int = 4, hidden: int = 64, *, rngs: nnx.Rngs):
+        self.attention_norm = nnx.LayerNorm(dim, rngs=rngs)
+        self.attention = nnx.MultiHeadAttention(num_heads=heads, in_features=dim, decode=False,
+                                                kernel_init=nnx.initializers.xavier_uniform(), rngs=rngs)
+        self.mlp_norm = nnx.LayerNorm(dim, rngs=rngs)
+        self.mlp = FeedForward(dim, hidden, rngs=rngs)
+
+    def __call__(self, x):
+        x = x + self.attention(self.attention_norm(x))
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class TinyGPT(nnx.Module):
+    """Token and position embeddings, a few blocks kept in a list, a tied head."""
+
+    def __init__(self, vocab: int = 64, dim: int = 32, depth: int = 2, max_len: int = 16, *, rngs: nnx.Rngs):
+        self.tokens = nnx.Embed(vocab, dim, embedding_init=nnx.initializers.normal(0.02), rngs=rngs)
+        self.positions = nnx.Embed(max_len, dim, embedding_init=nnx.initializers.normal(0.01), rngs=rngs)
+        self.blocks = nnx.List([TransformerBlock(dim, rngs=rngs) for _ in range(depth)])
+        self.final_norm = nnx.RMSNorm(dim, rngs=rngs)
+
+
+class ScannedStack(nnx.Module):
+    """The nnx guide's scan over layers: blocks created with split rngs under nnx.vmap."""
+
+    def __init__(self, depth: int = 3, dim: int = 32, *, rngs: nnx.Rngs):
+        @nnx.split_rngs(splits=depth)
+        @nnx.vmap(in_axes=(0,), out_axes=0)
+        def create_block(rngs: nnx.Rngs):
+            return TransformerBlock(dim, rngs=rngs)
+
+        self.blocks = create_block(rngs)
+        self.head = nnx.Linear(dim, 8, kernel_init=nnx.initializers.zeros_init(), rngs=rngs)
+
+    def __call__(self, x):
+        @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+        def forward(x, block):
+            return block(x)
+
+        return self.head(forward(x, self.blocks))
+
+
+class MLP(nnx.Module):
+    def __init__(self, din: int, dhidden: int, dout: int, *, rngs: nnx.Rngs):
+        self.linear1 = nnx.Linear(din, dhidden, rngs=rngs)
+        self.dropout = nnx.Dropout(0.1, rngs=rngs)
+        self.bn = nnx.BatchNorm(dhidden, rngs=rngs)
+        self.linear2 = nnx.Linear(dhidden, dout, rngs=rngs)
+
+
+class SplitEnsemble(nnx.Module):
+    def __init__(self, members: int = 4, *, rngs: nnx.Rngs):
+        @nnx.split_rngs(splits=members)
+        @nnx.vmap(in_axes=(0,), out_axes=0)
+        def create(rngs):
+            return MLP(6, 32, 1, rngs=rngs)
+
+        self.members = create(rngs)
+
+
+class KeyEnsemble(nnx.Module):
+    """An ensemble made from keys split by hand (jax.random.split), one nnx.Rngs per member."""
+
+    def __init__(self, members: int = 3, *, rngs: nnx.Rngs):
+        @nnx.vmap(in_axes=0, out_axes=0)
+        def create(key):
+            return nnx.Linear(8, 16, rngs=nnx.Rngs(params=key))
+
+        self.members = create(jax.random.split(rngs.params(), members))
+
+
+class CNN(nnx.Module):
+    """The nnx MNIST example's CNN."""
+
+    def __init__(self, *, rngs: nnx.Rngs):
+        self.conv1 = nnx.Conv(1, 16, kernel_size=(3, 3), rngs=rngs)
+        self.bn1 = nnx.BatchNorm(16, rngs=rngs)
+        self.conv2 = nnx.Conv(16, 32, kernel_size=(3, 3), rngs=rngs)
+        self.bn2 = nnx.BatchNorm(32, rngs=rngs)
+        self.dropout = nnx.Dropout(0.25, rngs=rngs)
+        self.linear1 = nnx.Linear(7 * 7 * 32, 64, rngs=rngs)
+        self.linear2 = nnx.Linear(64, 10, rngs=rngs)
+        self.avg_pool = functools.partial(nnx.avg_pool, window_shape=(2, 2), strides=(2, 2))
+
+
+class Recurrent(nnx.Module):
+    def __init__(self, *, rngs: nnx.Rngs):
+        self.lstm = nnx.LSTMCell(8, 16, rngs=rngs)
+        self.optimized = nnx.OptimizedLSTMCell(8, 16, rngs=rngs)
+        self.gru = nnx.GRUCell(16, 16, rngs=rngs)
+        self.head = nnx.Linear(16, 2, rngs=rngs)
+
+
+def nd_dense_init(scale, mode, distribution):
+    def init_fn(key, shape, dtype, in_axis, out_axis):
+        fn = jax.nn.initializers.variance_scaling(scale, mode, distribution, in_axis, out_axis)
+        return fn(key, shape, dtype)
+
+    return init_fn
+
+
+default_bias_init = jax.nn.initializers.constant(0.0)
+
+
+class DenseGeneral(nnx.Module):
+    """MaxText's nnx DenseGeneral: the kernel from nd_dense_init with its axes, the bias made directly."""
+
+    def __init__(self, in_features_shape, out_features_shape, *, kernel_init=nd_dense_init(1.0, "fan_in", "normal"),
+                 kernel_axes=(), use_bias=True, weight_dtype=jnp.float32, rngs: nnx.Rngs):
+        self.in_features_shape = tuple(np.atleast_1d(in_features_shape))
+        self.out_features_shape = tuple(np.atleast_1d(out_features_shape))
+        kernel_shape = self.in_features_shape + self.out_features_shape
+        kernel_in_axis = np.arange(len(self.in_features_shape))
+        kernel_out_axis = np.arange(len(self.in_features_shape), len(kernel_shape))
+        self.kernel = nnx.Param(kernel_init(rngs.params(), kernel_shape, weight_dtype, kernel_in_axis,
+                                            kernel_out_axis), out_sharding=kernel_axes)
+        if use_bias:
+            self.bias = nnx.Param(default_bias_init(rngs.params(), self.out_features_shape, weight_dtype),
+                                  out_sharding=kernel_axes[-len(self.out_features_shape):])
+        else:
+            self.bias = None
+
+
+class MaxTextMlp(nnx.Module):
+    def __init__(self, dim: int = 32, hidden: int = 64, heads: int = 4, *, rngs: nnx.Rngs):
+        self.wi = DenseGeneral(dim, hidden, kernel_axes=("embed", "mlp"), rngs=rngs)
+        self.wo = DenseGeneral(hidden, dim, kernel_axes=("mlp", "embed"), rngs=rngs)
+        self.qkv = DenseGeneral(dim, (3, heads, dim // heads), kernel_axes=("embed", "qkv", "heads", "kv"),
+                                use_bias=False, rngs=rngs)
+
+
+class Bf16Layers(nnx.Module):
+    def __init__(self, *, rngs: nnx.Rngs):
+        self.embed = nnx.Embed(128, 64, param_dtype=jnp.bfloat16, rngs=rngs)
+        self.linear = nnx.Linear(64, 64, param_dtype=jnp.bfloat16, rngs=rngs)
+        self.norm = nnx.LayerNorm(64, param_dtype=jnp.bfloat16, rngs=rngs)
+        self.conv = nnx.Conv(64, 64, (3,), param_dtype=jnp.bfloat16, rngs=rngs)
+
+
+class Partitioned(nnx.Module):
+    def __init__(self, *, rngs: nnx.Rngs):
+        self.linear = nnx.Linear(32, 64, kernel_init=nnx.with_partitioning(nnx.initializers.lecun_normal(),
+                                                                          ("embed", "mlp")),
+                                 bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ("mlp",)), rngs=rngs)
+        self.embed = nnx.Embed(64, 32, embedding_init=nnx.with_metadata(nnx.initializers.normal(0.02),
+                                                                       sharding=("vocab", "embed")), rngs=rngs)
+
+
+def in_mesh(cls):
+    """A factory that builds ``cls`` under a one-device mesh whose axes carry the model's logical
+    names (eager sharding needs a mesh for sharding metadata)."""
+    names = ("embed", "mlp", "vocab", "heads", "kv", "qkv")
+
+    def factory(rngs):
+        with jax.set_mesh(jax.make_mesh((1,) * len(names), names)):
+            return cls(rngs=rngs)
+
+    return factory
+
+
+ENTRIES = [
+    Entry("nnx-transformer-block", lambda: (TransformerBlock, (), {"rng": {"params": 0, "dropout": 1}})),
+    Entry("nnx-tiny-gpt", lambda: (TinyGPT, (), {"rng": 0})),
+    Entry("nnx-mha", lambda: (nnx.MultiHeadAttention, (4, 32), {"rng": 0})),
+    Entry("nnx-scanned-stack", lambda: (ScannedStack, (), {"rng": 0})),
+    Entry("nnx-split-ensemble", lambda: (SplitEnsemble, (), {"rng": {"params": 2, "dropout": 3}})),
+    Entry("nnx-key-ensemble", lambda: (KeyEnsemble, (), {"rng": 5})),
+    Entry("nnx-cnn-batchnorm", lambda: (CNN, (), {"rng": 0})),
+    Entry("nnx-recurrent", lambda: (Recurrent, (), {"rng": 0})),
+    Entry("nnx-maxtext-dense", lambda: (in_mesh(MaxTextMlp), (), {"rng": 0})),
+    Entry("nnx-bf16", lambda: (Bf16Layers, (), {"rng": 0})),
+    Entry("nnx-partitioned", lambda: (in_mesh(Partitioned), (), {"rng": 0})),
+    Entry("nnx-linear-general-batch-axis",
+          lambda: (lambda rngs: nnx.LinearGeneral((16,), (8,), batch_axis={0: 4}, rngs=rngs), (), {"rng": 0}),
+          flagged={"kernel": "counts the batch dims"}),
+]
