@@ -139,8 +139,6 @@ def _list(args) -> int:
 
 def _load_target(spec: str):
     """``MODULE:ATTR`` (ATTR dotted, or called with literal arguments: ``MODULE:builder(2.0, "fan_in")``)."""
-    import importlib
-
     from initcheck import law_syntax
 
     module_name, colon, attr = spec.partition(":")
@@ -148,16 +146,7 @@ def _load_target(spec: str):
         raise ValueError(f"target={spec!r} must be MODULE:ATTR, e.g. jax.nn.initializers:he_normal() or mypkg.inits:my_init")
     call = law_syntax.literal_call(attr, "target")
     name = attr if call is None else call[0]
-    if str(pathlib.Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(pathlib.Path.cwd()))  # like python -m: the current folder's modules import
-    try:
-        obj = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"target={spec!r}: cannot import {module_name!r} ({exc})") from None
-    for part in name.split("."):
-        if not hasattr(obj, part):
-            raise ValueError(f"target={spec!r}: {module_name} has no attribute {name!r}")
-        obj = getattr(obj, part)
+    obj = law_syntax.resolve(f"{module_name}:{name}", "target")
     if call is not None:
         try:
             obj = obj(*call[1], **call[2])

@@ -15,8 +15,9 @@ import platform
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-SCHEMA_VERSION = 3
-RESULTS = ("pass", "known", "fail", "error")  # a target's result, best to worst
+SCHEMA_VERSION = 4
+RESULTS = ("pass", "partial", "known", "fail", "error")  # a target's result, best to worst
+FULL_COVERAGE = {"values": 1, "law_known": 1, "derived": 1, "covered": 1, "share": 1.0, "gaps": [], "computed": []}
 STATUS_ORDER = ("error", "fail", "known", "pass", "skip")  # a matrix cell shows the first present
 
 
@@ -51,27 +52,33 @@ def cell_status(verdicts: Sequence[dict]) -> str:
     return next((s for s in STATUS_ORDER if s in statuses), "skip")
 
 
-def target_result(verdicts: Sequence[dict], *, error: str | None = None, expected_defect_missing: bool = False) -> str:
+def target_result(verdicts: Sequence[dict], *, error: str | None = None, expected_defect_missing: bool = False,
+                  coverage: dict | None = None) -> str:
     """``error`` when the target could not be checked, ``fail`` when a failure is unexplained (or a
-    known defect that should show did not), ``known`` when known defects explain every failure."""
+    known defect that should show did not), ``known`` when known defects explain every failure,
+    ``partial`` when nothing failed but not every value was covered (``coverage``), else ``pass``."""
     if error:
         return "error"
     cells = {cell_status([v]) for v in verdicts}
     if cells & {"fail", "error"} or expected_defect_missing:
         return "fail"
-    return "known" if "known" in cells else "pass"
+    if "known" in cells:
+        return "known"
+    return "partial" if coverage is not None and coverage["covered"] < coverage["values"] else "pass"
 
 
 def target(id: str, kind: str, *, verdicts: Sequence[dict] = (), law: str | None = None, error: str | None = None,
            framework: str | None = None, seconds: float = 0.0, expected_defect_missing: bool = False,
-           **extra) -> dict:
+           coverage: dict | None = None, **extra) -> dict:
     """One row of the report (a catalog entry, a declared initializer or an audited model) from its
-    verdicts as JSON data; ``extra`` keys are kept (catalog facts, pytest items)."""
+    verdicts and coverage as JSON data; ``extra`` keys are kept (catalog facts, pytest items)."""
     verdicts = list(verdicts)
+    coverage = coverage or FULL_COVERAGE
     return {
         "id": id, "kind": kind, "framework": framework, "law": law,
-        "result": target_result(verdicts, error=error, expected_defect_missing=expected_defect_missing),
-        "error": error, "seconds": seconds,
+        "result": target_result(verdicts, error=error, expected_defect_missing=expected_defect_missing,
+                                coverage=coverage),
+        "error": error, "seconds": seconds, "coverage": coverage,
         "false_alarm_bound": sum(v["alpha"] for v in verdicts if v["alpha"] > 0 and v["status"] in ("pass", "fail")),
         "verdicts": verdicts, **extra,
     }
@@ -108,7 +115,7 @@ def build(generator: str, targets: Iterable[dict], *, profile, seed: int, second
     prof = profiles.get(profile)
     targets = list(targets)
     seen = dict.fromkeys(v["property"] for t in targets for v in t["verdicts"])
-    seen.update(dict.fromkeys(i["property"] for t in targets for i in t.get("items", ())))
+    seen.update(dict.fromkeys(i["property"] for t in targets for i in t.get("items", ()) if i["property"] != "coverage"))
     return {
         "schema_version": SCHEMA_VERSION, "generator": generator,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),

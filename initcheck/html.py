@@ -51,45 +51,107 @@ def _case_of(verdict: dict) -> tuple:
     return tuple(case["shape"]), case["dtype"], case.get("path", "")
 
 
-def _details(target: dict, draw: bool = True) -> dict:
-    """What the failure section of one target shows: its failed verdicts, each with the plot of its
-    case's sample (its own, or the ``distribution`` verdict's on the same sample) unless not ``draw``."""
+def _plotted(target: dict) -> dict[tuple, dict]:
+    """The plot of each case's sample (a ``distribution`` verdict's), by case."""
     plotted: dict[tuple, dict] = {}
     for v in target["verdicts"]:
         if v.get("plot"):
             plotted.setdefault(_case_of(v), v["plot"])
+    return plotted
+
+
+def _failure(v: dict, target: dict, plot: dict | None, title: str) -> dict:
+    return {**v, "case_text": _case_text(v["case"]), "statistic_text": _number(v["statistic"]),
+            "pvalue_text": _number(v["pvalue"]), "svg": (plot, title) if plot else None,
+            "cell": "known" if v.get("known_defect") else v["status"], "target": target["id"]}
+
+
+def _broken(v: dict) -> bool:
+    return v["status"] in ("fail", "error")
+
+
+def _details(target: dict, draw: bool = True) -> dict:
+    """What the section of one target shows: its failures that no known defect explains (those are
+    shown once per defect, see ``_defects``), each with the plot of its case's sample (its own, or
+    the ``distribution`` verdict's on the same sample) unless not ``draw``, and the values its
+    coverage misses."""
+    plotted = _plotted(target)
     failures, drawn = [], set()
     for v in target["verdicts"]:
-        if v["status"] not in ("fail", "error"):
+        if not _broken(v) or v.get("known_defect"):
             continue
         case = _case_of(v)
         plot = v.get("plot") or plotted.get(case)
-        svg, where = None, case[1:]  # (dtype, parameter path)
-        if draw and plot and where not in drawn and len(drawn) < MAX_PLOTS_PER_TARGET:
+        where = case[1:]  # (dtype, parameter path)
+        show = draw and plot and where not in drawn and len(drawn) < MAX_PLOTS_PER_TARGET
+        if show:
             drawn.add(where)
-            svg = (plot, f"{target['id']}: {_case_text(v['case'])}")  # drawn by ``render``, all at once
-        failures.append({**v, "case_text": _case_text(v["case"]), "statistic_text": _number(v["statistic"]),
-                         "pvalue_text": _number(v["pvalue"]), "svg": svg,
-                         "cell": "known" if v.get("known_defect") else v["status"]})
+        failures.append(_failure(v, target, plot if show else None, f"{target['id']}: {_case_text(v['case'])}"))
     broken_items = [i for i in target.get("items", ()) if i["outcome"] in ("failed", "error") and i.get("message")
                     and not any(v["property"] == i["property"] for v in target["verdicts"])]
-    return {"failures": failures, "broken_items": broken_items}
+    coverage = target.get("coverage") or {}
+    return {"failures": failures, "broken_items": broken_items, "gaps": coverage.get("gaps", [])}
 
 
-_ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("initcheck", "templates"),
+def _defect_examples(target: dict) -> dict[str, tuple[dict, dict | None]]:
+    """For each known defect the target shows: its first failure, and a plot of it if there is one."""
+    plotted, out = _plotted(target), {}
+    for v in target["verdicts"]:
+        name = v.get("known_defect")
+        if not name or not _broken(v):
+            continue
+        plot = v.get("plot") or plotted.get(_case_of(v))
+        if name not in out or (out[name][1] is None and plot):
+            out[name] = (v, plot)
+    return out
+
+
+def _defect_title(name: str, target: dict, v: dict) -> str:
+    return f"{name}: {target['id']}: {_case_text(v['case'])}"
+
+
+def _defects(targets: list[dict], draw: bool = True) -> list[dict]:
+    """One section per known framework defect: what it is, its reference, the targets it hits and
+    one representative failure (with its plot), instead of the same failure in every target."""
+    sections: dict[str, dict] = {}
+    for target in targets:
+        facts = {d["name"]: d for d in target.get("known_defects", ())}
+        for name, (v, plot) in _defect_examples(target).items():
+            fact = facts.get(name, {})
+            section = sections.setdefault(name, {
+                "name": name, "slug": _slug("defect-" + name), "summary": fact.get("summary", ""),
+                "reference": fact.get("reference", ""), "package": fact.get("package", ""),
+                "last_seen": fact.get("last_seen", ""), "targets": [], "example": None})
+            section["targets"].append({"id": target["id"], "slug": "row-" + _slug(target["id"])})
+            if section["example"] is None or (section["example"]["svg"] is None and plot and draw):
+                section["example"] = _failure(v, target, plot if draw else None, _defect_title(name, target, v))
+    return list(sections.values())
+
+
+_ENVIRONMENT = _ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("initcheck", "templates"),
                                   autoescape=jinja2.select_autoescape(default=True),
                                   trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
 
 
 def _shown_details(target: dict, draw: bool = True) -> dict | None:
-    """The failure section of ``target`` (see ``_details``), None for a target that passes."""
-    return _details(target, draw) if target["result"] != "pass" else None
+    """The section of ``target`` (see ``_details``), None when there is nothing to show: a target
+    that passes, or whose failures are all known defects (shown in their own sections)."""
+    if target["result"] == "pass":
+        return None
+    details = _details(target, draw)
+    if not (details["failures"] or details["broken_items"] or target.get("error") or
+            (target["result"] == "partial" and details["gaps"]) or target.get("expected_defect_missing")):
+        return None
+    return details
 
 
 def plot_requests(target: dict) -> list[tuple[dict, str]]:
-    """The ``(plot, title)`` of each plot that ``render`` shows for ``target`` (drawn alone)."""
+    """The ``(plot, title)`` of each plot that ``render`` may show for ``target`` (drawn alone):
+    its own failures' and one per known defect it shows."""
     details = _shown_details(target)
-    return [f["svg"] for f in details["failures"] if f["svg"]] if details else []
+    own = [f["svg"] for f in details["failures"] if f["svg"]] if details else []
+    defects = [(plot, _defect_title(name, target, v)) for name, (v, plot) in _defect_examples(target).items() if plot]
+    return own + defects
 
 
 def render(document: dict, jobs: int = 1, drawn: dict[str, str] | None = None) -> str:
@@ -102,10 +164,33 @@ def render(document: dict, jobs: int = 1, drawn: dict[str, str] | None = None) -
         # a target sharing another's verdicts links to that one's plots instead of drawing them again
         original = target.get("verdicts_of") if target.get("verdicts_of") in ids else None
         rows.append({**target, "slug": _slug(target["id"]), "original_slug": original and _slug(original),
-                     "cells": [_cell(target, p) for p in properties],
+                     "cells": [_cell(target, p) for p in properties], "coverage_text": _coverage_text(target),
                      "details": _shown_details(target, draw=not original)})
+    defects = _defects([t for t in document["targets"] if not (t.get("verdicts_of") in ids)] +
+                       [t for t in document["targets"] if t.get("verdicts_of") in ids], draw=True)
     failures = [f for row in rows if row["details"] for f in row["details"]["failures"] if f["svg"]]
+    failures += [d["example"] for d in defects if d["example"]["svg"]]
     for failure, svg in zip(failures, plots.many_svgs([f["svg"] for f in failures], jobs, drawn)):
         failure["svg"] = svg
+    defect_slugs = {d["name"]: d["slug"] for d in defects}
+    for row in rows:
+        row["defect_links"] = _defect_links(row, properties, defect_slugs)
     return _ENVIRONMENT.get_template("report.html.j2").render(
-        document=document, rows=rows, properties=properties, symbols=SYMBOLS)
+        document=document, rows=rows, properties=properties, symbols=SYMBOLS, defects=defects)
+
+
+def _coverage_text(target: dict) -> str:
+    coverage = target.get("coverage") or {}
+    if not coverage or coverage.get("values", 1) <= 1 and coverage.get("covered", 1) == coverage.get("values", 1):
+        return ""
+    return f"{coverage['covered']}/{coverage['values']}"
+
+
+def _defect_links(target: dict, properties: list[str], slugs: dict[str, str]) -> list[str | None]:
+    """For each matrix cell: the section of the known defect it shows, if it shows one."""
+    links = []
+    for prop in properties:
+        name = next((v.get("known_defect") for v in target["verdicts"] if v["property"] == prop and
+                     v.get("known_defect") and _broken(v)), None)
+        links.append(slugs.get(name) if name else None)
+    return links

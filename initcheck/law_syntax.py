@@ -8,20 +8,25 @@ The text is parsed with ``ast.parse`` and only these nodes are accepted, never e
 
 NAME is a law of ``initcheck.laws`` in snake_case or CamelCase (``normal``, ``truncated_normal``,
 ``VarianceScaling``, ...); ``stats.NAME`` is a continuous ``scipy.stats`` distribution, frozen with
-the arguments (``stats.laplace(scale=0.1)``). ``literal_call`` uses the same rules for
-``MODULE:ATTR(args)`` on the command line.
+the arguments (``stats.laplace(scale=0.1)``). ``deterministic("MODULE:ATTR", ulps=4)`` is an exact
+table: the one string names the table function ``(shape, dtype) -> array``, which is imported (as
+``initcheck check`` imports its target), never called by the parser. ``literal_call`` uses the same
+rules for ``MODULE:ATTR(args)`` on the command line.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib
+import pathlib
 import re
+import sys
 
 from initcheck import laws
 
 LAWS = {cls.__name__: cls for cls in (laws.Normal, laws.Uniform, laws.Constant, laws.TruncatedNormal,
                                       laws.VarianceScaling, laws.Orthogonal, laws.DeltaOrthogonal, laws.Identity,
-                                      laws.Dirac, laws.Sparse, laws.Mixture)}
+                                      laws.Dirac, laws.Sparse, laws.Mixture, laws.Deterministic)}
 
 
 def _snake(name: str) -> str:
@@ -91,12 +96,36 @@ def _law(call: ast.Call, text: str, what: str):
         raise LawSyntaxError(f"{what}={text!r}: unknown law {name!r}; use one of "
                              f"{', '.join(_snake(n) for n in LAWS)} or stats.NAME(...) for a scipy.stats distribution")
     args, kwargs = _arguments(call, text, what)
+    if cls is laws.Deterministic:
+        if not args or not isinstance(args[0], str):
+            raise LawSyntaxError(f"{what}={text!r}: deterministic takes the table function as \"MODULE:ATTR\", "
+                                 "e.g. deterministic(\"mypkg.tables:sincos\", ulps=4)")
+        args[0] = resolve(args[0], what)
     try:
         return cls(*args, **kwargs)
     except TypeError as exc:
         raise LawSyntaxError(f"{what}={text!r}: {exc} (see help(initcheck.laws.{cls.__name__}))") from None
     except ValueError as exc:
         raise LawSyntaxError(f"{what}={text!r}: {exc}") from None
+
+
+def resolve(spec: str, what: str):
+    """The object ``MODULE:ATTR`` names (ATTR dotted), importing MODULE from the current folder too
+    (like ``python -m``); ``ValueError`` names what is missing."""
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr:
+        raise LawSyntaxError(f"{what}={spec!r} must be MODULE:ATTR, e.g. mypkg.tables:sincos")
+    if str(pathlib.Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(pathlib.Path.cwd()))
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise LawSyntaxError(f"{what}={spec!r}: cannot import {module_name!r} ({exc})") from None
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise LawSyntaxError(f"{what}={spec!r}: {module_name} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
 
 
 def parse_law(text: str, what: str = "expect") -> laws.Law:

@@ -10,9 +10,12 @@ Off unless ``--initcheck`` is given (``-p no:initcheck`` removes it). What to ch
     profile = "ci"
     seed = 0
     time_limit = 120                   # seconds per call before an initializer counts as hung
+    strict = false                     # true: a PARTIAL model (values without a known law or derivation) fails
 
 Items carry the ``initcheck`` marker; a failure shows the conformance message, not a traceback; a
-catalog failure that a known framework defect explains is an expected failure (xfail).
+catalog failure that a known framework defect explains is an expected failure (xfail). A model also
+gets a ``[coverage]`` item: it passes when every value had a known law and a modelled derivation, and
+otherwise is skipped as PARTIAL (failed with ``--initcheck-strict``).
 Every item's verdicts travel in ``user_properties``, so under xdist the controller alone writes
 ``--initcheck-json`` and ``--initcheck-report`` with every worker's results (a crashed worker's
 items are errors there).
@@ -31,7 +34,7 @@ import pytest
 
 MARKER = "initcheck"
 PROPERTY_KEY = "initcheck"
-KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit")
+KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit", "strict")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Settings:
     profile: str
     seed: int
     time_limit: float | None = None
+    strict: bool = False
 
     @property
     def profile_object(self):
@@ -63,12 +67,15 @@ def pytest_addoption(parser):
                     help="also check these frameworks of initcheck's built-in catalog")
     group.addoption("--initcheck-profile", metavar="NAME", default=None, help="quick, ci or thorough (default: ci)")
     group.addoption("--initcheck-seed", metavar="N", type=int, default=None, help="base seed of every key (default 0)")
+    group.addoption("--initcheck-strict", action="store_true", default=None,
+                    help="a PARTIAL model (some values without a known law or a modelled key derivation) fails")
     parser.addini("initcheck_modules", "modules scanned for @initcheck.expects initializers", type="linelist")
     parser.addini("initcheck_models", "module:callable returning (model, *inputs) to audit", type="linelist")
     parser.addini("initcheck_profile", "quick, ci or thorough", default="")
     parser.addini("initcheck_seed", "base seed", default="")
     parser.addini("initcheck_frameworks", "frameworks of the built-in catalog to include", type="linelist")
     parser.addini("initcheck_time_limit", "seconds per initializer call before it counts as hung", default="")
+    parser.addini("initcheck_strict", "true: a PARTIAL model fails", type="bool", default=None)
 
 
 def _table(rootpath: Path) -> dict:
@@ -139,7 +146,14 @@ def load_settings(config) -> Settings:
                 raise ValueError
         except (TypeError, ValueError):
             raise pytest.UsageError(f"initcheck: time_limit={given!r} must be a positive number of seconds") from None
-    return Settings(tuple(modules), tuple(models), frameworks, profile, seed, limit)
+    strict = config.getoption("initcheck_strict")
+    if strict is None:
+        strict = config.getini("initcheck_strict")
+    if strict is None:
+        strict = table.get("strict", False)
+    if not isinstance(strict, bool):
+        raise pytest.UsageError(f"initcheck: [tool.initcheck] strict={strict!r} must be true or false")
+    return Settings(tuple(modules), tuple(models), frameworks, profile, seed, limit, strict)
 
 
 def pytest_configure(config):
@@ -191,7 +205,7 @@ class Target:
 
         if self.kind == "broken":
             return ("import",)
-        return AUDIT_PROPERTIES if self.kind == "model" else tuple(PROPERTIES)
+        return (*AUDIT_PROPERTIES, "coverage") if self.kind == "model" else tuple(PROPERTIES)
 
     def run(self, settings: Settings) -> Checked:
         import initcheck
@@ -312,7 +326,10 @@ class InitcheckItem(pytest.Item):
         report = result.report
         verdicts = [v for v in report.verdicts if v.property == self.prop]
         facts = document.catalog_facts(result.entry, result.triage) if result.triage is not None else {}
-        self._record(law=report.law, seconds=report.seconds, verdicts=[v.to_dict() for v in verdicts], **facts)
+        self._record(law=report.law, seconds=report.seconds, verdicts=[v.to_dict() for v in verdicts],
+                     coverage=report.coverage.to_dict(), **facts)
+        if self.prop == "coverage":
+            return self._coverage(report)
         failures = result.unexplained(verdicts)
         missing = result.missing_defects(self.prop)
         if failures or missing:
@@ -331,6 +348,16 @@ class InitcheckItem(pytest.Item):
             pytest.xfail(f"known defect{'s' * (len(known) > 1)} {', '.join(known)} (see the report)")
         if not verdicts or all(v.status == SKIP for v in verdicts):
             pytest.skip(verdicts[0].message if verdicts else f"{self.prop} does not apply")
+
+    def _coverage(self, report) -> None:
+        """PASS needs every value covered: a PARTIAL model is skipped, or failed when strict."""
+        coverage = report.coverage
+        if coverage.complete:
+            return
+        text = f"PARTIAL: {self.target.name}: {coverage}; not covered: " + "; ".join(coverage.gaps)
+        if self.config.stash[_SETTINGS].strict:
+            raise ConformanceFailure(f"[initcheck] {text} (strict: a PARTIAL model fails)")
+        pytest.skip(text)
 
     def repr_failure(self, excinfo, style=None):
         if isinstance(excinfo.value, ConformanceFailure):
@@ -392,20 +419,22 @@ def conformance_document(results: dict, settings: Settings, seconds: float) -> d
         data = item["data"] or {}
         name, prop = _split_nodeid(nodeid)
         row = rows.setdefault(name, {"kind": data.get("kind"), "order": data.get("order"), "facts": {}, "law": None,
-                                     "seconds": 0.0, "error": None, "verdicts": [], "items": []})
+                                     "seconds": 0.0, "error": None, "verdicts": [], "items": [], "coverage": None})
         row["kind"] = row["kind"] or data.get("kind")
         row["order"] = row["order"] if row["order"] is not None else data.get("order")
         row["law"] = row["law"] or data.get("law")
         row["seconds"] = max(row["seconds"], data.get("seconds", 0.0))
         row["error"] = row["error"] or data.get("error") or (item.get("message") and f"{prop}: {item['message']}")
         row["verdicts"] += data.get("verdicts", [])
+        row["coverage"] = row["coverage"] or data.get("coverage")
         row["facts"].update({k: data[k] for k in ("framework", "same_as", "dtypes", "notes", "known_defects",
                                                   "expected_defect_missing") if k in data})
         row["items"].append({"nodeid": nodeid, "property": prop, "outcome": item["outcome"],
                              **({"message": item["message"]} if "message" in item else {})})
     ordered = sorted(rows.items(), key=lambda kv: (kv[1]["order"] is None, kv[1]["order"] or 0, kv[0]))
     targets = [document.target(name, row["kind"] or "unknown", verdicts=row["verdicts"], law=row["law"],
-                               error=row["error"], seconds=row["seconds"], items=row["items"], **row["facts"])
+                               error=row["error"], seconds=row["seconds"], items=row["items"],
+                               coverage=row["coverage"], **row["facts"])
                for name, row in ordered]
     return document.build("pytest --initcheck", targets, profile=settings.profile_object, seed=settings.seed,
                           seconds=seconds)
@@ -425,7 +454,16 @@ def pytest_sessionfinish(session, exitstatus):
 _written: list = []
 
 
-def pytest_terminal_summary(terminalreporter):
+def pytest_terminal_summary(terminalreporter, config):
+    if _results and not hasattr(config, "workerinput"):
+        report = conformance_document(_results, config.stash[_SETTINGS], 0.0)
+        counts = ", ".join(f"{n} {r.upper()}" for r, n in report["counts"].items() if n)
+        terminalreporter.write_line(f"initcheck: {len(report['targets'])} targets: {counts}")
+        for target in report["targets"]:
+            if target["result"] == "partial":
+                coverage = target["coverage"]
+                terminalreporter.write_line(f"initcheck: PARTIAL {target['id']}: {coverage['covered']} of "
+                                            f"{coverage['values']} values covered (law known and derivation modelled)")
     for path in _written:
         terminalreporter.write_line(f"initcheck: wrote {path}")
 

@@ -180,3 +180,111 @@ def test_a_built_nnx_module_is_refused_with_the_fix():
 def test_unknown_audit_property_is_refused():
     with pytest.raises(ValueError, match="do not apply to an audit"):
         initcheck.audit(LinenMLP(), jnp.ones((1, 4)), properties=["precision"])
+
+
+# -- wrapped initializers, every value, coverage -----------------------------------------------------
+
+def _kernel_law(report, path="kernel"):
+    return next(v for v in report.verdicts if v.case.path == path and v.property == "moments")
+
+
+@pytest.mark.parametrize("wrap", [
+    lambda init: nn.with_logical_partitioning(init, ("embed", "mlp")),
+    lambda init: nn.with_partitioning(init, ("model", None)),
+    lambda init: __import__("functools").partial(init, out_sharding=None),
+], ids=["logical-partitioning", "partitioning", "partial"])
+def test_flax_metadata_wrappers_and_law_keeping_partials_keep_the_law(wrap):
+    report = initcheck.audit(nn.Dense(64, kernel_init=wrap(nn.initializers.lecun_normal())), jnp.ones((1, 128)),
+                             rng=0)
+    assert report.result == "pass", report.failure_text() + str(report.coverage)
+    assert _kernel_law(report).status == "pass"
+
+
+def test_nnx_wrappers_and_modified_orthogonal_have_laws():
+    class Layer(nnx.Module):
+        def __init__(self, rngs):
+            self.linear = nnx.Linear(16, 32, kernel_init=nnx.with_metadata(nnx.initializers.normal(0.02), note="x"),
+                                     rngs=rngs)
+            self.cell = nnx.LSTMCell(8, 16, rngs=rngs)  # recurrent kernels: nnx's modified_orthogonal
+
+    report = initcheck.audit(Layer, rng=0)
+    assert report.result == "pass", report.failure_text() + str(report.coverage)
+    structure = {v.case.path: v for v in report.verdicts if v.property == "structure"}
+    assert structure["cell/hf/kernel"].status == "pass" and "orthogonal" in structure["cell/hf/kernel"].message
+
+
+def test_an_unknown_wrapper_is_named_truly_and_makes_the_model_partial():
+    import functools
+
+    base = nn.initializers.lecun_normal()
+
+    @functools.wraps(base)
+    def doubled(key, shape, dtype=jnp.float32):
+        return 2 * base(key, shape, dtype)
+
+    report = initcheck.audit(nn.Dense(8, kernel_init=doubled), jnp.ones((1, 4)), rng=0)
+    assert report.passed and report.result == "partial"
+    (gap,) = report.coverage.gaps
+    assert gap.startswith("kernel (params): initcheck does not know the law of a wrapper of ")
+    assert "which may change its values" in gap and "@initcheck.expects" in gap
+    assert "PARTIAL" in str(report)
+
+
+def test_initializers_wrapped_by_a_function_of_the_model_take_the_law_of_the_known_one_inside():
+    """t5x/MaxText: nd_dense_init builds variance_scaling with its axes at call time."""
+    def nd_dense_init(scale, mode, distribution):
+        def init_fn(key, shape, dtype, in_axis, out_axis):
+            return jax.nn.initializers.variance_scaling(scale, mode, distribution, in_axis, out_axis)(key, shape, dtype)
+        return init_fn
+
+    class Proj(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            kernel = self.param("kernel", nd_dense_init(1.0, "fan_in", "normal"), (x.shape[-1], 4, 16), jnp.float32,
+                                (0,), (1, 2))
+            return jnp.einsum("bi,ihd->bhd", x, kernel)
+
+    report = initcheck.audit(Proj(), jnp.ones((1, 64)), rng=0)
+    assert report.result == "pass", report.failure_text() + str(report.coverage)
+    assert "fan_in = 64" not in _kernel_law(report).message  # the fans the call used: in (0,), out (1, 2)
+
+
+def test_values_of_other_collections_and_random_state_are_audited():
+    class Model(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.BatchNorm(use_running_average=False)(nn.Dense(8)(x))
+            proj = self.variable("constants", "proj", nn.initializers.normal(1.0), self.make_rng("params"), (8, 16))
+            self.sow("intermediates", "features", x)
+            return x @ proj.value
+
+    report = initcheck.audit(Model(), jnp.ones((4, 8)), rng=0)
+    assert report.result == "pass", report.failure_text() + str(report.coverage)
+    derivation = {v.case.path: v for v in report.verdicts if v.property == "derivation"}
+    assert set(derivation) == {"Dense_0/kernel", "Dense_0/bias", "BatchNorm_0/scale", "BatchNorm_0/bias",
+                               "BatchNorm_0/mean", "BatchNorm_0/var", "proj"}  # sown activations are not values
+    assert "handed to its init function" in derivation["proj"].message
+    structure = {v.case.path: v for v in report.verdicts if v.property == "structure"}
+    assert structure["BatchNorm_0/var"].status == "pass"
+    assert _kernel_law(report, "proj").status == "pass"
+
+
+def test_haiku_state_made_by_initializers_is_audited():
+    def f(x):
+        return hk.nets.VectorQuantizerEMA(embedding_dim=8, num_embeddings=16, commitment_cost=0.25,
+                                          decay=0.99)(x, is_training=True)["quantize"]
+
+    report = initcheck.audit(hk.transform_with_state(f), jnp.ones((4, 8)), rng=0)
+    assert report.result == "pass", report.failure_text() + str(report.coverage)
+    embeddings = {v.property: v for v in report.verdicts if v.case.path.endswith("/embeddings")}
+    assert embeddings["derivation"].status == "pass" and embeddings["moments"].status == "pass"
+
+
+def test_a_model_with_only_unknown_values_is_partial_not_a_pass_on_zero_verdicts():
+    class Custom(nnx.Module):
+        def __init__(self, rngs):
+            self.w = nnx.Param(jax.random.normal(rngs.params(), (4, 4)))
+
+    report = initcheck.audit(Custom, rng=0)
+    assert report.passed and report.result == "partial" and report.coverage.covered == 0
+    assert "CONFORMS PARTIALLY" in str(report)

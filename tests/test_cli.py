@@ -21,7 +21,7 @@ def test_report_writes_html_and_json_and_a_summary(tmp_path):
     assert "PASS jax.nn.initializers.zeros [float32]" in result.stdout and "2 processes" in result.stdout
     assert "2 passed, 0 failed with known defects only, 0 failed unexpectedly" in result.stdout
     document = json.loads((tmp_path / "out" / "conformance.json").read_text())
-    assert document["schema_version"] == 3 and document["profile"]["name"] == "quick"
+    assert document["schema_version"] == 4 and document["profile"]["name"] == "quick"
     assert [t["id"] for t in document["targets"]] == ["jax.nn.initializers.zeros", "jax.nn.initializers.he_normal()"]
     assert [t["result"] for t in document["targets"]] == ["pass", "pass"]
     assert document["environment"]["device"].startswith(("cpu", "gpu", "cuda"))

@@ -108,7 +108,7 @@ def test_downstream_project(downstream, mode, request):
     assert got["initcheck::mypkg.inits.wrong_scale[moments]"] == "failed"
     assert got["initcheck::mypkg.inits.raises[contract]"] == "failed"
     audit = {k: v for k, v in got.items() if "mypkg.models:mlp[" in k}
-    assert len(audit) == 6 and set(audit.values()) <= {"passed", "skipped"}
+    assert len(audit) == 7 and set(audit.values()) <= {"passed", "skipped"}  # 6 properties and coverage
     assert audit["initcheck::mypkg.models:mlp[derivation]"] == "passed"
     text = result.stdout.str()
     # The failure shows the conformance message, not the plugin's traceback.
@@ -317,3 +317,44 @@ def test_each_hostile_initializer_is_one_failed_item_and_the_reports_are_written
     assert got["initcheck::mypkg.inits.good[moments]"] == "passed"
     html = (downstream.path / "r.html").read_text()
     assert all(target in html for target in HOSTILE_MESSAGES)
+
+
+PARTIAL_MODELS = """
+import jax, jax.numpy as jnp
+import flax.linen as nn
+
+
+def handmade(key, shape, dtype=jnp.float32):  # no law declared: initcheck cannot know it
+    return 0.02 * jax.random.normal(key, shape, dtype)
+
+
+class Head(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(4, kernel_init=handmade)(nn.Dense(16)(x))
+
+
+def head():
+    return Head(), jnp.ones((1, 8))
+"""
+
+
+@pytest.mark.parametrize("how", ["default", "option", "pyproject"])
+def test_a_model_with_an_unknown_law_is_partial_and_fails_only_when_strict(pytester, how):
+    strict = how != "default"
+    pyproject = PYPROJECT.replace('modules = ["mypkg.inits"]\n', "").replace("mypkg.models:mlp", "mypkg.models:head")
+    pytester.makefile(".toml", pyproject=pyproject + ("strict = true\n" if how == "pyproject" else ""))
+    pytester.mkpydir("mypkg")
+    pytester.path.joinpath("mypkg", "models.py").write_text(PARTIAL_MODELS)
+    result = run(pytester, "--initcheck-json=r.json", "-rs", *(["--initcheck-strict"] if how == "option" else []))
+    got = outcomes(pytester.path / "r.json")
+    assert got["initcheck::mypkg.models:head[coverage]"] == ("failed" if strict else "skipped")
+    assert got["initcheck::mypkg.models:head[derivation]"] == "passed"  # its key is derived all the same
+    assert result.ret == (1 if strict else 0)
+    text = result.stdout.str()
+    assert "PARTIAL: mypkg.models:head: coverage 3/4 values" in text
+    assert "Dense_1/kernel (params): initcheck does not know the law of tests" not in text  # named truly:
+    assert "mypkg.models.handmade; mark it with @initcheck.expects(law)" in text
+    assert "initcheck: 1 targets: 1 PARTIAL" in text
+    (target,) = json.loads((pytester.path / "r.json").read_text())["targets"]
+    assert target["result"] == "partial" and target["coverage"]["covered"] == 3

@@ -45,7 +45,7 @@ def test_matrix_header_and_failure_details_in_a_real_browser(report_files, open_
     header = page.locator("header").inner_text()
     assert f"jax\t{jax.__version__}" in header and "device\tcpu" in header or jax.default_backend() != "cpu"
     assert "quick" in header and "seed 0" in header
-    assert page.locator("#counts").inner_text().split() == ["1", "pass", "0", "known", "defects", "only",
+    assert page.locator("#counts").inner_text().split() == ["1", "pass", "0", "partial", "0", "known", "defects", "only",
                                                           "2", "fail", "0", "error"]
     shown = shown_matrix(page)
     assert shown == json_matrix(json_path)
@@ -154,3 +154,61 @@ def test_a_target_sharing_verdicts_links_to_the_plots_of_the_original_instead_of
     page.wait_for_function("document.getElementById('t-wrong_scale').open")
     plot = drawn.locator("figure.plot svg").first
     assert plot.is_visible() and plot.bounding_box()["width"] > 400
+
+
+@pytest.fixture(scope="module")
+def defects_and_partial_report(tmp_path_factory):
+    """Two catalog entries that show the same known defect (JAX's coarse bfloat16 sampling), a model
+    whose kernel law is unknown (PARTIAL) and one whose kernel is twice too wide (fail)."""
+    import flax.linen as nn
+
+    from initcheck._catalog import catalog, check_entry
+
+    entries = {e.id: e for e in catalog(["jax"])}
+    rows = []
+    for name in ("jax.nn.initializers.normal()", "jax.nn.initializers.uniform()"):
+        triage = check_entry(entries[name], profile="quick", seed=0)
+        rows.append(document.catalog_target(entries[name], triage))
+
+    def unknown(key, shape, dtype=jax.numpy.float32):
+        return 0.05 * jax.random.normal(key, shape, dtype)
+
+    for name, init in (("partial_model", unknown), ("wide_model", initcheck.expects(laws.Normal(0.05))(
+            lambda k, s, d=jax.numpy.float32: 0.1 * jax.random.normal(k, s, d)))):
+        report = initcheck.audit(nn.Dense(64, kernel_init=init), jax.numpy.ones((1, 64)), rng=0, profile="quick")
+        rows.append(document.target(name, "model", verdicts=[v.to_dict() for v in report.verdicts], law=report.law,
+                                    coverage=report.coverage.to_dict()))
+    data = document.build("test_report_html", rows, profile="quick", seed=0, seconds=1.0)
+    folder = tmp_path_factory.mktemp("defects")
+    document.write(data, json_path=folder / "r.json", html_path=folder / "r.html")
+    return folder / "r.html", data
+
+
+def test_known_defects_are_one_section_each_and_partial_models_say_what_is_not_covered(
+        defects_and_partial_report, open_report, tmp_path):
+    html_path, data = defects_and_partial_report
+    assert [t["result"] for t in data["targets"]] == ["known", "known", "partial", "fail"]
+    page = open_report(html_path)
+    assert page.errors == [] and page.requests == []
+    assert page.locator("#counts").inner_text().split()[:4] == ["0", "pass", "1", "partial"]
+    sections = page.locator("section.defect")
+    assert sections.count() == 1  # one section for the defect, not one per entry
+    section = sections.first
+    text = section.inner_text()
+    assert "jax-low-precision-sampling" in text and "Hits 2 targets" in text
+    assert "jax.nn.initializers.normal()" in text and "jax.nn.initializers.uniform()" in text
+    assert section.locator("figure.plot svg").count() == 1  # one representative plot
+    assert section.locator("a[href='#row-t-jax.nn.initializers.uniform']").count() == 1  # its matrix row
+    assert page.locator("details#t-jax.nn.initializers.normal").count() == 0  # no section of its own
+    known_cell = page.locator("#matrix tr", has_text="jax.nn.initializers.normal()").locator(
+        "td[data-property=precision] a")
+    assert known_cell.get_attribute("href") == "#t-defect-jax-low-precision-sampling"
+
+    row = page.locator("#matrix tr", has_text="partial_model")
+    assert row.locator(".badge").inner_text().lower() == "partial" and row.locator("td.coverage").inner_text() == "1/2"
+    details = page.locator("details#t-partial_model")
+    details.locator("summary").click()
+    gaps = details.inner_text()
+    assert "PARTIAL: 1 of 2 values" in gaps and "mark it with @initcheck.expects(law)" in gaps
+    assert page.locator("#matrix tr", has_text="wide_model").locator(".badge").inner_text().lower() == "fail"
+    page.screenshot(path=str(tmp_path / "defects.png"), full_page=True)
