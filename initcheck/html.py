@@ -43,6 +43,8 @@ def _cell(target: dict, prop: str) -> dict:
 
 def _case_text(case: dict) -> str:
     where = f"{case['path']} " if case.get("path") else ""
+    if case.get("collection") and case["collection"] not in ("params", "Param"):
+        where += f"[{case['collection']}] "
     return f"{where}shape=({', '.join(map(str, case['shape']))}{',' if len(case['shape']) == 1 else ''}) dtype={case['dtype']}"
 
 

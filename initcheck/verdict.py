@@ -17,10 +17,13 @@ class Case:
     shape: tuple[int, ...]
     dtype: str
     key: str
-    path: str = ""  # the parameter's path, for a case of an audited model
+    path: str = ""  # the value's path, for a case of an audited model
+    collection: str = ""  # the value's collection (linen), "params"/"state" (Haiku) or Variable type (nnx)
 
     def __str__(self):
         where = f"{self.path} " if self.path else ""
+        if self.collection and self.collection not in ("params", "Param"):
+            where += f"[{self.collection}] "
         return f"{where}shape={self.shape} dtype={self.dtype}"
 
 
@@ -56,7 +59,8 @@ class Verdict:
             "statistic": num(self.statistic), "pvalue": num(self.pvalue), "alpha": float(self.alpha),
             "n": int(self.n), "mde": num(self.mde),
             "case": {"shape": list(self.case.shape), "dtype": self.case.dtype, "key": self.case.key,
-                     **({"path": self.case.path} if self.case.path else {})},
+                     **({"path": self.case.path} if self.case.path else {}),
+                     **({"collection": self.case.collection} if self.case.collection else {})},
             "message": self.message, "reproduce": self.reproduce, "plot": self.plot,
             "known_defect": self.known_defect,
         }

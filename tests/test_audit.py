@@ -264,6 +264,9 @@ def test_values_of_other_collections_and_random_state_are_audited():
     assert set(derivation) == {"Dense_0/kernel", "Dense_0/bias", "BatchNorm_0/scale", "BatchNorm_0/bias",
                                "BatchNorm_0/mean", "BatchNorm_0/var", "proj"}  # sown activations are not values
     assert "handed to its init function" in derivation["proj"].message
+    assert (derivation["proj"].case.collection, derivation["BatchNorm_0/mean"].case.collection) == (
+        "constants", "batch_stats")  # every verdict names its collection
+    assert "[batch_stats]" in str(derivation["BatchNorm_0/mean"].case)
     structure = {v.case.path: v for v in report.verdicts if v.property == "structure"}
     assert structure["BatchNorm_0/var"].status == "pass"
     assert _kernel_law(report, "proj").status == "pass"
@@ -288,3 +291,28 @@ def test_a_model_with_only_unknown_values_is_partial_not_a_pass_on_zero_verdicts
     report = initcheck.audit(Custom, rng=0)
     assert report.passed and report.result == "partial" and report.coverage.covered == 0
     assert "CONFORMS PARTIALLY" in str(report)
+
+
+def test_a_kernel_stored_as_a_transformed_view_is_named_not_failed():
+    """nn.WeightNorm and nn.SpectralNorm keep the normalized view of the kernel (nn.map_variables
+    with init=True): not what the initializer drew, and not a failure."""
+    class Normed(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            x = nn.WeightNorm(nn.Dense(8))(x)
+            return nn.SpectralNorm(nn.Dense(8))(x, update_stats=True)
+
+    report = initcheck.audit(Normed(), jnp.ones((2, 16)), rng=0)
+    assert report.passed and report.result == "partial", report.failure_text()
+    assert [g.split(" (")[0] for g in report.coverage.gaps] == ["Dense_0/kernel", "Dense_1/kernel"]
+    assert all("nn.map_variables" in g for g in report.coverage.gaps)
+    u = {v.property: v for v in report.verdicts if v.case.path.endswith("kernel/u")}  # SpectralNorm's random vector
+    assert u["derivation"].status == "pass" and "audited as created" in u["derivation"].message
+
+
+def test_haiku_cond_at_init_uses_the_branch_whose_keys_were_drawn():
+    def f(x):
+        return hk.cond(True, lambda y: hk.Linear(4, name="a")(y), lambda y: hk.Linear(4, name="a")(y) * 2, x)
+
+    report = initcheck.audit(hk.transform(f), jnp.ones((2, 8)), rng=0, properties=["derivation"])
+    assert report.result == "pass", report.failure_text() + str(report.coverage)

@@ -92,7 +92,7 @@ class _ParameterContext(CaseContext):
     def case(self, name: str) -> Case:
         p = self.parameter
         key = p.derivation + (f" [{p.slice_count} slices]" if p.stacked else "")
-        return Case(self.shape, self.dtype_name, key, path=p.path)
+        return Case(self.shape, self.dtype_name, key, path=p.path, collection=p.collection)
 
     def reproduce(self, name: str) -> str:
         return f"print(initcheck.audit({self.call_text}, properties=[{name!r}]))  # {self.parameter.path}"

@@ -131,6 +131,17 @@ def declared_name(init) -> str:
     return adapters.describe(init)
 
 
+def _random_law(init) -> laws.Law | None:
+    """``jax.random.normal``/``uniform`` used as an initializer ``(key, shape, dtype)``: their defaults."""
+    import jax
+
+    if init is jax.random.normal:
+        return laws.Normal(1.0)
+    if init is jax.random.uniform:
+        return laws.Uniform(0.0, 1.0)
+    return None
+
+
 def _flax_law(init) -> laws.Law | None:
     from flax.nnx.nn import recurrent
 
@@ -153,6 +164,6 @@ def declared_law(init) -> laws.Law | None:
     if init is jnp.ones:
         return laws.Constant(1.0)
     try:
-        return _jax_law(init) or _haiku_law(init) or _flax_law(init)
+        return _jax_law(init) or _haiku_law(init) or _flax_law(init) or _random_law(init)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None  # a closure of another shape (another JAX version): unknown, never guessed

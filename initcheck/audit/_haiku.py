@@ -347,7 +347,11 @@ def record(transformed, inputs, rng, *, reserve_size: int | None = None) -> list
         jax.effects_barrier()
     params, state = out if isinstance(out, tuple) else (out, {})
     _derive(rec, rng, reserve_size)
-    last = {(c.collection, c.name): c for c in rec.created}
+    last = {}  # a name made twice (both branches of hk.cond at init): the last whose keys were seen drawn
+    for c in rec.created:
+        seen = all(n.obs.data or n.obs.unreadable for n in c.nexts)
+        if seen or (c.collection, c.name) not in last:
+            last[c.collection, c.name] = c
     values = []
     for collection, tree in (("params", params), ("state", state)):
         for module, entries in tree.items():

@@ -32,7 +32,7 @@ import numpy as np
 from initcheck import derivation, laws
 from initcheck.audit import _observed as observed
 from initcheck.audit._declared import declared_law
-from initcheck.audit._parameter import Parameter, guarded, stack_axes, stacked_positions
+from initcheck.audit._parameter import Parameter, compare, guarded, stack_axes, stacked_positions
 
 MAPPED = {"vmap": "nn.vmap", "scan": "nn.scan"}  # lifts that map over slices
 PASSING = {"jit", "remat", "map_variables", "vjp", "jvp", "value_and_grad", "custom_vjp", "fold_rngs",
@@ -274,6 +274,8 @@ def _law(c: _Created, shape) -> tuple[laws.Law | None, str]:
         if c.name == "kernel":
             return _dense_general(c.module, shape)
         return declared_law(c.module.bias_init), ""
+    if isinstance(c.module, nn.PReLU) and c.name == "negative_slope":  # a lambda of its constructor's value
+        return laws.Constant(float(c.module.negative_slope_init)), ""
     law = declared_law(c.init)
     if law is None and c.seen is not None and tuple(c.seen.shape) == tuple(shape):
         return c.seen.law, ""  # an init function around a known initializer that returned its output
@@ -412,6 +414,19 @@ def _last_creations(rec: _Recording) -> dict:
     return {(c.collection, (*c.path, c.name)): c for c in rec.created}
 
 
+def _mapped_view(p: Parameter, c: _Created) -> Parameter:
+    """A value made inside ``nn.map_variables`` is stored as the transform's view of it
+    (``nn.WeightNorm`` and ``nn.SpectralNorm`` store normalized kernels): when that view differs from
+    what the initializer made, neither the derivation nor the law can be checked on it."""
+    if p.expected is None or not any(isinstance(f, _Lift) and f.name == "map_variables" for f in c.frames):
+        return p
+    if compare(p.array, p.expected)[0]:
+        return p
+    return dataclasses.replace(p, expected=None, unaudited=(
+        "created inside nn.map_variables, which stores a transformed view of it (e.g. the normalized kernel of "
+        "nn.WeightNorm or nn.SpectralNorm); initcheck does not model that transformation"))
+
+
 def _parameter(where, value, c: _Created | None, ctx: _Context) -> Parameter:
     collection, names = where
     path = "/".join(names)
@@ -426,8 +441,8 @@ def _parameter(where, value, c: _Created | None, ctx: _Context) -> Parameter:
     stacks, stacked = _stacking(c, shape)
     slice_shape = tuple(s for i, s in enumerate(shape) if i not in stacked)
     if c.collection == "params":
-        return _param(path, value, c, stacks, stacked, slice_shape, ctx)
-    return _variable(path, value, c, stacks, stacked, ctx)
+        return _mapped_view(_param(path, value, c, stacks, stacked, slice_shape, ctx), c)
+    return _mapped_view(_variable(path, value, c, stacks, stacked, ctx), c)
 
 
 def _root_form(key, ctx: _Context):
@@ -501,8 +516,18 @@ def _keyed_variable(base: Parameter, c: _Created, stacks, ctx) -> Parameter:
     keys, expected = _evaluate(c.frames, bases, stacks, leaf, ctx)
     text, _ = _key_text(draw, c, stacks, ctx)
     return dataclasses.replace(
-        base, expected=stack_axes(expected, c_axes(stacks, c)), key=jax.numpy.reshape(keys, (-1,)) if stacks else keys,
-        derivation=f"{text}, handed to its init function")
+        _as_created(base, c), expected=stack_axes(expected, c_axes(stacks, c)),
+        key=jax.numpy.reshape(keys, (-1,)) if stacks else keys, derivation=f"{text}, handed to its init function")
+
+
+def _as_created(base: Parameter, c: _Created) -> Parameter:
+    """A variable as its init function made it, when the model changed it later in the same init
+    (a running statistic, SpectralNorm's power iteration, a step counter)."""
+    made = None if c.made is None or isinstance(c.made, jax.core.Tracer) else np.asarray(_unboxed(c.made))
+    if made is None or made.shape != base.shape or np.array_equal(made, base.array, equal_nan=True):
+        return base
+    return dataclasses.replace(base, value=made, note="the model changed it during init after creating it; "
+                                                      "audited as created")
 
 
 def _deterministic_variable(base: Parameter, c: _Created, stacks) -> Parameter:
@@ -512,17 +537,11 @@ def _deterministic_variable(base: Parameter, c: _Created, stacks) -> Parameter:
         again = np.asarray(c.init(*c.args, **c.kwargs))
     except Exception as exc:  # noqa: BLE001 - a closure over the module's scope cannot run outside it
         return dataclasses.replace(base, underived=f"its init function cannot run outside the model ({type(exc).__name__}: {exc})")
-    made = None if c.made is None or isinstance(c.made, jax.core.Tracer) else np.asarray(c.made)
-    note = ""
+    made = None if c.made is None or isinstance(c.made, jax.core.Tracer) else np.asarray(_unboxed(c.made))
     if made is not None and made.shape == again.shape and not np.array_equal(made, again, equal_nan=True):
         return dataclasses.replace(base, problem="its init function gives a different value on a second call "
                                                  "(hidden state or a global random generator?)")
     expected = np.stack([again] * max(1, math.prod(stacks.values())))
     expected = stack_axes(expected.reshape((*stacks.values(), *again.shape)), c_axes(stacks, c))
-    value = base.array
-    if made is not None and value.shape == made.shape and not np.array_equal(value, made, equal_nan=True):
-        note = "the model changed it during init after creating it; audited as created"
-        base = dataclasses.replace(base, value=made)
-    return dataclasses.replace(base, expected=expected, law=base.law or laws.Deterministic(again),
-                               derivation="no key: its init function draws none, and gives the same value again",
-                               note=note)
+    return dataclasses.replace(_as_created(base, c), expected=expected, law=base.law or laws.Deterministic(again),
+                               derivation="no key: its init function draws none, and gives the same value again")
