@@ -96,11 +96,11 @@ def linen_lift_models():
             "jit": Jitted(), "scan-of-jit": ScanOfJit()}, x
 
 
-def assert_every_value_derived(report):
+def assert_every_value_derived(report, name=""):
     verdicts = [v for v in report.verdicts if v.property == "derivation"]
-    failed = [f"{v.case.path}: {v.status}: {v.message}" for v in verdicts if v.status != "pass"]
+    failed = [f"{name}: {v.case.path}: {v.status}: {v.message}" for v in verdicts if v.status != "pass"]
     assert verdicts and not failed, failed
-    assert report.coverage.complete, report.coverage.gaps
+    assert report.coverage.complete, (name, report.coverage.gaps)
 
 
 @pytest.mark.parametrize("impl,partitionable,key_kind", LIFT_SETTINGS)
@@ -109,7 +109,7 @@ def test_linen_lifts_bit_for_bit(impl, partitionable, key_kind):
     with jax_setting(impl, partitionable):
         for name, model in models.items():
             report = initcheck.audit(model, x, rng=root_key(key_kind), properties=["derivation"])
-            assert_every_value_derived(report)
+            assert_every_value_derived(report, name)
 
 
 def test_linen_scan_keys_are_split_base_keys_with_the_path_folded_in_afterwards():
@@ -204,7 +204,7 @@ def test_nnx_lifts_bit_for_bit(impl, partitionable, key_kind):
     rng = 7 if key_kind == "legacy" else jax.random.key(7)
     with jax_setting(impl, partitionable):
         for factory in (SplitVmap, HandSplit, ScanCreated):
-            assert_every_value_derived(initcheck.audit(factory, rng=rng, properties=["derivation"]))
+            assert_every_value_derived(initcheck.audit(factory, rng=rng, properties=["derivation"]), factory.__name__)
 
 
 def test_nnx_multi_head_attention_passes_with_the_flat_draw_understood():
@@ -258,7 +258,7 @@ def test_haiku_lifts_bit_for_bit(impl, partitionable, key_kind, reserve):
     with jax_setting(impl, partitionable), hk.config.context(rng_reserve_size=reserve):
         for name, (f, x) in haiku_lift_models().items():
             report = initcheck.audit(hk.transform(f), x, rng=root_key(key_kind), properties=["derivation"])
-            assert_every_value_derived(report)
+            assert_every_value_derived(report, name)
 
 
 def test_haiku_with_a_fixed_key_is_flagged_and_the_rest_derives():

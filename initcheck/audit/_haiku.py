@@ -213,24 +213,6 @@ def _stored_name(context) -> str:
     return f"{prefix}/{context.full_name}" if prefix else context.full_name
 
 
-class _Keys:
-    """Every key initcheck derived, by its raw bytes, with how it was derived (and the keys the
-    model split or folded from those by hand)."""
-
-    def __init__(self, key_ops: list):
-        self.known: dict[bytes, tuple[object, str]] = {}
-        self.key_ops = key_ops
-
-    def add(self, key, text: str) -> None:
-        self.known.setdefault(derivation.key_bytes(key), (key, text))
-
-    def get(self, data: bytes):
-        found = observed.resolve(data, self.known.get, self.key_ops)
-        if found is not None:
-            self.known.setdefault(data, found)
-        return found
-
-
 def _fixed_seed(data: bytes) -> int | None:
     """s when ``data`` is the raw data of ``PRNGKey(s)`` (or ``jax.random.key(s)``) for a small s."""
     made = np.asarray(jax.vmap(jax.random.PRNGKey)(np.arange(FIXED_SEEDS, dtype=np.uint32)))
@@ -248,7 +230,7 @@ def _slices(s: _Seq) -> int | None:
     return 1
 
 
-def _simulate(s: _Seq, j: int, keys: _Keys, reserve_size: int) -> bool:
+def _simulate(s: _Seq, j: int, keys: observed.DerivedKeys, reserve_size: int) -> bool:
     """Derive slice ``j`` of sequence ``s`` op by op; False while its start is not derived yet."""
     kind, what = s.start
     if kind == "seed":
@@ -297,7 +279,7 @@ def _simulate(s: _Seq, j: int, keys: _Keys, reserve_size: int) -> bool:
 
 def _derive(rec: _Recording, rng, reserve_size: int) -> None:
     """Derive every sequence, slice by slice, until nothing more can be derived."""
-    keys = _Keys(rec.key_ops)
+    keys = observed.DerivedKeys(rec.key_ops)
     root = derivation.haiku_root(rng)
     keys.add(root, "rng")
     progress = True
@@ -324,7 +306,7 @@ def _derive(rec: _Recording, rng, reserve_size: int) -> None:
             s.fixed = f"hk.with_rng(PRNGKey({seed})): a fixed key, the same for every rng the model is given"
 
 
-def _stack_roots(stack: _Stack, rec: _Recording, keys: _Keys) -> None:
+def _stack_roots(stack: _Stack, rec: _Recording, keys: observed.DerivedKeys) -> None:
     """``hk.layer_stack``: the roots of its layers from the key it drew, once that key is derived."""
     if stack.key is None:
         stack.key = next((n for s, n in rec.nexts[stack.first:] if s is stack.seq), None)

@@ -86,18 +86,10 @@ class _States:
     or folded from those by hand; and how many calls each (stream, state) has made."""
 
     def __init__(self):
-        self.own: dict[bytes, tuple[object, str]] = {}
-        self.counts: dict[tuple[str, bytes], int] = {}
         self.key_ops: list = []
-
-    def add(self, actual, own, label: str) -> None:
-        self.own.setdefault(derivation.key_bytes(actual), (own, label))
-
-    def get(self, data: bytes):
-        found = observed.resolve(data, self.own.get, self.key_ops)
-        if found is not None:
-            self.own.setdefault(data, found)
-        return found
+        self.keys = observed.DerivedKeys(self.key_ops)
+        self.counts: dict[tuple[str, bytes], int] = {}
+        self.add, self.get = self.keys.add, self.keys.get
 
     def observe(self, tag: str, slices: list[_Slice], batched: tuple[bool, bool] | None) -> None:
         """Derive the keys of concrete calls (the slices of one call under ``nnx.vmap``, computed
@@ -121,7 +113,7 @@ class _States:
             own = [derivation.nnx_key(k, n) for k, n in zip(states, ns)]
         for s, e, n, k in zip(slices, entries, counts, own):
             s.own, s.own_count, s.text = k, n, f"fold_in({e[1]}, {n})"
-            self.own.setdefault(s.key, (s.own, s.text))
+            self.keys.known.setdefault(s.key, (s.own, s.text))
 
 
 def _layer_classes() -> list[type]:
@@ -307,7 +299,7 @@ def _register(draw: _Draw, s: _Slice, states: _States) -> None:
     if kind == "split" and shape is not None:
         flat = lambda k: derivation.flat_keys(jax.random.split(k, shape))  # noqa: E731
         for a, o in zip(flat(actual), flat(own)):
-            states.add(a, o, f"split({s.text}, {shape})[i]")
+            states.add(o, f"split({s.text}, {shape})[i]", actual=a)
 
 
 def _key(data: bytes, impl):
@@ -339,7 +331,7 @@ def record(factory, inputs, rng) -> tuple[object, list[Parameter]]:
     states = _States()
     for tag, seed in seeds.items():
         stream = rngs[tag]
-        states.add(stream.key[...], derivation.nnx_root(seed), tag)
+        states.add(derivation.nnx_root(seed), tag, actual=stream.key[...])
     calls: list[_Call] = []
     draws: list[_Draw] = []
     assigned: list[_Assigned] = []
@@ -416,7 +408,7 @@ def _values(model, makers: list[tuple[_Assigned, _Call | None]], draws: list[_Dr
         call = found[1] if found is not None else None
         name = "/".join(str(p) for p in path)
         out.append(guarded(name, node.get_raw_value(), type(node).__name__,
-                           lambda: _value(name, node, owner, call, draws, states)))
+                           lambda n=name, v=node, o=owner, c=call: _value(n, v, o, c, draws, states)))
     return out
 
 

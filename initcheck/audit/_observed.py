@@ -104,6 +104,28 @@ def resolve(data: bytes, lookup, ops: list[KeyOp], depth: int = 0):
     return None
 
 
+class DerivedKeys:
+    """Every key initcheck derived, by the raw data of the key the framework used for it, with how
+    it was derived; ``get`` also follows the splits and fold-ins the model made by hand from them."""
+
+    def __init__(self, key_ops: list[KeyOp]):
+        self.known: dict[bytes, tuple[object, str]] = {}
+        self.key_ops = key_ops
+
+    def add(self, own, text: str, actual=None) -> None:
+        """``own`` (and how, ``text``) for the framework's key ``actual`` (default: ``own`` itself)."""
+        from initcheck.derivation import key_bytes
+
+        self.known.setdefault(key_bytes(own if actual is None else actual), (own, text))
+
+    def get(self, data: bytes):
+        """``(own key, text)`` for the framework's key whose raw data is ``data``, or None."""
+        found = resolve(data, self.known.get, self.key_ops)
+        if found is not None:
+            self.known.setdefault(data, found)
+        return found
+
+
 def _inner_code(builder) -> types.CodeType:
     return next(c for c in builder.__code__.co_consts if inspect.iscode(c) and c.co_name == "init")
 
@@ -203,4 +225,4 @@ def made_by(value, calls: list[KnownCall]) -> KnownCall | None:
     return next((c for c in reversed(calls) if c.output is value), None)
 
 
-__all__ = ["KeyOp", "KnownCall", "made_by", "resolve", "watching"]
+__all__ = ["DerivedKeys", "KeyOp", "KnownCall", "made_by", "resolve", "watching"]
