@@ -316,3 +316,17 @@ def test_haiku_cond_at_init_uses_the_branch_whose_keys_were_drawn():
 
     report = initcheck.audit(hk.transform(f), jnp.ones((2, 8)), rng=0, properties=["derivation"])
     assert report.result == "pass", report.failure_text() + str(report.coverage)
+
+
+def test_a_lift_whose_keys_are_not_modelled_is_a_named_skip_never_a_guess():
+    class Branchy(nn.Module):
+        def setup(self):
+            self.dense = nn.Dense(4)
+
+        def __call__(self, x):
+            return nn.cond(True, lambda m, x: m.dense(x), lambda m, x: -m.dense(x), self, x)
+
+    report = initcheck.audit(Branchy(), jnp.ones((2, 8)), rng=0)
+    assert report.passed and report.result == "partial"
+    assert {v.status for v in report.verdicts} == {"skip"}
+    assert all("created inside nn.cond, whose keys initcheck does not model" in v.message for v in report.verdicts)
