@@ -271,3 +271,17 @@ def test_haiku_with_a_fixed_key_is_flagged_and_the_rest_derives():
     status = {v.case.path: v for v in report.verdicts}
     assert status["linear/w"].status == "fail" and "fixed key" in status["linear/w"].message
     assert status["linear_1/w"].status == "pass" and "key #1 of the sequence started at rng" in status["linear_1/w"].message
+
+
+def test_nnx_vmap_over_an_unsplit_stream_gives_identical_members_and_fails():
+    class Clones(nnx.Module):
+        def __init__(self, rngs):
+            @nnx.vmap(in_axes=None, out_axes=0, axis_size=3)
+            def create(rngs):
+                return nnx.Linear(4, 8, rngs=rngs)
+
+            self.members = create(rngs)
+
+    report = initcheck.audit(Clones, rng=0, properties=["derivation"])
+    kernel = next(v for v in report.verdicts if v.case.path == "members/kernel")
+    assert kernel.status == "fail" and "slices 0 and 1 of 3 are identical" in kernel.message

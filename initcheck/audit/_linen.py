@@ -294,7 +294,7 @@ def _draw_key(draw: _Draw, bases: dict, ctx: _Context):
     return derivation.linen_key(base, draw.path[len(base_path):], draw.counter, fix_separator=ctx.fix)
 
 
-def _evaluate(frames: tuple, bases: dict, stacks: list, leaf: Callable, ctx: _Context):
+def _evaluate(frames: tuple, bases: dict, stacks: dict, leaf: Callable, ctx: _Context):
     """``leaf(bases)`` under ``frames``, mirroring them: a fork restarts the streams it forks, a
     mapped lift that stacks this value splits its streams and maps (``jax.vmap`` for ``nn.vmap``,
     one call per slice for ``nn.scan``, as Flax runs them); returns the leaf's results stacked."""
@@ -335,7 +335,7 @@ def _unmodelled(c: _Created, stream: str | None) -> str:
     return ""
 
 
-def _describe(c: _Created, stacks: dict, draw: _Draw | None, ctx: _Context) -> tuple[str, str]:
+def _describe(c: _Created, stacks: dict, draw: _Draw | None) -> tuple[str, str]:
     """The base key of a value's draw as an expression (outermost transform first) and the
     transforms in words: ``("split(params, 4)[i]", "nn.scan over 4 slices")``."""
     expr, words, index = draw.stream if draw else "", [], iter("ijklmn")
@@ -451,7 +451,7 @@ def _root_form(key, ctx: _Context):
 
 def _key_text(draw: _Draw, c: _Created, stacks: dict, ctx: _Context) -> tuple[str, str]:
     """How a draw's key is derived, in words, and the transforms it went through."""
-    base, transform = _describe(c, stacks, draw, ctx)
+    base, transform = _describe(c, stacks, draw)
     forks = [f for f in c.frames if isinstance(f, _Fork) and draw.stream in f.draws]
     suffix = draw.path[len(forks[-1].path):] if forks else draw.path
     data = derivation.linen_hash_input(suffix, draw.counter, fix_separator=ctx.fix)
@@ -464,6 +464,9 @@ def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
 
     law, hint = _law(c, slice_shape)
     draw = c.draw
+    if draw is None:
+        return Parameter(path=path, value=value, declared=c.init, law=law, hint=hint, stacked=stacked,
+                         underived="Flax drew no key for it (make_rng was not called while it was created)")
 
     def leaf(bases):
         key = _draw_key(draw, bases, ctx)
@@ -477,12 +480,13 @@ def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
             derivation.key_bytes(draw.key) != derivation.key_bytes(keys):
         problem = f"Flax handed {path} a different key than the linen rule gives: {text}"
     return Parameter(
-        path=path, value=value, declared=c.init, expected=stack_axes(expected, c_axes(stacks, c)),
+        path=path, value=value, declared=c.init, expected=stack_axes(expected, _insert_axes(stacks, c)),
         key=jax.numpy.reshape(keys, (-1,)) if stacks else keys, problem=problem, law=law, hint=hint,
         derivation=text, stacked=stacked, transform=transform)
 
 
-def c_axes(stacks: dict, c: _Created) -> tuple[int, ...]:
+def _insert_axes(stacks: dict, c: _Created) -> tuple[int, ...]:
+    """The axis each stacking transform inserts for the value's collection, outermost first."""
     return tuple(frame.axes[c.collection] for frame in stacks)
 
 
@@ -490,7 +494,7 @@ def _variable(path, value, c, stacks, stacked, ctx) -> Parameter:
     """A variable of another collection (``self.variable(col, name, init_fn, *args)``)."""
     law = declared_law(c.init) or (c.seen.law if c.seen is not None else None)
     base = Parameter(path=path, value=value, declared=c.init, collection=c.collection, law=law,
-                     stacked=stacked, transform=_describe(c, stacks, c.key_arg and c.key_arg[1], ctx)[1])
+                     stacked=stacked, transform=_describe(c, stacks, c.key_arg and c.key_arg[1])[1])
     if c.key_arg is not None:
         return _keyed_variable(base, c, stacks, ctx)
     if c.draws:
@@ -516,7 +520,7 @@ def _keyed_variable(base: Parameter, c: _Created, stacks, ctx) -> Parameter:
     keys, expected = _evaluate(c.frames, bases, stacks, leaf, ctx)
     text, _ = _key_text(draw, c, stacks, ctx)
     return dataclasses.replace(
-        _as_created(base, c), expected=stack_axes(expected, c_axes(stacks, c)),
+        _as_created(base, c), expected=stack_axes(expected, _insert_axes(stacks, c)),
         key=jax.numpy.reshape(keys, (-1,)) if stacks else keys, derivation=f"{text}, handed to its init function")
 
 
@@ -542,6 +546,6 @@ def _deterministic_variable(base: Parameter, c: _Created, stacks) -> Parameter:
         return dataclasses.replace(base, problem="its init function gives a different value on a second call "
                                                  "(hidden state or a global random generator?)")
     expected = np.stack([again] * max(1, math.prod(stacks.values())))
-    expected = stack_axes(expected.reshape((*stacks.values(), *again.shape)), c_axes(stacks, c))
+    expected = stack_axes(expected.reshape((*stacks.values(), *again.shape)), _insert_axes(stacks, c))
     return dataclasses.replace(_as_created(base, c), expected=expected, law=base.law or laws.Deterministic(again),
                                derivation="no key: its init function draws none, and gives the same value again")

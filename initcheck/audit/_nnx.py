@@ -1,6 +1,9 @@
 """Audit a Flax nnx Module class or factory: build it with ``nnx.Rngs`` made from ``rng``, watch every
-stream call and every ``*_init`` argument of nnx layers (``kernel_init``, ``bias_init``, ...), and
-derive every key with :mod:`initcheck.derivation`.
+stream call, every ``*_init`` argument of nnx layers (``kernel_init``, ``bias_init``, ...), every
+known initializer called (``_observed``) and every Variable stored on a layer, and derive every key
+with :mod:`initcheck.derivation`. A stored Variable is made by its layer's ``*_init`` argument for
+that attribute, or by the call whose output it is; inside ``nnx.vmap`` the layers are copies, found
+by their class and attribute.
 
 The rule (``flax/nnx/rnglib.py``): the n-th call of a stream whose key is ``k`` gives ``fold_in(k, n)``.
 ``fork()`` starts a stream at a key drawn from its parent; ``split_rngs(splits=L)`` (and
@@ -584,7 +587,7 @@ def _initialized(name, value, collection, owner, call: _Call, draws, states: _St
     draw_shape = None if on_layout or drawn_shape == slice_shape else drawn_shape
     missing = [s for s in slices if s.own is None]
     base = dataclasses.replace(law_base, law=law, hint=hint, stacked=stacked, draw_shape=draw_shape,
-                               transform=f"a transform over {len(slices)} slices" if stacked else "")
+                               transform=_transform_text(draw, np.shape(value)[stacked[0]] if stacked else 1))
     if missing:
         return dataclasses.replace(base, underived=(
             f"{len(missing)} of {len(slices)} calls came from a stream state initcheck did not see started "
@@ -598,7 +601,9 @@ def _initialized(name, value, collection, owner, call: _Call, draws, states: _St
         return dataclasses.replace(base, problem=f"nnx handed {_what(call)} a different key than the nnx rule gives")
     own_keys = [s.own for s in slices]
     expected = _run(call, own_keys, draw.batched and len(slices) > 1)
-    expected = expected.reshape((len(slices), *slice_shape))
+    copies = np.shape(value)[stacked[0]] if stacked else 1
+    expected = np.broadcast_to(expected, (copies, *expected.shape[1:])) if len(slices) < copies else expected
+    expected = expected.reshape((copies, *slice_shape))
     if stacked:
         expected = np.moveaxis(expected, 0, stacked[0])
     else:
@@ -610,13 +615,22 @@ def _initialized(name, value, collection, owner, call: _Call, draws, states: _St
                                derivation=f"{first.text} ({where})")
 
 
+def _transform_text(draw: _Draw, copies: int) -> str:
+    if copies == 1:
+        return ""
+    name = "nnx.vmap" if draw.batched else "an nnx transform"
+    return f"{name} over {copies} slices" + (" with one key for all" if len(draw.slices) < copies else "")
+
+
 def _stacked_axes(stored, drawn, count: int) -> tuple[int, ...] | None:
-    """The axis of ``stored`` that holds ``count`` slices of ``drawn`` elements each (() for one call)."""
-    size = int(np.prod(drawn))
-    if count == 1 and int(np.prod(stored)) == size:
+    """The axis of ``stored`` that holds ``count`` slices of ``drawn`` elements each (() for one call;
+    one call stored on several slices is one key handed to every slice, e.g. an unsplit stream
+    under ``nnx.vmap``)."""
+    size, total = int(np.prod(drawn)), int(np.prod(stored))
+    if count == 1 and total == size:
         return ()
     for axis in range(len(stored)):
-        if stored[axis] == count and int(np.prod(stored)) == count * size:
+        if total == stored[axis] * size and (stored[axis] == count or count == 1):
             return (axis,)
     return None
 
