@@ -285,3 +285,13 @@ def test_nnx_vmap_over_an_unsplit_stream_gives_identical_members_and_fails():
     report = initcheck.audit(Clones, rng=0, properties=["derivation"])
     kernel = next(v for v in report.verdicts if v.case.path == "members/kernel")
     assert kernel.status == "fail" and "slices 0 and 1 of 3 are identical" in kernel.message
+
+
+def test_haiku_sequence_is_derived_with_the_reserve_size_initcheck_is_told_not_the_frameworks():
+    f = hk.transform(lambda x: hk.nets.MLP([8, 8, 2])(x))
+    with hk.config.context(rng_reserve_size=1):
+        right = initcheck.audit(f, jnp.ones((1, 4)), rng=0, properties=["derivation"])
+        wrong = initcheck.audit(f, jnp.ones((1, 4)), rng=0, properties=["derivation"], reserve_size=3)
+    assert_every_value_derived(right)
+    failed = [v.case.path for v in wrong.verdicts if v.status == "fail"]
+    assert failed and all(path.endswith("/w") for path in failed)

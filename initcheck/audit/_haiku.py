@@ -54,7 +54,7 @@ class _Next:
 @dataclasses.dataclass(eq=False)
 class _Seq:
     start: tuple                 # ("key", _Obs) | ("state", [_Obs, ...]) | ("seed", int)
-    ops: list = dataclasses.field(default_factory=list)  # ("reserve", n) | ("truncate", n) | ("next", _Next) | ("replace", [_Obs])
+    ops: list = dataclasses.field(default_factory=list)  # ("reserve", n) | ("fill",) | ("next", _Next) | ("replace", [_Obs])
     done: set = dataclasses.field(default_factory=set)   # slices simulated
     stuck: dict = dataclasses.field(default_factory=dict)  # slice -> why it cannot be derived
     fixed: str = ""              # set when the model started it at a fixed key
@@ -111,7 +111,7 @@ def _observe(key) -> _Obs:
 
 @contextlib.contextmanager
 def _watching(rec: _Recording):
-    from haiku._src import base, config
+    from haiku._src import base
     from haiku._src import layer_stack as stacking
 
     seq_cls = base.PRNGSequence
@@ -142,16 +142,20 @@ def _watching(rec: _Recording):
         rec.alive.append(self)
         rec.order.append(s)
 
+    inside: list = []  # in next or reserve_up_to_full: the reserve they make is initcheck's to derive
+
     def reserve(self, num):
-        if num > 0:
+        if num > 0 and not inside:  # hk.reserve_rng_keys, take
             seq_of(self).ops.append(("reserve", num))
         return originals["reserve"](self, num)
 
     def reserve_up_to_full(self):
-        num = config.get_config().rng_reserve_size
-        if num - len(self._subkeys) < 0:
-            seq_of(self).ops.append(("truncate", num))
-        return originals["reserve_up_to_full"](self)
+        seq_of(self).ops.append(("fill",))
+        inside.append(True)
+        try:
+            return originals["reserve_up_to_full"](self)
+        finally:
+            inside.pop()
 
     def replace_internal_state(self, state):
         key, subkeys = state
@@ -159,7 +163,11 @@ def _watching(rec: _Recording):
         return originals["replace_internal_state"](self, state)
 
     def next_key(self):
-        key = originals["__next__"](self)
+        inside.append(True)
+        try:
+            key = originals["__next__"](self)
+        finally:
+            inside.pop()
         s = seq_of(self)
         n = _Next(_observe(key), s)
         s.ops.append(("next", n))
@@ -250,20 +258,26 @@ def _simulate(s: _Seq, j: int, keys: observed.DerivedKeys, reserve_size: int) ->
             return False
         state, queue, text = found[0][0], collections.deque(f[0] for f in found[1:]), found[0][1]
     count = 0
+
+    def reserve(num: int):
+        nonlocal state
+        new = list(jax.random.split(state, num + 1))
+        state = new[0]
+        queue.extend(new[1:])
+        for k in new:
+            keys.add(k, f"a key of the sequence started at {text}")
+
     for op in s.ops:
         if op[0] == "reserve":
-            new = list(jax.random.split(state, op[1] + 1))
-            state = new[0]
-            queue.extend(new[1:])
-            for k in new:
-                keys.add(k, f"a key of the sequence started at {text}")
-        elif op[0] == "truncate":
-            queue = collections.deque(list(queue)[:op[1]])
+            reserve(op[1])
+        elif op[0] == "fill":  # control flow: the queue topped up to R keys, or cut to R
+            if len(queue) < reserve_size:
+                reserve(reserve_size - len(queue))
+            queue = collections.deque(list(queue)[:reserve_size])
         elif op[0] == "next":
             nxt = op[1]
             if not queue:
-                s.stuck[j] = "the sequence handed out a key without reserving one (not modelled)"
-                return True
+                reserve(reserve_size)
             key = queue.popleft()
             count += 1
             nxt.own[j], nxt.spare[j] = key, state
