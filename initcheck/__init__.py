@@ -3,7 +3,7 @@
 from initcheck import laws
 from initcheck._catalog import CatalogEntry, catalog
 from initcheck.api import assert_conforms, check, expects
-from initcheck.audit import audit
+from initcheck.audit import Model, audit
 from initcheck.profiles import Profile
 from initcheck.verdict import Case, Conformance, ConformanceError, Verdict
 
@@ -14,6 +14,7 @@ __all__ = [
     "CatalogEntry",
     "Conformance",
     "ConformanceError",
+    "Model",
     "Profile",
     "Verdict",
     "assert_conforms",

@@ -151,7 +151,11 @@ def _check(init, expect, shapes, dtypes, properties, seed, profile, *, paired: b
     label = adapters.describe(init) if callable(init) else repr(init)
     fn = adapters.canonical(init)
     verdicts: list[Verdict] = []
-    contexts = [CaseContext(fn, label, law, shape, dtype, prof, seed) for shape, dtype in cases]
+    # A case the law itself refuses (variance scaling on a 1-D shape) is an ``errors`` case: the
+    # initializer must raise there; neither the contract nor the statistics run on it.
+    refused = [(shape, dtype) for shape, dtype in cases if law.error_reason(shape, dtype) is not None]
+    contexts = [CaseContext(fn, label, law, shape, dtype, prof, seed) for shape, dtype in cases
+                if (shape, dtype) not in refused]
     gates = []
     for ctx in contexts:
         gate = run_property(check_contract, ctx, "contract")
@@ -162,9 +166,14 @@ def _check(init, expect, shapes, dtypes, properties, seed, profile, *, paired: b
             if name == "contract" or name in PER_INITIALIZER:
                 continue
             verdicts.append(_gated(gate, ctx, name))
+    first = contexts[0] if contexts else CaseContext(fn, label, law, refused[0][0], refused[0][1], prof, seed)
+    first.refused_shapes = [shape for shape, _ in refused]
     for name in PER_INITIALIZER:
         if name in names:
-            verdicts.append(_gated(gates[0], contexts[0], name))
+            verdicts.append(_gated(gates[0], first, name) if gates else run_property(PROPERTIES[name], first, name))
+    if refused and "errors" not in names:
+        verdicts.append(first.skipped("errors", f"shapes {first.refused_shapes} are refused by {law!r}: the "
+                                                "errors property checks that the initializer raises there"))
     return Conformance(label, repr(law), verdicts, prof.name, seed, sampler.device_description(),
                        seconds=time.perf_counter() - started)
 

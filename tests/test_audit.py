@@ -330,3 +330,81 @@ def test_a_lift_whose_keys_are_not_modelled_is_a_named_skip_never_a_guess():
     assert report.passed and report.result == "partial"
     assert {v.status for v in report.verdicts} == {"skip"}
     assert all("created inside nn.cond, whose keys initcheck does not model" in v.message for v in report.verdicts)
+
+
+# -- initcheck.Model, keyword inputs, intended laws ---------------------------------------------------
+
+def test_an_intended_law_that_the_declared_initializer_does_not_promise_fails_naming_both():
+    model = nn.Sequential([nn.Dense(8, kernel_init=nn.initializers.xavier_uniform()), nn.relu,
+                           nn.Dense(1, kernel_init=nn.initializers.constant(41.0))])
+    report = initcheck.audit(model, jnp.ones((2, 16)), expect={"**/layers_2/kernel": laws.Constant(42.0)})
+    (intent,) = [v for v in report.verdicts if v.property == "intent"]
+    assert intent.status == "fail" and intent.case.path == "layers_2/kernel"
+    assert "promises Constant(41.0), but the intended law is Constant(42.0)" in intent.message
+    structure = next(v for v in report.verdicts if v.property == "structure" and v.case.path == "layers_2/kernel")
+    assert structure.status == "fail"  # the values are tested against the intended law too
+    right = initcheck.audit(model, jnp.ones((2, 16)), expect={
+        "layers_0/kernel": laws.VarianceScaling(1.0, "fan_avg", "uniform"), "**/bias": laws.Constant(0.0)})
+    assert right.result == "pass" and sum(v.property == "intent" for v in right.verdicts) == 3
+
+
+def test_an_intended_law_completes_the_coverage_of_an_unknown_initializer():
+    def handmade(key, shape, dtype=jnp.float32):
+        return 0.02 * jax.random.normal(key, shape, dtype)
+
+    model = nn.Dense(64, kernel_init=handmade)
+    assert initcheck.audit(model, jnp.ones((1, 128))).result == "partial"
+    report = initcheck.audit(model, jnp.ones((1, 128)), expect={"kernel": laws.Normal(0.02)})
+    assert report.result == "pass" and report.coverage.complete
+    assert next(v for v in report.verdicts if v.property == "moments" and v.case.path == "kernel").status == "pass"
+
+
+@pytest.mark.parametrize("pattern,matches", [
+    ("**/bias", ["bias", "Dense_0/bias", "a/b/bias"]),
+    ("*/kernel", ["Dense_0/kernel"]),
+    ("Dense_?/kernel", ["Dense_0/kernel"]),
+    ("a/**/bias", ["a/b/bias"]),
+    ("**", ["bias", "Dense_0/bias", "Dense_0/kernel", "a/b/bias"]),
+])
+def test_expect_patterns_are_path_globs(pattern, matches):
+    from initcheck.audit._model import pattern_regex
+
+    paths = ["bias", "Dense_0/bias", "Dense_0/kernel", "a/b/bias"]
+    assert [p for p in paths if pattern_regex(pattern).match(p)] == matches
+
+
+@pytest.mark.parametrize("expect,error,text", [
+    ({"**/layer_2/kernel": laws.Constant(0.0)}, ValueError, "matches none of the model's values"),
+    ({"": laws.Constant(0.0)}, TypeError, "must be a non-empty path glob"),
+    ({"**/kernel": "normal"}, TypeError, "expect['**/kernel']"),
+    ([("kernel", laws.Constant(0.0))], TypeError, "must be a dict of path patterns to laws"),
+])
+def test_bad_expect_is_refused_with_the_fix(expect, error, text):
+    with pytest.raises(error, match=__import__("re").escape(text)):
+        initcheck.audit(nn.Dense(4), jnp.ones((1, 4)), expect=expect)
+
+
+def test_models_with_keyword_inputs_and_rng_dicts_in_every_framework():
+    class Tagger(nn.Module):
+        @nn.compact
+        def __call__(self, *, inputs, train):
+            x = nn.Dense(16)(inputs)
+            return nn.Dropout(0.5, deterministic=not train)(x)
+
+    def haiku_net(x, *, width):
+        return hk.Linear(width)(x)
+
+    class NnxNet(nnx.Module):
+        def __init__(self, din, *, dout, rngs):
+            self.linear = nnx.Linear(din, dout, rngs=rngs)
+
+    for target in (
+        initcheck.Model(Tagger(), kwargs={"inputs": jnp.ones((2, 8)), "train": True}, rng={"params": 0, "dropout": 1}),
+        initcheck.Model(hk.transform(haiku_net), (jnp.ones((2, 8)),), {"width": 4}, rng=jax.random.PRNGKey(3)),
+        initcheck.Model(NnxNet, (8,), {"dout": 4}, rng={"params": 2}),
+    ):
+        report = initcheck.audit(target)
+        assert report.result == "pass", report.failure_text() + str(report.coverage)
+    assert initcheck.Model.of((Tagger(), 1, 2)).args == (1, 2) and initcheck.Model.of(Tagger()).args == ()
+    with pytest.raises(TypeError, match="carries its inputs"):
+        initcheck.audit(initcheck.Model(Tagger()), jnp.ones(1))

@@ -19,6 +19,7 @@ import numpy as np
 
 from initcheck import _dtypes, derivation, laws, profiles, sampler
 from initcheck.audit._declared import declared_name
+from initcheck.audit._model import Model, match, patterns, same_law
 from initcheck.audit._parameter import Parameter, compare
 from initcheck.properties import NotApplicable, run_property, select_properties
 from initcheck.properties._context import CaseContext
@@ -28,7 +29,7 @@ from initcheck.verdict import FAIL, Case, Conformance, Coverage, Verdict
 
 STATISTICAL = {"independence": check_independence, "bounds": check_bounds,
                "distribution": check_distribution, "moments": check_moments}
-AUDIT_PROPERTIES = ("derivation", *STATISTICAL, "structure")
+AUDIT_PROPERTIES = ("derivation", *STATISTICAL, "structure", "intent")
 MIN_VALUES = 20  # fewer values than this in a parameter: too few for a statistical test
 UNKNOWN_LAW = "initcheck does not know the law of {}; mark it with @initcheck.expects(law)"
 
@@ -53,18 +54,19 @@ def _framework(model) -> str:
                     "Transformed; wrap a Haiku function with hk.transform(f) first")
 
 
-def _record(framework: str, model, inputs, rng, *, fix_separator, reserve_size) -> list[Parameter]:
+def _record(framework: str, target: Model, *, fix_separator, reserve_size) -> list[Parameter]:
+    model, inputs, kwargs, rng = target.model, target.args, dict(target.kwargs), target.rng
     if framework == "flax.linen":
         from initcheck.audit import _linen
 
-        return _linen.record(model, inputs, rng, fix_separator=fix_separator)
+        return _linen.record(model, inputs, rng, kwargs=kwargs, fix_separator=fix_separator)
     if framework == "haiku":
         from initcheck.audit import _haiku
 
-        return _haiku.record(model, inputs, rng, reserve_size=reserve_size)
+        return _haiku.record(model, inputs, rng, kwargs=kwargs, reserve_size=reserve_size)
     from initcheck.audit import _nnx
 
-    return _nnx.record(model, inputs, rng)[1]
+    return _nnx.record(model, inputs, rng, kwargs)[1]
 
 
 def _name(model, framework: str) -> str:
@@ -77,7 +79,7 @@ def _name(model, framework: str) -> str:
 class _ParameterContext(CaseContext):
     """A case whose sample is the value itself: its slices (one draw each), pooled."""
 
-    def __init__(self, parameter: Parameter, law: laws.Law, profile, seed: int, call: str):
+    def __init__(self, parameter: Parameter, law: laws.Law, profile, seed: int, call: tuple[str, str]):
         super().__init__(None, parameter.path, law, parameter.slice_shape, _dtypes.canonical(parameter.dtype),
                          profile, seed)
         self.parameter, self.call_text = parameter, call
@@ -95,7 +97,9 @@ class _ParameterContext(CaseContext):
         return Case(self.shape, self.dtype_name, key, path=p.path, collection=p.collection)
 
     def reproduce(self, name: str) -> str:
-        return f"print(initcheck.audit({self.call_text}, properties=[{name!r}]))  # {self.parameter.path}"
+        setup, call = self.call_text
+        options = f"properties=[{name!r}], profile={self.profile.name!r}, seed={self.seed}"
+        return f"{setup}print(initcheck.audit({call}, {options}))  # {self.parameter.path}"
 
 
 def _key_cause(framework: str) -> str:
@@ -191,7 +195,26 @@ def _structure(ctx: _ParameterContext) -> Verdict:
                       n=len(slices))
 
 
+def _intent(ctx: _ParameterContext) -> Verdict:
+    """The law the author intends (``expect``) against the law of the declared initializer."""
+    p, name = ctx.parameter, "intent"
+    where = f"{p.path} (expect[{p.intent_pattern!r}])"
+    if p.law is None:
+        return ctx.passed(name, f"{where}: the declared initializer's law is unknown; its values are tested against "
+                                f"the intended {p.intended!r}")
+    if same_law(p.law, p.intended):
+        return ctx.passed(name, f"{where}: the declared initializer promises the intended {p.intended!r}")
+    declared = declared_name(p.declared) if p.declared is not None else "its initializer"
+    return ctx.failed(name, f"{where}: the declared initializer {declared} promises {p.law!r}, but the intended law "
+                            f"is {p.intended!r}")
+
+
 def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list[Verdict]:
+    if p.intended is not None and p.law is not None and not same_law(p.law, p.intended):
+        p = dataclasses.replace(p, law=p.intended, hint=f"{p.hint} The declared initializer promises "
+                                                      f"{ctx.parameter.law!r}; the intended law is {p.intended!r}.")
+    elif p.intended is not None:
+        p = dataclasses.replace(p, law=p.intended)
     if p.is_key:
         return [ctx.skipped(n, "a PRNG key (random state): its derivation is its whole promise") for n in checks]
     if p.law is None:
@@ -208,7 +231,9 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
         return [ctx.skipped(n, f"{p.law!r} cannot hold for {ctx.shape} {ctx.dtype_name}: {refusal}") for n in checks]
     out = []
     for name in checks:
-        if name == "structure":
+        if name == "intent":
+            out.append(run_property(_intent, ctx, name))
+        elif name == "structure":
             out.append(run_property(_structure, ctx, name))
         elif p.law.kind != "iid":
             out.append(ctx.skipped(name, f"{p.law!r} is not an element-wise i.i.d. law (see structure)"))
@@ -223,8 +248,10 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
 
 
 def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call) -> list[Verdict]:
-    law = p.law if p.law is not None and not p.unaudited else laws.Constant(0.0)
+    tested = p.intended or p.law  # the values are tested against what the author intends, when said
+    law = tested if tested is not None and not p.unaudited else laws.Constant(0.0)
     ctx = _ParameterContext(p, law, prof, seed, call)
+    names = [n for n in names if n != "intent" or p.intended is not None]  # intent: only where expect= says
     if p.computed:
         return [ctx.skipped(n, f"{p.path}: {p.computed}") for n in names]
     out = []
@@ -264,7 +291,7 @@ def coverage(parameters: list[Parameter]) -> Coverage:
         if p.computed:
             computed.append(f"{p.path} ({p.collection}): {p.computed}")
             continue
-        knows = not p.unaudited and (p.law is not None or p.is_key)
+        knows = not p.unaudited and (p.law is not None or p.intended is not None or p.is_key)
         derives = not p.unaudited and not p.underived
         law_known, derived, covered = law_known + knows, derived + derives, covered + (knows and derives)
         if not (knows and derives):
@@ -275,30 +302,66 @@ def coverage(parameters: list[Parameter]) -> Coverage:
     return Coverage(len(parameters) - len(computed), law_known, derived, covered, tuple(gaps), tuple(computed))
 
 
-def audit(model, *inputs, rng=0, properties=None, profile="ci", seed: int = 0,
-          fix_separator: bool | None = None, reserve_size: int | None = None) -> Conformance:
+def audit(model, *inputs, rng=None, expect=None, properties=None, profile="ci", seed: int = 0,
+          fix_separator: bool | None = None, reserve_size: int | None = None, origin: str | None = None,
+          progress=None) -> Conformance:
     """Audit every value ``model`` creates at init: a Flax linen Module (``model.init(rng, *inputs)``),
-    an nnx Module class or factory (``model(*inputs, rngs=nnx.Rngs(rng))``; ``rng`` may be a dict of
-    streams) or a Haiku ``Transformed`` (``model.init(rng, *inputs)``).
+    an nnx Module class or factory (``model(*inputs, rngs=nnx.Rngs(rng))``), a Haiku ``Transformed``
+    (``model.init(rng, *inputs)``), or an :class:`initcheck.Model` that carries its inputs, keyword
+    inputs, rng and intended laws. ``rng`` (default 0) is an int, a key or a dict of streams.
+
+    ``expect`` maps value path globs (``"**/Dense_1/kernel"``, ``"**/bias"``: ``*`` within a segment,
+    ``**`` across) to the laws the author intends: a matching value is tested against the intended
+    law, and the ``intent`` property fails when its declared initializer promises another; a pattern
+    that matches nothing raises ``ValueError``.
 
     ``fix_separator``: the linen ``flax_fix_rng_separator`` flag in force (default: Flax's config);
-    ``reserve_size``: Haiku's ``rng_reserve_size`` (default: Haiku's config). The model is initialized
-    eagerly, once. The report's ``coverage`` says how many values had a known law and a modelled
-    key derivation; with less than all, a report that passes is PARTIAL (``report.result``).
+    ``reserve_size``: Haiku's ``rng_reserve_size`` (default: Haiku's config). ``origin``: Python that
+    defines ``target`` (the model to audit), used in reproduction snippets; ``progress``: called with
+    a line of text as the audit goes. The model is initialized eagerly, once. The report's
+    ``coverage`` says how many values had a known law and a modelled key derivation; with less than
+    all, a report that passes is PARTIAL (``report.result``).
     """
     started = time.perf_counter()
+    say = progress or (lambda line: None)
     prof = profiles.get(profile)
     names = select_properties(properties, AUDIT_PROPERTIES, refusal="{} do not apply to an audit")
-    framework = _framework(model)
-    parameters = _record(framework, model, inputs, rng, fix_separator=fix_separator, reserve_size=reserve_size)
+    if isinstance(model, Model):
+        if inputs:
+            raise TypeError("model=initcheck.Model(...) carries its inputs; pass none beside it")
+        target = model
+    else:
+        target = Model(model, inputs)
+    if expect is not None:
+        patterns(expect)  # refused now, with the fix, before the model is built
+    target = dataclasses.replace(target, rng=target.rng if rng is None else rng,
+                                 expect={**target.expect, **(expect or {})})
+    framework = _framework(target.model)
+    say(f"initializing {_name(target.model, framework)} and watching every value it creates")
+    parameters = _record(framework, target, fix_separator=fix_separator, reserve_size=reserve_size)
+    intended = match(target.expect, [p.path for p in parameters]) if target.expect else {}
+    parameters = [dataclasses.replace(p, intended=intended[p.path][1], intent_pattern=intended[p.path][0])
+                  if p.path in intended else p for p in parameters]
+    say(f"recorded {len(parameters)} values; checking them")
     sharing = _sharing(parameters)
-    call = f"model, {'*inputs, ' if inputs else ''}rng={rng!r}" if isinstance(rng, int) else "model, *inputs, rng=rng"
     verdicts = []
-    for p in parameters:
+    call = _call_text(target, origin)
+    for i, p in enumerate(parameters, 1):
+        if progress is not None and (i == len(parameters) or i % 25 == 0):
+            say(f"checked {i}/{len(parameters)} values")
         verdicts += _verdicts(p, framework, sharing.get(p.path, []), names, prof, seed, call)
-    return Conformance(_name(model, framework), "the declared initializer of each value", verdicts, prof.name,
-                       seed, sampler.device_description(), seconds=time.perf_counter() - started,
+    return Conformance(_name(target.model, framework), "the declared initializer of each value", verdicts,
+                       prof.name, seed, sampler.device_description(), seconds=time.perf_counter() - started,
                        coverage=coverage(parameters))
 
 
-__all__ = ["AUDIT_PROPERTIES", "Parameter", "audit", "coverage"]
+def _call_text(target: Model, origin: str | None) -> tuple[str, str]:
+    """(setup, call) of a reproduction snippet: runnable when ``origin`` defines ``target``."""
+    rng = target.rng
+    if origin:
+        return f"import initcheck\n{origin}\n", f"target, rng={rng!r}" if isinstance(rng, (int, dict)) else "target"
+    rng_text = f"rng={rng!r}" if isinstance(rng, (int, dict)) else "rng=rng"
+    return "", f"model, {'*inputs, ' if target.args else ''}{rng_text}"
+
+
+__all__ = ["AUDIT_PROPERTIES", "Model", "Parameter", "audit", "coverage"]

@@ -332,14 +332,14 @@ def _stack_roots(stack: _Stack, rec: _Recording, keys: observed.DerivedKeys) -> 
                            f"{stack.key.text[j]})")
 
 
-def record(transformed, inputs, rng, *, reserve_size: int | None = None) -> list[Parameter]:
+def record(transformed, inputs, rng, *, kwargs=None, reserve_size: int | None = None) -> list[Parameter]:
     from haiku._src import config
 
     if reserve_size is None:
         reserve_size = config.get_config().rng_reserve_size
     rec = _Recording()
     with _watching(rec):
-        out = transformed.init(rng, *inputs)
+        out = transformed.init(rng, *inputs, **(kwargs or {}))
         jax.effects_barrier()
     params, state = out if isinstance(out, tuple) else (out, {})
     _derive(rec, rng, reserve_size)

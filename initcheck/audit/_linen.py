@@ -363,8 +363,8 @@ def _stacking(c: _Created, shape) -> tuple[dict, tuple[int, ...]]:
     return {f: shape[p] for f, p in zip(frames, positions)}, positions
 
 
-def record(module, inputs, rng, *, fix_separator: bool | None = None, method=None) -> list[Parameter]:
-    """Run ``module.init(rng, *inputs)`` eagerly and return every value it created with its
+def record(module, inputs, rng, *, kwargs=None, fix_separator: bool | None = None) -> list[Parameter]:
+    """Run ``module.init(rng, *inputs, **kwargs)`` eagerly and return every value it created with its
     derived key(s). A value created inside a cached ``nn.jit`` trace is not seen being created:
     then JAX's caches are cleared and the init runs once more."""
     from flax import config
@@ -378,7 +378,7 @@ def record(module, inputs, rng, *, fix_separator: bool | None = None, method=Non
     for attempt in range(2):
         rec = _Recording()
         with _watching(rec):
-            variables = module.init(rng, *inputs, **({} if method is None else {"method": method}))
+            variables = module.init(rng, *inputs, **(kwargs or {}))
         values = _flat_variables(variables, rec.sown)
         created = _last_creations(rec)
         unseen = [names for key, names in (k for k in values if k not in created)]

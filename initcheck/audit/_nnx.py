@@ -324,8 +324,8 @@ def _check_factory(factory) -> None:
                         "model is audited as a Module class or a factory called as model(*inputs, rngs=...)")
 
 
-def record(factory, inputs, rng) -> tuple[object, list[Parameter]]:
-    """Build ``factory(*inputs, rngs=nnx.Rngs(...))`` and return the model and every value it holds."""
+def record(factory, inputs, rng, kwargs=None) -> tuple[object, list[Parameter]]:
+    """Build ``factory(*inputs, **kwargs, rngs=nnx.Rngs(...))``; return the model and every value it holds."""
     from flax import nnx
 
     _check_factory(factory)
@@ -340,7 +340,7 @@ def record(factory, inputs, rng) -> tuple[object, list[Parameter]]:
     assigned: list[_Assigned] = []
     known: list = []
     with _watching(calls, draws, states, assigned, known):
-        model = factory(*inputs, rngs=rngs)
+        model = factory(*inputs, **(kwargs or {}), rngs=rngs)
         jax.effects_barrier()
     if not isinstance(model, nnx.Module):
         raise TypeError(f"model: {factory!r} returned {type(model).__name__}, not an nnx.Module; pass an nnx "

@@ -42,6 +42,8 @@ class Parameter:
     note: str = ""                # a fact worth knowing that is not a failure
     is_key: bool = False          # random state: a PRNG key (its value is its key data)
     computed: str = ""            # not an initial value: what the model computed at init (sown, set_state)
+    intended: laws.Law | None = None  # the law the model's author intends for it (audit's expect=)
+    intent_pattern: str = ""      # the expect pattern that matched it
 
     @property
     def array(self) -> np.ndarray:

@@ -30,6 +30,7 @@ class CaseContext:
     profile: Profile
     seed: int
     _drawn: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
+    refused_shapes: list = dataclasses.field(default_factory=list)  # given shapes the law refuses: errors cases
 
     @property
     def size(self) -> int:

@@ -90,7 +90,7 @@ def check_contract(ctx: CaseContext):
 
 def check_errors(ctx: CaseContext):
     name = "errors"
-    shapes = EDGE_SHAPES + [s for s in ctx.law.edge_shapes() if s not in EDGE_SHAPES]
+    shapes = EDGE_SHAPES + [s for s in [*ctx.law.edge_shapes(), *ctx.refused_shapes] if s not in EDGE_SHAPES]
     problems, notes = [], []
     for shape in shapes:
         reason = ctx.law.error_reason(shape, ctx.dtype)

@@ -1,0 +1,102 @@
+"""What to audit and how to initialize it (``initcheck.Model``), and the laws its author intends for
+some of its values (``expect``: path patterns to laws)."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from initcheck import laws
+
+
+@dataclasses.dataclass(frozen=True)
+class Model:
+    """A model with its inputs: ``model.init(rng, *args, **kwargs)`` for a Flax linen Module or a
+    Haiku ``Transformed``, ``model(*args, **kwargs, rngs=nnx.Rngs(rng))`` for an nnx Module class or
+    factory. ``rng`` is an int, a key or a dict of streams (``{"params": 0, "dropout": 1}``).
+    ``expect`` maps value path patterns to the laws the author intends (see :func:`match`)."""
+
+    model: Any
+    args: tuple = ()
+    kwargs: Mapping = dataclasses.field(default_factory=dict)
+    rng: Any = 0
+    expect: Mapping = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if not isinstance(self.args, tuple):
+            raise TypeError(f"Model: args={self.args!r} must be a tuple of inputs, e.g. args=(x,)")
+        if not isinstance(self.kwargs, Mapping):
+            raise TypeError(f"Model: kwargs={self.kwargs!r} must be a dict of keyword inputs")
+        patterns(self.expect)  # bad patterns and laws are refused now, not after the model is built
+
+    @classmethod
+    def of(cls, made) -> Model:
+        """A model factory's result as a ``Model``: a ``Model``, a ``(model, *inputs)`` tuple, or a
+        model alone."""
+        if isinstance(made, Model):
+            return made
+        if isinstance(made, tuple):
+            if not made:
+                raise TypeError("a model factory returned an empty tuple; return (model, *inputs) or "
+                                "initcheck.Model(model, args=..., kwargs=..., rng=..., expect=...)")
+            return cls(made[0], tuple(made[1:]))
+        return cls(made)
+
+
+def _segment(text: str) -> str:
+    return "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in text)
+
+
+def pattern_regex(pattern: str) -> re.Pattern:
+    """A value path glob as a regex: ``*`` and ``?`` within one path segment, ``**`` for any number
+    of segments (none included): ``"**/bias"`` matches ``"bias"`` and ``"Dense_0/bias"``."""
+    parts, regex = pattern.strip("/").split("/"), ""
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if part == "**":
+            regex += ".*" if last else "(?:[^/]+/)*"
+        else:
+            regex += _segment(part) + ("" if last else "/")
+    return re.compile(regex + r"\Z")
+
+
+def patterns(expect) -> list[tuple[str, re.Pattern, laws.Law]]:
+    """``expect`` checked: a mapping of non-empty string patterns to laws."""
+    if not isinstance(expect, Mapping):
+        raise TypeError(f"expect={expect!r} must be a dict of path patterns to laws, e.g. "
+                        "{'**/Dense_1/kernel': laws.VarianceScaling(1.0, 'fan_avg', 'uniform')}")
+    out = []
+    for pattern, law in expect.items():
+        if not isinstance(pattern, str) or not pattern.strip("/"):
+            raise TypeError(f"expect: the pattern {pattern!r} must be a non-empty path glob such as '**/kernel'")
+        try:
+            law = laws.as_law(law)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"expect[{pattern!r}]: {exc}") from None
+        out.append((pattern, pattern_regex(pattern), law))
+    return out
+
+
+def match(expect, paths: list[str]) -> dict[str, tuple[str, laws.Law]]:
+    """path -> (pattern, intended law) for every path a pattern matches (the first pattern wins). A
+    pattern that matches nothing is an error: a typo must not pass silently."""
+    out: dict[str, tuple[str, laws.Law]] = {}
+    for pattern, regex, law in patterns(expect):
+        hits = [p for p in paths if regex.match(p)]
+        if not hits:
+            shown = ", ".join(paths[:12]) + (", ..." if len(paths) > 12 else "")
+            raise ValueError(f"expect: the pattern {pattern!r} matches none of the model's values ({shown}); "
+                             "fix the pattern (* within a path segment, ** across segments)")
+        for path in hits:
+            out.setdefault(path, (pattern, law))
+    return out
+
+
+def same_law(a: laws.Law, b: laws.Law) -> bool:
+    """Two laws promise the same thing (the refusals a catalog attaches aside)."""
+    return repr(a).split(".refusing(")[0] == repr(b).split(".refusing(")[0]
+
+
+__all__ = ["Model", "match", "pattern_regex", "patterns", "same_law"]
