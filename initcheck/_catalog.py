@@ -231,7 +231,8 @@ def check_entry(entry: CatalogEntry, *, profile="ci", seed: int = 0, dtypes: Seq
     ``full_grid`` profile), and mark the failures its known defects explain."""
     from initcheck import api
 
+    origin = f"entry = next(e for e in initcheck.catalog() if e.id == {entry.id!r})\ninit, law = entry.init, entry.law"
     report = api.check_paired(entry.init, entry.law, dtypes=list(dtypes or entry.dtypes), properties=properties,
-                              profile=profile, seed=seed)
+                              profile=profile, seed=seed, origin=origin)
     report.initializer = entry.id
     return _defects.triage(report, entry.defects)

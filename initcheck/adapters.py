@@ -68,8 +68,39 @@ def signature_problem(init) -> str | None:
     return None
 
 
+def is_haiku_style(init) -> bool:
+    """A function of the user's written the Haiku way, ``init(shape, dtype)`` (it draws its keys with
+    ``hk.next_rng_key()``): it takes ``(shape, dtype)`` but not ``(key, shape, dtype)``, and its first
+    parameter is not a key. Library functions of that form (``jnp.zeros``) are not initializers and
+    are left alone."""
+    if not callable(init) or is_haiku_initializer(init):
+        return False
+    module = getattr(init, "__module__", None) or ""
+    if module.split(".")[0] in ("jax", "jaxlib", "numpy", "haiku", "flax"):
+        return False
+    try:
+        sig = inspect.signature(init)
+    except (TypeError, ValueError):
+        return False
+    try:
+        sig.bind(object(), (1,), "float32")
+        return False
+    except TypeError:
+        pass
+    try:
+        sig.bind((1,), "float32")
+    except TypeError:
+        return False
+    first = next(iter(sig.parameters), "")
+    return first.lower() not in KEY_NAMES  # init(key, shape) is a wrong signature, not Haiku's
+
+
+KEY_NAMES = ("key", "rng", "prng", "prng_key", "rng_key", "seed")
+
+
 def canonical(init) -> Initializer:
-    """``init`` in canonical form: Haiku initializers are wrapped, others are returned as they are."""
-    if is_haiku_initializer(init):
+    """``init`` in canonical form: Haiku initializers (objects of ``hk.initializers`` and the user's
+    own ``init(shape, dtype)`` functions) are wrapped, others are returned as they are."""
+    if is_haiku_initializer(init) or is_haiku_style(init):
         return from_haiku(init)
     return init

@@ -109,22 +109,25 @@ def _gated(gate: Verdict, ctx: CaseContext, name: str) -> Verdict:
 
 
 def check(init, expect, *, shapes=None, dtypes=None, properties: Sequence[str] | None = None,
-          seed: int = 0, profile: str | profiles.Profile = "ci") -> Conformance:
+          seed: int = 0, profile: str | profiles.Profile = "ci", origin: str | None = None) -> Conformance:
     """Check ``init(key, shape, dtype)`` against the law ``expect`` (an ``initcheck.laws`` law or a
     frozen continuous scipy.stats distribution) on every case (shape x dtype) and property.
 
     ``shapes``/``dtypes``: lists or Hypothesis strategies (drawn deterministically from ``seed``);
     by default ``profile.cases`` shapes from ``initcheck.strategies.shapes_for(expect)`` in float32.
-    Keys derive from ``seed`` and the case, so the same call gives the same verdicts.
+    A shape the law refuses (variance scaling on a 1-D shape) is an ``errors`` case: the initializer
+    must raise there. Keys derive from ``seed`` and the case, so the same call gives the same
+    verdicts. ``origin``: Python that defines ``init`` and ``law``, so that a failure's reproduction
+    snippet runs as printed (e.g. ``"from mypkg.inits import good as init\nlaw = init.__initcheck_law__"``).
     """
-    return _check(init, expect, shapes, dtypes, properties, seed, profile, paired=False)
+    return _check(init, expect, shapes, dtypes, properties, seed, profile, paired=False, origin=origin)
 
 
 def check_paired(init, expect, *, dtypes, properties: Sequence[str] | None = None, seed: int = 0,
-                 profile: str | profiles.Profile = "ci") -> Conformance:
+                 profile: str | profiles.Profile = "ci", origin: str | None = None) -> Conformance:
     """``check`` on ``paired_cases`` of the drawn shapes and ``dtypes`` (the whole grid when
     ``profile.full_grid``)."""
-    return _check(init, expect, None, dtypes, properties, seed, profile, paired=True)
+    return _check(init, expect, None, dtypes, properties, seed, profile, paired=True, origin=origin)
 
 
 def paired_cases(shapes: Sequence, dtypes: Sequence) -> list[tuple]:
@@ -133,7 +136,8 @@ def paired_cases(shapes: Sequence, dtypes: Sequence) -> list[tuple]:
     return [(shapes[i % len(shapes)], dtypes[i % len(dtypes)]) for i in range(max(len(shapes), len(dtypes)))]
 
 
-def _check(init, expect, shapes, dtypes, properties, seed, profile, *, paired: bool) -> Conformance:
+def _check(init, expect, shapes, dtypes, properties, seed, profile, *, paired: bool,
+           origin: str | None = None) -> Conformance:
     """Every property on every case (the contract first: a case whose contract fails runs nothing
     else), and the per-initializer properties on the first case."""
     started = time.perf_counter()
@@ -154,7 +158,7 @@ def _check(init, expect, shapes, dtypes, properties, seed, profile, *, paired: b
     # A case the law itself refuses (variance scaling on a 1-D shape) is an ``errors`` case: the
     # initializer must raise there; neither the contract nor the statistics run on it.
     refused = [(shape, dtype) for shape, dtype in cases if law.error_reason(shape, dtype) is not None]
-    contexts = [CaseContext(fn, label, law, shape, dtype, prof, seed) for shape, dtype in cases
+    contexts = [CaseContext(fn, label, law, shape, dtype, prof, seed, origin=origin) for shape, dtype in cases
                 if (shape, dtype) not in refused]
     gates = []
     for ctx in contexts:
@@ -166,7 +170,8 @@ def _check(init, expect, shapes, dtypes, properties, seed, profile, *, paired: b
             if name == "contract" or name in PER_INITIALIZER:
                 continue
             verdicts.append(_gated(gate, ctx, name))
-    first = contexts[0] if contexts else CaseContext(fn, label, law, refused[0][0], refused[0][1], prof, seed)
+    first = contexts[0] if contexts else CaseContext(fn, label, law, refused[0][0], refused[0][1], prof, seed,
+                                                     origin=origin)
     first.refused_shapes = [shape for shape, _ in refused]
     for name in PER_INITIALIZER:
         if name in names:
@@ -186,15 +191,29 @@ def assert_conforms(init, expect, **options) -> Conformance:
     return report
 
 
-def expects(expect, *, shapes=None, dtypes=None):
-    """Mark a user initializer with the law it promises (read by ``initcheck.audit`` and by
-    ``pytest --initcheck``). ``shapes`` and ``dtypes`` (as for ``check``) are the cases the plugin
-    checks it on; by default those ``check`` chooses."""
+def expects(expect, *, shapes=None, dtypes=None, skip=None):
+    """Mark a user initializer with the law it promises (read by ``initcheck.audit``, ``initcheck
+    check`` and ``pytest --initcheck``). ``shapes`` and ``dtypes`` (as for ``check``) are the cases
+    the plugin checks it on; by default those ``check`` chooses. ``skip`` maps properties the
+    declaration opts out of to the reason, shown in the report (``{"errors": "the std depends on the
+    shape; 1-D shapes are fine here"}``). Works on functions ``init(key, shape, dtype)`` and on
+    Haiku-style ``init(shape, dtype)`` alike."""
     law = laws.as_law(expect)
+    skip = dict(skip or {})
+    unknown = sorted(set(skip) - set(PROPERTIES))
+    if unknown:
+        raise ValueError(f"expects: skip={skip!r} names unknown properties {unknown}; choose from "
+                         f"{', '.join(PROPERTIES)}")
+    if not all(isinstance(r, str) and r.strip() for r in skip.values()):
+        raise ValueError(f"expects: skip={skip!r}: give each skipped property a reason, e.g. "
+                         "skip={'errors': 'the std depends on the shape'}")
 
     def mark(init):
+        if not callable(init):
+            raise TypeError(f"expects(...) marks an initializer; got {init!r}")
         init.__initcheck_law__ = law
         init.__initcheck_cases__ = {"shapes": shapes, "dtypes": dtypes}
+        init.__initcheck_skip__ = skip
         return init
 
     return mark

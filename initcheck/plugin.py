@@ -177,6 +177,7 @@ class ConformanceFailure(Exception):
 
 
 _CACHE: dict = {}  # (target, settings) -> Conformance or exception: one check per target and process
+_errors_shown: dict[str, str] = {}  # target -> the item whose failure shows why it could not be checked
 
 
 def _conformance(target: Target, settings: Settings):
@@ -198,6 +199,7 @@ class Target:
     kind: str
     load: object  # () -> the initializer, the model factory or the catalog entry; raises a clear error
     order: int = 0
+    origin: str = ""  # Python that imports it, for reproduction snippets that run as printed
 
     def properties(self) -> tuple[str, ...]:
         from initcheck.audit import AUDIT_PROPERTIES
@@ -217,12 +219,29 @@ class Target:
             triage = check_entry(thing, profile=profile, seed=settings.seed)
             return Checked(triage.report, thing, triage)
         if self.kind == "initializer":
-            cases = getattr(thing, "__initcheck_cases__", None) or {}
-            return Checked(initcheck.check(thing, thing.__initcheck_law__, profile=profile, seed=settings.seed,
-                                           shapes=cases.get("shapes"), dtypes=cases.get("dtypes")))
+            return Checked(_check_declared(thing, profile, settings.seed, self.origin))
         made = thing()
-        model, *inputs = made if isinstance(made, tuple) else (made,)
-        return Checked(initcheck.audit(model, *inputs, rng=settings.seed, profile=profile, seed=settings.seed))
+        target = initcheck.Model.of(made)
+        rng = None if isinstance(made, initcheck.Model) else settings.seed  # a Model says its own rng
+        return Checked(initcheck.audit(target, rng=rng, profile=profile, seed=settings.seed, origin=self.origin))
+
+
+def _check_declared(init, profile, seed: int, origin: str):
+    """``check`` of an ``@expects`` initializer on its declared cases, less the properties its
+    declaration opts out of (each a skip with the declaration's reason)."""
+    import initcheck
+    from initcheck.properties import PROPERTIES
+    from initcheck.verdict import SKIP, Case, Verdict
+
+    cases = getattr(init, "__initcheck_cases__", None) or {}
+    skip = getattr(init, "__initcheck_skip__", None) or {}
+    report = initcheck.check(init, init.__initcheck_law__, profile=profile, seed=seed, shapes=cases.get("shapes"),
+                             dtypes=cases.get("dtypes"), properties=[p for p in PROPERTIES if p not in skip],
+                             origin=origin)
+    for prop, why in skip.items():
+        report.verdicts.append(Verdict(prop, False, None, None, 0.0, 0, Case((), "", ""),
+                                       f"skipped by its declaration: {why}", "", status=SKIP))
+    return report
 
 
 @dataclasses.dataclass
@@ -258,15 +277,28 @@ def _initializer_targets(module_name: str) -> list[Target]:
         return [Target(module_name, "broken",
                        _failing_load(f"initcheck: cannot import modules entry {module_name!r}: "
                                      f"{type(exc).__name__}: {exc}"))]
-    found = [Target(f"{module_name}.{name}", "initializer", (lambda obj=obj: obj))
-             for name, obj in sorted(vars(module).items())
-             if getattr(obj, "__initcheck_law__", None) is not None
-             and getattr(obj, "__module__", module_name) == module_name]  # not imported ones
+    found = []
+    for name, obj in sorted(vars(module).items()):
+        if getattr(obj, "__initcheck_law__", None) is None or id(obj) in _seen_initializers:
+            continue  # (one bound in two declared modules is checked once, under the first)
+        _seen_initializers.add(id(obj))
+        wrap = f"\ninit = initcheck.adapters.from_haiku({name})" if _haiku_style(obj) else f"\ninit = {name}"
+        origin = f"from {module_name} import {name}{wrap}\nlaw = {name}.__initcheck_law__"
+        found.append(Target(f"{module_name}.{name}", "initializer", (lambda obj=obj: obj), origin=origin))
     if not found:
         return [Target(module_name, "broken", _failing_load(
             f"initcheck: module {module_name!r} has no @initcheck.expects(...) initializers; decorate them "
             "or remove it from [tool.initcheck] modules"))]
     return found
+
+
+_seen_initializers: set[int] = set()
+
+
+def _haiku_style(init) -> bool:
+    from initcheck import adapters
+
+    return adapters.is_haiku_initializer(init) or adapters.is_haiku_style(init)
 
 
 def _model_target(spec: str) -> Target:
@@ -281,7 +313,8 @@ def _model_target(spec: str) -> Target:
                             "(model, *inputs)")
         return factory
 
-    return Target(spec, "model", load)
+    origin = f"from {module_name} import {attr}\ntarget = initcheck.Model.of({attr}())"
+    return Target(spec, "model", load, origin=origin)
 
 
 def _catalog_targets(frameworks) -> list[Target]:
@@ -293,6 +326,7 @@ def _catalog_targets(frameworks) -> list[Target]:
 class InitcheckCollector(pytest.Collector):
     def collect(self):
         settings = self.config.stash[_SETTINGS]
+        _seen_initializers.clear()
         targets = [t for m in settings.modules for t in _initializer_targets(m)]
         targets += [_model_target(spec) for spec in settings.models]
         targets += _catalog_targets(settings.frameworks)
@@ -322,6 +356,10 @@ class InitcheckItem(pytest.Item):
         if isinstance(result, Exception):
             error = f"{type(result).__name__}: {result}"
             self._record(error=error, verdicts=[])
+            if self.target.name in _errors_shown:  # one error, told once: the other items point to it
+                raise ConformanceFailure(f"[initcheck] {self.target.name} could not be checked (the error is "
+                                         f"shown once, under {_errors_shown[self.target.name]})")
+            _errors_shown[self.target.name] = self.nodeid
             raise ConformanceFailure(f"[initcheck] {self.target.name} could not be checked: {error}")
         report = result.report
         verdicts = [v for v in report.verdicts if v.property == self.prop]
@@ -370,9 +408,44 @@ class InitcheckItem(pytest.Item):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(session, config, items):
-    """Add the conformance items before ``-m``/``-k`` select among all items."""
+    """Add the conformance items before ``-m``/``-k`` select among all items, reported like any
+    collected node (so that "collected N items" counts them)."""
     if _SETTINGS in config.stash:
-        items.extend(InitcheckCollector.from_parent(session, name="initcheck", nodeid="initcheck").collect())
+        from _pytest.runner import collect_one_node
+
+        report = collect_one_node(InitcheckCollector.from_parent(session, name="initcheck", nodeid="initcheck"))
+        config.hook.pytest_collectreport(report=report)
+        items.extend(item for item in report.result if isinstance(item, pytest.Item))
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``pytest -n`` with xdist's default ``--dist load``: the items of one target go to one
+    worker together, which checks the target once (spread over workers, each would check it again);
+    every other test is scheduled as xdist's load would."""
+    if _SETTINGS not in config.stash or config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class TargetScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _split_nodeid(nodeid)[0] if nodeid.startswith("initcheck::") else nodeid
+
+        def remove_node(self, node):
+            """A crashed worker's item is reported (by xdist) and not run again; the rest of its
+            work goes back to the queue (xdist's loadscope would run the crashing item again)."""
+            workload = self.assigned_work.pop(node)
+            if not self._pending_of(workload):
+                return None
+            scope, crashitem = next((scope, nodeid) for scope, unit in workload.items()
+                                    for nodeid, done in unit.items() if not done)
+            workload[scope][crashitem] = True
+            self.workqueue.update({s: unit for s, unit in workload.items() if not all(unit.values())})
+            for other in self.assigned_work:
+                self._reschedule(other)
+            return crashitem
+
+    return TargetScheduling(config, log)
 
 
 def pytest_runtest_logreport(report):
@@ -400,6 +473,7 @@ def pytest_sessionstart(session):
     _results = {} if _SETTINGS in session.config.stash else None
     _started = time.perf_counter()
     _written.clear()
+    _errors_shown.clear()
 
 
 def _split_nodeid(nodeid: str) -> tuple[str, str]:

@@ -108,7 +108,7 @@ def test_downstream_project(downstream, mode, request):
     assert got["initcheck::mypkg.inits.wrong_scale[moments]"] == "failed"
     assert got["initcheck::mypkg.inits.raises[contract]"] == "failed"
     audit = {k: v for k, v in got.items() if "mypkg.models:mlp[" in k}
-    assert len(audit) == 7 and set(audit.values()) <= {"passed", "skipped"}  # 6 properties and coverage
+    assert len(audit) == 8 and set(audit.values()) <= {"passed", "skipped"}  # 7 properties and coverage
     assert audit["initcheck::mypkg.models:mlp[derivation]"] == "passed"
     text = result.stdout.str()
     # The failure shows the conformance message, not the plugin's traceback.

@@ -31,6 +31,7 @@ class CaseContext:
     seed: int
     _drawn: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
     refused_shapes: list = dataclasses.field(default_factory=list)  # given shapes the law refuses: errors cases
+    origin: str | None = None  # Python that defines ``init`` and ``law`` (reproduction snippets run as printed)
 
     @property
     def size(self) -> int:
@@ -94,13 +95,14 @@ class CaseContext:
         return _dtypes.to_float64(self.sample)
 
     def reproduce(self, name: str) -> str:
-        return (
-            "import scipy.stats, jax.numpy as jnp, initcheck\n"
-            "from initcheck.laws import *\n"
-            f"init = ...  # {self.label}\n"
-            f"print(initcheck.check(init, {self.law!r}, shapes=[{self.shape!r}], dtypes=[{self.dtype_name!r}],\n"
-            f"                      properties=[{name!r}], seed={self.seed}, profile={self.profile.name!r}))"
-        )
+        if self.origin:
+            setup, law = f"import initcheck\n{self.origin}\n", "law"
+        else:
+            setup = ("import scipy.stats, jax.numpy as jnp, initcheck\nfrom initcheck.laws import *\n"
+                     f"init = ...  # {self.label}\n")
+            law = repr(self.law)
+        return (f"{setup}print(initcheck.check(init, {law}, shapes=[{self.shape!r}], dtypes=[{self.dtype_name!r}],\n"
+                f"                      properties=[{name!r}], seed={self.seed}, profile={self.profile.name!r}))")
 
     def verdict(self, name: str, result: TestResult | None, *, n: int, alpha: float | None = None,
                 message: str = "", passed: bool | None = None, mde: float | None = None,
