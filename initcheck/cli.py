@@ -169,8 +169,12 @@ def _check(args) -> int:
         else:
             raise ValueError(f"{args.target} declares no law (@initcheck.expects); give one with --expect, "
                              f"e.g. --expect \"normal(std=0.01)\"")
+        if args.haiku:
+            from initcheck import adapters
+
+            init = adapters.from_haiku(init)
         report = initcheck.check(init, law, shapes=args.shapes, dtypes=args.dtypes, properties=args.properties,
-                                 seed=args.seed, profile=args.profile)
+                                 seed=args.seed, profile=args.profile, origin=_origin_of_check(args))
     except (ValueError, TypeError) as exc:
         print(f"initcheck check: {exc}", file=sys.stderr)
         return 2
@@ -182,6 +186,51 @@ def _check(args) -> int:
                                         seconds=report.seconds), json_path=args.json, html_path=args.html):
             print(f"wrote {path}")
     return 0 if report.passed else 1
+
+
+def _origin_of_check(args) -> str:
+    """Python that defines ``init`` and ``law`` as ``initcheck check`` did (reproduction snippets)."""
+    loader = f"init = initcheck.cli._load_target({args.target!r})"
+    if args.haiku:
+        loader += "\ninit = initcheck.adapters.from_haiku(init)"
+    law = (f"law = initcheck.law_syntax.parse_law({args.expect!r})" if args.expect is not None else
+           f"law = initcheck.cli._load_target({args.target!r}).__initcheck_law__")
+    return f"import initcheck.cli, initcheck.law_syntax\n{loader}\n{law}"
+
+
+def _audit(args) -> int:
+    import initcheck
+    from initcheck import document as doc
+
+    def progress(line: str) -> None:
+        print(f"initcheck audit: {line}", file=sys.stderr, flush=True)
+
+    try:
+        factory = _load_target(args.target)
+        if not callable(factory):
+            raise TypeError(f"{args.target} is not callable; give a function returning (model, *inputs) or "
+                            "initcheck.Model(model, args=..., kwargs=..., rng=..., expect=...)")
+        progress(f"building the model with {args.target}()")
+        made = factory()
+        target = initcheck.Model.of(made)
+        rng = None if isinstance(made, initcheck.Model) else args.seed  # as pytest --initcheck does
+        module, _, attr = args.target.partition(":")
+        origin = f"from {module} import {attr}\ntarget = initcheck.Model.of({attr}())"
+        report = initcheck.audit(target, rng=rng, properties=args.properties, profile=args.profile, seed=args.seed,
+                                 origin=origin if attr.isidentifier() else None, progress=progress)
+    except (ValueError, TypeError) as exc:
+        print(f"initcheck audit: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    if args.json or args.html:
+        row = doc.target(args.target, "model", verdicts=[v.to_dict() for v in report.verdicts], law=report.law,
+                         seconds=report.seconds, coverage=report.coverage.to_dict())
+        for path in doc.write(doc.build("initcheck audit", [row], profile=args.profile, seed=args.seed,
+                                        seconds=report.seconds), json_path=args.json, html_path=args.html):
+            print(f"wrote {path}")
+    if not report.passed:
+        return 1
+    return 1 if args.strict and report.result == "partial" else 0
 
 
 def _shapes(text: str) -> list[tuple[int, ...]]:
@@ -207,6 +256,12 @@ def _properties(text: str) -> list[str]:
     from initcheck.properties import PROPERTIES
 
     return _subset(text, list(PROPERTIES))
+
+
+def _audit_properties(text: str) -> list[str]:
+    from initcheck.audit import AUDIT_PROPERTIES
+
+    return _subset(text, list(AUDIT_PROPERTIES))
 
 
 def _frameworks(text: str) -> list[str]:
@@ -272,17 +327,32 @@ def main(argv: list[str] | None = None) -> int:
                        help="dtypes to check (default: float32)")
     check.add_argument("--properties", type=_properties, default=None, metavar="moments,distribution",
                        help="properties to check (default: all)")
-    check.add_argument("--json", metavar="PATH", default=None, help="also write the JSON report to PATH")
-    check.add_argument("--html", metavar="PATH", default=None, help="also write the HTML report to PATH")
+    check.add_argument("--haiku", action="store_true",
+                       help="the target is a Haiku-style init(shape, dtype) that draws keys with hk.next_rng_key() "
+                            "(recognized by itself when its first parameter is not a key)")
+    audit = commands.add_parser(
+        "audit", help="audit one model: every value it creates at init, its key and its law",
+        description="Audit the model MODULE:FACTORY() returns ((model, *inputs) or initcheck.Model(...)): the "
+                    "same verdicts as pytest --initcheck's items; exit status 1 if it does not conform (or is "
+                    "PARTIAL with --strict), 2 on bad arguments.")
+    audit.add_argument("target", metavar="MODULE:FACTORY", help="a function returning (model, *inputs) or an "
+                                                                "initcheck.Model, e.g. mypkg.models:resnet")
+    audit.add_argument("--properties", type=_audit_properties, default=None, metavar="derivation,moments",
+                       help="audit properties to check (default: all)")
+    audit.add_argument("--strict", action="store_true",
+                       help="a PARTIAL model (values without a known law or a modelled key derivation) fails")
+    for sub in (check, audit):
+        sub.add_argument("--json", metavar="PATH", default=None, help="also write the JSON report to PATH")
+        sub.add_argument("--html", metavar="PATH", default=None, help="also write the HTML report to PATH")
     listing = commands.add_parser("list", help="list the built-in catalog, grouped by framework")
-    for sub in (check, report):
+    for sub in (check, report, audit):
         sub.add_argument("--profile", default="ci", choices=sorted(profiles.PROFILES), help="how hard to look")
         sub.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
-    for sub in (check, report, listing):
+    for sub in (check, report, listing, audit):
         sub.add_argument("--xla-optimize", action="store_true",
                          help="keep XLA's default compiler settings (by default initcheck compiles with "
                               f"{_xla.FAST_COMPILE_SETTING}: compiles dominate a check)")
-    for sub in (check, report):
+    for sub in (check, report, audit):
         sub.add_argument("--compile-cache", metavar="DIR", default=None,
                          help="keep XLA's compiled code in DIR and reuse it in later runs (JAX's persistent "
                               "compilation cache; a rerun of the catalog takes about 20%% less time; without it, "
@@ -293,6 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--x64", action="store_true",
                          help="turn on JAX's x64 mode first, which adds float64 and complex128 to the dtypes")
     check.set_defaults(run=_check)
+    audit.set_defaults(run=_audit)
     report.set_defaults(run=_report)
     listing.set_defaults(run=_list)
     args = parser.parse_args(argv)

@@ -344,9 +344,10 @@ class InitcheckItem(pytest.Item):
 
     def _record(self, **data) -> None:
         """This item's part of the report; it travels to the xdist controller in user_properties."""
+        worker = getattr(self.config, "workerinput", {}).get("workerid")
         self.user_properties.append((PROPERTY_KEY, json.dumps({
             "target": self.target.name, "kind": self.target.kind, "order": self.target.order,
-            "property": self.prop, **data})))
+            "property": self.prop, "worker": worker, **data})))
 
     def runtest(self):
         from initcheck import document
@@ -504,6 +505,7 @@ def conformance_document(results: dict, settings: Settings, seconds: float) -> d
         row["facts"].update({k: data[k] for k in ("framework", "same_as", "dtypes", "notes", "known_defects",
                                                   "expected_defect_missing") if k in data})
         row["items"].append({"nodeid": nodeid, "property": prop, "outcome": item["outcome"],
+                             "worker": data.get("worker"),
                              **({"message": item["message"]} if "message" in item else {})})
     ordered = sorted(rows.items(), key=lambda kv: (kv[1]["order"] is None, kv[1]["order"] or 0, kv[0]))
     targets = [document.target(name, row["kind"] or "unknown", verdicts=row["verdicts"], law=row["law"],
