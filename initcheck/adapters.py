@@ -24,7 +24,30 @@ def describe(init) -> str:
     qualname = getattr(init, "__qualname__", None)
     if qualname is None:
         return f"{type(init).__module__}.{type(init).__qualname__}"
+    if module == "jax._src.nn.initializers" and ".<locals>" in qualname:
+        return _jax_builder_call(init, qualname.split(".<locals>")[0])
     return f"{module}.{qualname}"
+
+
+def _jax_builder_call(init, builder: str) -> str:
+    """A ``jax.nn.initializers`` closure as the call that made it, from the values it keeps:
+    ``jax.nn.initializers.constant(value=41.0)`` (the dtype argument left out)."""
+    import inspect
+
+    try:
+        kept = inspect.getclosurevars(init).nonlocals
+    except (TypeError, ValueError):
+        kept = {}
+    import jax.nn.initializers
+
+    try:
+        order = list(inspect.signature(getattr(jax.nn.initializers, builder)).parameters)
+    except (AttributeError, TypeError, ValueError):
+        order = []
+    names = [n for n in order if n in kept] + sorted(n for n in kept if n not in order)
+    arguments = ", ".join(f"{name}={kept[name]!r}" for name in names
+                          if name != "dtype" and isinstance(kept[name], (int, float, str, tuple)))
+    return f"jax.nn.initializers.{builder}({arguments})"
 
 
 def is_haiku_initializer(init) -> bool:

@@ -156,9 +156,23 @@ def load_settings(config) -> Settings:
     return Settings(tuple(modules), tuple(models), frameworks, profile, seed, limit, strict)
 
 
+def _pin_worker(config) -> None:
+    """An xdist worker runs on its own share of the CPUs, taken before JAX starts: unpinned, each
+    JAX process keeps every core busy (XLA's threads wait by spinning) and two workers run no
+    faster than one."""
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None:
+        return
+    from initcheck import _runner
+
+    shares = _runner.cpu_shares(int(workerinput.get("workercount", 1)), _runner.available_cpus())
+    _runner.run_on(shares[int(str(workerinput.get("workerid", "gw0"))[2:] or 0) % len(shares)])
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", f"{MARKER}: a conformance item of initcheck (pytest --initcheck)")
     if config.getoption("initcheck"):
+        _pin_worker(config)
         config.stash[_SETTINGS] = load_settings(config)
         from initcheck import document
 
@@ -277,15 +291,18 @@ def _initializer_targets(module_name: str) -> list[Target]:
         return [Target(module_name, "broken",
                        _failing_load(f"initcheck: cannot import modules entry {module_name!r}: "
                                      f"{type(exc).__name__}: {exc}"))]
-    found = []
+    found, marked = [], 0
     for name, obj in sorted(vars(module).items()):
-        if getattr(obj, "__initcheck_law__", None) is None or id(obj) in _seen_initializers:
-            continue  # (one bound in two declared modules is checked once, under the first)
+        if getattr(obj, "__initcheck_law__", None) is None:
+            continue
+        marked += 1
+        if id(obj) in _seen_initializers:
+            continue  # one bound in two declared modules is checked once, under the first
         _seen_initializers.add(id(obj))
         wrap = f"\ninit = initcheck.adapters.from_haiku({name})" if _haiku_style(obj) else f"\ninit = {name}"
         origin = f"from {module_name} import {name}{wrap}\nlaw = {name}.__initcheck_law__"
         found.append(Target(f"{module_name}.{name}", "initializer", (lambda obj=obj: obj), origin=origin))
-    if not found:
+    if not marked:
         return [Target(module_name, "broken", _failing_load(
             f"initcheck: module {module_name!r} has no @initcheck.expects(...) initializers; decorate them "
             "or remove it from [tool.initcheck] modules"))]

@@ -23,7 +23,7 @@ def thresholded_uniform(threshold):
 
 def test_public_names_are_exactly_all():
     assert sorted(initcheck.__all__) == sorted(
-        ["Case", "CatalogEntry", "Conformance", "ConformanceError", "Profile", "Verdict", "assert_conforms", "audit", "catalog",
+        ["Case", "CatalogEntry", "Conformance", "ConformanceError", "Model", "Profile", "Verdict", "assert_conforms", "audit", "catalog",
          "check", "expects", "laws"])
     for name in initcheck.__all__:
         assert hasattr(initcheck, name)
