@@ -2,7 +2,7 @@
 model with an rng dict and keyword inputs and an intended law, an nnx model, a Haiku model) and
 initializers declared in every way (decorated, marked at module level on a factory's result,
 imported from another module, Haiku-style, opting out of a property), in pytester subprocesses
-without xdist and with ``-n 2``.
+without xdist, with xdist installed but idle, and with ``-n 2``.
 
 Statistical verdicts use the quick profile (alpha 1e-6 each; about 60 of them here, so a correct
 target fails by chance with probability below 1e-4); every key is derived from the seed."""
@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from tests.test_plugin import items, outcomes, run
+from tests.test_plugin import MODES, items, outcomes, run
 
 PYPROJECT = """
 [tool.pytest.ini_options]
@@ -113,9 +113,9 @@ def shop(pytester):
     return pytester
 
 
-@pytest.mark.parametrize("mode", ["no-xdist", "n2"])
+@pytest.mark.parametrize("mode", MODES)
 def test_a_real_project(shop, mode):
-    result = run(shop, *(("-p", "no:xdist") if mode == "no-xdist" else ("-n", "2")), "--initcheck-json=r.json")
+    result = run(shop, *MODES[mode], "--initcheck-json=r.json")
     text = result.stdout.str()
     got = outcomes(shop.path / "r.json")
     targets = {nodeid.split("::")[1].rsplit("[", 1)[0] for nodeid in got}
