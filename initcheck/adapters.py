@@ -32,14 +32,12 @@ def describe(init) -> str:
 def _jax_builder_call(init, builder: str) -> str:
     """A ``jax.nn.initializers`` closure as the call that made it, from the values it keeps:
     ``jax.nn.initializers.constant(value=41.0)`` (the dtype argument left out)."""
-    import inspect
+    import jax.nn.initializers
 
     try:
         kept = inspect.getclosurevars(init).nonlocals
     except (TypeError, ValueError):
         kept = {}
-    import jax.nn.initializers
-
     try:
         order = list(inspect.signature(getattr(jax.nn.initializers, builder)).parameters)
     except (AttributeError, TypeError, ValueError):
@@ -121,9 +119,13 @@ def is_haiku_style(init) -> bool:
 KEY_NAMES = ("key", "rng", "prng", "prng_key", "rng_key", "seed")
 
 
+def takes_haiku_form(init) -> bool:
+    """``init(shape, dtype)`` drawing keys with ``hk.next_rng_key()``: an object of
+    ``hk.initializers`` or the user's own function written that way."""
+    return is_haiku_initializer(init) or is_haiku_style(init)
+
+
 def canonical(init) -> Initializer:
-    """``init`` in canonical form: Haiku initializers (objects of ``hk.initializers`` and the user's
-    own ``init(shape, dtype)`` functions) are wrapped, others are returned as they are."""
-    if is_haiku_initializer(init) or is_haiku_style(init):
-        return from_haiku(init)
-    return init
+    """``init`` in canonical form: Haiku-form initializers (``takes_haiku_form``) are wrapped,
+    others are returned as they are."""
+    return from_haiku(init) if takes_haiku_form(init) else init

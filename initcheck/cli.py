@@ -201,6 +201,7 @@ def _origin_of_check(args) -> str:
 def _audit(args) -> int:
     import initcheck
     from initcheck import document as doc
+    from initcheck.audit._model import factory_origin
 
     def progress(line: str) -> None:
         print(f"initcheck audit: {line}", file=sys.stderr, flush=True)
@@ -211,13 +212,9 @@ def _audit(args) -> int:
             raise TypeError(f"{args.target} is not callable; give a function returning (model, *inputs) or "
                             "initcheck.Model(model, args=..., kwargs=..., rng=..., expect=...)")
         progress(f"building the model with {args.target}()")
-        made = factory()
-        target = initcheck.Model.of(made)
-        rng = None if isinstance(made, initcheck.Model) else args.seed  # as pytest --initcheck does
-        module, _, attr = args.target.partition(":")
-        origin = f"from {module} import {attr}\ntarget = initcheck.Model.of({attr}())"
-        report = initcheck.audit(target, rng=rng, properties=args.properties, profile=args.profile, seed=args.seed,
-                                 origin=origin if attr.isidentifier() else None, progress=progress)
+        target = initcheck.Model.of(factory(), rng=args.seed)  # as pytest --initcheck does
+        report = initcheck.audit(target, properties=args.properties, profile=args.profile, seed=args.seed,
+                                 origin=factory_origin(args.target), progress=progress)
     except (ValueError, TypeError) as exc:
         print(f"initcheck audit: {exc}", file=sys.stderr)
         return 2

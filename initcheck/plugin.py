@@ -234,10 +234,8 @@ class Target:
             return Checked(triage.report, thing, triage)
         if self.kind == "initializer":
             return Checked(_check_declared(thing, profile, settings.seed, self.origin))
-        made = thing()
-        target = initcheck.Model.of(made)
-        rng = None if isinstance(made, initcheck.Model) else settings.seed  # a Model says its own rng
-        return Checked(initcheck.audit(target, rng=rng, profile=profile, seed=settings.seed, origin=self.origin))
+        target = initcheck.Model.of(thing(), rng=settings.seed)  # a Model says its own rng
+        return Checked(initcheck.audit(target, profile=profile, seed=settings.seed, origin=self.origin))
 
 
 def _check_declared(init, profile, seed: int, origin: str):
@@ -285,6 +283,8 @@ def _failing_load(message: str):
 
 
 def _initializer_targets(module_name: str) -> list[Target]:
+    from initcheck import adapters
+
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - reported as the module's errored item
@@ -299,7 +299,7 @@ def _initializer_targets(module_name: str) -> list[Target]:
         if id(obj) in _seen_initializers:
             continue  # one bound in two declared modules is checked once, under the first
         _seen_initializers.add(id(obj))
-        wrap = f"\ninit = initcheck.adapters.from_haiku({name})" if _haiku_style(obj) else f"\ninit = {name}"
+        wrap = f"\ninit = initcheck.adapters.from_haiku({name})" if adapters.takes_haiku_form(obj) else f"\ninit = {name}"
         origin = f"from {module_name} import {name}{wrap}\nlaw = {name}.__initcheck_law__"
         found.append(Target(f"{module_name}.{name}", "initializer", (lambda obj=obj: obj), origin=origin))
     if not marked:
@@ -310,12 +310,6 @@ def _initializer_targets(module_name: str) -> list[Target]:
 
 
 _seen_initializers: set[int] = set()
-
-
-def _haiku_style(init) -> bool:
-    from initcheck import adapters
-
-    return adapters.is_haiku_initializer(init) or adapters.is_haiku_style(init)
 
 
 def _model_target(spec: str) -> Target:
@@ -330,8 +324,9 @@ def _model_target(spec: str) -> Target:
                             "(model, *inputs)")
         return factory
 
-    origin = f"from {module_name} import {attr}\ntarget = initcheck.Model.of({attr}())"
-    return Target(spec, "model", load, origin=origin)
+    from initcheck.audit._model import factory_origin
+
+    return Target(spec, "model", load, origin=factory_origin(spec) or "")
 
 
 def _catalog_targets(frameworks) -> list[Target]:
@@ -534,22 +529,28 @@ def conformance_document(results: dict, settings: Settings, seconds: float) -> d
 
 
 def pytest_sessionfinish(session, exitstatus):
+    """The controller builds the session's document once: written where asked, summarized in the
+    terminal summary (which pytest runs after this hook)."""
     config = session.config
-    json_path, html_path = config.getoption("initcheck_json"), config.getoption("initcheck_report")
-    if _results is None or (json_path is None and html_path is None) or hasattr(config, "workerinput"):
+    _document.clear()
+    if not _results or hasattr(config, "workerinput"):
         return
     from initcheck import document
 
     report = conformance_document(_results, config.stash[_SETTINGS], time.perf_counter() - _started)
-    _written.extend(document.write(report, json_path=json_path, html_path=html_path))
+    _document.append(report)
+    json_path, html_path = config.getoption("initcheck_json"), config.getoption("initcheck_report")
+    if json_path is not None or html_path is not None:
+        _written.extend(document.write(report, json_path=json_path, html_path=html_path))
 
 
 _written: list = []
+_document: list = []  # the controller's document of this session, once built
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    if _results and not hasattr(config, "workerinput"):
-        report = conformance_document(_results, config.stash[_SETTINGS], 0.0)
+    if _document:
+        report = _document[0]
         counts = ", ".join(f"{n} {r.upper()}" for r, n in report["counts"].items() if n)
         terminalreporter.write_line(f"initcheck: {len(report['targets'])} targets: {counts}")
         for target in report["targets"]:

@@ -210,11 +210,10 @@ def _intent(ctx: _ParameterContext) -> Verdict:
 
 
 def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list[Verdict]:
-    if p.intended is not None and p.law is not None and not same_law(p.law, p.intended):
-        p = dataclasses.replace(p, law=p.intended, hint=f"{p.hint} The declared initializer promises "
-                                                      f"{ctx.parameter.law!r}; the intended law is {p.intended!r}.")
-    elif p.intended is not None:
-        p = dataclasses.replace(p, law=p.intended)
+    if p.intended is not None:  # the values are tested against what the author intends
+        differs = p.law is not None and not same_law(p.law, p.intended)
+        hint = f"{p.hint} The declared initializer promises {p.law!r}; the intended law is {p.intended!r}."
+        p = dataclasses.replace(p, law=p.intended, hint=hint if differs else p.hint)
     if p.is_key:
         return [ctx.skipped(n, "a PRNG key (random state): its derivation is its whole promise") for n in checks]
     if p.law is None:

@@ -32,17 +32,24 @@ class Model:
         patterns(self.expect)  # bad patterns and laws are refused now, not after the model is built
 
     @classmethod
-    def of(cls, made) -> Model:
-        """A model factory's result as a ``Model``: a ``Model``, a ``(model, *inputs)`` tuple, or a
-        model alone."""
+    def of(cls, made, rng=0) -> Model:
+        """A model factory's result as a ``Model``: a ``Model`` (with its own rng), or a
+        ``(model, *inputs)`` tuple or a model alone, initialized from ``rng``."""
         if isinstance(made, Model):
             return made
         if isinstance(made, tuple):
             if not made:
                 raise TypeError("a model factory returned an empty tuple; return (model, *inputs) or "
                                 "initcheck.Model(model, args=..., kwargs=..., rng=..., expect=...)")
-            return cls(made[0], tuple(made[1:]))
-        return cls(made)
+            return cls(made[0], tuple(made[1:]), rng=rng)
+        return cls(made, rng=rng)
+
+
+def factory_origin(spec: str) -> str | None:
+    """Python that defines ``target`` from the model factory ``MODULE:FACTORY``, for reproduction
+    snippets (None when FACTORY is not a plain name)."""
+    module, _, attr = spec.partition(":")
+    return f"from {module} import {attr}\ntarget = initcheck.Model.of({attr}())" if attr.isidentifier() else None
 
 
 def _segment(text: str) -> str:
@@ -99,4 +106,4 @@ def same_law(a: laws.Law, b: laws.Law) -> bool:
     return repr(a).split(".refusing(")[0] == repr(b).split(".refusing(")[0]
 
 
-__all__ = ["Model", "match", "pattern_regex", "patterns", "same_law"]
+__all__ = ["Model", "factory_origin", "match", "pattern_regex", "patterns", "same_law"]
