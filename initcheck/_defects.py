@@ -58,10 +58,12 @@ class KnownDefect:
 _JAX = "https://github.com/jax-ml/jax/blob/jax-v0.10.2/jax/_src"
 
 LOW_PRECISION_SAMPLING = KnownDefect(
-    "jax-low-precision-sampling", "jax", "0.10.2", ("precision",), ("bfloat16", "float16"),
+    "jax-low-precision-sampling", "jax", "0.10.2", ("precision", "distribution", "moments"), ("bfloat16", "float16"),
     "jax.random.uniform/normal/truncated_normal draw 16-bit outputs from only m mantissa bits "
     "(128 distinct bfloat16 values, 1024 float16 values, no normal tail beyond about 2.9 sd in "
-    "bfloat16) instead of sampling in float32 and rounding; distribution and moments still pass",
+    "bfloat16) instead of sampling in float32 and rounding: too few distinct values (precision), "
+    "tails cut short and single values far more frequent than the rounded law allows "
+    "(distribution), and moments off from those of the law rounded to the dtype",
     f"{_JAX}/random/core.py (_uniform builds 16-bit floats from nmant random bits); initcheck.inits "
     "samples in float32 and rounds")
 HAIKU_LOW_PRECISION_SAMPLING = dataclasses.replace(

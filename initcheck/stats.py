@@ -139,3 +139,20 @@ def sign_test(values: np.ndarray, name: str) -> TestResult:
     k = int(np.sum(values > 0))
     p = float(stats.binomtest(k, values.size, 0.5).pvalue)
     return TestResult(float(k), p, name, f"{name}: {k} of {values.size} positive")
+
+
+def binomial_two_sided(observed: int, n: int, p: float, name: str) -> TestResult:
+    """Two-sided binomial test of ``observed`` successes in ``n`` trials of probability ``p``:
+    2 min(P(K <= observed), P(K >= observed)), at most 1."""
+    low = float(stats.binom.cdf(observed, n, p))
+    high = float(stats.binom.sf(observed - 1, n, p))
+    return TestResult(float(observed), min(1.0, 2 * min(low, high)), name,
+                      f"{name}: {observed} observed, {n * p:.3g} expected")
+
+
+def binomial_excess(observed: int, n: int, p: float, name: str, *, cells: float = 1.0) -> TestResult:
+    """Too many: P(K >= observed) for K ~ Binomial(n, p), times ``cells`` (a union bound over the
+    cells any of which could have shown the excess)."""
+    tail = float(stats.binom.sf(observed - 1, n, min(p, 1.0))) if observed > 0 else 1.0
+    return TestResult(float(observed), min(1.0, cells * tail), name,
+                      f"{name}: {observed} observed, at most {n * p:.3g} expected")

@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from initcheck import _dtypes, derivation, laws, profiles, sampler
+from initcheck.audit import _key_use
 from initcheck.audit._declared import declared_name
 from initcheck.audit._model import Model, match, patterns, same_law
 from initcheck.audit._parameter import Parameter, compare
@@ -124,6 +125,8 @@ def _equal_slices(p: Parameter) -> tuple[int, int] | None:
 
 def _derivation(ctx: _ParameterContext, framework: str, sharing: list[str]) -> Verdict:
     p, name = ctx.parameter, "derivation"
+    if p.key_use and not sharing:  # whatever the key bookkeeping says, even where it is not modelled
+        return ctx.failed(name, p.key_use, n=p.array.size)
     if p.underived:
         return ctx.skipped(name, f"{p.path}: {p.underived}")
     if p.problem:
@@ -255,7 +258,7 @@ def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call) ->
         return [ctx.skipped(n, f"{p.path}: {p.computed}") for n in names]
     out = []
     if "derivation" in names:
-        out.append(ctx.skipped("derivation", f"{p.path}: {p.unaudited}") if p.unaudited else
+        out.append(ctx.skipped("derivation", f"{p.path}: {p.unaudited}") if p.unaudited and not p.key_use else
                    run_property(lambda c: _derivation(c, framework, sharing), ctx, "derivation"))
     checks = [n for n in names if n != "derivation"]
     if p.unaudited:
@@ -341,6 +344,8 @@ def audit(model, *inputs, rng=None, expect=None, properties=None, profile="ci", 
     intended = match(target.expect, [p.path for p in parameters]) if target.expect else {}
     parameters = [dataclasses.replace(p, intended=intended[p.path][1], intent_pattern=intended[p.path][0])
                   if p.path in intended else p for p in parameters]
+    if "derivation" in names:
+        parameters = _key_use_checked(parameters, framework, target, fix_separator, reserve_size, say)
     say(f"recorded {len(parameters)} values; checking them")
     sharing = _sharing(parameters)
     verdicts = []
@@ -352,6 +357,16 @@ def audit(model, *inputs, rng=None, expect=None, properties=None, profile="ci", 
     return Conformance(_name(target.model, framework), "the declared initializer of each value", verdicts,
                        prof.name, seed, sampler.device_description(), seconds=time.perf_counter() - started,
                        coverage=coverage(parameters))
+
+
+def _key_use_checked(parameters, framework, target, fix_separator, reserve_size, say) -> list[Parameter]:
+    """``parameters`` with ``key_use`` set where a random value ignores the model's key: it comes
+    out the same from another root key, or copies another random value (``_key_use``)."""
+    say("initializing it again from another root key: every random value must change")
+    again = {p.path: p for p in _record(framework, dataclasses.replace(target, rng=_key_use.other_rng(target.rng)),
+                                        fix_separator=fix_separator, reserve_size=reserve_size)}
+    problems = {**_key_use.copies(parameters, again), **_key_use.unchanged(parameters, again, framework)}
+    return [dataclasses.replace(p, key_use=problems[p.path]) if p.path in problems else p for p in parameters]
 
 
 def _call_text(target: Model, origin: str | None) -> tuple[str, str]:

@@ -44,6 +44,7 @@ class Parameter:
     computed: str = ""            # not an initial value: what the model computed at init (sown, set_state)
     intended: laws.Law | None = None  # the law the model's author intends for it (audit's expect=)
     intent_pattern: str = ""      # the expect pattern that matched it
+    key_use: str = ""             # why this random value does not depend on its key (see _key_use)
 
     @property
     def array(self) -> np.ndarray:

@@ -3,7 +3,10 @@
 Low-precision allowances, in units of the dtype's resolution r = 2^-m (m mantissa bits): the CDF may
 be off by 2r (what an m-bit uniform source gives), or by the exact distance between the law and the
 law rounded to the dtype where that is larger (a mean far from 0 rounds coarser than the std
-suggests); the mean by 4r std and the variance by 8r of itself. For float32 these are negligible; for bfloat16 the ``precision`` property is the strict one.
+suggests). ``moments`` tests the mean and variance against the exact moments of the law rounded to
+a 16-bit dtype (allowing 4 r^2 std and 8 r^2 of the variance for a second rounding), and against
+the law's own in wider dtypes (allowing 4 r std and 8 r, negligible in float32); the tails and
+single values are tested against the rounded law too (``_tails``).
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import math
 
 import numpy as np
 
-from initcheck import _dtypes, stats
+from initcheck import _dtypes, _rounding, stats
 from initcheck._element import ComplexLaw, RealLaw
+from initcheck.properties import _tails
 from initcheck.properties._context import CaseContext, NotApplicable
 
 CDF_ALLOWANCE_R, MEAN_ALLOWANCE_R, VAR_ALLOWANCE_R = 2, 4, 8
@@ -43,7 +47,9 @@ def check_independence(ctx: CaseContext):
     if ctx.size < 2 and not isinstance(law, ComplexLaw):
         raise NotApplicable("a single element has nothing to be independent of")
     x = ctx.sample64
-    x = _dtypes.as_real_pairs(x) if isinstance(law, ComplexLaw) else x - law.mean
+    # centred on the sample's own mean: a mean bias (or the rounding of a law far from 0) is the
+    # business of moments, and would read here as correlation of every pair
+    x = _dtypes.as_real_pairs(x) if isinstance(law, ComplexLaw) else x - float(np.mean(x))
     flat = x.reshape(x.shape[0], -1)
     dependent = {a % max(len(ctx.shape), 1) + 1 for a in ctx.law.dependent_axes(ctx.shape)}  # axis 0 pools draws
     views = [(f"axis {a}", x, a) for a in range(1, x.ndim) if x.shape[a] >= 2 and a not in dependent]
@@ -120,6 +126,7 @@ def check_distribution(ctx: CaseContext):
         results = [
             stats.ks_test(modulus2, law.modulus2.cdf, allowance=allowance, name="KS of |z|^2"),
             stats.ks_test(phase, lambda t: t, allowance=allowance, name="KS of the phase (uniform)"),
+            *_tails.tail_tests(modulus2, law.modulus2, _dtypes.real_part(ctx.dtype), "|z|^2"),
         ]
         return ctx.verdict(name, stats.bonferroni(results), n=x.size, plot=plot_data(modulus2, law.modulus2, "|z|^2"))
     x = np.sort(x)  # sorted once, for the KS test and the plot's quantiles
@@ -145,6 +152,11 @@ def check_distribution(ctx: CaseContext):
             allowance = max(allowance, rounding_distance(law.continuous_cdf, ctx.dtype))
         results.append(stats.ks_test(continuous, law.continuous_cdf, allowance=allowance,
                                      name="KS of the continuous part" if atoms else "KS"))
+        results.extend(_tails.tail_tests(x, law, ctx.dtype))
+        in_dtype = [float(_dtypes.to_float64(np.asarray(v).astype(ctx.dtype))) for v, _ in atoms]
+        atom = _tails.atom_test(x, law, ctx.dtype, in_dtype)
+        if atom is not None:
+            results.append(atom)
     return ctx.verdict(name, stats.bonferroni(results), n=x.size, plot=plot_data(x, law, "x"))
 
 
@@ -182,11 +194,17 @@ def check_moments(ctx: CaseContext):
         raise NotApplicable("a constant has no spread to measure (see structure)")
     if not (math.isfinite(law.var) and math.isfinite(law.mu4)):
         raise NotApplicable("the law has no finite fourth moment; moments cannot be tested")
-    mean = stats.mean_test(x, law.mean, law.var, allowance=MEAN_ALLOWANCE_R * res * law.std)
-    scale = stats.variance_test(x, law.mean, law.var, law.mu4, rel_allowance=VAR_ALLOWANCE_R * res)
-    mde = stats.mde_scale(x.size, law.var, law.mu4, ctx.profile.alpha / 2)
+    target = _rounding.law_moments(law, ctx.dtype)  # in 16-bit dtypes, the rounded law's, exactly
+    # allowances: r for float32 and wider; r^2 (a second rounding) in 16-bit dtypes, whose exact
+    # moments leave nothing else to allow for
+    slack = res * res if _dtypes.is_low_precision(ctx.dtype) else res
+    mean = stats.mean_test(x, target.mean, target.var, allowance=MEAN_ALLOWANCE_R * slack * target.std)
+    scale = stats.variance_test(x, target.mean, target.var, target.mu4, rel_allowance=VAR_ALLOWANCE_R * slack)
+    mde = stats.mde_scale(x.size, target.var, target.mu4, ctx.profile.alpha / 2)
     worst = stats.bonferroni([mean, scale])
-    message = f"{mean.detail}; {scale.detail}; detects a {100 * mde:.2g}% scale error with power 0.99"
+    rounded = f" (the law rounded to {ctx.dtype_name})" if _dtypes.is_low_precision(ctx.dtype) else ""
+    message = (f"{mean.detail}; {scale.detail}{rounded}; detects a {100 * mde:.2g}% scale error in "
+               f"{ctx.dtype_name} with power 0.99")
     if worst.pvalue < ctx.profile.alpha:
         hint = ctx.law.diagnose(ctx.shape, float(np.mean((x - law.mean) ** 2)))
         message = f"{worst.name} is off: {message}" + (f". {hint}" if hint else "")

@@ -6,16 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from initcheck import _dtypes, stats
+from initcheck._rounding import rounded_law_cdf
 from initcheck._element import ComplexLaw
 from initcheck.properties._context import CaseContext, NotApplicable
-
-
-def rounded_law_cdf(law, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """(values, G) with G[i] = P(round_to_dtype(X) <= values[i]) under round-to-nearest."""
-    values = _dtypes.representable_values(dtype)
-    midpoints = (values[:-1] + values[1:]) / 2
-    cdf = np.append(np.asarray(law.cdf(midpoints), np.float64), 1.0)
-    return values, cdf
 
 
 def check_precision(ctx: CaseContext):

@@ -1,0 +1,133 @@
+"""Whether random values really depend on the model's key, whatever the key bookkeeping says.
+
+``derivation`` checks that a value equals its declared initializer on the key the framework hands
+over; an initializer that ignores that key (a fixed ``PRNGKey(42)``, a key drawn once and captured
+in two lambdas, ``hk.next_rng_key()`` drawn once and used twice, an ``nnx.Rngs(0)`` made inside the
+model) reproduces its value all the same. So, for every value whose law is random (or, without a
+known law, that changes with the root key):
+
+- **unchanged**: the model is initialized a second time from another root key; a value (or a slice
+  of a stacked one) that comes out bit-identical ignores the model's key;
+- **copies**: no two such values (slices) of one size are bit-identical or exactly correlated
+  (|r| > 1 - 1e-4; two independent values of 32 or more elements come that close with probability
+  far below 1e-30).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from initcheck import _dtypes
+from initcheck.audit._parameter import Parameter
+
+SAMPLE = 4096          # elements per value compared for correlation before the full check
+CORRELATED = 1 - 1e-4  # |r| above this: one value is an affine copy of the other
+MIN_CORRELATION_SIZE = 32
+
+
+def other_rng(rng):
+    """Another root for the second initialization: every stream moved."""
+    import jax
+
+    if isinstance(rng, dict):
+        return {name: other_rng(value) for name, value in rng.items()}
+    if isinstance(rng, (int, np.integer)):
+        return int(rng) + 1_000_003
+    return jax.random.fold_in(rng, 0x5EED)
+
+
+def is_random(p: Parameter, again: Parameter | None) -> bool:
+    """A value that must depend on the key: its (intended or declared) law is random, or, with no
+    known law, it changed when the model was initialized from another root key (``again``; a table
+    computed without a key, such as a sinusoidal embedding, stays the same and is not random)."""
+    if p.is_key or p.computed or p.array.size < 2:
+        return False
+    law = p.intended or p.law
+    if law is not None:
+        return bool(law.random)
+    return again is not None and again.array.shape == p.array.shape and again.array.tobytes() != p.array.tobytes()
+
+
+def _minimum_identical_size(dtype) -> int:
+    """Elements two independent values need before bit-identity cannot be chance."""
+    return 8 if _dtypes.is_low_precision(dtype) else 2
+
+
+def unchanged(parameters: list[Parameter], again: dict[str, Parameter], framework: str) -> dict[str, str]:
+    """path -> why, for values of a random law that come out the same from another root key
+    (``again``: path -> the value then)."""
+    why = {}
+    for p in parameters:
+        q = again.get(p.path)
+        if q is None or not is_random(p, q) or q.array.shape != p.array.shape:
+            continue
+        if p.array.size < _minimum_identical_size(p.dtype):
+            continue
+        same = [i for i, (a, b) in enumerate(zip(p.slices(), q.slices())) if a.tobytes() == b.tobytes()]
+        if not same:
+            continue
+        what = "it is" if not p.stacked else f"slices {same[:4]}{' ...' if len(same) > 4 else ''} of it are"
+        cause = ("not derived from the model's rngs (an nnx.Rngs made inside the model?)" if framework == "flax.nnx"
+                 else "its initializer ignores the key it is handed (a fixed key such as PRNGKey(42), or a key "
+                      "drawn once and captured)")
+        why[p.path] = (f"{p.path}: {what} bit for bit the same when the model is initialized from another root "
+                       f"key: {cause}")
+    return why
+
+
+def copies(parameters: list[Parameter], again: dict[str, Parameter]) -> dict[str, str]:
+    """path -> why, for random values (slices) bit-identical to or exactly correlated with another's."""
+    vectors: dict[int, list[tuple[str, np.ndarray]]] = {}
+    for p in parameters:
+        if not is_random(p, again.get(p.path)):
+            continue
+        slices = _dtypes.to_float64(p.slices()).reshape(p.slice_count, -1)
+        for i, s in enumerate(slices):
+            if s.size >= _minimum_identical_size(p.dtype):
+                vectors.setdefault(s.size, []).append((f"{p.path}[{i}]" if p.stacked else p.path, s))
+    why: dict[str, str] = {}
+    for size, group in vectors.items():
+        if len(group) < 2:
+            continue
+        owner = [name.split("[")[0] for name, _ in group]
+        seen: dict[bytes, int] = {}
+        for j, (name, s) in enumerate(group):
+            i = seen.setdefault(s.tobytes(), j)
+            if i != j and owner[i] != owner[j]:
+                _blame(why, owner, group, i, j, "bit-identical to")
+        if size < MIN_CORRELATION_SIZE:
+            continue
+        for i, j, r in _correlated_pairs([s for _, s in group]):
+            if owner[i] != owner[j] and group[i][1].tobytes() != group[j][1].tobytes():
+                _blame(why, owner, group, i, j, f"exactly correlated (r = {r:+.6f}) with")
+    return why
+
+
+def _blame(why: dict[str, str], owner: list[str], group, i: int, j: int, relation: str) -> None:
+    for a, b in ((i, j), (j, i)):
+        why.setdefault(owner[a], f"{group[a][0]} is {relation} {group[b][0]}: the two were drawn from one key "
+                                 "(a key drawn once and used twice?)")
+
+
+def _correlated_pairs(values: list[np.ndarray]) -> list[tuple[int, int, float]]:
+    """(i, j, r) for pairs whose correlation exceeds CORRELATED in absolute value: screened on a
+    fixed subsample of SAMPLE elements, confirmed on all of them."""
+    size = values[0].size
+    index = np.linspace(0, size - 1, min(size, SAMPLE)).astype(np.int64)
+    sub = np.stack([v[index] for v in values])
+    sub = sub - sub.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(sub, axis=1)
+    ok = norms > 0
+    sub[ok] /= norms[ok, None]
+    gram = sub @ sub.T
+    out = []
+    for i, j in zip(*np.nonzero(np.triu(np.abs(gram) > CORRELATED, 1))):
+        a, b = values[i] - values[i].mean(), values[j] - values[j].mean()
+        denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
+        r = float(a @ b) / denominator if denominator > 0 else 0.0
+        if abs(r) > CORRELATED:
+            out.append((int(i), int(j), r))
+    return out
+
+
+__all__ = ["copies", "is_random", "other_rng", "unchanged"]
