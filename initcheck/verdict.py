@@ -8,6 +8,7 @@ from typing import Any
 
 PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
 PARTIAL = "partial"  # a target's result: nothing failed, but not every value was covered
+KNOWN = "known"  # a target's result: every failure shows a known framework defect
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,9 +126,10 @@ class Conformance:
     @property
     def result(self) -> str:
         """``pass``, ``partial`` (nothing failed, but some values had no known law or no modelled
-        derivation: see ``coverage``) or ``fail``."""
+        derivation: see ``coverage``), ``known`` (every failure shows a known framework defect) or
+        ``fail``."""
         if not self.passed:
-            return FAIL
+            return KNOWN if not self.unexplained else FAIL
         return PASS if self.coverage.complete else PARTIAL
 
     def __bool__(self) -> bool:
@@ -136,6 +138,11 @@ class Conformance:
     @property
     def failures(self) -> list[Verdict]:
         return [v for v in self.verdicts if v.status in (FAIL, ERROR)]
+
+    @property
+    def unexplained(self) -> list[Verdict]:
+        """The failures no known framework defect explains."""
+        return [v for v in self.failures if not v.known_defect]
 
     @property
     def false_alarm_bound(self) -> float:
@@ -159,7 +166,8 @@ class Conformance:
             rows.append((v.property, str(v.case), _fmt(v.statistic), _fmt(v.pvalue), str(v.n), v.status.upper()))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
-        verdict = {PASS: "CONFORMS", PARTIAL: "CONFORMS PARTIALLY (PARTIAL)", FAIL: "DOES NOT CONFORM"}[self.result]
+        verdict = {PASS: "CONFORMS", PARTIAL: "CONFORMS PARTIALLY (PARTIAL)", FAIL: "DOES NOT CONFORM",
+                   KNOWN: "DOES NOT CONFORM, BY KNOWN FRAMEWORK DEFECTS ONLY"}[self.result]
         text = f"{head}\n{table}\n{verdict}"
         if self.coverage is not FULL:
             text += f"\n{self.coverage}" + "".join(f"\n- not covered: {gap}" for gap in self.coverage.gaps)

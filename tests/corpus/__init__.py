@@ -3,9 +3,10 @@ wmt/lm1b/imagenet examples, big_vision's ViT and Mixer, MaxText/t5x-style partit
 transformers and ensembles, Haiku's transformer, IMPALA and VQ-VAE examples, ``hk.layer_stack``).
 Each entry builds a small instance (widths of 16-64) so that the whole corpus audits in seconds.
 
-An entry is ``Entry(name, build, flagged)``: ``build()`` returns ``(model, inputs, audit kwargs)``
-and ``flagged`` maps the paths of values with a true framework defect to the text its failure
-must name (empty for a model that must audit clean)."""
+An entry is ``Entry(name, build, flagged, known)``: ``build()`` returns ``(model, inputs, audit
+kwargs)``, ``flagged`` maps the paths of values with a true defect the audit must report to the
+text its failure must name, and ``known`` the paths of values whose failures a known framework
+defect explains to that defect's name (both empty for a model that must audit clean)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ class Entry:
     name: str
     build: Callable[[], tuple]
     flagged: dict = dataclasses.field(default_factory=dict)  # path -> text its failed verdict names
+    known: dict = dataclasses.field(default_factory=dict)  # path -> the known defect its failures show
 
     def __str__(self):
         return self.name

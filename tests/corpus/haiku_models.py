@@ -1,7 +1,7 @@
 """Haiku models in the style of Haiku's examples: the transformer language model (also with its
 blocks in ``hk.layer_stack``), IMPALA's ResNet torso with an LSTM core, a VQ-VAE with
 ``VectorQuantizerEMA`` state, ``hk.nets.ResNet`` with BatchNorm state, an MLP with dropout and keys
-handed around with ``hk.with_rng``, and an ``hk.scan`` recurrent model."""
+handed around with ``hk.with_rng``, an ``hk.scan`` recurrent model and a bfloat16 MLP."""
 
 from __future__ import annotations
 
@@ -138,6 +138,14 @@ def scanned_rnn(xs):
     return hk.Linear(4, b_init=hk.initializers.RandomNormal(0.01))(outs)
 
 
+def bf16_mlp(x):
+    """A mixed-precision MLP: Haiku makes a layer's params in its input's dtype, here bfloat16."""
+    x = x.astype(jnp.bfloat16)
+    x = jax.nn.gelu(hk.Linear(256, name="fc1")(x))
+    x = jax.nn.gelu(hk.Linear(128, w_init=hk.initializers.VarianceScaling(2.0, "fan_in", "uniform"), name="fc2")(x))
+    return hk.Linear(8, w_init=hk.initializers.RandomNormal(0.02), name="head")(x)
+
+
 ENTRIES = [
     Entry("haiku-transformer-lm", lambda: (hk.transform(language_model), (jnp.ones((2, 8), jnp.int32),), {"rng": 0})),
     Entry("haiku-layer-stack-lm", lambda: (hk.transform(stacked_language_model), (jnp.ones((2, 8), jnp.int32),),
@@ -148,4 +156,6 @@ ENTRIES = [
                                              {"rng": 4})),
     Entry("haiku-handed-keys", lambda: (hk.transform(mlp_with_handed_keys), (jnp.ones((2, 8)),), {"rng": 5})),
     Entry("haiku-scanned-gru", lambda: (hk.transform(scanned_rnn), (jnp.ones((5, 2, 8)),), {"rng": 6})),
+    Entry("haiku-bf16-mlp", lambda: (hk.transform(bf16_mlp), (jnp.ones((2, 64)),), {"rng": 7}),
+          known=dict.fromkeys(["fc1/w", "fc2/w", "head/w"], "haiku-low-precision-sampling")),
 ]
