@@ -121,7 +121,7 @@ def test_list_groups_the_catalog_by_framework_with_counts():
     listed = [line.split("  ->  ")[0].strip() for line in lines if line.startswith("  ") and "  ->  " in line]
     assert listed == [entry.id for entry in initcheck.catalog()]
     assert "      dtypes: float32, bfloat16, float16, complex64" in lines
-    assert ("      known defect jax-low-precision-sampling (jax <= 0.10.2) on precision, distribution, moments in bfloat16/float16"
+    assert ("      known defect jax-low-precision-sampling (jax <= 0.10.2) on precision/distribution/moments in bfloat16/float16"
             in lines)
     bad = run("list", "--frameworks", "torch", cwd=".")
     assert bad.returncode == 2 and "'torch': choose a comma-separated subset of jax,flax,haiku,initcheck" in bad.stderr

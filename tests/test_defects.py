@@ -65,8 +65,9 @@ def test_known_defect_is_flagged_on_its_property(entry_id, dtype, defect, proper
 def test_bfloat16_coarseness_fails_precision_distribution_and_moments():
     # JAX's bfloat16 normal: 128 distinct values (precision), no tail beyond about 2.9 sd and values
     # far more frequent than the rounded law allows (distribution), moments off the rounded law's
+    # (the moments are off by about -0.013 sd in the mean: the ci profile's 2^18 values see it, quick's 2^16 not)
     entry = BY_ID["jax.nn.initializers.normal()"]
-    result = check_entry(entry, profile=QUICK_ONE_CASE, dtypes=["bfloat16"],
+    result = check_entry(entry, profile=dataclasses.replace(profiles.PROFILES["ci"], cases=1), dtypes=["bfloat16"],
                          properties=["distribution", "moments", "precision"], seed=5)
     status = {v.property: v.status for v in result.report.verdicts}
     _found_or_fixed(_defects.LOW_PRECISION_SAMPLING, status["precision"] == FAIL)
