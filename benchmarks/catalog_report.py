@@ -6,8 +6,8 @@
 
 Prints the wall time of the run and, per framework, the entries, how many were checked (the rest
 share the verdicts of the same function), the (shape, dtype) cases they were checked on, the
-seconds spent checking them (summed over the worker processes) and their share. The issue's
-target is 60 s wall on 2 cores with the ci profile.
+seconds spent checking them (summed over the worker processes) and their share. The target
+is 60 s wall on 2 cores with the ci profile.
 """
 
 from __future__ import annotations
@@ -39,8 +39,10 @@ def main() -> None:
     else:
         document, wall = run_report(extra)
     env = document["environment"]
-    print(f"initcheck report, profile {document['profile']['name']}, {len(document['targets'])} entries, "
-          f"device {env['device']}")
+    print(
+        f"initcheck report, profile {document['profile']['name']}, {len(document['targets'])} entries, "
+        f"device {env['device']}"
+    )
     if wall is not None:
         print(f"wall time of the command: {wall:.1f} s (interpreter start and imports included)")
     print(f"wall time of the checks (as the report states): {document['seconds']:.1f} s")
@@ -57,7 +59,10 @@ def main() -> None:
     print(f"\n{'framework':<10} {'entries':>7} {'checked':>7} {'cases':>6} {'check s':>9} {'share':>6}")
     for framework, row in rows.items():
         share = "" if framework == "all" else f"{100 * row['seconds'] / total:>5.1f}%"
-        print(f"{framework:<10} {row['entries']:>7} {row['checked']:>7} {row['cases']:>6} {row['seconds']:>9.1f} {share:>6}")
+        print(
+            f"{framework:<10} {row['entries']:>7} {row['checked']:>7} {row['cases']:>6} {row['seconds']:>9.1f} {share:>6}"
+        )
+
 
 if __name__ == "__main__":
     main()

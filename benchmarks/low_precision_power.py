@@ -1,4 +1,4 @@
-"""Power and false alarms of ``moments`` and ``distribution`` per dtype (issue 19).
+"""Power and false alarms of ``moments`` and ``distribution`` per dtype.
 
     python benchmarks/low_precision_power.py [--seeds 200] [--profile ci]
 
@@ -37,8 +37,9 @@ def rate(init, law, dtype, properties, seeds, profile) -> tuple[float, float]:
     """(share of seeds where any of ``properties`` fails, the last MDE reported)."""
     failed, mde = 0, float("nan")
     for seed in range(seeds):
-        report = initcheck.check(init, law, shapes=[SHAPE], dtypes=[dtype], properties=properties, seed=seed,
-                                 profile=profile)
+        report = initcheck.check(
+            init, law, shapes=[SHAPE], dtypes=[dtype], properties=properties, seed=seed, profile=profile
+        )
         failed += any(v.status in ("fail", "error") for v in report.verdicts)
         mde = next((v.mde for v in report.verdicts if v.mde is not None), mde)
     return failed / seeds, mde
@@ -54,15 +55,20 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     print(f"{args.seeds} seeds per figure, profile {args.profile}, {SHAPE[0] * SHAPE[1]} values per check")
-    print(f"{'dtype':10} {'moments MDE':>12} {'4% variance':>12} {'3.7-sd tail':>12} "
-          f"{'false alarms 1+0.005z':>22} {'1+0.002z':>10}")
+    print(
+        f"{'dtype':10} {'moments MDE':>12} {'4% variance':>12} {'3.7-sd tail':>12} "
+        f"{'false alarms 1+0.005z':>22} {'1+0.002z':>10}"
+    )
     for dtype in ("float32", "bfloat16", "float16"):
         wide, mde = rate(_normal(0.02 * 1.02), laws.Normal(0.02), dtype, ["moments"], args.seeds, args.profile)
         tail, _ = rate(_tail_cut, laws.Normal(0.02), dtype, ["distribution"], args.seeds, args.profile)
-        alarms = [rate(_normal(std, 1.0), laws.Normal(std, mean=1.0), dtype, ALL, args.seeds, args.profile)[0]
-                  for std in (0.005, 0.002)]
-        print(f"{dtype:10} {100 * mde:11.2f}% {wide:12.1%} {tail:12.1%} {alarms[0]:22.1%} {alarms[1]:10.1%}",
-              flush=True)
+        alarms = [
+            rate(_normal(std, 1.0), laws.Normal(std, mean=1.0), dtype, ALL, args.seeds, args.profile)[0]
+            for std in (0.005, 0.002)
+        ]
+        print(
+            f"{dtype:10} {100 * mde:11.2f}% {wide:12.1%} {tail:12.1%} {alarms[0]:22.1%} {alarms[1]:10.1%}", flush=True
+        )
     print(f"({time.perf_counter() - started:.0f} s)")
 
 

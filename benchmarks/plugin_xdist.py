@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-MODELS = '''
+MODELS = """
 import jax, jax.numpy as jnp, flax.linen as nn, haiku as hk
 from flax import nnx
 
@@ -67,9 +67,9 @@ class CNN(nn.Module):
 
 def cnn():
     return CNN(), jnp.ones((2, 32, 32, 3))
-'''
+"""
 
-INITS = '''
+INITS = """
 import jax, jax.numpy as jnp
 import initcheck
 from initcheck import laws
@@ -88,7 +88,7 @@ small = initcheck.expects(laws.Uniform(-0.05, 0.05))(
     lambda key, shape, dtype=jnp.float32: jax.random.uniform(key, shape, dtype, -0.05, 0.05))
 trunc = initcheck.expects(laws.TruncatedNormal(0.02))(jax.nn.initializers.truncated_normal(0.02))
 ortho = initcheck.expects(laws.Orthogonal(1.0))(jax.nn.initializers.orthogonal())
-'''
+"""
 
 
 def project(folder: pathlib.Path, kind: str, profile: str) -> pathlib.Path:
@@ -101,16 +101,21 @@ def project(folder: pathlib.Path, kind: str, profile: str) -> pathlib.Path:
     else:
         (root / "pkg" / "inits.py").write_text(INITS)
         table = 'modules = ["pkg.inits"]'
-    (root / "pyproject.toml").write_text(f'[tool.pytest.ini_options]\npythonpath = ["."]\n\n[tool.initcheck]\n'
-                                         f'{table}\nprofile = "{profile}"\n')
+    (root / "pyproject.toml").write_text(
+        f'[tool.pytest.ini_options]\npythonpath = ["."]\n\n[tool.initcheck]\n{table}\nprofile = "{profile}"\n'
+    )
     (root / "test_nothing.py").write_text("def test_nothing():\n    pass\n")
     return root
 
 
 def wall(root: pathlib.Path, *args: str) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--initcheck", *args], cwd=root,
-                   check=False, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--initcheck", *args],
+        cwd=root,
+        check=False,
+        capture_output=True,
+    )
     return time.perf_counter() - started
 
 
@@ -125,8 +130,11 @@ def main() -> None:
             serial = min(wall(root, "-p", "no:xdist") for _ in range(args.repeat))
             parallel = min(wall(root, "-n", "2") for _ in range(args.repeat))
             label = "4 models" if kind == "models" else "8 initializers"
-            print(f"{label:15s} profile={args.profile}: without xdist {serial:6.1f} s, -n 2 {parallel:6.1f} s "
-                  f"({serial / parallel:.2f}x)", flush=True)
+            print(
+                f"{label:15s} profile={args.profile}: without xdist {serial:6.1f} s, -n 2 {parallel:6.1f} s "
+                f"({serial / parallel:.2f}x)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

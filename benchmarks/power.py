@@ -46,12 +46,24 @@ def main() -> None:
             report = initcheck.check(init, laws.Normal(1.0), shapes=[(256, 128)], properties=["moments"], seed=seed)
             caught += not report.passed
         per = (time.perf_counter() - started) / args.seeds
-        print(f"scale error {100 * (factor - 1):.0f}%: caught on {caught}/{args.seeds} seeds "
-              f"({100 * caught / args.seeds:.1f}%), {per:.2f}s per moments check")
+        print(
+            f"scale error {100 * (factor - 1):.0f}%: caught on {caught}/{args.seeds} seeds "
+            f"({100 * caught / args.seeds:.1f}%), {per:.2f}s per moments check"
+        )
 
     correct = [
-        ("he_normal", jax.nn.initializers.he_normal(), laws.VarianceScaling(2.0, "fan_in", "truncated_normal"), (256, 128)),
-        ("glorot_uniform", jax.nn.initializers.glorot_uniform(), laws.VarianceScaling(1.0, "fan_avg", "uniform"), (3, 3, 16, 32)),
+        (
+            "he_normal",
+            jax.nn.initializers.he_normal(),
+            laws.VarianceScaling(2.0, "fan_in", "truncated_normal"),
+            (256, 128),
+        ),
+        (
+            "glorot_uniform",
+            jax.nn.initializers.glorot_uniform(),
+            laws.VarianceScaling(1.0, "fan_avg", "uniform"),
+            (3, 3, 16, 32),
+        ),
         ("normal", jax.nn.initializers.normal(0.02), laws.Normal(0.02), (8, 8)),
     ]
     for name, init, law, shape in correct:
@@ -61,13 +73,19 @@ def main() -> None:
             alarms += not report.passed
             verdicts += sum(v.statistical for v in report.verdicts)
         per = (time.perf_counter() - started) / args.seeds
-        print(f"false alarms, correct {name} {shape}: {alarms}/{args.seeds} seeds "
-              f"(Bonferroni bound per seed {verdicts / args.seeds * ci.alpha:.1e}), {per:.2f}s per check")
+        print(
+            f"false alarms, correct {name} {shape}: {alarms}/{args.seeds} seeds "
+            f"(Bonferroni bound per seed {verdicts / args.seeds * ci.alpha:.1e}), {per:.2f}s per check"
+        )
 
     started = time.perf_counter()
-    report = initcheck.check(jax.nn.initializers.lecun_normal(), laws.VarianceScaling(1.0, "fan_in", "truncated_normal"))
-    print(f"full ci check (all properties, {len(report.verdicts)} verdicts, 3 cases, first compile included): "
-          f"{time.perf_counter() - started:.1f}s; false-alarm bound {report.false_alarm_bound:.1e}")
+    report = initcheck.check(
+        jax.nn.initializers.lecun_normal(), laws.VarianceScaling(1.0, "fan_in", "truncated_normal")
+    )
+    print(
+        f"full ci check (all properties, {len(report.verdicts)} verdicts, 3 cases, first compile included): "
+        f"{time.perf_counter() - started:.1f}s; false-alarm bound {report.false_alarm_bound:.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Usage: python benchmarks/throughput.py
 
 from __future__ import annotations
 
+import functools
 import time
 
 import jax
@@ -41,9 +42,11 @@ def main() -> None:
         count = sampler.draws_for(N, shape)
         keys = sampler.case_keys(0, "throughput", count)
         batch = sampler.batch_size(shape, 2**22, count)  # as a check() case does
-        took = best_of(lambda: sampler.draw(init, shape, jnp.float32, keys, batch=batch))
-        print(f"initcheck sampler {str(shape):12s}: {N / took / 1e6:8.1f} M values/s "
-              f"({raw_time / took:.2f}x raw), {len(keys)} keys")
+        took = best_of(functools.partial(sampler.draw, init, shape, jnp.float32, keys, batch=batch))
+        print(
+            f"initcheck sampler {shape!s:12s}: {N / took / 1e6:8.1f} M values/s "
+            f"({raw_time / took:.2f}x raw), {len(keys)} keys"
+        )
 
 
 if __name__ == "__main__":

@@ -47,15 +47,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entry", default="jax.nn.initializers.he_normal()", help="a catalog entry id")
     parser.add_argument("--profile", default="ci")
-    parser.add_argument("--flags", action="append", default=None, metavar="XLA_FLAGS",
-                        help="a setting to time (repeatable; default: the list in SETTINGS)")
+    parser.add_argument(
+        "--flags",
+        action="append",
+        default=None,
+        metavar="XLA_FLAGS",
+        help="a setting to time (repeatable; default: the list in SETTINGS)",
+    )
     args = parser.parse_args()
     print(f"checking {args.entry} (profile {args.profile}) under each XLA_FLAGS setting")
     print(f"{'wall s':>7} {'CPU s':>7}  verdicts   XLA_FLAGS")
     first = None
     for flags in args.flags or SETTINGS:
-        done = subprocess.run([sys.executable, "-c", CHILD, args.entry, args.profile], capture_output=True,
-                              text=True, env={**os.environ, "XLA_FLAGS": flags}, check=True)
+        done = subprocess.run(
+            [sys.executable, "-c", CHILD, args.entry, args.profile],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "XLA_FLAGS": flags},
+            check=True,
+        )
         result = json.loads(done.stdout.strip().splitlines()[-1])
         first = first or result["verdicts"]
         same = "same" if result["verdicts"] == first else "DIFFER"

@@ -15,11 +15,16 @@ from initcheck._defects import KnownDefect
 FRAMEWORKS = ("jax", "flax", "haiku", "initcheck")
 
 JAX_PRESETS = {  # name: (scale, mode, distribution), as documented by jax.nn.initializers
-    "glorot_uniform": (1.0, "fan_avg", "uniform"), "xavier_uniform": (1.0, "fan_avg", "uniform"),
-    "glorot_normal": (1.0, "fan_avg", "truncated_normal"), "xavier_normal": (1.0, "fan_avg", "truncated_normal"),
-    "lecun_uniform": (1.0, "fan_in", "uniform"), "lecun_normal": (1.0, "fan_in", "truncated_normal"),
-    "he_uniform": (2.0, "fan_in", "uniform"), "kaiming_uniform": (2.0, "fan_in", "uniform"),
-    "he_normal": (2.0, "fan_in", "truncated_normal"), "kaiming_normal": (2.0, "fan_in", "truncated_normal"),
+    "glorot_uniform": (1.0, "fan_avg", "uniform"),
+    "xavier_uniform": (1.0, "fan_avg", "uniform"),
+    "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
+    "xavier_normal": (1.0, "fan_avg", "truncated_normal"),
+    "lecun_uniform": (1.0, "fan_in", "uniform"),
+    "lecun_normal": (1.0, "fan_in", "truncated_normal"),
+    "he_uniform": (2.0, "fan_in", "uniform"),
+    "kaiming_uniform": (2.0, "fan_in", "uniform"),
+    "he_normal": (2.0, "fan_in", "truncated_normal"),
+    "kaiming_normal": (2.0, "fan_in", "truncated_normal"),
 }
 NO_16BIT_QR = "the QR decomposition has no 16-bit kernels (NotImplementedError: Unsupported dtype)"
 NO_COMPLEX_SAMPLER = "jax.random.uniform and truncated_normal have no complex dtypes (ValueError)"
@@ -68,40 +73,84 @@ def _jax_like(prefix: str, framework: str, mod) -> list[CatalogEntry]:
     from initcheck import strategies
 
     real, cplx, random_defects = real_dtypes(), complex_dtypes(), (_defects.LOW_PRECISION_SAMPLING,)
-    no_complex = {d: NO_COMPLEX_SAMPLER for d in cplx}
-    no_16bit = {d: NO_16BIT_QR for d in ("bfloat16", "float16")}
+    no_complex = dict.fromkeys(cplx, NO_COMPLEX_SAMPLER)
+    no_16bit = dict.fromkeys(("bfloat16", "float16"), NO_16BIT_QR)
     items = [  # (name, attribute, init, law, dtypes, refusals, defects)
         ("zeros", "zeros", mod.zeros, laws.Constant(0.0), real + cplx, {}, ()),
         ("ones", "ones", mod.ones, laws.Constant(1.0), real + cplx, {}, ()),
         ("constant(0.5)", "constant", mod.constant(0.5), laws.Constant(0.5), real + cplx, {}, ()),
         ("normal()", "normal", mod.normal(), laws.Normal(0.01), real + cplx, {}, random_defects),
         ("uniform()", "uniform", mod.uniform(), laws.Uniform(0.0, 0.01), real, no_complex, random_defects),
-        ("truncated_normal()", "truncated_normal", mod.truncated_normal(), laws.TruncatedNormal(0.01), real,
-         no_complex, random_defects),
+        (
+            "truncated_normal()",
+            "truncated_normal",
+            mod.truncated_normal(),
+            laws.TruncatedNormal(0.01),
+            real,
+            no_complex,
+            random_defects,
+        ),
         ("orthogonal()", "orthogonal", mod.orthogonal(), laws.Orthogonal(), wide_dtypes(), no_16bit, ()),
-        ("delta_orthogonal()", "delta_orthogonal", mod.delta_orthogonal(), laws.DeltaOrthogonal(), wide_dtypes(),
-         no_16bit, ()),
+        (
+            "delta_orthogonal()",
+            "delta_orthogonal",
+            mod.delta_orthogonal(),
+            laws.DeltaOrthogonal(),
+            wide_dtypes(),
+            no_16bit,
+            (),
+        ),
     ]
     for name, args in JAX_PRESETS.items():
-        items.append((f"{name}()", name, getattr(mod, name)(), laws.VarianceScaling(*args), real + cplx, {},
-                      _jax_scaling_defects(args[2])))
-    default_vs = [(1.0, "fan_in", "truncated_normal")] if framework == "flax" else \
-        [(1.0, mode, d) for mode in laws.MODES for d in laws.DISTRIBUTIONS]
+        items.append(
+            (
+                f"{name}()",
+                name,
+                getattr(mod, name)(),
+                laws.VarianceScaling(*args),
+                real + cplx,
+                {},
+                _jax_scaling_defects(args[2]),
+            )
+        )
+    default_vs = (
+        [(1.0, "fan_in", "truncated_normal")]
+        if framework == "flax"
+        else [(1.0, mode, d) for mode in laws.MODES for d in laws.DISTRIBUTIONS]
+    )
     for args in default_vs:
-        items.append((f"variance_scaling({', '.join(map(repr, args))})", "variance_scaling",
-                      mod.variance_scaling(*args), laws.VarianceScaling(*args), real + cplx, {},
-                      _jax_scaling_defects(args[2])))
+        items.append(
+            (
+                f"variance_scaling({', '.join(map(repr, args))})",
+                "variance_scaling",
+                mod.variance_scaling(*args),
+                laws.VarianceScaling(*args),
+                real + cplx,
+                {},
+                _jax_scaling_defects(args[2]),
+            )
+        )
     entries = []
     for name, attr, init, law, dtypes, refusals, defects in items:
         same = getattr(mod, attr) is getattr(jax.nn.initializers, attr, None) and framework != "jax"
         configurations = None if attr in ("zeros", "ones") else strategies.jax_initializers(names=[attr], module=mod)
         for reason in dict.fromkeys(refusals.values()):
             law = law.refusing([d for d, r in refusals.items() if r == reason], reason)
-        entries.append(CatalogEntry(
-            f"{prefix}.{name}", framework, init, law, dtypes=dtypes,
-            same_as=f"jax.nn.initializers.{name}" if same else None, defects=defects,
-            configurations=configurations,
-            notes="complex dtypes: not checked (initcheck has no unitary law yet)" if attr.endswith("orthogonal") else ""))
+        entries.append(
+            CatalogEntry(
+                f"{prefix}.{name}",
+                framework,
+                init,
+                law,
+                dtypes=dtypes,
+                same_as=f"jax.nn.initializers.{name}" if same else None,
+                defects=defects,
+                configurations=configurations,
+                notes="complex dtypes: not checked (initcheck has no unitary law yet)"
+                if attr.endswith("orthogonal")
+                else "",
+            )
+        )
     return entries
 
 
@@ -126,9 +175,16 @@ def _flax() -> list[CatalogEntry]:
     for prefix, mod in (("flax.linen.initializers", nn.initializers), ("flax.nnx.initializers", nnx.initializers)):
         entries += _jax_like(prefix, "flax", mod)
         for name, value in (("zeros_init", 0.0), ("ones_init", 1.0)):
-            entries.append(CatalogEntry(f"{prefix}.{name}()", "flax", getattr(mod, name)(), laws.Constant(value),
-                                        dtypes=real_dtypes() + complex_dtypes(),
-                                        configurations=strategies.flax_initializers(names=[name], module=mod)))
+            entries.append(
+                CatalogEntry(
+                    f"{prefix}.{name}()",
+                    "flax",
+                    getattr(mod, name)(),
+                    laws.Constant(value),
+                    dtypes=real_dtypes() + complex_dtypes(),
+                    configurations=strategies.flax_initializers(names=[name], module=mod),
+                )
+            )
     return entries
 
 
@@ -151,27 +207,57 @@ def _haiku() -> list[CatalogEntry]:
         ("RandomNormal()", hi.RandomNormal(), laws.Normal(1.0), real + cplx, low),
         ("RandomUniform()", hi.RandomUniform(), laws.Uniform(0.0, 1.0).refusing(cplx, no_complex), real, low),
         ("TruncatedNormal()", hi.TruncatedNormal(), laws.TruncatedNormal(1.0), real, low),
-        ("UniformScaling(2.0)", hi.UniformScaling(2.0),
-         laws.VarianceScaling(4.0, "fan_in", "uniform", fans=haiku_input_size_fans).refusing(cplx, no_complex), real, low),
-        ("Orthogonal()", hi.Orthogonal(), laws.Orthogonal().refusing(("bfloat16", "float16"), NO_16BIT_QR),
-         wide_dtypes(), ()),
+        (
+            "UniformScaling(2.0)",
+            hi.UniformScaling(2.0),
+            laws.VarianceScaling(4.0, "fan_in", "uniform", fans=haiku_input_size_fans).refusing(cplx, no_complex),
+            real,
+            low,
+        ),
+        (
+            "Orthogonal()",
+            hi.Orthogonal(),
+            laws.Orthogonal().refusing(("bfloat16", "float16"), NO_16BIT_QR),
+            wide_dtypes(),
+            (),
+        ),
         ("Identity()", hi.Identity(), laws.Identity(), real + cplx, ()),
     ]
     for mode in ("fan_in", "fan_out", "fan_avg"):
         for distribution in laws.DISTRIBUTIONS:
-            defects = low + {"truncated_normal": (_defects.HAIKU_COMPLEX_TRUNCATED_NORMAL,),
-                             "uniform": (_defects.HAIKU_COMPLEX_UNIFORM,)}.get(distribution, ())
-            items.append((f"VarianceScaling(1.0, {mode!r}, {distribution!r})", hi.VarianceScaling(1.0, mode, distribution),
-                          laws.VarianceScaling(1.0, mode, distribution, fans="haiku"), real + cplx, defects))
-    notes = {"TruncatedNormal": "complex dtypes: not checked (Haiku draws the real and imaginary parts "
-                                "independently; no law states that promise)",
-             "Orthogonal": "complex dtypes: not checked (initcheck has no unitary law yet)"}
+            defects = low + {
+                "truncated_normal": (_defects.HAIKU_COMPLEX_TRUNCATED_NORMAL,),
+                "uniform": (_defects.HAIKU_COMPLEX_UNIFORM,),
+            }.get(distribution, ())
+            items.append(
+                (
+                    f"VarianceScaling(1.0, {mode!r}, {distribution!r})",
+                    hi.VarianceScaling(1.0, mode, distribution),
+                    laws.VarianceScaling(1.0, mode, distribution, fans="haiku"),
+                    real + cplx,
+                    defects,
+                )
+            )
+    notes = {
+        "TruncatedNormal": "complex dtypes: not checked (Haiku draws the real and imaginary parts "
+        "independently; no law states that promise)",
+        "Orthogonal": "complex dtypes: not checked (initcheck has no unitary law yet)",
+    }
     entries = []
     for name, init, law, dtypes, defects in items:
         cls = name.split("(")[0]
-        entries.append(CatalogEntry(f"haiku.initializers.{name}", "haiku", init, law, dtypes=dtypes, defects=defects,
-                                    configurations=strategies.haiku_initializers(names=[cls]),
-                                    notes=notes.get(cls, "")))
+        entries.append(
+            CatalogEntry(
+                f"haiku.initializers.{name}",
+                "haiku",
+                init,
+                law,
+                dtypes=dtypes,
+                defects=defects,
+                configurations=strategies.haiku_initializers(names=[cls]),
+                notes=notes.get(cls, ""),
+            )
+        )
     return entries
 
 
@@ -180,12 +266,21 @@ def _initcheck() -> list[CatalogEntry]:
 
     real = real_dtypes()
     builds = [
-        ("variance_scaling(1.0, 'fan_in', 'truncated_normal')", inits.variance_scaling(1.0, "fan_in", "truncated_normal"),
-         real + complex_dtypes()),
-        ("variance_scaling(2.0, 'fan_avg', 'uniform')", inits.variance_scaling(2.0, "fan_avg", "uniform"),
-         real + complex_dtypes()),
-        ("variance_scaling(1.0, 'fan_out', 'normal')", inits.variance_scaling(1.0, "fan_out", "normal"),
-         real + complex_dtypes()),
+        (
+            "variance_scaling(1.0, 'fan_in', 'truncated_normal')",
+            inits.variance_scaling(1.0, "fan_in", "truncated_normal"),
+            real + complex_dtypes(),
+        ),
+        (
+            "variance_scaling(2.0, 'fan_avg', 'uniform')",
+            inits.variance_scaling(2.0, "fan_avg", "uniform"),
+            real + complex_dtypes(),
+        ),
+        (
+            "variance_scaling(1.0, 'fan_out', 'normal')",
+            inits.variance_scaling(1.0, "fan_out", "normal"),
+            real + complex_dtypes(),
+        ),
         ("kaiming_uniform()", inits.kaiming_uniform(), real),
         ("kaiming_normal()", inits.kaiming_normal(), real),
         ("xavier_uniform()", inits.xavier_uniform(), real),
@@ -204,9 +299,17 @@ def _initcheck() -> list[CatalogEntry]:
         ("normal(0.02)", inits.normal(0.02), real),
         ("uniform(-0.1, 0.1)", inits.uniform(-0.1, 0.1), real),
     ]
-    return [CatalogEntry(f"initcheck.inits.{name}", "initcheck", init, init.__initcheck_law__, dtypes=dtypes,
-                         configurations=strategies.initcheck_initializers(names=[name.split("(")[0]]))
-            for name, init, dtypes in builds]
+    return [
+        CatalogEntry(
+            f"initcheck.inits.{name}",
+            "initcheck",
+            init,
+            init.__initcheck_law__,
+            dtypes=dtypes,
+            configurations=strategies.initcheck_initializers(names=[name.split("(")[0]]),
+        )
+        for name, init, dtypes in builds
+    ]
 
 
 _BUILDERS = {"jax": _jax, "flax": _flax, "haiku": _haiku, "initcheck": _initcheck}
@@ -224,15 +327,28 @@ def catalog(frameworks: Sequence[str] | None = None) -> list[CatalogEntry]:
     return [entry for framework in chosen for entry in _BUILDERS[framework]()]
 
 
-def check_entry(entry: CatalogEntry, *, profile="ci", seed: int = 0, dtypes: Sequence[str] | None = None,
-                properties: Sequence[str] | None = None) -> _defects.Triage:
+def check_entry(
+    entry: CatalogEntry,
+    *,
+    profile="ci",
+    seed: int = 0,
+    dtypes: Sequence[str] | None = None,
+    properties: Sequence[str] | None = None,
+) -> _defects.Triage:
     """Check ``entry`` in its dtypes (or ``dtypes``), each on one of the drawn shapes and every
     drawn shape in one dtype at least (``api.paired_cases``; the whole grid under a
     ``full_grid`` profile), and mark the failures its known defects explain."""
     from initcheck import api
 
     origin = f"entry = next(e for e in initcheck.catalog() if e.id == {entry.id!r})\ninit, law = entry.init, entry.law"
-    report = api.check_paired(entry.init, entry.law, dtypes=list(dtypes or entry.dtypes), properties=properties,
-                              profile=profile, seed=seed, origin=origin)
+    report = api.check_paired(
+        entry.init,
+        entry.law,
+        dtypes=list(dtypes or entry.dtypes),
+        properties=properties,
+        profile=profile,
+        seed=seed,
+        origin=origin,
+    )
     report.initializer = entry.id
     return _defects.triage(report, entry.defects)

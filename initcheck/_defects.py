@@ -16,13 +16,11 @@ from packaging.version import Version
 
 from initcheck.verdict import ERROR, FAIL, Conformance, Verdict
 
-GATED = "not run: the contract failed"
-
 
 @dataclasses.dataclass(frozen=True)
 class KnownDefect:
     """A defect shows as failures of ``properties`` on cases of ``dtypes``. ``contract`` covers the
-    verdicts it gates too (they error with 'not run: the contract failed')."""
+    verdicts it gates too (``Verdict.gated``: not run because the contract failed)."""
 
     name: str
     package: str
@@ -35,8 +33,7 @@ class KnownDefect:
     def covers(self, verdict: Verdict) -> bool:
         if verdict.status not in (FAIL, ERROR) or verdict.case.dtype not in self.dtypes:
             return False
-        return verdict.property in self.properties or (
-            "contract" in self.properties and verdict.message.startswith(GATED))
+        return verdict.property in self.properties or ("contract" in self.properties and verdict.gated)
 
     @property
     def installed(self) -> str | None:
@@ -58,42 +55,59 @@ class KnownDefect:
 _JAX = "https://github.com/jax-ml/jax/blob/jax-v0.10.2/jax/_src"
 
 LOW_PRECISION_SAMPLING = KnownDefect(
-    "jax-low-precision-sampling", "jax", "0.10.2", ("precision", "distribution", "moments"), ("bfloat16", "float16"),
+    "jax-low-precision-sampling",
+    "jax",
+    "0.10.2",
+    ("precision", "distribution", "moments"),
+    ("bfloat16", "float16"),
     "jax.random.uniform/normal/truncated_normal draw 16-bit outputs from only m mantissa bits "
     "(128 distinct bfloat16 values, 1024 float16 values, no normal tail beyond about 2.9 sd in "
     "bfloat16) instead of sampling in float32 and rounding: too few distinct values (precision), "
     "tails cut short and single values far more frequent than the rounded law allows "
     "(distribution), and moments off from those of the law rounded to the dtype",
     f"{_JAX}/random/core.py (_uniform builds 16-bit floats from nmant random bits); initcheck.inits "
-    "samples in float32 and rounds")
+    "samples in float32 and rounds",
+)
 HAIKU_LOW_PRECISION_SAMPLING = dataclasses.replace(
-    LOW_PRECISION_SAMPLING, name="haiku-low-precision-sampling",
+    LOW_PRECISION_SAMPLING,
+    name="haiku-low-precision-sampling",
     summary="Haiku's initializers call jax.random in the requested dtype and inherit its 16-bit "
-            "coarseness: " + LOW_PRECISION_SAMPLING.summary)
+    "coarseness: " + LOW_PRECISION_SAMPLING.summary,
+)
 JAX_COMPLEX_TRUNCATED_NORMAL = KnownDefect(
-    "jax-complex-truncated-normal-variance", "jax", "0.10.2", ("bounds", "distribution", "moments"),
+    "jax-complex-truncated-normal-variance",
+    "jax",
+    "0.10.2",
+    ("bounds", "distribution", "moments"),
     ("complex64", "complex128"),
     "complex truncated-normal variance scaling divides by 0.95311164380491208, which is not the std "
     "of the modulus-truncated complex normal (0.96196...): E|z|^2 is 1.87% too large and |z| "
     "exceeds the promised truncation radius",
     f"{_JAX}/nn/initializers.py (variance_scaling, distribution='truncated_normal'); the constant is "
-    "sqrt(E[T]), T ~ Exp(1) truncated to [0, 4]: initcheck.laws.COMPLEX_TRUNCATED_MODULUS2_MEAN")
+    "sqrt(E[T]), T ~ Exp(1) truncated to [0, 4]: initcheck.laws.COMPLEX_TRUNCATED_MODULUS2_MEAN",
+)
 HAIKU_COMPLEX_TRUNCATED_NORMAL = KnownDefect(
-    "haiku-complex-truncated-normal-variance", "dm-haiku", "0.0.17", ("bounds", "distribution", "moments"),
+    "haiku-complex-truncated-normal-variance",
+    "dm-haiku",
+    "0.0.17",
+    ("bounds", "distribution", "moments"),
     ("complex64", "complex128"),
     "complex VarianceScaling with distribution='truncated_normal' draws the real and imaginary parts "
     "each with the full target variance: E|z|^2 is twice scale / n",
     "https://github.com/google-deepmind/dm-haiku/blob/v0.0.17/haiku/_src/initializers.py "
-    "(VarianceScaling -> TruncatedNormal on shape [2, *shape])")
+    "(VarianceScaling -> TruncatedNormal on shape [2, *shape])",
+)
 HAIKU_COMPLEX_UNIFORM = KnownDefect(
-    "haiku-complex-uniform-raises", "dm-haiku", "0.0.17", ("contract",), ("complex64", "complex128"),
+    "haiku-complex-uniform-raises",
+    "dm-haiku",
+    "0.0.17",
+    ("contract",),
+    ("complex64", "complex128"),
     "complex VarianceScaling with distribution='uniform' raises ValueError (jax.random.uniform has "
     "no complex dtypes) although its normal and truncated-normal siblings accept complex dtypes",
     "https://github.com/google-deepmind/dm-haiku/blob/v0.0.17/haiku/_src/initializers.py "
-    "(VarianceScaling -> RandomUniform)")
-
-ALL = (LOW_PRECISION_SAMPLING, HAIKU_LOW_PRECISION_SAMPLING, JAX_COMPLEX_TRUNCATED_NORMAL,
-       HAIKU_COMPLEX_TRUNCATED_NORMAL, HAIKU_COMPLEX_UNIFORM)
+    "(VarianceScaling -> RandomUniform)",
+)
 
 
 def of_initializer(init) -> tuple[KnownDefect, ...]:
@@ -116,8 +130,11 @@ def mark(verdicts, defects) -> list[Verdict]:
     out = []
     for verdict in verdicts:
         defect = next((d for d in defects if d.covers(verdict)), None)
-        out.append(verdict if defect is None else dataclasses.replace(
-            verdict, known_defect=defect.name, message=f"{verdict.message} [{defect.text()}]"))
+        out.append(
+            verdict
+            if defect is None
+            else dataclasses.replace(verdict, known_defect=defect.name, message=f"{verdict.message} [{defect.text()}]")
+        )
     return out
 
 
@@ -143,6 +160,7 @@ def triage(report: Conformance, defects) -> Triage:
     unexpected = [v for v in report.verdicts if v.status in (FAIL, ERROR) and not v.known_defect]
     observed = [d for d in defects if any(v.known_defect == d.name for v in report.verdicts)]
     checked = {(v.property, v.case.dtype) for v in report.verdicts}
-    unobserved = [d for d in defects if d not in observed
-                  and any((p, t) in checked for p in d.properties for t in d.dtypes)]
+    unobserved = [
+        d for d in defects if d not in observed and any((p, t) in checked for p in d.properties for t in d.dtypes)
+    ]
     return Triage(report, unexpected, observed, unobserved)

@@ -16,9 +16,7 @@ def canonical(dtype: DTypeLike) -> np.dtype:
     try:
         return np.dtype(jnp.dtype(dtype))
     except TypeError as exc:
-        raise TypeError(
-            f"dtype={dtype!r} is not a dtype; use e.g. 'float32', 'bfloat16' or jnp.float16"
-        ) from exc
+        raise TypeError(f"dtype={dtype!r} is not a dtype; use e.g. 'float32', 'bfloat16' or jnp.float16") from exc
 
 
 def is_inexact(dtype: DTypeLike) -> bool:

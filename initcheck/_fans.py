@@ -34,8 +34,9 @@ def _normalize(axes: tuple[int, ...], rank: int, name: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def jax_fans(shape: Sequence[int], in_axis: Axes = -2, out_axis: Axes = -1,
-             batch_axis: Axes = ()) -> tuple[float, float]:
+def jax_fans(
+    shape: Sequence[int], in_axis: Axes = -2, out_axis: Axes = -1, batch_axis: Axes = ()
+) -> tuple[float, float]:
     """(fan_in, fan_out) under JAX's convention; ValueError when an axis does not exist."""
     rank = len(shape)
     ins = _normalize(_as_axes(in_axis), rank, "in_axis")

@@ -64,9 +64,9 @@ def tail_masses(law, dtype, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndar
         below = np.asarray(law.cdf(np.nextafter(thresholds, -np.inf)), np.float64)
         return below, 1.0 - np.asarray(law.cdf(thresholds), np.float64)
     values, cdf = rounded_law_cdf(law, dtype)
-    below_index = np.searchsorted(values, thresholds, side="left") - 1   # the largest value < t
+    below_index = np.searchsorted(values, thresholds, side="left") - 1  # the largest value < t
     at_most_index = np.searchsorted(values, thresholds, side="right") - 1  # the largest value <= t
-    take = lambda index: np.where(index >= 0, cdf[np.clip(index, 0, None)], 0.0)  # noqa: E731
+    take = lambda index: np.where(index >= 0, cdf[np.clip(index, 0, None)], 0.0)
     return take(below_index), 1.0 - take(at_most_index)
 
 

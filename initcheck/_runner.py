@@ -75,8 +75,17 @@ def cpu_shares(jobs: int, cpus: Sequence[int]) -> list[set[int]]:
     return [set(cpus[i::jobs]) for i in range(jobs)]
 
 
-def check_entries(frameworks, indices_and_dtypes: Sequence[tuple[int, Sequence[str]]], *, x64: bool, profile,
-                  seed: int, jobs: int, on_result: Callable[[int, object, dict], None], plots: bool = False) -> None:
+def check_entries(
+    frameworks,
+    indices_and_dtypes: Sequence[tuple[int, Sequence[str]]],
+    *,
+    x64: bool,
+    profile,
+    seed: int,
+    jobs: int,
+    on_result: Callable[[int, object, dict], None],
+    plots: bool = False,
+) -> None:
     """Check ``catalog(frameworks)[i]`` in ``dtypes`` for each ``(i, dtypes)`` on ``jobs`` processes
     (in this process when ``jobs == 1``), calling ``on_result(i, triage, svgs)`` as each one
     finishes; ``svgs`` are its HTML report plots when ``plots`` (see ``_check``), else empty."""
@@ -89,8 +98,9 @@ def check_entries(frameworks, indices_and_dtypes: Sequence[tuple[int, Sequence[s
     shares = context.Queue()
     for cpus in cpu_shares(jobs, available_cpus()):
         shares.put(cpus)
-    with concurrent.futures.ProcessPoolExecutor(jobs, mp_context=context, initializer=_start,
-                                                initargs=(frameworks, x64, shares)) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+        jobs, mp_context=context, initializer=_start, initargs=(frameworks, x64, shares)
+    ) as pool:
         # the costliest first, so that no process is left alone with a long entry at the end
         ordered = sorted(indices_and_dtypes, key=lambda item: -_cost(item[1]))
         futures = [pool.submit(_check, index, profile, seed, dtypes, plots) for index, dtypes in ordered]
@@ -105,7 +115,11 @@ def same_function(a, b) -> bool:
     if a is b:
         return True
     code = getattr(a, "__code__", None)
-    if code is None or code is not getattr(b, "__code__", None) or getattr(a, "__defaults__", None) != getattr(b, "__defaults__", None):
+    if (
+        code is None
+        or code is not getattr(b, "__code__", None)
+        or getattr(a, "__defaults__", None) != getattr(b, "__defaults__", None)
+    ):
         return False
     cells_a, cells_b = a.__closure__ or (), b.__closure__ or ()
     if len(cells_a) != len(cells_b):
@@ -133,8 +147,12 @@ def duplicates(chosen: Sequence[tuple[int, object, Sequence[str]]]) -> dict[int,
     for i, entry, dtypes in chosen:
         dtypes = list(dtypes)
         for j, other, other_dtypes in originals:
-            if (other_dtypes == dtypes and repr(other.law) == repr(entry.law) and other.defects == entry.defects
-                    and same_function(other.init, entry.init)):
+            if (
+                other_dtypes == dtypes
+                and repr(other.law) == repr(entry.law)
+                and other.defects == entry.defects
+                and same_function(other.init, entry.init)
+            ):
                 found[i] = j
                 break
         else:

@@ -9,10 +9,6 @@ from collections.abc import Callable
 Initializer = Callable[..., object]
 
 
-class InitializerSignatureError(TypeError):
-    """The callable cannot be called as ``init(key, shape, dtype)``."""
-
-
 def describe(init) -> str:
     """A readable name: module.qualname for functions, the repr for configured objects."""
     if isinstance(init, functools.partial):
@@ -43,8 +39,11 @@ def _jax_builder_call(init, builder: str) -> str:
     except (AttributeError, TypeError, ValueError):
         order = []
     names = [n for n in order if n in kept] + sorted(n for n in kept if n not in order)
-    arguments = ", ".join(f"{name}={kept[name]!r}" for name in names
-                          if name != "dtype" and isinstance(kept[name], (int, float, str, tuple)))
+    arguments = ", ".join(
+        f"{name}={kept[name]!r}"
+        for name in names
+        if name != "dtype" and isinstance(kept[name], (int, float, str, tuple))
+    )
     return f"jax.nn.initializers.{builder}({arguments})"
 
 
@@ -64,7 +63,6 @@ def from_haiku(init: Callable) -> Initializer:
         return hk.transform(lambda: init(shape, dtype)).apply({}, key)
 
     canonical.__initcheck_name__ = describe(init)
-    canonical.__wrapped_haiku__ = init
     return canonical
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import math
 import random
@@ -40,14 +41,17 @@ def _draw_examples(strategy: st.SearchStrategy, count: int, seed: int) -> list[t
             seen.append(shape)
         return False
 
-    budget = settings(max_examples=max(20, 4 * count), database=None, phases=[Phase.generate],
-                      suppress_health_check=list(HealthCheck), deadline=None)
+    budget = settings(
+        max_examples=max(20, 4 * count),
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+        deadline=None,
+    )
 
     def search():
-        try:
+        with contextlib.suppress(NoSuchExample):  # collect never accepts: find runs the whole budget
             find(strategy, collect, settings=budget, random=random.Random(seed))
-        except NoSuchExample:
-            pass
 
     _draw_thread().submit(search).result()
     if len(seen) <= count:
@@ -95,8 +99,10 @@ def _dtypes_of(dtypes, law: laws.Law, seed: int) -> list:
         if not _dtypes.is_inexact(d):
             raise ValueError(f"dtypes: {d} is not a float or complex dtype")
         if d.itemsize == 8 * (1 + _dtypes.is_complex(d)) and not jax.config.jax_enable_x64:
-            raise ValueError(f"dtypes: {d} needs 64-bit JAX; call jax.config.update('jax_enable_x64', True) "
-                             "first or use a 32-bit dtype")
+            raise ValueError(
+                f"dtypes: {d} needs 64-bit JAX; call jax.config.update('jax_enable_x64', True) "
+                "first or use a 32-bit dtype"
+            )
         law.check_dtype(d)
     return out
 
@@ -104,12 +110,21 @@ def _dtypes_of(dtypes, law: laws.Law, seed: int) -> list:
 def _gated(gate: Verdict, ctx: CaseContext, name: str) -> Verdict:
     """Run a property unless the case's contract failed (then nothing else can be trusted)."""
     if gate.status in (FAIL, ERROR):
-        return ctx.errored(name, f"not run: the contract failed ({gate.message})")
+        return ctx.errored(name, f"not run: the contract failed ({gate.message})", gated=True)
     return run_property(PROPERTIES[name], ctx, name)
 
 
-def check(init, expect, *, shapes=None, dtypes=None, properties: Sequence[str] | None = None,
-          seed: int = 0, profile: str | profiles.Profile = "ci", origin: str | None = None) -> Conformance:
+def check(
+    init,
+    expect,
+    *,
+    shapes=None,
+    dtypes=None,
+    properties: Sequence[str] | None = None,
+    seed: int = 0,
+    profile: str | profiles.Profile = "ci",
+    origin: str | None = None,
+) -> Conformance:
     """Check ``init(key, shape, dtype)`` against the law ``expect`` (an ``initcheck.laws`` law or a
     frozen continuous scipy.stats distribution) on every case (shape x dtype) and property.
 
@@ -123,8 +138,16 @@ def check(init, expect, *, shapes=None, dtypes=None, properties: Sequence[str] |
     return _check(init, expect, shapes, dtypes, properties, seed, profile, paired=False, origin=origin)
 
 
-def check_paired(init, expect, *, dtypes, properties: Sequence[str] | None = None, seed: int = 0,
-                 profile: str | profiles.Profile = "ci", origin: str | None = None) -> Conformance:
+def check_paired(
+    init,
+    expect,
+    *,
+    dtypes,
+    properties: Sequence[str] | None = None,
+    seed: int = 0,
+    profile: str | profiles.Profile = "ci",
+    origin: str | None = None,
+) -> Conformance:
     """``check`` on ``paired_cases`` of the drawn shapes and ``dtypes`` (the whole grid when
     ``profile.full_grid``)."""
     return _check(init, expect, None, dtypes, properties, seed, profile, paired=True, origin=origin)
@@ -136,8 +159,9 @@ def paired_cases(shapes: Sequence, dtypes: Sequence) -> list[tuple]:
     return [(shapes[i % len(shapes)], dtypes[i % len(dtypes)]) for i in range(max(len(shapes), len(dtypes)))]
 
 
-def _check(init, expect, shapes, dtypes, properties, seed, profile, *, paired: bool,
-           origin: str | None = None) -> Conformance:
+def _check(
+    init, expect, shapes, dtypes, properties, seed, profile, *, paired: bool, origin: str | None = None
+) -> Conformance:
     """Every property on every case (the contract first: a case whose contract fails runs nothing
     else), and the per-initializer properties on the first case."""
     started = time.perf_counter()
@@ -158,8 +182,11 @@ def _check(init, expect, shapes, dtypes, properties, seed, profile, *, paired: b
     # A case the law itself refuses (variance scaling on a 1-D shape) is an ``errors`` case: the
     # initializer must raise there; neither the contract nor the statistics run on it.
     refused = [(shape, dtype) for shape, dtype in cases if law.error_reason(shape, dtype) is not None]
-    contexts = [CaseContext(fn, label, law, shape, dtype, prof, seed, origin=origin) for shape, dtype in cases
-                if (shape, dtype) not in refused]
+    contexts = [
+        CaseContext(fn, label, law, shape, dtype, prof, seed, origin=origin)
+        for shape, dtype in cases
+        if (shape, dtype) not in refused
+    ]
     gates = []
     for ctx in contexts:
         gate = run_property(check_contract, ctx, "contract")
@@ -170,17 +197,26 @@ def _check(init, expect, shapes, dtypes, properties, seed, profile, *, paired: b
             if name == "contract" or name in PER_INITIALIZER:
                 continue
             verdicts.append(_gated(gate, ctx, name))
-    first = contexts[0] if contexts else CaseContext(fn, label, law, refused[0][0], refused[0][1], prof, seed,
-                                                     origin=origin)
+    first = (
+        contexts[0]
+        if contexts
+        else CaseContext(fn, label, law, refused[0][0], refused[0][1], prof, seed, origin=origin)
+    )
     first.refused_shapes = [shape for shape, _ in refused]
     for name in PER_INITIALIZER:
         if name in names:
             verdicts.append(_gated(gates[0], first, name) if gates else run_property(PROPERTIES[name], first, name))
     if refused and "errors" not in names:
-        verdicts.append(first.skipped("errors", f"shapes {first.refused_shapes} are refused by {law!r}: the "
-                                                "errors property checks that the initializer raises there"))
-    return Conformance(label, repr(law), verdicts, prof.name, seed, sampler.device_description(),
-                       seconds=time.perf_counter() - started)
+        verdicts.append(
+            first.skipped(
+                "errors",
+                f"shapes {first.refused_shapes} are refused by {law!r}: the "
+                "errors property checks that the initializer raises there",
+            )
+        )
+    return Conformance(
+        label, repr(law), verdicts, prof.name, seed, sampler.device_description(), seconds=time.perf_counter() - started
+    )
 
 
 def assert_conforms(init, expect, **options) -> Conformance:
@@ -202,11 +238,14 @@ def expects(expect, *, shapes=None, dtypes=None, skip=None):
     skip = dict(skip or {})
     unknown = sorted(set(skip) - set(PROPERTIES))
     if unknown:
-        raise ValueError(f"expects: skip={skip!r} names unknown properties {unknown}; choose from "
-                         f"{', '.join(PROPERTIES)}")
+        raise ValueError(
+            f"expects: skip={skip!r} names unknown properties {unknown}; choose from {', '.join(PROPERTIES)}"
+        )
     if not all(isinstance(r, str) and r.strip() for r in skip.values()):
-        raise ValueError(f"expects: skip={skip!r}: give each skipped property a reason, e.g. "
-                         "skip={'errors': 'the std depends on the shape'}")
+        raise ValueError(
+            f"expects: skip={skip!r}: give each skipped property a reason, e.g. "
+            "skip={'errors': 'the std depends on the shape'}"
+        )
 
     def mark(init):
         if not callable(init):
@@ -219,4 +258,4 @@ def expects(expect, *, shapes=None, dtypes=None, skip=None):
     return mark
 
 
-__all__ = ["check", "assert_conforms", "expects", "ConformanceError"]
+__all__ = ["ConformanceError", "assert_conforms", "check", "expects"]

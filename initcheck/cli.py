@@ -21,8 +21,11 @@ def _entries(args) -> list[tuple[int, object]]:
         import jax
 
         jax.config.update("jax_enable_x64", True)
-    return [(i, e) for i, e in enumerate(catalog(args.frameworks))
-            if not getattr(args, "entries", None) or any(f in e.id for f in args.entries)]
+    return [
+        (i, e)
+        for i, e in enumerate(catalog(args.frameworks))
+        if not getattr(args, "entries", None) or any(f in e.id for f in args.entries)
+    ]
 
 
 def _report(args) -> int:
@@ -37,16 +40,21 @@ def _report(args) -> int:
         if args.dtypes:
             given.append(f"--dtypes {','.join(args.dtypes)}")
         given = " ".join(given)
-        print(f"initcheck report: {given} matches no catalog entry; see `initcheck list` for the ids and dtypes",
-              file=sys.stderr)
+        print(
+            f"initcheck report: {given} matches no catalog entry; see `initcheck list` for the ids and dtypes",
+            file=sys.stderr,
+        )
         return 2
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     copies = _runner.duplicates(chosen)  # entry -> the entry whose verdicts it shares
     jobs = max(1, min(args.jobs or _runner.default_jobs(), len(chosen) - len(copies)))
-    print(f"initcheck {__version__}: {len(chosen)} catalog entries, profile={args.profile}, seed={args.seed}, "
-          f"device={sampler.device_description()}, {jobs} process{'es' if jobs > 1 else ''}, "
-          f"compile cache {_cache_description(args)}", flush=True)
+    print(
+        f"initcheck {__version__}: {len(chosen)} catalog entries, profile={args.profile}, seed={args.seed}, "
+        f"device={sampler.device_description()}, {jobs} process{'es' if jobs > 1 else ''}, "
+        f"compile cache {_cache_description(args)}",
+        flush=True,
+    )
     entries = {i: e for i, e, _ in chosen}
     done: dict = {}
     started = time.perf_counter()
@@ -54,9 +62,12 @@ def _report(args) -> int:
     def show(index, result, note=""):
         done[index] = result
         entry = entries[index]
-        print(f"[{len(done):{len(str(len(chosen)))}d}/{len(chosen)}] {_word(result)} {entry.id} "
-              f"[{','.join(sorted({v.case.dtype for v in result.report.verdicts}, key=entry.dtypes.index))}] "
-              f"({note or f'{result.report.seconds:.1f}s'})", flush=True)
+        print(
+            f"[{len(done):{len(str(len(chosen)))}d}/{len(chosen)}] {_word(result)} {entry.id} "
+            f"[{','.join(sorted({v.case.dtype for v in result.report.verdicts}, key=entry.dtypes.index))}] "
+            f"({note or f'{result.report.seconds:.1f}s'})",
+            flush=True,
+        )
 
     drawn: dict[str, str] = {}  # the report's plots, drawn by the workers as they go
 
@@ -65,35 +76,59 @@ def _report(args) -> int:
         show(index, result)
         for copy, original in copies.items():
             if original == index:
-                show(copy, _runner.renamed(result, entries[copy].id),
-                     f"the same function as {entries[index].id}: its verdicts")
+                show(
+                    copy,
+                    _runner.renamed(result, entries[copy].id),
+                    f"the same function as {entries[index].id}: its verdicts",
+                )
 
     if copies:
-        print(f"{len(copies)} entries are the same function as another entry (same code and arguments) and "
-              "share its verdicts", flush=True)
-    _runner.check_entries(args.frameworks, [(i, dtypes) for i, _, dtypes in chosen if i not in copies], x64=args.x64,
-                          profile=args.profile, seed=args.seed, jobs=jobs, on_result=on_result, plots=True)
+        print(
+            f"{len(copies)} entries are the same function as another entry (same code and arguments) and "
+            "share its verdicts",
+            flush=True,
+        )
+    _runner.check_entries(
+        args.frameworks,
+        [(i, dtypes) for i, _, dtypes in chosen if i not in copies],
+        x64=args.x64,
+        profile=args.profile,
+        seed=args.seed,
+        jobs=jobs,
+        on_result=on_result,
+        plots=True,
+    )
     results = [(entries[i], done[i]) for i, _, _ in chosen]
     from initcheck import document as doc
 
     seconds = time.perf_counter() - started
     shared = {entries[i].id: entries[j].id for i, j in copies.items()}
-    report_document = doc.build("initcheck report", [doc.catalog_target(e, r, verdicts_of=shared.get(e.id))
-                                                     for e, r in results],
-                                profile=args.profile, seed=args.seed, seconds=seconds)
-    json_path, html_path = doc.write(report_document, json_path=out / "conformance.json",
-                                     html_path=out / "conformance.html", jobs=jobs, drawn=drawn)
+    report_document = doc.build(
+        "initcheck report",
+        [doc.catalog_target(e, r, verdicts_of=shared.get(e.id)) for e, r in results],
+        profile=args.profile,
+        seed=args.seed,
+        seconds=seconds,
+    )
+    json_path, html_path = doc.write(
+        report_document, json_path=out / "conformance.json", html_path=out / "conformance.html", jobs=jobs, drawn=drawn
+    )
     _summary(results)
     unexpected = [(e, r) for e, r in results if _unexpected(r)]
-    print(f"\n{sum(1 for _, r in results if r.report.passed)} passed, "
-          f"{sum(1 for _, r in results if not r.report.passed and not _unexpected(r))} failed with known defects only, "
-          f"{len(unexpected)} failed unexpectedly, in {seconds:.0f}s; "
-          f"false-alarm bound {report_document['false_alarm_bound']:.2g}; wrote {html_path} and {json_path}")
+    print(
+        f"\n{sum(1 for _, r in results if r.report.passed)} passed, "
+        f"{sum(1 for _, r in results if not r.report.passed and not _unexpected(r))} failed with known defects only, "
+        f"{len(unexpected)} failed unexpectedly, in {seconds:.0f}s; "
+        f"false-alarm bound {report_document['false_alarm_bound']:.2g}; wrote {html_path} and {json_path}"
+    )
     for entry, result in results:
         for defect in result.unobserved:
-            status = ("NOT SEEN although expected (initcheck regression?)" if defect.expected_now else
-                      f"not seen with {defect.package} {defect.installed} (newer than {defect.last_seen}): fixed? "
-                      "update initcheck/_defects.py")
+            status = (
+                "NOT SEEN although expected (initcheck regression?)"
+                if defect.expected_now
+                else f"not seen with {defect.package} {defect.installed} (newer than {defect.last_seen}): fixed? "
+                "update initcheck/_defects.py"
+            )
             print(f"known defect {defect.name} on {entry.id}: {status}")
     for _, result in unexpected:
         if result.unexpected:
@@ -118,7 +153,9 @@ def _summary(results) -> None:
     for entry, result in results:
         report = result.report
         known = sum(1 for v in report.verdicts if v.known_defect)
-        print(f"{entry.id.ljust(width)}  {len(report.verdicts):8d}  {len(report.failures):6d}  {known:5d}  {_word(result)}")
+        print(
+            f"{entry.id.ljust(width)}  {len(report.verdicts):8d}  {len(report.failures):6d}  {known:5d}  {_word(result)}"
+        )
 
 
 def _list(args) -> int:
@@ -131,8 +168,10 @@ def _list(args) -> int:
             print(f"  {e.id}  ->  {e.law!r}{same}")
             print(f"      dtypes: {', '.join(e.dtypes)}" + (f"; {e.notes}" if e.notes else ""))
             for defect in e.defects:
-                print(f"      known defect {defect.name} ({defect.package} <= {defect.last_seen}) on "
-                      f"{'/'.join(defect.properties)} in {'/'.join(d for d in defect.dtypes if d in e.dtypes) or 'no checked dtype'}")
+                print(
+                    f"      known defect {defect.name} ({defect.package} <= {defect.last_seen}) on "
+                    f"{'/'.join(defect.properties)} in {'/'.join(d for d in defect.dtypes if d in e.dtypes) or 'no checked dtype'}"
+                )
     print(f"{len(entries)} entries")
     return 0
 
@@ -143,7 +182,9 @@ def _load_target(spec: str):
 
     module_name, colon, attr = spec.partition(":")
     if not colon or not module_name or not attr:
-        raise ValueError(f"target={spec!r} must be MODULE:ATTR, e.g. jax.nn.initializers:he_normal() or mypkg.inits:my_init")
+        raise ValueError(
+            f"target={spec!r} must be MODULE:ATTR, e.g. jax.nn.initializers:he_normal() or mypkg.inits:my_init"
+        )
     call = law_syntax.literal_call(attr, "target")
     name = attr if call is None else call[0]
     obj = law_syntax.resolve(f"{module_name}:{name}", "target")
@@ -167,23 +208,41 @@ def _check(args) -> int:
         elif getattr(init, "__initcheck_law__", None) is not None:
             law = init.__initcheck_law__
         else:
-            raise ValueError(f"{args.target} declares no law (@initcheck.expects); give one with --expect, "
-                             f"e.g. --expect \"normal(std=0.01)\"")
+            raise ValueError(
+                f"{args.target} declares no law (@initcheck.expects); give one with --expect, "
+                f'e.g. --expect "normal(std=0.01)"'
+            )
         if args.haiku:
             from initcheck import adapters
 
             init = adapters.from_haiku(init)
-        report = initcheck.check(init, law, shapes=args.shapes, dtypes=args.dtypes, properties=args.properties,
-                                 seed=args.seed, profile=args.profile, origin=_origin_of_check(args))
+        report = initcheck.check(
+            init,
+            law,
+            shapes=args.shapes,
+            dtypes=args.dtypes,
+            properties=args.properties,
+            seed=args.seed,
+            profile=args.profile,
+            origin=_origin_of_check(args),
+        )
     except (ValueError, TypeError) as exc:
         print(f"initcheck check: {exc}", file=sys.stderr)
         return 2
     print(report)
     if args.json or args.html:
-        target = doc.target(args.target, "initializer", verdicts=[v.to_dict() for v in report.verdicts],
-                            law=report.law, seconds=report.seconds)
-        for path in doc.write(doc.build("initcheck check", [target], profile=args.profile, seed=args.seed,
-                                        seconds=report.seconds), json_path=args.json, html_path=args.html):
+        target = doc.target(
+            args.target,
+            "initializer",
+            verdicts=[v.to_dict() for v in report.verdicts],
+            law=report.law,
+            seconds=report.seconds,
+        )
+        for path in doc.write(
+            doc.build("initcheck check", [target], profile=args.profile, seed=args.seed, seconds=report.seconds),
+            json_path=args.json,
+            html_path=args.html,
+        ):
             print(f"wrote {path}")
     return 0 if report.passed else 1
 
@@ -193,8 +252,11 @@ def _origin_of_check(args) -> str:
     loader = f"init = initcheck.cli._load_target({args.target!r})"
     if args.haiku:
         loader += "\ninit = initcheck.adapters.from_haiku(init)"
-    law = (f"law = initcheck.law_syntax.parse_law({args.expect!r})" if args.expect is not None else
-           f"law = initcheck.cli._load_target({args.target!r}).__initcheck_law__")
+    law = (
+        f"law = initcheck.law_syntax.parse_law({args.expect!r})"
+        if args.expect is not None
+        else f"law = initcheck.cli._load_target({args.target!r}).__initcheck_law__"
+    )
     return f"import initcheck.cli, initcheck.law_syntax\n{loader}\n{law}"
 
 
@@ -209,21 +271,38 @@ def _audit(args) -> int:
     try:
         factory = _load_target(args.target)
         if not callable(factory):
-            raise TypeError(f"{args.target} is not callable; give a function returning (model, *inputs) or "
-                            "initcheck.Model(model, args=..., kwargs=..., rng=..., expect=...)")
+            raise TypeError(
+                f"{args.target} is not callable; give a function returning (model, *inputs) or "
+                "initcheck.Model(model, args=..., kwargs=..., rng=..., expect=...)"
+            )
         progress(f"building the model with {args.target}()")
         target = initcheck.Model.of(factory(), rng=args.seed)  # as pytest --initcheck does
-        report = initcheck.audit(target, properties=args.properties, profile=args.profile, seed=args.seed,
-                                 origin=factory_origin(args.target), progress=progress)
+        report = initcheck.audit(
+            target,
+            properties=args.properties,
+            profile=args.profile,
+            seed=args.seed,
+            origin=factory_origin(args.target),
+            progress=progress,
+        )
     except (ValueError, TypeError) as exc:
         print(f"initcheck audit: {exc}", file=sys.stderr)
         return 2
     print(report)
     if args.json or args.html:
-        row = doc.target(args.target, "model", verdicts=[v.to_dict() for v in report.verdicts], law=report.law,
-                         seconds=report.seconds, coverage=report.coverage.to_dict())
-        for path in doc.write(doc.build("initcheck audit", [row], profile=args.profile, seed=args.seed,
-                                        seconds=report.seconds), json_path=args.json, html_path=args.html):
+        row = doc.target(
+            args.target,
+            "model",
+            verdicts=[v.to_dict() for v in report.verdicts],
+            law=report.law,
+            seconds=report.seconds,
+            coverage=report.coverage.to_dict(),
+        )
+        for path in doc.write(
+            doc.build("initcheck audit", [row], profile=args.profile, seed=args.seed, seconds=report.seconds),
+            json_path=args.json,
+            html_path=args.html,
+        ):
             print(f"wrote {path}")
     if report.unexplained:
         return 1
@@ -283,10 +362,12 @@ def _unwritable_path(args) -> str | None:
     (checked before any work: a check must not run for nothing)."""
     from initcheck import document
 
-    for option, attribute, problem_of in (("--out", "out", document.folder_problem),
-                                          ("--compile-cache", "compile_cache", document.folder_problem),
-                                          ("--json", "json", document.file_problem),
-                                          ("--html", "html", document.file_problem)):
+    for option, attribute, problem_of in (
+        ("--out", "out", document.folder_problem),
+        ("--compile-cache", "compile_cache", document.folder_problem),
+        ("--json", "json", document.file_problem),
+        ("--html", "html", document.file_problem),
+    ):
         path = getattr(args, attribute, None)
         problem = path and problem_of(path)
         if problem:
@@ -298,47 +379,90 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="initcheck", description="Verify neural-network initializers.")
     parser.add_argument("--version", action="version", version=f"initcheck {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser("report", help="check the built-in catalog and write the HTML and JSON conformance reports")
-    report.add_argument("--out", default="reports", help="folder for conformance.html and conformance.json (default: reports)")
-    report.add_argument("--entries", nargs="*", default=[], metavar="TEXT",
-                        help="only the entries whose id contains one of these texts")
-    report.add_argument("--jobs", type=int, default=0, metavar="N",
-                        help="processes to check entries on (default: one per core)")
-    report.add_argument("--dtypes", type=_dtypes, default=None, metavar="float32,bfloat16,...",
-                        help="only these of each entry's dtypes (default: all of them)")
+    report = commands.add_parser(
+        "report", help="check the built-in catalog and write the HTML and JSON conformance reports"
+    )
+    report.add_argument(
+        "--out", default="reports", help="folder for conformance.html and conformance.json (default: reports)"
+    )
+    report.add_argument(
+        "--entries", nargs="*", default=[], metavar="TEXT", help="only the entries whose id contains one of these texts"
+    )
+    report.add_argument(
+        "--jobs", type=int, default=0, metavar="N", help="processes to check entries on (default: one per core)"
+    )
+    report.add_argument(
+        "--dtypes",
+        type=_dtypes,
+        default=None,
+        metavar="float32,bfloat16,...",
+        help="only these of each entry's dtypes (default: all of them)",
+    )
     from initcheck.law_syntax import EXAMPLES
 
     check = commands.add_parser(
-        "check", help="check one initializer against a law",
+        "check",
+        help="check one initializer against a law",
         description="Check MODULE:ATTR against a law and print every verdict; exit status 1 if it does not "
-                    "conform, 2 on bad arguments.",
+        "conform, 2 on bad arguments.",
         epilog=f"Laws: {EXAMPLES}. Nothing is evaluated: the text is parsed, and only laws and literal "
-               "arguments are accepted.")
-    check.add_argument("target", metavar="MODULE:ATTR",
-                       help="the initializer, e.g. mypkg.inits:my_init or jax.nn.initializers:variance_scaling(2.0, 'fan_in', 'normal')")
-    check.add_argument("--expect", metavar="LAW", default=None,
-                       help="the law it promises, e.g. \"normal(std=0.01)\" (default: its @initcheck.expects law)")
-    check.add_argument("--shapes", type=_shapes, default=None, metavar="64x32,128",
-                       help="shapes to check (default: drawn for the law)")
-    check.add_argument("--dtypes", type=_dtypes, default=None, metavar="float32,bfloat16",
-                       help="dtypes to check (default: float32)")
-    check.add_argument("--properties", type=_properties, default=None, metavar="moments,distribution",
-                       help="properties to check (default: all)")
-    check.add_argument("--haiku", action="store_true",
-                       help="the target is a Haiku-style init(shape, dtype) that draws keys with hk.next_rng_key() "
-                            "(recognized by itself when its first parameter is not a key)")
+        "arguments are accepted.",
+    )
+    check.add_argument(
+        "target",
+        metavar="MODULE:ATTR",
+        help="the initializer, e.g. mypkg.inits:my_init or jax.nn.initializers:variance_scaling(2.0, 'fan_in', 'normal')",
+    )
+    check.add_argument(
+        "--expect",
+        metavar="LAW",
+        default=None,
+        help='the law it promises, e.g. "normal(std=0.01)" (default: its @initcheck.expects law)',
+    )
+    check.add_argument(
+        "--shapes", type=_shapes, default=None, metavar="64x32,128", help="shapes to check (default: drawn for the law)"
+    )
+    check.add_argument(
+        "--dtypes", type=_dtypes, default=None, metavar="float32,bfloat16", help="dtypes to check (default: float32)"
+    )
+    check.add_argument(
+        "--properties",
+        type=_properties,
+        default=None,
+        metavar="moments,distribution",
+        help="properties to check (default: all)",
+    )
+    check.add_argument(
+        "--haiku",
+        action="store_true",
+        help="the target is a Haiku-style init(shape, dtype) that draws keys with hk.next_rng_key() "
+        "(recognized by itself when its first parameter is not a key)",
+    )
     audit = commands.add_parser(
-        "audit", help="audit one model: every value it creates at init, its key and its law",
+        "audit",
+        help="audit one model: every value it creates at init, its key and its law",
         description="Audit the model MODULE:FACTORY() returns ((model, *inputs) or initcheck.Model(...)): the "
-                    "same verdicts as pytest --initcheck's items; exit status 1 if it does not conform (or is "
-                    "PARTIAL with --strict; failures that a known framework defect explains alone do not count), "
-                    "2 on bad arguments.")
-    audit.add_argument("target", metavar="MODULE:FACTORY", help="a function returning (model, *inputs) or an "
-                                                                "initcheck.Model, e.g. mypkg.models:resnet")
-    audit.add_argument("--properties", type=_audit_properties, default=None, metavar="derivation,moments",
-                       help="audit properties to check (default: all)")
-    audit.add_argument("--strict", action="store_true",
-                       help="a PARTIAL model (values without a known law or a modelled key derivation) fails")
+        "same verdicts as pytest --initcheck's items; exit status 1 if it does not conform (or is "
+        "PARTIAL with --strict; failures that a known framework defect explains alone do not count), "
+        "2 on bad arguments.",
+    )
+    audit.add_argument(
+        "target",
+        metavar="MODULE:FACTORY",
+        help="a function returning (model, *inputs) or an initcheck.Model, e.g. mypkg.models:resnet",
+    )
+    audit.add_argument(
+        "--properties",
+        type=_audit_properties,
+        default=None,
+        metavar="derivation,moments",
+        help="audit properties to check (default: all)",
+    )
+    audit.add_argument(
+        "--strict",
+        action="store_true",
+        help="a PARTIAL model (values without a known law or a modelled key derivation) fails",
+    )
     for sub in (check, audit):
         sub.add_argument("--json", metavar="PATH", default=None, help="also write the JSON report to PATH")
         sub.add_argument("--html", metavar="PATH", default=None, help="also write the HTML report to PATH")
@@ -347,19 +471,34 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--profile", default="ci", choices=sorted(profiles.PROFILES), help="how hard to look")
         sub.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
     for sub in (check, report, listing, audit):
-        sub.add_argument("--xla-optimize", action="store_true",
-                         help="keep XLA's default compiler settings (by default initcheck compiles with "
-                              f"{_xla.FAST_COMPILE_SETTING}: compiles dominate a check)")
+        sub.add_argument(
+            "--xla-optimize",
+            action="store_true",
+            help="keep XLA's default compiler settings (by default initcheck compiles with "
+            f"{_xla.FAST_COMPILE_SETTING}: compiles dominate a check)",
+        )
     for sub in (check, report, audit):
-        sub.add_argument("--compile-cache", metavar="DIR", default=None,
-                         help="keep XLA's compiled code in DIR and reuse it in later runs (JAX's persistent "
-                              "compilation cache; a rerun of the catalog takes about 20%% less time; without it, "
-                              "`report` keeps a cache of its run only, in a temporary folder)")
+        sub.add_argument(
+            "--compile-cache",
+            metavar="DIR",
+            default=None,
+            help="keep XLA's compiled code in DIR and reuse it in later runs (JAX's persistent "
+            "compilation cache; a rerun of the catalog takes about 20%% less time; without it, "
+            "`report` keeps a cache of its run only, in a temporary folder)",
+        )
     for sub in (report, listing):
-        sub.add_argument("--frameworks", type=_frameworks, default=None, metavar="jax,flax,haiku,initcheck",
-                         help="frameworks of the catalog to include (default: all)")
-        sub.add_argument("--x64", action="store_true",
-                         help="turn on JAX's x64 mode first, which adds float64 and complex128 to the dtypes")
+        sub.add_argument(
+            "--frameworks",
+            type=_frameworks,
+            default=None,
+            metavar="jax,flax,haiku,initcheck",
+            help="frameworks of the catalog to include (default: all)",
+        )
+        sub.add_argument(
+            "--x64",
+            action="store_true",
+            help="turn on JAX's x64 mode first, which adds float64 and complex128 to the dtypes",
+        )
     check.set_defaults(run=_check)
     audit.set_defaults(run=_audit)
     report.set_defaults(run=_report)

@@ -171,7 +171,22 @@ def collisions(keys: Mapping[str, object]) -> list[list[str]]:
 
 
 __all__ = [
-    "collisions", "haiku_keys", "haiku_layer_stack_roots", "haiku_root", "haiku_state_after", "haiku_walk",
-    "key_bytes", "linen_fold_data", "linen_hash_input", "linen_key", "linen_roots", "linen_split", "linen_stream",
-    "flat_keys", "nnx_key", "nnx_root", "nnx_split", "typed",
+    "collisions",
+    "flat_keys",
+    "haiku_keys",
+    "haiku_layer_stack_roots",
+    "haiku_root",
+    "haiku_state_after",
+    "haiku_walk",
+    "key_bytes",
+    "linen_fold_data",
+    "linen_hash_input",
+    "linen_key",
+    "linen_roots",
+    "linen_split",
+    "linen_stream",
+    "nnx_key",
+    "nnx_root",
+    "nnx_split",
+    "typed",
 ]

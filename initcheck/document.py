@@ -35,9 +35,14 @@ def environment() -> dict:
     from initcheck import __version__, sampler
 
     return {
-        "initcheck": __version__, "python": platform.python_version(), "jax": jax.__version__,
-        "jaxlib": _version("jaxlib"), "flax": _version("flax"), "haiku": _version("dm-haiku"),
-        "backend": jax.default_backend(), "device": sampler.device_description(),
+        "initcheck": __version__,
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "jaxlib": _version("jaxlib"),
+        "flax": _version("flax"),
+        "haiku": _version("dm-haiku"),
+        "backend": jax.default_backend(),
+        "device": sampler.device_description(),
         "x64": bool(jax.config.jax_enable_x64),
         "threefry_partitionable": bool(jax.config.jax_threefry_partitionable),
         "default_prng_impl": str(jax.config.jax_default_prng_impl),
@@ -47,13 +52,19 @@ def environment() -> dict:
 def cell_status(verdicts: Sequence[dict]) -> str:
     """One (target, property) cell: ``known`` for failures a known defect explains, else the worst
     status among the verdicts (error, fail, pass, skip)."""
-    statuses = {"known" if v.get("known_defect") and v["status"] in ("fail", "error") else v["status"]
-                for v in verdicts}
+    statuses = {
+        "known" if v.get("known_defect") and v["status"] in ("fail", "error") else v["status"] for v in verdicts
+    }
     return next((s for s in STATUS_ORDER if s in statuses), "skip")
 
 
-def target_result(verdicts: Sequence[dict], *, error: str | None = None, expected_defect_missing: bool = False,
-                  coverage: dict | None = None) -> str:
+def target_result(
+    verdicts: Sequence[dict],
+    *,
+    error: str | None = None,
+    expected_defect_missing: bool = False,
+    coverage: dict | None = None,
+) -> str:
     """``error`` when the target could not be checked, ``fail`` when a failure is unexplained (or a
     known defect that should show did not), ``known`` when known defects explain every failure,
     ``partial`` when nothing failed but not every value was covered (``coverage``), else ``pass``."""
@@ -67,20 +78,37 @@ def target_result(verdicts: Sequence[dict], *, error: str | None = None, expecte
     return "partial" if coverage is not None and coverage["covered"] < coverage["values"] else "pass"
 
 
-def target(id: str, kind: str, *, verdicts: Sequence[dict] = (), law: str | None = None, error: str | None = None,
-           framework: str | None = None, seconds: float = 0.0, expected_defect_missing: bool = False,
-           coverage: dict | None = None, **extra) -> dict:
+def target(
+    id: str,
+    kind: str,
+    *,
+    verdicts: Sequence[dict] = (),
+    law: str | None = None,
+    error: str | None = None,
+    framework: str | None = None,
+    seconds: float = 0.0,
+    expected_defect_missing: bool = False,
+    coverage: dict | None = None,
+    **extra,
+) -> dict:
     """One row of the report (a catalog entry, a declared initializer or an audited model) from its
     verdicts and coverage as JSON data; ``extra`` keys are kept (catalog facts, pytest items)."""
     verdicts = list(verdicts)
     coverage = coverage or FULL_COVERAGE
     return {
-        "id": id, "kind": kind, "framework": framework, "law": law,
-        "result": target_result(verdicts, error=error, expected_defect_missing=expected_defect_missing,
-                                coverage=coverage),
-        "error": error, "seconds": seconds, "coverage": coverage,
+        "id": id,
+        "kind": kind,
+        "framework": framework,
+        "law": law,
+        "result": target_result(
+            verdicts, error=error, expected_defect_missing=expected_defect_missing, coverage=coverage
+        ),
+        "error": error,
+        "seconds": seconds,
+        "coverage": coverage,
         "false_alarm_bound": sum(v["alpha"] for v in verdicts if v["alpha"] > 0 and v["status"] in ("pass", "fail")),
-        "verdicts": verdicts, **extra,
+        "verdicts": verdicts,
+        **extra,
     }
 
 
@@ -88,11 +116,23 @@ def catalog_facts(entry, triage) -> dict:
     """What a catalog entry's row adds: its identity, dtypes, notes and known defects (and whether
     each showed in ``triage``)."""
     return {
-        "framework": entry.framework, "same_as": entry.same_as, "dtypes": list(entry.dtypes), "notes": entry.notes,
+        "framework": entry.framework,
+        "same_as": entry.same_as,
+        "dtypes": list(entry.dtypes),
+        "notes": entry.notes,
         "expected_defect_missing": any(d.expected_now for d in triage.unobserved),
-        "known_defects": [{"name": d.name, "package": d.package, "last_seen": d.last_seen, "summary": d.summary,
-                           "reference": d.reference, "observed": d in triage.observed,
-                           "expected_now": d.expected_now} for d in entry.defects],
+        "known_defects": [
+            {
+                "name": d.name,
+                "package": d.package,
+                "last_seen": d.last_seen,
+                "summary": d.summary,
+                "reference": d.reference,
+                "observed": d in triage.observed,
+                "expected_now": d.expected_now,
+            }
+            for d in entry.defects
+        ],
     }
 
 
@@ -100,9 +140,15 @@ def catalog_target(entry, triage, verdicts_of: str | None = None) -> dict:
     """A catalog entry's row from its triaged check; ``verdicts_of`` names the entry whose check it
     shares (the same function: see ``_runner.duplicates``)."""
     report = triage.report
-    row = target(entry.id, "catalog", verdicts=[v.to_dict() for v in report.verdicts], law=report.law,
-                 seconds=0.0 if verdicts_of else report.seconds, verdicts_of=verdicts_of,
-                 **catalog_facts(entry, triage))
+    row = target(
+        entry.id,
+        "catalog",
+        verdicts=[v.to_dict() for v in report.verdicts],
+        law=report.law,
+        seconds=0.0 if verdicts_of else report.seconds,
+        verdicts_of=verdicts_of,
+        **catalog_facts(entry, triage),
+    )
     if verdicts_of:
         row["false_alarm_bound"] = 0.0  # the same verdicts as ``verdicts_of``: no second chance of a false alarm
     return row
@@ -115,13 +161,17 @@ def build(generator: str, targets: Iterable[dict], *, profile, seed: int, second
     prof = profiles.get(profile)
     targets = list(targets)
     seen = dict.fromkeys(v["property"] for t in targets for v in t["verdicts"])
-    seen.update(dict.fromkeys(i["property"] for t in targets for i in t.get("items", ()) if i["property"] != "coverage"))
+    seen.update(
+        dict.fromkeys(i["property"] for t in targets for i in t.get("items", ()) if i["property"] != "coverage")
+    )
     return {
-        "schema_version": SCHEMA_VERSION, "generator": generator,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "schema_version": SCHEMA_VERSION,
+        "generator": generator,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "environment": environment(),
         "profile": {"name": prof.name, "n": prof.n, "cases": prof.cases, "alpha": prof.alpha},
-        "seed": seed, "seconds": seconds,
+        "seed": seed,
+        "seconds": seconds,
         "false_alarm_bound": sum(t["false_alarm_bound"] for t in targets),
         "counts": {r: sum(1 for t in targets if t["result"] == r) for r in RESULTS},
         "properties": _ordered_properties(seen),
@@ -167,7 +217,9 @@ def _folder_problem(folder: Path) -> str | None:
     return None
 
 
-def write(document: dict, *, json_path=None, html_path=None, jobs: int = 1, drawn: dict[str, str] | None = None) -> list[Path]:
+def write(
+    document: dict, *, json_path=None, html_path=None, jobs: int = 1, drawn: dict[str, str] | None = None
+) -> list[Path]:
     """Save ``document`` as JSON and/or HTML (parent folders are made; the HTML's plots are drawn
     on ``jobs`` processes, except those already ``drawn``, see ``html.render``); returns the paths
     written."""

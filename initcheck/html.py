@@ -63,9 +63,15 @@ def _plotted(target: dict) -> dict[tuple, dict]:
 
 
 def _failure(v: dict, target: dict, plot: dict | None, title: str) -> dict:
-    return {**v, "case_text": _case_text(v["case"]), "statistic_text": _number(v["statistic"]),
-            "pvalue_text": _number(v["pvalue"]), "svg": (plot, title) if plot else None,
-            "cell": "known" if v.get("known_defect") else v["status"], "target": target["id"]}
+    return {
+        **v,
+        "case_text": _case_text(v["case"]),
+        "statistic_text": _number(v["statistic"]),
+        "pvalue_text": _number(v["pvalue"]),
+        "svg": (plot, title) if plot else None,
+        "cell": "known" if v.get("known_defect") else v["status"],
+        "target": target["id"],
+    }
 
 
 def _broken(v: dict) -> bool:
@@ -89,8 +95,13 @@ def _details(target: dict, draw: bool = True) -> dict:
         if show:
             drawn.add(where)
         failures.append(_failure(v, target, plot if show else None, f"{target['id']}: {_case_text(v['case'])}"))
-    broken_items = [i for i in target.get("items", ()) if i["outcome"] in ("failed", "error") and i.get("message")
-                    and not any(v["property"] == i["property"] for v in target["verdicts"])]
+    broken_items = [
+        i
+        for i in target.get("items", ())
+        if i["outcome"] in ("failed", "error")
+        and i.get("message")
+        and not any(v["property"] == i["property"] for v in target["verdicts"])
+    ]
     coverage = target.get("coverage") or {}
     return {"failures": failures, "broken_items": broken_items, "gaps": coverage.get("gaps", [])}
 
@@ -120,19 +131,32 @@ def _defects(targets: list[dict], draw: bool = True) -> list[dict]:
         facts = {d["name"]: d for d in target.get("known_defects", ())}
         for name, (v, plot) in _defect_examples(target).items():
             fact = facts.get(name, {})
-            section = sections.setdefault(name, {
-                "name": name, "slug": _slug("defect-" + name), "summary": fact.get("summary", ""),
-                "reference": fact.get("reference", ""), "package": fact.get("package", ""),
-                "last_seen": fact.get("last_seen", ""), "targets": [], "example": None})
+            section = sections.setdefault(
+                name,
+                {
+                    "name": name,
+                    "slug": _slug("defect-" + name),
+                    "summary": fact.get("summary", ""),
+                    "reference": fact.get("reference", ""),
+                    "package": fact.get("package", ""),
+                    "last_seen": fact.get("last_seen", ""),
+                    "targets": [],
+                    "example": None,
+                },
+            )
             section["targets"].append({"id": target["id"], "slug": "row-" + _slug(target["id"])})
             if section["example"] is None or (section["example"]["svg"] is None and plot and draw):
                 section["example"] = _failure(v, target, plot if draw else None, _defect_title(name, target, v))
     return list(sections.values())
 
 
-_ENVIRONMENT = _ENVIRONMENT = jinja2.Environment(loader=jinja2.PackageLoader("initcheck", "templates"),
-                                  autoescape=jinja2.select_autoescape(default=True),
-                                  trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+_ENVIRONMENT = _ENVIRONMENT = jinja2.Environment(
+    loader=jinja2.PackageLoader("initcheck", "templates"),
+    autoescape=jinja2.select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+    undefined=jinja2.StrictUndefined,
+)
 
 
 def _shown_details(target: dict, draw: bool = True) -> dict | None:
@@ -141,8 +165,13 @@ def _shown_details(target: dict, draw: bool = True) -> dict | None:
     if target["result"] == "pass":
         return None
     details = _details(target, draw)
-    if not (details["failures"] or details["broken_items"] or target.get("error") or
-            (target["result"] == "partial" and details["gaps"]) or target.get("expected_defect_missing")):
+    if not (
+        details["failures"]
+        or details["broken_items"]
+        or target.get("error")
+        or (target["result"] == "partial" and details["gaps"])
+        or target.get("expected_defect_missing")
+    ):
         return None
     return details
 
@@ -165,11 +194,21 @@ def render(document: dict, jobs: int = 1, drawn: dict[str, str] | None = None) -
     for target in document["targets"]:
         # a target sharing another's verdicts links to that one's plots instead of drawing them again
         original = target.get("verdicts_of") if target.get("verdicts_of") in ids else None
-        rows.append({**target, "slug": _slug(target["id"]), "original_slug": original and _slug(original),
-                     "cells": [_cell(target, p) for p in properties], "coverage_text": _coverage_text(target),
-                     "details": _shown_details(target, draw=not original)})
-    defects = _defects([t for t in document["targets"] if not (t.get("verdicts_of") in ids)] +
-                       [t for t in document["targets"] if t.get("verdicts_of") in ids], draw=True)
+        rows.append(
+            {
+                **target,
+                "slug": _slug(target["id"]),
+                "original_slug": original and _slug(original),
+                "cells": [_cell(target, p) for p in properties],
+                "coverage_text": _coverage_text(target),
+                "details": _shown_details(target, draw=not original),
+            }
+        )
+    defects = _defects(
+        [t for t in document["targets"] if t.get("verdicts_of") not in ids]
+        + [t for t in document["targets"] if t.get("verdicts_of") in ids],
+        draw=True,
+    )
     failures = [f for row in rows if row["details"] for f in row["details"]["failures"] if f["svg"]]
     failures += [d["example"] for d in defects if d["example"]["svg"]]
     for failure, svg in zip(failures, plots.many_svgs([f["svg"] for f in failures], jobs, drawn)):
@@ -178,12 +217,13 @@ def render(document: dict, jobs: int = 1, drawn: dict[str, str] | None = None) -
     for row in rows:
         row["defect_links"] = _defect_links(row, properties, defect_slugs)
     return _ENVIRONMENT.get_template("report.html.j2").render(
-        document=document, rows=rows, properties=properties, symbols=SYMBOLS, defects=defects)
+        document=document, rows=rows, properties=properties, symbols=SYMBOLS, defects=defects
+    )
 
 
 def _coverage_text(target: dict) -> str:
     coverage = target.get("coverage") or {}
-    if not coverage or coverage.get("values", 1) <= 1 and coverage.get("covered", 1) == coverage.get("values", 1):
+    if not coverage or (coverage.get("values", 1) <= 1 and coverage.get("covered", 1) == coverage.get("values", 1)):
         return ""
     return f"{coverage['covered']}/{coverage['values']}"
 
@@ -192,7 +232,13 @@ def _defect_links(target: dict, properties: list[str], slugs: dict[str, str]) ->
     """For each matrix cell: the section of the known defect it shows, if it shows one."""
     links = []
     for prop in properties:
-        name = next((v.get("known_defect") for v in target["verdicts"] if v["property"] == prop and
-                     v.get("known_defect") and _broken(v)), None)
+        name = next(
+            (
+                v.get("known_defect")
+                for v in target["verdicts"]
+                if v["property"] == prop and v.get("known_defect") and _broken(v)
+            ),
+            None,
+        )
         links.append(slugs.get(name) if name else None)
     return links

@@ -31,8 +31,20 @@ import jax.numpy as jnp
 from initcheck import _fans, laws
 
 Initializer = Callable[..., jax.Array]
-NONLINEARITIES = ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
-                  "conv_transpose3d", "sigmoid", "tanh", "relu", "leaky_relu", "selu")
+NONLINEARITIES = (
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "selu",
+)
 
 
 def _with_law(init: Initializer, law: laws.Law, name: str) -> Initializer:
@@ -56,8 +68,12 @@ def _check_float(dtype, name: str, complex_ok: bool = False):
     return dtype
 
 
-def _real_init(name: str, law: laws.Law, sample: Callable[[jax.Array, tuple, jnp.dtype], jax.Array],
-               check_shape: Callable[[tuple], None] | None = None) -> Initializer:
+def _real_init(
+    name: str,
+    law: laws.Law,
+    sample: Callable[[jax.Array, tuple, jnp.dtype], jax.Array],
+    check_shape: Callable[[tuple], None] | None = None,
+) -> Initializer:
     """An initializer that draws ``sample(key, shape, compute_dtype)`` and rounds it to ``dtype``."""
 
     def init(key, shape, dtype=jnp.float32):
@@ -97,8 +113,9 @@ def calculate_gain(nonlinearity: str = "leaky_relu", param: float | None = None)
     return 1.0
 
 
-def variance_scaling(scale: float, mode: str, distribution: str, in_axis=-2, out_axis=-1,
-                     batch_axis: Sequence[int] | int = ()) -> Initializer:
+def variance_scaling(
+    scale: float, mode: str, distribution: str, in_axis=-2, out_axis=-1, batch_axis: Sequence[int] | int = ()
+) -> Initializer:
     """Zero mean, variance ``scale / n`` (n the fan of ``mode``), exactly the law
     ``laws.VarianceScaling`` states, for real and complex dtypes:
 
@@ -126,7 +143,8 @@ def variance_scaling(scale: float, mode: str, distribution: str, in_axis=-2, out
             x = jax.random.uniform(key, shape, compute, -limit, limit)
         else:
             x = jax.random.truncated_normal(key, -2.0, 2.0, shape, compute) * (
-                math.sqrt(variance) / laws.TRUNCATED_NORMAL_STD)
+                math.sqrt(variance) / laws.TRUNCATED_NORMAL_STD
+            )
         return x.astype(dtype)
 
     return _with_law(init, law, f"variance_scaling({scale!r}, {mode!r}, {distribution!r})")
@@ -146,20 +164,36 @@ def _complex_sample(key, shape, compute, variance: float, distribution: str) -> 
     return jnp.sqrt(modulus2) * jax.lax.complex(jnp.cos(phase), jnp.sin(phase))
 
 
-def kaiming_uniform(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    in_axis=-2, out_axis=-1) -> Initializer:
+def kaiming_uniform(
+    a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", in_axis=-2, out_axis=-1
+) -> Initializer:
     """``torch.nn.init.kaiming_uniform_``: U(-b, b), b = gain * sqrt(3 / fan), gain = calculate_gain(nonlinearity, a)."""
     gain = calculate_gain(nonlinearity, a)
-    return _torch_scaling("kaiming_uniform", gain, _kaiming_mode(mode), "uniform", in_axis, out_axis,
-                          f"a={a!r}, mode={mode!r}, nonlinearity={nonlinearity!r}")
+    return _torch_scaling(
+        "kaiming_uniform",
+        gain,
+        _kaiming_mode(mode),
+        "uniform",
+        in_axis,
+        out_axis,
+        f"a={a!r}, mode={mode!r}, nonlinearity={nonlinearity!r}",
+    )
 
 
-def kaiming_normal(a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                   in_axis=-2, out_axis=-1) -> Initializer:
+def kaiming_normal(
+    a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu", in_axis=-2, out_axis=-1
+) -> Initializer:
     """``torch.nn.init.kaiming_normal_``: N(0, gain² / fan), gain = calculate_gain(nonlinearity, a)."""
     gain = calculate_gain(nonlinearity, a)
-    return _torch_scaling("kaiming_normal", gain, _kaiming_mode(mode), "normal", in_axis, out_axis,
-                          f"a={a!r}, mode={mode!r}, nonlinearity={nonlinearity!r}")
+    return _torch_scaling(
+        "kaiming_normal",
+        gain,
+        _kaiming_mode(mode),
+        "normal",
+        in_axis,
+        out_axis,
+        f"a={a!r}, mode={mode!r}, nonlinearity={nonlinearity!r}",
+    )
 
 
 def xavier_uniform(gain: float = 1.0, in_axis=-2, out_axis=-1) -> Initializer:
@@ -205,23 +239,29 @@ def _torch_scaling(name, gain, mode, distribution, in_axis, out_axis, args) -> I
 def uniform(low: float, high: float) -> Initializer:
     """U[low, high)."""
     law = laws.Uniform(low, high)
-    return _real_init(f"uniform({low!r}, {high!r})", law,
-                      lambda key, shape, dt: jax.random.uniform(key, shape, dt, law.low, law.high))
+    return _real_init(
+        f"uniform({low!r}, {high!r})", law, lambda key, shape, dt: jax.random.uniform(key, shape, dt, law.low, law.high)
+    )
 
 
 def normal(std: float, mean: float = 0.0) -> Initializer:
     """N(mean, std²)."""
     law = laws.Normal(std, mean)
-    return _real_init(f"normal({std!r}, mean={mean!r})", law,
-                      lambda key, shape, dt: jax.random.normal(key, shape, dt) * law.std + law.mean)
+    return _real_init(
+        f"normal({std!r}, mean={mean!r})",
+        law,
+        lambda key, shape, dt: jax.random.normal(key, shape, dt) * law.std + law.mean,
+    )
 
 
 def trunc_normal(mean: float = 0.0, std: float = 1.0, a: float = -2.0, b: float = 2.0) -> Initializer:
     """``torch.nn.init.trunc_normal_``: N(mean, std²) truncated to the absolute interval [a, b]."""
     law = laws.TruncatedNormal.absolute(a, b, std=std, mean=mean)
     return _real_init(
-        f"trunc_normal(mean={mean!r}, std={std!r}, a={a!r}, b={b!r})", law,
-        lambda key, shape, dt: jax.random.truncated_normal(key, law.lower, law.upper, shape, dt) * law.std + law.mean)
+        f"trunc_normal(mean={mean!r}, std={std!r}, a={a!r}, b={b!r})",
+        law,
+        lambda key, shape, dt: jax.random.truncated_normal(key, law.lower, law.upper, shape, dt) * law.std + law.mean,
+    )
 
 
 def scaled_normal(init_scale: float = 1.0, in_axis=-2, out_axis=-1) -> Initializer:
@@ -271,8 +311,9 @@ def dirac(groups: int = 1) -> Initializer:
         if reason := law.error_reason(shape, "float32"):
             raise ValueError(f"dirac: {reason}")
 
-    return _real_init(f"dirac(groups={groups})", law,
-                      lambda key, shape, dt: jnp.asarray(law.expected(shape, dt), dt), check_shape)
+    return _real_init(
+        f"dirac(groups={groups})", law, lambda key, shape, dt: jnp.asarray(law.expected(shape, dt), dt), check_shape
+    )
 
 
 def eye() -> Initializer:
@@ -283,8 +324,12 @@ def eye() -> Initializer:
         if len(shape) < 2:
             raise ValueError(f"eye: shape={shape} must have at least 2 dims; an identity is a matrix")
 
-    return _real_init("eye()", law, lambda key, shape, dt: jnp.broadcast_to(jnp.eye(shape[-2], shape[-1], dtype=dt), shape),
-                      check_shape)
+    return _real_init(
+        "eye()",
+        law,
+        lambda key, shape, dt: jnp.broadcast_to(jnp.eye(shape[-2], shape[-1], dtype=dt), shape),
+        check_shape,
+    )
 
 
 def keras_default() -> Initializer:
@@ -307,8 +352,23 @@ def mxnet_default() -> Initializer:
 
 
 __all__ = [
-    "calculate_gain", "variance_scaling", "kaiming_uniform", "kaiming_normal", "xavier_uniform",
-    "xavier_normal", "torch_default_weight", "torch_default_bias", "uniform", "normal", "trunc_normal",
-    "scaled_normal", "threshold_uniform", "sparse", "dirac", "eye", "keras_default", "keras_embedding",
+    "calculate_gain",
+    "dirac",
+    "eye",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "keras_default",
+    "keras_embedding",
     "mxnet_default",
+    "normal",
+    "scaled_normal",
+    "sparse",
+    "threshold_uniform",
+    "torch_default_bias",
+    "torch_default_weight",
+    "trunc_normal",
+    "uniform",
+    "variance_scaling",
+    "xavier_normal",
+    "xavier_uniform",
 ]

@@ -24,9 +24,23 @@ import sys
 
 from initcheck import laws
 
-LAWS = {cls.__name__: cls for cls in (laws.Normal, laws.Uniform, laws.Constant, laws.TruncatedNormal,
-                                      laws.VarianceScaling, laws.Orthogonal, laws.DeltaOrthogonal, laws.Identity,
-                                      laws.Dirac, laws.Sparse, laws.Mixture, laws.Deterministic)}
+LAWS = {
+    cls.__name__: cls
+    for cls in (
+        laws.Normal,
+        laws.Uniform,
+        laws.Constant,
+        laws.TruncatedNormal,
+        laws.VarianceScaling,
+        laws.Orthogonal,
+        laws.DeltaOrthogonal,
+        laws.Identity,
+        laws.Dirac,
+        laws.Sparse,
+        laws.Mixture,
+        laws.Deterministic,
+    )
+}
 
 
 def _snake(name: str) -> str:
@@ -34,8 +48,10 @@ def _snake(name: str) -> str:
 
 
 _BY_NAME = {**{_snake(n): cls for n, cls in LAWS.items()}, **LAWS}
-EXAMPLES = 'normal(std=0.01), uniform(-0.1, 0.1), truncated_normal(0.02), variance_scaling(2.0, "fan_in", ' \
-           '"truncated_normal"), orthogonal(), mixture([(0.9, constant(0)), (0.1, normal(1))]), stats.laplace(scale=0.1)'
+EXAMPLES = (
+    'normal(std=0.01), uniform(-0.1, 0.1), truncated_normal(0.02), variance_scaling(2.0, "fan_in", '
+    '"truncated_normal"), orthogonal(), mixture([(0.9, constant(0)), (0.1, normal(1))]), stats.laplace(scale=0.1)'
+)
 
 
 class LawSyntaxError(ValueError):
@@ -48,16 +64,21 @@ def _parse(text: str, what: str) -> ast.expr:
     try:
         return ast.parse(text.strip(), mode="eval").body
     except SyntaxError as exc:
-        raise LawSyntaxError(f"{what}={text!r} is not valid syntax at column {exc.offset}: {exc.msg}; "
-                             f"write a law such as {EXAMPLES}") from None
+        raise LawSyntaxError(
+            f"{what}={text!r} is not valid syntax at column {exc.offset}: {exc.msg}; write a law such as {EXAMPLES}"
+        ) from None
 
 
 def _value(node: ast.expr, text: str, what: str, allow_laws: bool = True):
     """The value of a literal node (numbers, strings, booleans, None, lists, tuples, and laws)."""
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, str, bool, type(None))):
         return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)) \
-            and isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, (int, float)):
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, (ast.USub, ast.UAdd))
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, (int, float))
+    ):
         return -node.operand.value if isinstance(node.op, ast.USub) else node.operand.value
     if isinstance(node, (ast.List, ast.Tuple)):
         values = [_value(e, text, what, allow_laws) for e in node.elts]
@@ -65,8 +86,10 @@ def _value(node: ast.expr, text: str, what: str, allow_laws: bool = True):
     if allow_laws and isinstance(node, ast.Call):
         return _law(node, text, what)
     snippet = ast.get_source_segment(text, node) or type(node).__name__
-    raise LawSyntaxError(f"{what}={text!r}: {snippet!r} is not allowed here; arguments are numbers, strings, "
-                         f"True/False/None, lists, tuples and laws (nothing is evaluated)")
+    raise LawSyntaxError(
+        f"{what}={text!r}: {snippet!r} is not allowed here; arguments are numbers, strings, "
+        f"True/False/None, lists, tuples and laws (nothing is evaluated)"
+    )
 
 
 def _arguments(call: ast.Call, text: str, what: str, allow_laws: bool = True) -> tuple[list, dict]:
@@ -93,13 +116,17 @@ def _law(call: ast.Call, text: str, what: str):
     name = func.id if isinstance(func, ast.Name) else ast.get_source_segment(text, func)
     cls = _BY_NAME.get(name)
     if cls is None:
-        raise LawSyntaxError(f"{what}={text!r}: unknown law {name!r}; use one of "
-                             f"{', '.join(_snake(n) for n in LAWS)} or stats.NAME(...) for a scipy.stats distribution")
+        raise LawSyntaxError(
+            f"{what}={text!r}: unknown law {name!r}; use one of "
+            f"{', '.join(_snake(n) for n in LAWS)} or stats.NAME(...) for a scipy.stats distribution"
+        )
     args, kwargs = _arguments(call, text, what)
     if cls is laws.Deterministic:
         if not args or not isinstance(args[0], str):
-            raise LawSyntaxError(f"{what}={text!r}: deterministic takes the table function as \"MODULE:ATTR\", "
-                                 "e.g. deterministic(\"mypkg.tables:sincos\", ulps=4)")
+            raise LawSyntaxError(
+                f'{what}={text!r}: deterministic takes the table function as "MODULE:ATTR", '
+                'e.g. deterministic("mypkg.tables:sincos", ulps=4)'
+            )
         args[0] = resolve(args[0], what)
     try:
         return cls(*args, **kwargs)

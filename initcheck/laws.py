@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+import types
+from collections.abc import Callable, Mapping, Sequence
 
 import ml_dtypes
 import numpy as np
@@ -52,7 +53,9 @@ class Law:
     kind = "iid"
     random = True
     complex_ok = False
-    refused: dict[str, str] = {}  # dtype name -> why an initializer keeping this law raises on it
+    refused: Mapping[str, str] = types.MappingProxyType(
+        {}
+    )  # dtype name -> why an initializer keeping this law raises on it
 
     def refusing(self, dtypes: Sequence, reason: str) -> Law:
         """This law, for an initializer documented to raise on ``dtypes`` (e.g. no 16-bit QR).
@@ -104,8 +107,10 @@ class Law:
     def check_dtype(self, dtype) -> None:
         name = _dtypes.canonical(dtype).name
         if name in self.refused:
-            raise ValueError(f"dtypes: {name} is documented to raise for {self!r} ({self.refused[name]}); "
-                             "the errors property checks that; sample another dtype")
+            raise ValueError(
+                f"dtypes: {name} is documented to raise for {self!r} ({self.refused[name]}); "
+                "the errors property checks that; sample another dtype"
+            )
         if _dtypes.is_complex(dtype) and not self.complex_ok:
             raise ValueError(
                 f"dtypes: {_dtypes.canonical(dtype)} is complex, but {self!r} is a real law; "
@@ -148,6 +153,7 @@ class Normal(Law):
         self.mean = _finite("Normal", "mean", mean)
 
     def check_dtype(self, dtype):
+        super().check_dtype(dtype)
         if _dtypes.is_complex(dtype) and self.mean != 0:
             raise ValueError(f"dtypes: complex {dtype} needs Normal(mean=0), got mean={self.mean}")
 
@@ -212,8 +218,9 @@ class TruncatedNormal(Law):
     def absolute(cls, low: float, high: float, std: float = 1.0, mean: float = 0.0) -> TruncatedNormal:
         """Bounds as values, not in units of ``std`` (PyTorch semantics)."""
         std = _positive("TruncatedNormal.absolute", "std", std)
-        return cls(std, lower=(_finite("", "low", low) - mean) / std,
-                   upper=(_finite("", "high", high) - mean) / std, mean=mean)
+        return cls(
+            std, lower=(_finite("", "low", low) - mean) / std, upper=(_finite("", "high", high) - mean) / std, mean=mean
+        )
 
     def element_law(self, shape, dtype):
         return _element.continuous(stats.truncnorm(self.lower, self.upper, loc=self.mean, scale=self.std))
@@ -237,17 +244,26 @@ class VarianceScaling(Law):
 
     complex_ok = True
 
-    def __init__(self, scale: float, mode: str, distribution: str, in_axis=-2, out_axis=-1,
-                 batch_axis=(), fans: str | Callable = "jax", fan_in_axes: Sequence[int] | None = None):
+    def __init__(
+        self,
+        scale: float,
+        mode: str,
+        distribution: str,
+        in_axis=-2,
+        out_axis=-1,
+        batch_axis=(),
+        fans: str | Callable = "jax",
+        fan_in_axes: Sequence[int] | None = None,
+    ):
         self.scale = _positive("VarianceScaling", "scale", scale)
         if mode not in MODES:
             raise ValueError(f"VarianceScaling: mode={mode!r} is not one of {', '.join(MODES)}")
         if distribution not in DISTRIBUTIONS:
-            raise ValueError(
-                f"VarianceScaling: distribution={distribution!r} is not one of {', '.join(DISTRIBUTIONS)}"
-            )
+            raise ValueError(f"VarianceScaling: distribution={distribution!r} is not one of {', '.join(DISTRIBUTIONS)}")
         if not (fans in ("jax", "haiku") or callable(fans)):
-            raise ValueError(f"VarianceScaling: fans={fans!r} must be 'jax', 'haiku' or a callable shape -> (fan_in, fan_out)")
+            raise ValueError(
+                f"VarianceScaling: fans={fans!r} must be 'jax', 'haiku' or a callable shape -> (fan_in, fan_out)"
+            )
         if fans == "haiku" and mode == "fan_geo_avg":
             raise ValueError("VarianceScaling: mode='fan_geo_avg' is not a Haiku mode; use fans='jax'")
         self.mode, self.distribution, self.fans = mode, distribution, fans
@@ -281,12 +297,17 @@ class VarianceScaling(Law):
         for mode in MODES:
             n = _fans.fan_denominator(mode, fan_in, fan_out)
             if mode != self.mode and n > 0 and abs(observed_var * n / self.scale - 1) < 0.015:
-                causes.append(f"division by {mode} (n={n:g}) instead of {self.mode} "
-                              f"(n={_fans.fan_denominator(self.mode, fan_in, fan_out):g})")
-        for factor, cause in ((TRUNCATED_NORMAL_STD**2, "a missing 0.8796 truncation correction"),
-                              (1 / TRUNCATED_NORMAL_STD**2, "the 0.8796 truncation correction applied twice"),
-                              (2.0, "a gain (or scale) of 2 applied twice"), (4.0, "a gain of 2 applied to the std twice"),
-                              (0.5, "a missing gain of 2")):
+                causes.append(
+                    f"division by {mode} (n={n:g}) instead of {self.mode} "
+                    f"(n={_fans.fan_denominator(self.mode, fan_in, fan_out):g})"
+                )
+        for factor, cause in (
+            (TRUNCATED_NORMAL_STD**2, "a missing 0.8796 truncation correction"),
+            (1 / TRUNCATED_NORMAL_STD**2, "the 0.8796 truncation correction applied twice"),
+            (2.0, "a gain (or scale) of 2 applied twice"),
+            (4.0, "a gain of 2 applied to the std twice"),
+            (0.5, "a missing gain of 2"),
+        ):
             if abs(ratio / factor - 1) < 0.015:
                 causes.append(cause)
         if not causes:
@@ -324,8 +345,11 @@ class VarianceScaling(Law):
         return _element.continuous(stats.truncnorm(-2.0, 2.0, scale=sd / TRUNCATED_NORMAL_STD))
 
     def _repr(self) -> str:
-        axes = (f"in_axis={self.in_axis}, out_axis={self.out_axis}, batch_axis={self.batch_axis}"
-                if self.fans == "jax" else f"fans={_fans_name(self.fans)}, fan_in_axes={self.fan_in_axes}")
+        axes = (
+            f"in_axis={self.in_axis}, out_axis={self.out_axis}, batch_axis={self.batch_axis}"
+            if self.fans == "jax"
+            else f"fans={_fans_name(self.fans)}, fan_in_axes={self.fan_in_axes}"
+        )
         return f"VarianceScaling({self.scale!r}, {self.mode!r}, {self.distribution!r}, {axes})"
 
 
@@ -450,8 +474,9 @@ class Deterministic(Law):
             array = np.asarray(expected)
             values = _dtypes.to_float64(array)
         except (TypeError, ValueError):
-            raise TypeError(f"Deterministic: expected={expected!r} must be a callable (shape, dtype) -> array "
-                            "or an array") from None
+            raise TypeError(
+                f"Deterministic: expected={expected!r} must be a callable (shape, dtype) -> array or an array"
+            ) from None
         if not np.all(np.isfinite(values)):
             raise ValueError("Deterministic: expected has NaN or inf values; a table must be finite")
         self.expected, self.array = None, values
@@ -492,8 +517,10 @@ class Deterministic(Law):
         worst = float(np.max(np.abs(x - want)))
         if worst > self.ulps * ulp:
             bad = int(np.count_nonzero(np.abs(x - want) > self.ulps * ulp))
-            return (f"{bad} of {x.size} elements differ from the table by more than {self.ulps} ulp "
-                    f"(up to {worst:.3g}, {worst / ulp:.3g} ulp at the table's largest magnitude {magnitude:.3g})")
+            return (
+                f"{bad} of {x.size} elements differ from the table by more than {self.ulps} ulp "
+                f"(up to {worst:.3g}, {worst / ulp:.3g} ulp at the table's largest magnitude {magnitude:.3g})"
+            )
         return None
 
     def _repr(self) -> str:
@@ -581,8 +608,10 @@ class Sparse(Law):
         allowed = stats.poisson.isf(1e-9, p0 * (rows - k) * cols) if p0 > 0 else 0
         excess = int(zeros.sum()) - k * cols
         if excess > allowed:
-            return (f"{excess} zeros more than the {k} per column that ceil({self.sparsity} * {rows}) gives "
-                    f"(rounding to 0 explains at most {allowed:g})")
+            return (
+                f"{excess} zeros more than the {k} per column that ceil({self.sparsity} * {rows}) gives "
+                f"(rounding to 0 explains at most {allowed:g})"
+            )
         return None
 
     def error_reason(self, shape, dtype):
@@ -644,20 +673,20 @@ def as_law(expect) -> Law:
 
 
 __all__ = [
-    "Law",
-    "Distribution",
-    "Normal",
-    "Uniform",
     "Constant",
-    "TruncatedNormal",
-    "VarianceScaling",
-    "Orthogonal",
     "DeltaOrthogonal",
-    "Identity",
     "Deterministic",
     "Dirac",
-    "Sparse",
+    "Distribution",
+    "Identity",
+    "Law",
     "Mixture",
+    "Normal",
+    "Orthogonal",
+    "Sparse",
+    "TruncatedNormal",
+    "Uniform",
+    "VarianceScaling",
     "as_law",
     "matrix_view",
 ]

@@ -22,11 +22,13 @@ def sample_vs_law_svg(plot: dict, title: str, salt: str = "0") -> str:
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 
     variable = plot.get("variable", "x")
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": f"initcheck-{salt}",
-                                "font.size": 8, "axes.titlesize": 9}):
+    with matplotlib.rc_context(
+        {"svg.fonttype": "none", "svg.hashsalt": f"initcheck-{salt}", "font.size": 8, "axes.titlesize": 9}
+    ):
         figure = Figure(figsize=(7.2, 2.7))  # a fixed layout: "constrained" doubles the drawing time
-        histogram, qq = figure.subplots(1, 2, gridspec_kw={"left": 0.1, "right": 0.985, "bottom": 0.16,
-                                                           "top": 0.83, "wspace": 0.25})
+        histogram, qq = figure.subplots(
+            1, 2, gridspec_kw={"left": 0.1, "right": 0.985, "bottom": 0.16, "top": 0.83, "wspace": 0.25}
+        )
         edges = plot["edges"]
         histogram.stairs(plot["counts"], edges, fill=True, color="#9ab8d8", label="sample")
         histogram.stairs(plot["expected"], edges, color="#b3261e", linewidth=1.4, label="law (expected)")
@@ -46,7 +48,7 @@ def sample_vs_law_svg(plot: dict, title: str, salt: str = "0") -> str:
         buffer = io.StringIO()
         figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
-    svg = svg[svg.index("<svg"):]  # drop the XML prolog and doctype: the SVG sits inside HTML
+    svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inside HTML
     svg = _COORDINATES.sub(lambda m: m.group(1) + _DIGITS.sub(r"\1", m.group(2)) + '"', svg)
     # Matplotlib names every group (figure_1, axes_1, ...) alike in every figure; a page holds many
     # figures, so keep only the ids something refers to (clip paths and markers, salted by ``salt``).

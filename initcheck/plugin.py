@@ -58,17 +58,33 @@ class Settings:
 
 def pytest_addoption(parser):
     group = parser.getgroup("initcheck", "initializer conformance (initcheck)")
-    group.addoption("--initcheck", action="store_true", default=False,
-                    help="collect conformance items for the initializers and models of [tool.initcheck]")
+    group.addoption(
+        "--initcheck",
+        action="store_true",
+        default=False,
+        help="collect conformance items for the initializers and models of [tool.initcheck]",
+    )
     group.addoption("--initcheck-json", metavar="PATH", default=None, help="write every verdict as JSON to PATH")
-    group.addoption("--initcheck-report", metavar="PATH.html", default=None,
-                    help="write the HTML conformance report (matrix, failure details, plots) to PATH.html")
-    group.addoption("--initcheck-frameworks", metavar="jax,flax,haiku,initcheck", default=None,
-                    help="also check these frameworks of initcheck's built-in catalog")
+    group.addoption(
+        "--initcheck-report",
+        metavar="PATH.html",
+        default=None,
+        help="write the HTML conformance report (matrix, failure details, plots) to PATH.html",
+    )
+    group.addoption(
+        "--initcheck-frameworks",
+        metavar="jax,flax,haiku,initcheck",
+        default=None,
+        help="also check these frameworks of initcheck's built-in catalog",
+    )
     group.addoption("--initcheck-profile", metavar="NAME", default=None, help="quick, ci or thorough (default: ci)")
     group.addoption("--initcheck-seed", metavar="N", type=int, default=None, help="base seed of every key (default 0)")
-    group.addoption("--initcheck-strict", action="store_true", default=None,
-                    help="a PARTIAL model (some values without a known law or a modelled key derivation) fails")
+    group.addoption(
+        "--initcheck-strict",
+        action="store_true",
+        default=None,
+        help="a PARTIAL model (some values without a known law or a modelled key derivation) fails",
+    )
     parser.addini("initcheck_modules", "modules scanned for @initcheck.expects initializers", type="linelist")
     parser.addini("initcheck_models", "module:callable returning (model, *inputs) to audit", type="linelist")
     parser.addini("initcheck_profile", "quick, ci or thorough", default="")
@@ -90,7 +106,7 @@ def _table(rootpath: Path) -> dict:
 
 def _names(value, where: str) -> tuple[str, ...]:
     if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        raise pytest.UsageError(f"initcheck: {where}={value!r} must be a list of strings, e.g. [\"mypkg.inits\"]")
+        raise pytest.UsageError(f'initcheck: {where}={value!r} must be a list of strings, e.g. ["mypkg.inits"]')
     return tuple(value)
 
 
@@ -101,8 +117,9 @@ def _frameworks(value, where: str) -> tuple[str, ...]:
     unknown = [f for f in chosen if f not in FRAMEWORKS]
     if unknown:
         shown = value if isinstance(value, str) else list(value)
-        raise pytest.UsageError(f"initcheck: {where}={shown!r} names unknown frameworks {unknown}; "
-                                f"choose from {', '.join(FRAMEWORKS)}")
+        raise pytest.UsageError(
+            f"initcheck: {where}={shown!r} names unknown frameworks {unknown}; choose from {', '.join(FRAMEWORKS)}"
+        )
     return tuple(chosen)
 
 
@@ -113,8 +130,9 @@ def load_settings(config) -> Settings:
     table = _table(config.rootpath)
     unknown = set(table) - set(KEYS)
     if unknown:
-        raise pytest.UsageError(f"initcheck: [tool.initcheck] has unknown keys {sorted(unknown)}; "
-                                f"use {', '.join(KEYS)}")
+        raise pytest.UsageError(
+            f"initcheck: [tool.initcheck] has unknown keys {sorted(unknown)}; use {', '.join(KEYS)}"
+        )
     modules = config.getini("initcheck_modules") or _names(table.get("modules", []), "[tool.initcheck] modules")
     models = config.getini("initcheck_models") or _names(table.get("models", []), "[tool.initcheck] models")
     option = config.getoption("initcheck_frameworks")
@@ -123,8 +141,9 @@ def load_settings(config) -> Settings:
     elif config.getini("initcheck_frameworks"):
         frameworks = _frameworks(config.getini("initcheck_frameworks"), "initcheck_frameworks")
     else:
-        frameworks = _frameworks(_names(table.get("frameworks", []), "[tool.initcheck] frameworks"),
-                                 "[tool.initcheck] frameworks")
+        frameworks = _frameworks(
+            _names(table.get("frameworks", []), "[tool.initcheck] frameworks"), "[tool.initcheck] frameworks"
+        )
     profile = config.getoption("initcheck_profile") or config.getini("initcheck_profile") or table.get("profile", "ci")
     if profile not in profiles.PROFILES:
         raise pytest.UsageError(f"initcheck: profile={profile!r} is not one of {', '.join(profiles.PROFILES)}")
@@ -247,12 +266,20 @@ def _check_declared(init, profile, seed: int, origin: str):
 
     cases = getattr(init, "__initcheck_cases__", None) or {}
     skip = getattr(init, "__initcheck_skip__", None) or {}
-    report = initcheck.check(init, init.__initcheck_law__, profile=profile, seed=seed, shapes=cases.get("shapes"),
-                             dtypes=cases.get("dtypes"), properties=[p for p in PROPERTIES if p not in skip],
-                             origin=origin)
+    report = initcheck.check(
+        init,
+        init.__initcheck_law__,
+        profile=profile,
+        seed=seed,
+        shapes=cases.get("shapes"),
+        dtypes=cases.get("dtypes"),
+        properties=[p for p in PROPERTIES if p not in skip],
+        origin=origin,
+    )
     for prop, why in skip.items():
-        report.verdicts.append(Verdict(prop, False, None, None, 0.0, 0, Case((), "", ""),
-                                       f"skipped by its declaration: {why}", "", status=SKIP))
+        report.verdicts.append(
+            Verdict(prop, SKIP, None, None, 0.0, 0, Case((), "", ""), f"skipped by its declaration: {why}", "")
+        )
     return report
 
 
@@ -279,6 +306,7 @@ class Checked:
 def _failing_load(message: str):
     def load():
         raise ImportError(message)
+
     return load
 
 
@@ -288,9 +316,13 @@ def _initializer_targets(module_name: str) -> list[Target]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - reported as the module's errored item
-        return [Target(module_name, "broken",
-                       _failing_load(f"initcheck: cannot import modules entry {module_name!r}: "
-                                     f"{type(exc).__name__}: {exc}"))]
+        return [
+            Target(
+                module_name,
+                "broken",
+                _failing_load(f"initcheck: cannot import modules entry {module_name!r}: {type(exc).__name__}: {exc}"),
+            )
+        ]
     found, marked = [], 0
     for name, obj in sorted(vars(module).items()):
         if getattr(obj, "__initcheck_law__", None) is None:
@@ -299,13 +331,22 @@ def _initializer_targets(module_name: str) -> list[Target]:
         if id(obj) in _seen_initializers:
             continue  # one bound in two declared modules is checked once, under the first
         _seen_initializers.add(id(obj))
-        wrap = f"\ninit = initcheck.adapters.from_haiku({name})" if adapters.takes_haiku_form(obj) else f"\ninit = {name}"
+        wrap = (
+            f"\ninit = initcheck.adapters.from_haiku({name})" if adapters.takes_haiku_form(obj) else f"\ninit = {name}"
+        )
         origin = f"from {module_name} import {name}{wrap}\nlaw = {name}.__initcheck_law__"
         found.append(Target(f"{module_name}.{name}", "initializer", (lambda obj=obj: obj), origin=origin))
     if not marked:
-        return [Target(module_name, "broken", _failing_load(
-            f"initcheck: module {module_name!r} has no @initcheck.expects(...) initializers; decorate them "
-            "or remove it from [tool.initcheck] modules"))]
+        return [
+            Target(
+                module_name,
+                "broken",
+                _failing_load(
+                    f"initcheck: module {module_name!r} has no @initcheck.expects(...) initializers; decorate them "
+                    "or remove it from [tool.initcheck] modules"
+                ),
+            )
+        ]
     return found
 
 
@@ -320,8 +361,9 @@ def _model_target(spec: str) -> Target:
             raise ValueError(f"initcheck: models entry {spec!r} must be 'module:callable'")
         factory = getattr(importlib.import_module(module_name), attr)
         if not callable(factory):
-            raise TypeError(f"initcheck: models entry {spec!r} is not callable; give a function returning "
-                            "(model, *inputs)")
+            raise TypeError(
+                f"initcheck: models entry {spec!r} is not callable; give a function returning (model, *inputs)"
+            )
         return factory
 
     from initcheck.audit._model import factory_origin
@@ -332,7 +374,11 @@ def _model_target(spec: str) -> Target:
 def _catalog_targets(frameworks) -> list[Target]:
     from initcheck._catalog import catalog
 
-    return [Target(entry.id, "catalog", (lambda entry=entry: entry)) for entry in catalog(frameworks)] if frameworks else []
+    return (
+        [Target(entry.id, "catalog", (lambda entry=entry: entry)) for entry in catalog(frameworks)]
+        if frameworks
+        else []
+    )
 
 
 class InitcheckCollector(pytest.Collector):
@@ -357,9 +403,21 @@ class InitcheckItem(pytest.Item):
     def _record(self, **data) -> None:
         """This item's part of the report; it travels to the xdist controller in user_properties."""
         worker = getattr(self.config, "workerinput", {}).get("workerid")
-        self.user_properties.append((PROPERTY_KEY, json.dumps({
-            "target": self.target.name, "kind": self.target.kind, "order": self.target.order,
-            "property": self.prop, "worker": worker, **data})))
+        self.user_properties.append(
+            (
+                PROPERTY_KEY,
+                json.dumps(
+                    {
+                        "target": self.target.name,
+                        "kind": self.target.kind,
+                        "order": self.target.order,
+                        "property": self.prop,
+                        "worker": worker,
+                        **data,
+                    }
+                ),
+            )
+        )
 
     def runtest(self):
         from initcheck import document
@@ -370,15 +428,22 @@ class InitcheckItem(pytest.Item):
             error = f"{type(result).__name__}: {result}"
             self._record(error=error, verdicts=[])
             if self.target.name in _errors_shown:  # one error, told once: the other items point to it
-                raise ConformanceFailure(f"[initcheck] {self.target.name} could not be checked (the error is "
-                                         f"shown once, under {_errors_shown[self.target.name]})")
+                raise ConformanceFailure(
+                    f"[initcheck] {self.target.name} could not be checked (the error is "
+                    f"shown once, under {_errors_shown[self.target.name]})"
+                )
             _errors_shown[self.target.name] = self.nodeid
             raise ConformanceFailure(f"[initcheck] {self.target.name} could not be checked: {error}")
         report = result.report
         verdicts = [v for v in report.verdicts if v.property == self.prop]
         facts = document.catalog_facts(result.entry, result.triage) if result.triage is not None else {}
-        self._record(law=report.law, seconds=report.seconds, verdicts=[v.to_dict() for v in verdicts],
-                     coverage=report.coverage.to_dict(), **facts)
+        self._record(
+            law=report.law,
+            seconds=report.seconds,
+            verdicts=[v.to_dict() for v in verdicts],
+            coverage=report.coverage.to_dict(),
+            **facts,
+        )
         if self.prop == "coverage":
             return self._coverage(report)
         failures = result.unexplained(verdicts)
@@ -386,13 +451,19 @@ class InitcheckItem(pytest.Item):
         if failures or missing:
             lines = [f"[initcheck] {self.target.name}: property {self.prop} failed against {report.law}"]
             for v in failures:
-                stats = "" if v.pvalue is None else f" (statistic {v.statistic:.4g}, p={v.pvalue:.3g}, n={v.n}, alpha={v.alpha:g})"
+                stats = (
+                    ""
+                    if v.pvalue is None
+                    else f" (statistic {v.statistic:.4g}, p={v.pvalue:.3g}, n={v.n}, alpha={v.alpha:g})"
+                )
                 lines.append(f"- {v.status} on {v.case}: {v.message}{stats}")
                 if v.reproduce:
                     lines.append("  reproduce:\n" + "\n".join("    " + line for line in v.reproduce.splitlines()))
             for d in missing:
-                lines.append(f"- known defect {d.name} was expected with {d.package} {d.installed} but not seen: "
-                             "fixed upstream, or an initcheck regression?")
+                lines.append(
+                    f"- known defect {d.name} was expected with {d.package} {d.installed} but not seen: "
+                    "fixed upstream, or an initcheck regression?"
+                )
             raise ConformanceFailure("\n".join(lines))
         known = sorted({v.known_defect for v in verdicts if v.known_defect})
         if known:
@@ -450,8 +521,9 @@ def pytest_xdist_make_scheduler(config, log):
             workload = self.assigned_work.pop(node)
             if not self._pending_of(workload):
                 return None
-            scope, crashitem = next((scope, nodeid) for scope, unit in workload.items()
-                                    for nodeid, done in unit.items() if not done)
+            scope, crashitem = next(
+                (scope, nodeid) for scope, unit in workload.items() for nodeid, done in unit.items() if not done
+            )
             workload[scope][crashitem] = True
             self.workqueue.update({s: unit for s, unit in workload.items() if not all(unit.values())})
             for other in self.assigned_work:
@@ -493,7 +565,7 @@ def _split_nodeid(nodeid: str) -> tuple[str, str]:
     """``initcheck::<target>[<property>]`` -> (target, property)."""
     inner = nodeid.removeprefix("initcheck::")
     cut = inner.rfind("[")
-    return inner[:cut], inner[cut + 1:-1]
+    return inner[:cut], inner[cut + 1 : -1]
 
 
 def conformance_document(results: dict, settings: Settings, seconds: float) -> dict:
@@ -505,8 +577,20 @@ def conformance_document(results: dict, settings: Settings, seconds: float) -> d
         item = results[nodeid]
         data = item["data"] or {}
         name, prop = _split_nodeid(nodeid)
-        row = rows.setdefault(name, {"kind": data.get("kind"), "order": data.get("order"), "facts": {}, "law": None,
-                                     "seconds": 0.0, "error": None, "verdicts": [], "items": [], "coverage": None})
+        row = rows.setdefault(
+            name,
+            {
+                "kind": data.get("kind"),
+                "order": data.get("order"),
+                "facts": {},
+                "law": None,
+                "seconds": 0.0,
+                "error": None,
+                "verdicts": [],
+                "items": [],
+                "coverage": None,
+            },
+        )
         row["kind"] = row["kind"] or data.get("kind")
         row["order"] = row["order"] if row["order"] is not None else data.get("order")
         row["law"] = row["law"] or data.get("law")
@@ -514,18 +598,40 @@ def conformance_document(results: dict, settings: Settings, seconds: float) -> d
         row["error"] = row["error"] or data.get("error") or (item.get("message") and f"{prop}: {item['message']}")
         row["verdicts"] += data.get("verdicts", [])
         row["coverage"] = row["coverage"] or data.get("coverage")
-        row["facts"].update({k: data[k] for k in ("framework", "same_as", "dtypes", "notes", "known_defects",
-                                                  "expected_defect_missing") if k in data})
-        row["items"].append({"nodeid": nodeid, "property": prop, "outcome": item["outcome"],
-                             "worker": data.get("worker"),
-                             **({"message": item["message"]} if "message" in item else {})})
+        row["facts"].update(
+            {
+                k: data[k]
+                for k in ("framework", "same_as", "dtypes", "notes", "known_defects", "expected_defect_missing")
+                if k in data
+            }
+        )
+        row["items"].append(
+            {
+                "nodeid": nodeid,
+                "property": prop,
+                "outcome": item["outcome"],
+                "worker": data.get("worker"),
+                **({"message": item["message"]} if "message" in item else {}),
+            }
+        )
     ordered = sorted(rows.items(), key=lambda kv: (kv[1]["order"] is None, kv[1]["order"] or 0, kv[0]))
-    targets = [document.target(name, row["kind"] or "unknown", verdicts=row["verdicts"], law=row["law"],
-                               error=row["error"], seconds=row["seconds"], items=row["items"],
-                               coverage=row["coverage"], **row["facts"])
-               for name, row in ordered]
-    return document.build("pytest --initcheck", targets, profile=settings.profile_object, seed=settings.seed,
-                          seconds=seconds)
+    targets = [
+        document.target(
+            name,
+            row["kind"] or "unknown",
+            verdicts=row["verdicts"],
+            law=row["law"],
+            error=row["error"],
+            seconds=row["seconds"],
+            items=row["items"],
+            coverage=row["coverage"],
+            **row["facts"],
+        )
+        for name, row in ordered
+    ]
+    return document.build(
+        "pytest --initcheck", targets, profile=settings.profile_object, seed=settings.seed, seconds=seconds
+    )
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -556,8 +662,10 @@ def pytest_terminal_summary(terminalreporter, config):
         for target in report["targets"]:
             if target["result"] == "partial":
                 coverage = target["coverage"]
-                terminalreporter.write_line(f"initcheck: PARTIAL {target['id']}: {coverage['covered']} of "
-                                            f"{coverage['values']} values covered (law known and derivation modelled)")
+                terminalreporter.write_line(
+                    f"initcheck: PARTIAL {target['id']}: {coverage['covered']} of "
+                    f"{coverage['values']} values covered (law known and derivation modelled)"
+                )
     for path in _written:
         terminalreporter.write_line(f"initcheck: wrote {path}")
 

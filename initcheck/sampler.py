@@ -86,7 +86,7 @@ def draw(init, shape: tuple[int, ...], dtype, keys, *, batch: int) -> np.ndarray
     fn = batched(init, shape, dtype)
     parts = []
     for start in range(0, keys.shape[0], batch):
-        chunk = keys[start:start + batch]
+        chunk = keys[start : start + batch]
         real = chunk.shape[0]
         if real < batch:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch - real, axis=0)])

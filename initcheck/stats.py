@@ -58,12 +58,12 @@ def mean_test(x: np.ndarray, mean: float, var: float, *, allowance: float = 0.0)
     se = math.sqrt(var / x.size)
     z = max(abs(got - mean) - allowance, 0.0) / se
     p = float(2 * stats.norm.sf(z))
-    return TestResult(math.copysign(z, got - mean), p, "mean",
-                      f"mean {got:.5g} vs {mean:.5g} (z={z:.2f}, allowance {allowance:.2g})")
+    return TestResult(
+        math.copysign(z, got - mean), p, "mean", f"mean {got:.5g} vs {mean:.5g} (z={z:.2f}, allowance {allowance:.2g})"
+    )
 
 
-def variance_test(x: np.ndarray, mean: float, var: float, mu4: float, *,
-                  rel_allowance: float = 0.0) -> TestResult:
+def variance_test(x: np.ndarray, mean: float, var: float, mu4: float, *, rel_allowance: float = 0.0) -> TestResult:
     """z-test of m2 = mean((x - mean)^2) against ``var``; Var(m2) = (mu4 - var^2) / n."""
     x = np.asarray(x, np.float64).ravel()
     m2 = float(np.mean((x - mean) ** 2))
@@ -71,9 +71,13 @@ def variance_test(x: np.ndarray, mean: float, var: float, mu4: float, *,
     z = max(abs(m2 - var) - rel_allowance * var, 0.0) / se
     p = float(2 * stats.norm.sf(z))
     ratio = math.sqrt(m2 / var)
-    return TestResult(math.copysign(z, m2 - var), p, "scale",
-                      f"std {math.sqrt(m2):.5g} vs {math.sqrt(var):.5g} (x{ratio:.4f}, z={z:.2f}, "
-                      f"allowance {rel_allowance:.2g} of the variance)")
+    return TestResult(
+        math.copysign(z, m2 - var),
+        p,
+        "scale",
+        f"std {math.sqrt(m2):.5g} vs {math.sqrt(var):.5g} (x{ratio:.4f}, z={z:.2f}, "
+        f"allowance {rel_allowance:.2g} of the variance)",
+    )
 
 
 def mde_scale(n: int, var: float, mu4: float, alpha: float, power: float = POWER) -> float:
@@ -128,9 +132,13 @@ def chisquare_cells(counts: Sequence[int], probs: Sequence[float], name: str) ->
     counts = np.asarray(counts, np.float64)
     expected = np.asarray(probs, np.float64) * counts.sum()
     stat, p = stats.chisquare(counts, expected)
-    return TestResult(float(stat), float(p), name,
-                      f"{name}: chi2={float(stat):.3g}, counts {counts.astype(int).tolist()} vs "
-                      f"expected {np.round(expected).astype(int).tolist()}")
+    return TestResult(
+        float(stat),
+        float(p),
+        name,
+        f"{name}: chi2={float(stat):.3g}, counts {counts.astype(int).tolist()} vs "
+        f"expected {np.round(expected).astype(int).tolist()}",
+    )
 
 
 def sign_test(values: np.ndarray, name: str) -> TestResult:
@@ -146,13 +154,15 @@ def binomial_two_sided(observed: int, n: int, p: float, name: str) -> TestResult
     2 min(P(K <= observed), P(K >= observed)), at most 1."""
     low = float(stats.binom.cdf(observed, n, p))
     high = float(stats.binom.sf(observed - 1, n, p))
-    return TestResult(float(observed), min(1.0, 2 * min(low, high)), name,
-                      f"{name}: {observed} observed, {n * p:.3g} expected")
+    return TestResult(
+        float(observed), min(1.0, 2 * min(low, high)), name, f"{name}: {observed} observed, {n * p:.3g} expected"
+    )
 
 
 def binomial_excess(observed: int, n: int, p: float, name: str, *, cells: float = 1.0) -> TestResult:
     """Too many: P(K >= observed) for K ~ Binomial(n, p), times ``cells`` (a union bound over the
     cells any of which could have shown the excess)."""
     tail = float(stats.binom.sf(observed - 1, n, min(p, 1.0))) if observed > 0 else 1.0
-    return TestResult(float(observed), min(1.0, cells * tail), name,
-                      f"{name}: {observed} observed, at most {n * p:.3g} expected")
+    return TestResult(
+        float(observed), min(1.0, cells * tail), name, f"{name}: {observed} observed, at most {n * p:.3g} expected"
+    )

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import math
 from typing import Any
 
-PASS, FAIL, ERROR, SKIP = "pass", "fail", "error", "skip"
+
+class Status(enum.StrEnum):
+    """A verdict's outcome; a ``StrEnum``, so ``Status.FAIL == "fail"`` and JSON writes the text."""
+
+    PASS = "pass"
+    FAIL = "fail"
+    ERROR = "error"
+    SKIP = "skip"
+
+
+PASS, FAIL, ERROR, SKIP = Status.PASS, Status.FAIL, Status.ERROR, Status.SKIP
 PARTIAL = "partial"  # a target's result: nothing failed, but not every value was covered
 KNOWN = "known"  # a target's result: every failure shows a known framework defect
 
@@ -34,7 +45,7 @@ class Verdict:
     detectable relative scale error (power 0.99) where the property measures scale."""
 
     property: str
-    passed: bool
+    status: Status
     statistic: float | None
     pvalue: float | None
     alpha: float
@@ -42,10 +53,17 @@ class Verdict:
     case: Case
     message: str
     reproduce: str
-    status: str = PASS
     mde: float | None = None
     plot: dict[str, Any] | None = None
     known_defect: str | None = None  # name of the known framework defect this failure shows
+    gated: bool = False  # not run because the case's contract failed (an error)
+
+    def __post_init__(self):
+        object.__setattr__(self, "status", Status(self.status))
+
+    @property
+    def passed(self) -> bool:
+        return self.status is PASS
 
     @property
     def statistical(self) -> bool:
@@ -56,13 +74,24 @@ class Verdict:
             return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
         return {
-            "property": self.property, "status": self.status, "passed": self.passed,
-            "statistic": num(self.statistic), "pvalue": num(self.pvalue), "alpha": float(self.alpha),
-            "n": int(self.n), "mde": num(self.mde),
-            "case": {"shape": list(self.case.shape), "dtype": self.case.dtype, "key": self.case.key,
-                     **({"path": self.case.path} if self.case.path else {}),
-                     **({"collection": self.case.collection} if self.case.collection else {})},
-            "message": self.message, "reproduce": self.reproduce, "plot": self.plot,
+            "property": self.property,
+            "status": str(self.status),
+            "passed": self.passed,
+            "statistic": num(self.statistic),
+            "pvalue": num(self.pvalue),
+            "alpha": float(self.alpha),
+            "n": int(self.n),
+            "mde": num(self.mde),
+            "case": {
+                "shape": list(self.case.shape),
+                "dtype": self.case.dtype,
+                "key": self.case.key,
+                **({"path": self.case.path} if self.case.path else {}),
+                **({"collection": self.case.collection} if self.case.collection else {}),
+            },
+            "message": self.message,
+            "reproduce": self.reproduce,
+            "plot": self.plot,
             "known_defect": self.known_defect,
         }
 
@@ -90,12 +119,21 @@ class Coverage:
 
     def __str__(self) -> str:
         computed = f"; {len(self.computed)} computed values not counted" if self.computed else ""
-        return (f"coverage {self.covered}/{self.values} values ({self.share:.0%}): law known for {self.law_known}, "
-                f"derivation modelled for {self.derived}{computed}")
+        return (
+            f"coverage {self.covered}/{self.values} values ({self.share:.0%}): law known for {self.law_known}, "
+            f"derivation modelled for {self.derived}{computed}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"values": self.values, "law_known": self.law_known, "derived": self.derived,
-                "covered": self.covered, "share": self.share, "gaps": list(self.gaps), "computed": list(self.computed)}
+        return {
+            "values": self.values,
+            "law_known": self.law_known,
+            "derived": self.derived,
+            "covered": self.covered,
+            "share": self.share,
+            "gaps": list(self.gaps),
+            "computed": list(self.computed),
+        }
 
 
 FULL = Coverage(1, 1, 1, 1)  # an initializer checked against the law it was given
@@ -150,24 +188,32 @@ class Conformance:
         return sum(v.alpha for v in self.verdicts if v.statistical)
 
     def failure_text(self) -> str:
-        lines = [f"[initcheck] {self.initializer} does not conform to {self.law} "
-                 f"({len(self.failures)} of {len(self.verdicts)} verdicts failed):"]
+        lines = [
+            f"[initcheck] {self.initializer} does not conform to {self.law} "
+            f"({len(self.failures)} of {len(self.verdicts)} verdicts failed):"
+        ]
         for v in self.failures:
             lines.append(f"- property {v.property} {v.status} on {v.case}: {v.message}")
             lines.append("  reproduce:\n" + "\n".join("    " + line for line in v.reproduce.splitlines()))
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        head = (f"initcheck: {self.initializer} vs {self.law}\n"
-                f"profile={self.profile} seed={self.seed} device={self.device} "
-                f"false-alarm bound={self.false_alarm_bound:.2g} time={self.seconds:.1f}s")
+        head = (
+            f"initcheck: {self.initializer} vs {self.law}\n"
+            f"profile={self.profile} seed={self.seed} device={self.device} "
+            f"false-alarm bound={self.false_alarm_bound:.2g} time={self.seconds:.1f}s"
+        )
         rows = [("property", "case", "statistic", "p-value", "n", "verdict")]
         for v in self.verdicts:
             rows.append((v.property, str(v.case), _fmt(v.statistic), _fmt(v.pvalue), str(v.n), v.status.upper()))
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         table = "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
-        verdict = {PASS: "CONFORMS", PARTIAL: "CONFORMS PARTIALLY (PARTIAL)", FAIL: "DOES NOT CONFORM",
-                   KNOWN: "DOES NOT CONFORM, BY KNOWN FRAMEWORK DEFECTS ONLY"}[self.result]
+        verdict = {
+            PASS: "CONFORMS",
+            PARTIAL: "CONFORMS PARTIALLY (PARTIAL)",
+            FAIL: "DOES NOT CONFORM",
+            KNOWN: "DOES NOT CONFORM, BY KNOWN FRAMEWORK DEFECTS ONLY",
+        }[self.result]
         text = f"{head}\n{table}\n{verdict}"
         if self.coverage is not FULL:
             text += f"\n{self.coverage}" + "".join(f"\n- not covered: {gap}" for gap in self.coverage.gaps)
@@ -177,10 +223,17 @@ class Conformance:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "initializer": self.initializer, "law": self.law, "passed": self.passed, "result": self.result,
+            "initializer": self.initializer,
+            "law": self.law,
+            "passed": self.passed,
+            "result": self.result,
             "coverage": self.coverage.to_dict(),
-            "profile": self.profile, "seed": self.seed, "device": self.device, "seconds": self.seconds,
-            "false_alarm_bound": self.false_alarm_bound, "verdicts": [v.to_dict() for v in self.verdicts],
+            "profile": self.profile,
+            "seed": self.seed,
+            "device": self.device,
+            "seconds": self.seconds,
+            "false_alarm_bound": self.false_alarm_bound,
+            "verdicts": [v.to_dict() for v in self.verdicts],
         }
 
 

@@ -34,8 +34,11 @@ def shapes_for(law, *, max_elements: int = 2**16) -> st.SearchStrategy[tuple[int
     elif isinstance(law, laws.Orthogonal):
         base = weight_shapes(min_dims=2, max_dims=3, max_elements=min(max_elements, 2**13))
     elif isinstance(law, laws.DeltaOrthogonal):
-        base = st.integers(1, 3).flatmap(lambda d: conv_shapes(
-            spatial_dims=d, channel_sides=(1, 2, 4, 8, 16, 32), max_elements=min(max_elements, 2**13)))
+        base = st.integers(1, 3).flatmap(
+            lambda d: conv_shapes(
+                spatial_dims=d, channel_sides=(1, 2, 4, 8, 16, 32), max_elements=min(max_elements, 2**13)
+            )
+        )
         base = base.filter(lambda s: s[-2] <= s[-1])
     elif isinstance(law, laws.Deterministic) and law.array is not None:
         return st.just(law.array.shape)
@@ -57,15 +60,27 @@ def _layout(draw) -> dict:
     return draw(axis_layouts((1,) * rank))
 
 
-JAX_BUILDERS = ("constant", "zeros", "ones", "normal", "uniform", "truncated_normal", "variance_scaling",
-                "orthogonal", "delta_orthogonal", *_PRESETS)
+JAX_BUILDERS = (
+    "constant",
+    "zeros",
+    "ones",
+    "normal",
+    "uniform",
+    "truncated_normal",
+    "variance_scaling",
+    "orthogonal",
+    "delta_orthogonal",
+    *_PRESETS,
+)
 
 
 def _names(names, known: Sequence[str], where: str) -> list[str]:
     chosen = sorted(known if names is None else names)
     unknown = [n for n in chosen if n not in known]
     if unknown or not chosen:
-        raise InvalidArgument(f"names={names!r}: {unknown or 'none'} not builders of {where}; choose from {', '.join(known)}")
+        raise InvalidArgument(
+            f"names={names!r}: {unknown or 'none'} not builders of {where}; choose from {', '.join(known)}"
+        )
     return chosen
 
 
@@ -90,8 +105,11 @@ def jax_initializers(draw, *, names=None, module=None):
     if name == "truncated_normal":
         std = draw(_scales)
         lower, upper = draw(st.sampled_from([(-2.0, 2.0), (-1.0, 3.0), (0.0, 1.5)]))
-        return (f"truncated_normal({std}, lower={lower}, upper={upper})",
-                ji.truncated_normal(std, lower=lower, upper=upper), laws.TruncatedNormal(std, lower, upper))
+        return (
+            f"truncated_normal({std}, lower={lower}, upper={upper})",
+            ji.truncated_normal(std, lower=lower, upper=upper),
+            laws.TruncatedNormal(std, lower, upper),
+        )
     if name in ("orthogonal", "delta_orthogonal"):
         scale = draw(st.sampled_from([1.0, 0.5, 2.0]))
         column_axis = draw(st.sampled_from([-1, 0])) if name == "orthogonal" else -1
@@ -106,8 +124,11 @@ def jax_initializers(draw, *, names=None, module=None):
     else:
         args = _PRESETS[name]
         init = getattr(ji, name)(**layout)
-    label = f"{name}({', '.join(repr(a) for a in args) if name == 'variance_scaling' else ''}" + \
-        "".join(f", {k}={v!r}" for k, v in layout.items()) + ")"
+    label = (
+        f"{name}({', '.join(repr(a) for a in args) if name == 'variance_scaling' else ''}"
+        + "".join(f", {k}={v!r}" for k, v in layout.items())
+        + ")"
+    )
     return label.replace("(, ", "("), init, laws.VarianceScaling(*args, **layout)
 
 
@@ -124,8 +145,16 @@ def flax_initializers(draw, *, names=None, module=None):
     return draw(jax_initializers(names=[name], module=mod))
 
 
-HAIKU_BUILDERS = ("Constant", "RandomNormal", "RandomUniform", "TruncatedNormal", "VarianceScaling",
-                  "UniformScaling", "Orthogonal", "Identity")
+HAIKU_BUILDERS = (
+    "Constant",
+    "RandomNormal",
+    "RandomUniform",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "UniformScaling",
+    "Orthogonal",
+    "Identity",
+)
 
 
 @st.composite
@@ -150,12 +179,18 @@ def haiku_initializers(draw, *, names=None):
     if name == "TruncatedNormal":
         std, mean = draw(_scales), draw(st.sampled_from([0.0, 0.5]))
         lower, upper = draw(st.sampled_from([(-2.0, 2.0), (-1.0, 3.0), (0.0, 1.5)]))
-        return (f"TruncatedNormal({std}, {mean}, {lower}, {upper})", hi.TruncatedNormal(std, mean, lower, upper),
-                laws.TruncatedNormal(std, lower, upper, mean))
+        return (
+            f"TruncatedNormal({std}, {mean}, {lower}, {upper})",
+            hi.TruncatedNormal(std, mean, lower, upper),
+            laws.TruncatedNormal(std, lower, upper, mean),
+        )
     if name == "UniformScaling":
         scale = draw(_scales)
-        return (f"UniformScaling({scale})", hi.UniformScaling(scale),
-                laws.VarianceScaling(scale**2, "fan_in", "uniform", fans=haiku_input_size_fans))
+        return (
+            f"UniformScaling({scale})",
+            hi.UniformScaling(scale),
+            laws.VarianceScaling(scale**2, "fan_in", "uniform", fans=haiku_input_size_fans),
+        )
     if name in ("Orthogonal", "Identity"):
         scale = draw(st.sampled_from([1.0, 0.5, 2.0]))
         if name == "Identity":
@@ -165,15 +200,33 @@ def haiku_initializers(draw, *, names=None):
     scale, mode = draw(_scales), draw(st.sampled_from(["fan_in", "fan_out", "fan_avg"]))
     distribution = draw(st.sampled_from(laws.DISTRIBUTIONS))
     fan_in_axes = draw(st.sampled_from([None, (0,), (0, 1)]))
-    return (f"VarianceScaling({scale}, {mode!r}, {distribution!r}, fan_in_axes={fan_in_axes})",
-            hi.VarianceScaling(scale, mode, distribution, fan_in_axes),
-            laws.VarianceScaling(scale, mode, distribution, fans="haiku", fan_in_axes=fan_in_axes))
+    return (
+        f"VarianceScaling({scale}, {mode!r}, {distribution!r}, fan_in_axes={fan_in_axes})",
+        hi.VarianceScaling(scale, mode, distribution, fan_in_axes),
+        laws.VarianceScaling(scale, mode, distribution, fans="haiku", fan_in_axes=fan_in_axes),
+    )
 
 
-INITCHECK_BUILDERS = ("variance_scaling", "kaiming_uniform", "kaiming_normal", "xavier_uniform", "xavier_normal",
-                      "torch_default_weight", "torch_default_bias", "trunc_normal", "scaled_normal",
-                      "threshold_uniform", "sparse", "dirac", "eye", "keras_default", "keras_embedding",
-                      "mxnet_default", "normal", "uniform")
+INITCHECK_BUILDERS = (
+    "variance_scaling",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "xavier_uniform",
+    "xavier_normal",
+    "torch_default_weight",
+    "torch_default_bias",
+    "trunc_normal",
+    "scaled_normal",
+    "threshold_uniform",
+    "sparse",
+    "dirac",
+    "eye",
+    "keras_default",
+    "keras_embedding",
+    "mxnet_default",
+    "normal",
+    "uniform",
+)
 
 
 @st.composite
@@ -185,12 +238,19 @@ def initcheck_initializers(draw, *, names=None):
     name = draw(st.sampled_from(_names(names, INITCHECK_BUILDERS, "initcheck.inits")))
     builder = getattr(inits, name)
     if name == "variance_scaling":
-        kwargs = {"scale": draw(_scales), "mode": draw(fan_modes()), "distribution": draw(st.sampled_from(laws.DISTRIBUTIONS))}
+        kwargs = {
+            "scale": draw(_scales),
+            "mode": draw(fan_modes()),
+            "distribution": draw(st.sampled_from(laws.DISTRIBUTIONS)),
+        }
         kwargs.update(draw(_layout()))
     elif name in ("kaiming_uniform", "kaiming_normal"):
         nonlinearity = draw(st.sampled_from(["leaky_relu", "relu", "tanh", "linear", "selu", "sigmoid"]))
-        kwargs = {"a": draw(st.sampled_from([0.0, 0.01, 0.2, math.sqrt(5)])),
-                  "mode": draw(st.sampled_from(["fan_in", "fan_out"])), "nonlinearity": nonlinearity}
+        kwargs = {
+            "a": draw(st.sampled_from([0.0, 0.01, 0.2, math.sqrt(5)])),
+            "mode": draw(st.sampled_from(["fan_in", "fan_out"])),
+            "nonlinearity": nonlinearity,
+        }
     elif name in ("xavier_uniform", "xavier_normal"):
         kwargs = {"gain": draw(st.sampled_from([1.0, 5 / 3, math.sqrt(2), 0.5]))}
     elif name == "torch_default_bias":
@@ -225,6 +285,10 @@ def catalog_initializers(*, frameworks=None) -> st.SearchStrategy:
     unknown = [f for f in chosen if f not in FRAMEWORKS]
     if unknown or not chosen:
         raise InvalidArgument(f"frameworks={frameworks!r}: choose from {', '.join(FRAMEWORKS)}")
-    by_framework = {"jax": jax_initializers, "flax": flax_initializers, "haiku": haiku_initializers,
-                    "initcheck": initcheck_initializers}
+    by_framework = {
+        "jax": jax_initializers,
+        "flax": flax_initializers,
+        "haiku": haiku_initializers,
+        "initcheck": initcheck_initializers,
+    }
     return st.one_of([by_framework[f]() for f in chosen])

@@ -27,8 +27,9 @@ def _check_positive(name: str, value: int) -> None:
         raise InvalidArgument(f"{name}={value!r} must be a positive int")
 
 
-def weight_shapes(*, min_dims: int = 2, max_dims: int = 4, sides=SIDES,
-                  max_elements: int = 2**16) -> st.SearchStrategy[tuple[int, ...]]:
+def weight_shapes(
+    *, min_dims: int = 2, max_dims: int = 4, sides=SIDES, max_elements: int = 2**16
+) -> st.SearchStrategy[tuple[int, ...]]:
     """Non-empty weight shapes with ``min_dims..max_dims`` axes, sides from ``sides`` and at most
     ``max_elements`` elements. Shrinks towards fewer axes and the first sides listed."""
     _check_dims(min_dims, max_dims)
@@ -39,20 +40,23 @@ def weight_shapes(*, min_dims: int = 2, max_dims: int = 4, sides=SIDES,
     if min(sides) ** min_dims > max_elements:
         raise InvalidArgument(f"max_elements={max_elements} is too small for min_dims={min_dims} with sides {sides}")
     side = st.sampled_from(sides)
-    return st.integers(min_dims, max_dims).flatmap(
-        lambda rank: st.tuples(*[side] * rank)).filter(lambda s: math.prod(s) <= max_elements)
+    return (
+        st.integers(min_dims, max_dims)
+        .flatmap(lambda rank: st.tuples(*[side] * rank))
+        .filter(lambda s: math.prod(s) <= max_elements)
+    )
 
 
-def conv_shapes(*, spatial_dims: int = 2, kernel_sides=KERNEL_SIDES, channel_sides=SIDES,
-                max_elements: int = 2**16) -> st.SearchStrategy[tuple[int, ...]]:
+def conv_shapes(
+    *, spatial_dims: int = 2, kernel_sides=KERNEL_SIDES, channel_sides=SIDES, max_elements: int = 2**16
+) -> st.SearchStrategy[tuple[int, ...]]:
     """Convolution kernels ``(*spatial, in, out)`` with ``spatial_dims`` in 1..3."""
     if spatial_dims not in (1, 2, 3):
         raise InvalidArgument(f"spatial_dims={spatial_dims!r} must be 1, 2 or 3")
     _check_positive("max_elements", max_elements)
     spatial = st.tuples(*[st.sampled_from(tuple(kernel_sides))] * spatial_dims)
     channels = st.tuples(st.sampled_from(tuple(channel_sides)), st.sampled_from(tuple(channel_sides)))
-    return st.tuples(spatial, channels).map(lambda sc: sc[0] + sc[1]).filter(
-        lambda s: math.prod(s) <= max_elements)
+    return st.tuples(spatial, channels).map(lambda sc: sc[0] + sc[1]).filter(lambda s: math.prod(s) <= max_elements)
 
 
 def edge_shapes() -> st.SearchStrategy[tuple[int, ...]]:
@@ -114,9 +118,8 @@ def axis_layouts(shape: tuple[int, ...], *, batch: bool = True) -> st.SearchStra
         n_in = draw(st.integers(1, rank - 1))
         n_out = draw(st.integers(1, rank - n_in))
         n_batch = draw(st.integers(0, rank - n_in - n_out)) if batch else 0
-        ins, outs = sorted(order[:n_in]), sorted(order[n_in:n_in + n_out])
-        batches = sorted(order[n_in + n_out:n_in + n_out + n_batch])
-        return {"in_axis": spell(ins, draw), "out_axis": spell(outs, draw),
-                "batch_axis": tuple(batches)}
+        ins, outs = sorted(order[:n_in]), sorted(order[n_in : n_in + n_out])
+        batches = sorted(order[n_in + n_out : n_in + n_out + n_batch])
+        return {"in_axis": spell(ins, draw), "out_axis": spell(outs, draw), "batch_axis": tuple(batches)}
 
     return layouts()

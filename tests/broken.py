@@ -1,4 +1,6 @@
-"""Deliberately broken initializers, one or more for every "must catch" entry of SPEC section 4.
+"""Deliberately broken initializers, one or more for every class of bug initcheck
+promises to catch (wrong scale or fan, wrong distribution, truncation, bounds, correlated or
+key-ignoring output, precision, orthogonality, contract violations: see the README).
 
 Each entry: (id, initializer, law, shapes, dtypes, the property that must fail).
 """
@@ -175,16 +177,40 @@ BROKEN = [
     ("uniform instead of normal", _uniform(-math.sqrt(3), math.sqrt(3)), laws.Normal(1.0), D2, F32, "distribution"),
     ("wrong mixture weights", _mixture_weights, THRESHOLD_LAW, D2, F32, "distribution"),
     ("threshold 4 instead of 5", _threshold(4.0), THRESHOLD_LAW, D2, F32, "distribution"),
-    ("wrong fan mode", jax.nn.initializers.variance_scaling(2.0, "fan_out", "truncated_normal"),
-     VS(2.0, "fan_in", "truncated_normal"), D2, F32, "moments"),
-    ("missing 0.8796 truncation correction", _no_truncation_correction,
-     VS(2.0, "fan_in", "truncated_normal"), D2, F32, "moments"),
-    ("gain applied twice", jax.nn.initializers.variance_scaling(4.0, "fan_in", "normal"),
-     VS(2.0, "fan_in", "normal"), D2, F32, "moments"),
+    (
+        "wrong fan mode",
+        jax.nn.initializers.variance_scaling(2.0, "fan_out", "truncated_normal"),
+        VS(2.0, "fan_in", "truncated_normal"),
+        D2,
+        F32,
+        "moments",
+    ),
+    (
+        "missing 0.8796 truncation correction",
+        _no_truncation_correction,
+        VS(2.0, "fan_in", "truncated_normal"),
+        D2,
+        F32,
+        "moments",
+    ),
+    (
+        "gain applied twice",
+        jax.nn.initializers.variance_scaling(4.0, "fan_in", "normal"),
+        VS(2.0, "fan_in", "normal"),
+        D2,
+        F32,
+        "moments",
+    ),
     ("2% mean drift", _mean_drift, laws.Normal(0.5), D2, F32, "moments"),
     ("clipped bfloat16 tails", _clipped_bf16_tails, laws.Normal(1.0), D2, BF16, "precision"),
-    ("generated in bfloat16 instead of rounded from float32", jax.nn.initializers.normal(1.0),
-     laws.Normal(1.0), D2, BF16, "precision"),
+    (
+        "generated in bfloat16 instead of rounded from float32",
+        jax.nn.initializers.normal(1.0),
+        laws.Normal(1.0),
+        D2,
+        BF16,
+        "precision",
+    ),
     ("QR without sign correction", _qr_without_sign_fix, laws.Orthogonal(), [(8, 8)], F32, "structure"),
     ("normalized but not orthogonal columns", _normalized_columns, laws.Orthogonal(), [(16, 8)], F32, "structure"),
     ("noise off the centre tap", _noisy_delta, laws.DeltaOrthogonal(), [(3, 3, 4, 8)], F32, "structure"),

@@ -19,7 +19,11 @@ if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
     _runner.run_on(_shares[int(os.environ["PYTEST_XDIST_WORKER"][2:]) % len(_shares)])  # before JAX's backend starts
 
 settings.register_profile(
-    "default", derandomize=True, deadline=None, database=None, max_examples=25,
+    "default",
+    derandomize=True,
+    deadline=None,
+    database=None,
+    max_examples=25,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 settings.register_profile("thorough", parent=settings.get_profile("default"), max_examples=200)
@@ -41,9 +45,17 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
         yield chromium
         chromium.close()
 

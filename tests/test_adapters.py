@@ -20,19 +20,24 @@ def test_haiku_adapter_is_hk_transform_apply():
     keys = jax.random.split(key, 5)
     batched = sampler.draw(wrapped, (16, 8), jnp.float32, keys, batch=4)
     for k, row in zip(keys, batched):
-        np.testing.assert_allclose(row, np.asarray(hk.transform(lambda: init((16, 8), jnp.float32)).apply({}, k)),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            row, np.asarray(hk.transform(lambda: init((16, 8), jnp.float32)).apply({}, k)), rtol=1e-6
+        )
 
 
 def test_haiku_initializers_conform_to_their_laws():
-    assert initcheck.check(hk.initializers.VarianceScaling(2.0, "fan_in", "uniform"),
-                           laws.VarianceScaling(2.0, "fan_in", "uniform", fans="haiku"), profile="quick").passed
+    assert initcheck.check(
+        hk.initializers.VarianceScaling(2.0, "fan_in", "uniform"),
+        laws.VarianceScaling(2.0, "fan_in", "uniform", fans="haiku"),
+        profile="quick",
+    ).passed
     assert initcheck.check(hk.initializers.RandomNormal(0.5, 1.0), laws.Normal(0.5, 1.0), profile="quick").passed
 
 
 def test_haiku_orthogonal_is_sampled_jitted():
-    report = initcheck.check(hk.initializers.Orthogonal(), laws.Orthogonal(), shapes=[(64, 32)],
-                             properties=["structure"], profile="ci")
+    report = initcheck.check(
+        hk.initializers.Orthogonal(), laws.Orthogonal(), shapes=[(64, 32)], properties=["structure"], profile="ci"
+    )
     assert report.passed, str(report)
     assert report.seconds < 60
 

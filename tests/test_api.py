@@ -1,4 +1,4 @@
-"""The public API and the issue's acceptance lines, checked literally."""
+"""The public API, and the examples of the README and the docs, checked literally."""
 
 import re
 
@@ -23,8 +23,22 @@ def thresholded_uniform(threshold):
 
 def test_public_names_are_exactly_all():
     assert sorted(initcheck.__all__) == sorted(
-        ["Case", "CatalogEntry", "Conformance", "ConformanceError", "Model", "Profile", "Verdict", "assert_conforms", "audit", "catalog",
-         "check", "expects", "laws"])
+        [
+            "Case",
+            "CatalogEntry",
+            "Conformance",
+            "ConformanceError",
+            "Model",
+            "Profile",
+            "Verdict",
+            "assert_conforms",
+            "audit",
+            "catalog",
+            "check",
+            "expects",
+            "laws",
+        ]
+    )
     for name in initcheck.__all__:
         assert hasattr(initcheck, name)
     assert issubclass(initcheck.ConformanceError, AssertionError)
@@ -37,8 +51,16 @@ def test_he_normal_conforms_to_its_law():
     assert report.passed, str(report)
     assert bool(report)
     statuses = {v.property: v.status for v in report.verdicts}
-    for prop in ("contract", "determinism", "key_sensitivity", "independence", "bounds", "distribution",
-                 "moments", "errors"):
+    for prop in (
+        "contract",
+        "determinism",
+        "key_sensitivity",
+        "independence",
+        "bounds",
+        "distribution",
+        "moments",
+        "errors",
+    ):
         assert statuses[prop] == "pass", prop
     assert report.false_alarm_bound < 1e-3
     moments = [v for v in report.verdicts if v.property == "moments"]
@@ -51,7 +73,7 @@ def test_he_normal_dividing_by_fan_out_fails_on_moments_and_says_so():
     assert not report.passed
     failed = {v.property for v in report.failures}
     assert "moments" in failed and failed <= {"moments", "bounds", "distribution"}, str(report)
-    verdict = [v for v in report.failures if v.property == "moments"][0]
+    verdict = next(v for v in report.failures if v.property == "moments")
     assert re.search(r"division by fan_out \(n=64\) instead of fan_in \(n=256\)", verdict.message)
     assert verdict.message.startswith("scale is off")
     ratio = float(re.search(r"std \S+ vs \S+ \(x([0-9.]+)", verdict.message).group(1))
@@ -65,12 +87,13 @@ def test_he_normal_dividing_by_fan_out_fails_on_moments_and_says_so():
 
 def test_reproduction_snippet_reproduces_the_verdict():
     wrong = jax.nn.initializers.variance_scaling(2.0, "fan_out", "truncated_normal")
-    verdict = initcheck.check(wrong, laws.VarianceScaling(2.0, "fan_in", "truncated_normal"),
-                              shapes=[(256, 64)], properties=["moments"]).failures[0]
+    verdict = initcheck.check(
+        wrong, laws.VarianceScaling(2.0, "fan_in", "truncated_normal"), shapes=[(256, 64)], properties=["moments"]
+    ).failures[0]
     namespace = {}
     code = verdict.reproduce.replace("init = ...", "init = wrong").replace("print(", "result = (")
     exec(code, {"wrong": wrong}, namespace)
-    again = [v for v in namespace["result"].verdicts if v.property == "moments"][0]
+    again = next(v for v in namespace["result"].verdicts if v.property == "moments")
     assert (again.statistic, again.pvalue, again.status) == (verdict.statistic, verdict.pvalue, "fail")
 
 
@@ -101,11 +124,13 @@ def test_same_seed_same_verdicts_and_other_seed_other_keys():
 def test_assert_conforms_raises_listing_every_failure():
     wrong = jax.nn.initializers.variance_scaling(2.0, "fan_out", "normal")
     with pytest.raises(initcheck.ConformanceError, match=r"\[initcheck\] .* does not conform") as info:
-        initcheck.assert_conforms(wrong, laws.VarianceScaling(2.0, "fan_in", "normal"),
-                                  shapes=[(128, 32), (64, 16)], profile="quick")
+        initcheck.assert_conforms(
+            wrong, laws.VarianceScaling(2.0, "fan_in", "normal"), shapes=[(128, 32), (64, 16)], profile="quick"
+        )
     assert str(info.value).count("property moments fail") == 2
-    assert initcheck.assert_conforms(jax.nn.initializers.lecun_uniform(),
-                                     laws.VarianceScaling(1.0, "fan_in", "uniform"), profile="quick").passed
+    assert initcheck.assert_conforms(
+        jax.nn.initializers.lecun_uniform(), laws.VarianceScaling(1.0, "fan_in", "uniform"), profile="quick"
+    ).passed
 
 
 def test_one_broken_initializer_is_errored_verdicts_not_an_exception():
@@ -121,8 +146,9 @@ def test_one_broken_initializer_is_errored_verdicts_not_an_exception():
 def test_non_array_output_fails_the_contract():
     import numpy as np
 
-    report = initcheck.check(lambda key, shape, dtype: np.zeros(shape, dtype), laws.Constant(0.0), shapes=[(4, 4)],
-                             properties=["contract"])
+    report = initcheck.check(
+        lambda key, shape, dtype: np.zeros(shape, dtype), laws.Constant(0.0), shapes=[(4, 4)], properties=["contract"]
+    )
     assert "returned numpy.ndarray, not a jax.Array" in report.verdicts[0].message
 
 
@@ -146,8 +172,9 @@ def test_never_returning_initializer_hits_the_time_limit():
 
 
 def test_absurd_memory_is_refused_before_sampling():
-    report = initcheck.check(jax.nn.initializers.normal(1.0), laws.Normal(1.0), shapes=[(2**20, 2**20)],
-                             properties=["contract"])
+    report = initcheck.check(
+        jax.nn.initializers.normal(1.0), laws.Normal(1.0), shapes=[(2**20, 2**20)], properties=["contract"]
+    )
     assert report.verdicts[0].status == "fail"
     assert re.search(r"refused before sampling: shape=\(1048576, 1048576\) .* 4096\.0 GiB", report.verdicts[0].message)
 

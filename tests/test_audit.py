@@ -59,8 +59,10 @@ def test_nnx_mlp_passes_for_a_class_and_a_factory():
 
 def test_haiku_mlp_passes():
     mlp = hk.transform(lambda x: hk.nets.MLP([256, 10])(x))
-    assert_passes(initcheck.audit(mlp, jnp.ones((1, 128)), rng=0),
-                  ["mlp/~/linear_0/w", "mlp/~/linear_0/b", "mlp/~/linear_1/w", "mlp/~/linear_1/b"])
+    assert_passes(
+        initcheck.audit(mlp, jnp.ones((1, 128)), rng=0),
+        ["mlp/~/linear_0/w", "mlp/~/linear_0/b", "mlp/~/linear_1/w", "mlp/~/linear_1/b"],
+    )
 
 
 class Named(nn.Module):
@@ -135,8 +137,9 @@ def test_user_initializers_declared_with_expects_are_checked(init, passes):
 
 
 def test_an_undeclared_initializer_is_derived_but_its_law_is_skipped_with_the_fix():
-    report = initcheck.audit(nn.Dense(8, kernel_init=lambda k, s, d: jax.random.normal(k, s, d)),
-                             jnp.ones((1, 4)), rng=0)
+    report = initcheck.audit(
+        nn.Dense(8, kernel_init=lambda k, s, d: jax.random.normal(k, s, d)), jnp.ones((1, 4)), rng=0
+    )
     assert statuses(report, "derivation")["kernel"] == "pass"
     skipped = [v for v in report.verdicts if v.case.path == "kernel" and v.property == "moments"]
     assert skipped[0].status == "skip" and "@initcheck.expects" in skipped[0].message
@@ -162,11 +165,14 @@ def test_nnx_parameters_without_an_initializer_argument_are_named_not_hidden():
     assert verdict.status == "skip" and verdict.case.path == "w" and "*_init" in verdict.message
 
 
-@pytest.mark.parametrize("model,match", [
-    (3, "model=3 is not a Flax linen Module"),
-    (lambda x: x, "takes no rngs= argument"),
-    (lambda rngs: 3, "returned int, not an nnx.Module"),
-])
+@pytest.mark.parametrize(
+    "model,match",
+    [
+        (3, "model=3 is not a Flax linen Module"),
+        (lambda x: x, "takes no rngs= argument"),
+        (lambda rngs: 3, "returned int, not an nnx.Module"),
+    ],
+)
 def test_bad_models_get_clear_errors(model, match):
     with pytest.raises(TypeError, match=match):
         initcheck.audit(model, rng=0)
@@ -184,18 +190,22 @@ def test_unknown_audit_property_is_refused():
 
 # -- wrapped initializers, every value, coverage -----------------------------------------------------
 
+
 def _kernel_law(report, path="kernel"):
     return next(v for v in report.verdicts if v.case.path == path and v.property == "moments")
 
 
-@pytest.mark.parametrize("wrap", [
-    lambda init: nn.with_logical_partitioning(init, ("embed", "mlp")),
-    lambda init: nn.with_partitioning(init, ("model", None)),
-    lambda init: __import__("functools").partial(init, out_sharding=None),
-], ids=["logical-partitioning", "partitioning", "partial"])
+@pytest.mark.parametrize(
+    "wrap",
+    [
+        lambda init: nn.with_logical_partitioning(init, ("embed", "mlp")),
+        lambda init: nn.with_partitioning(init, ("model", None)),
+        lambda init: __import__("functools").partial(init, out_sharding=None),
+    ],
+    ids=["logical-partitioning", "partitioning", "partial"],
+)
 def test_flax_metadata_wrappers_and_law_keeping_partials_keep_the_law(wrap):
-    report = initcheck.audit(nn.Dense(64, kernel_init=wrap(nn.initializers.lecun_normal())), jnp.ones((1, 128)),
-                             rng=0)
+    report = initcheck.audit(nn.Dense(64, kernel_init=wrap(nn.initializers.lecun_normal())), jnp.ones((1, 128)), rng=0)
     assert report.result == "pass", report.failure_text() + str(report.coverage)
     assert _kernel_law(report).status == "pass"
 
@@ -203,8 +213,9 @@ def test_flax_metadata_wrappers_and_law_keeping_partials_keep_the_law(wrap):
 def test_nnx_wrappers_and_modified_orthogonal_have_laws():
     class Layer(nnx.Module):
         def __init__(self, rngs):
-            self.linear = nnx.Linear(16, 32, kernel_init=nnx.with_metadata(nnx.initializers.normal(0.02), note="x"),
-                                     rngs=rngs)
+            self.linear = nnx.Linear(
+                16, 32, kernel_init=nnx.with_metadata(nnx.initializers.normal(0.02), note="x"), rngs=rngs
+            )
             self.cell = nnx.LSTMCell(8, 16, rngs=rngs)  # recurrent kernels: nnx's modified_orthogonal
 
     report = initcheck.audit(Layer, rng=0)
@@ -232,16 +243,19 @@ def test_an_unknown_wrapper_is_named_truly_and_makes_the_model_partial():
 
 def test_initializers_wrapped_by_a_function_of_the_model_take_the_law_of_the_known_one_inside():
     """t5x/MaxText: nd_dense_init builds variance_scaling with its axes at call time."""
+
     def nd_dense_init(scale, mode, distribution):
         def init_fn(key, shape, dtype, in_axis, out_axis):
             return jax.nn.initializers.variance_scaling(scale, mode, distribution, in_axis, out_axis)(key, shape, dtype)
+
         return init_fn
 
     class Proj(nn.Module):
         @nn.compact
         def __call__(self, x):
-            kernel = self.param("kernel", nd_dense_init(1.0, "fan_in", "normal"), (x.shape[-1], 4, 16), jnp.float32,
-                                (0,), (1, 2))
+            kernel = self.param(
+                "kernel", nd_dense_init(1.0, "fan_in", "normal"), (x.shape[-1], 4, 16), jnp.float32, (0,), (1, 2)
+            )
             return jnp.einsum("bi,ihd->bhd", x, kernel)
 
     report = initcheck.audit(Proj(), jnp.ones((1, 64)), rng=0)
@@ -261,11 +275,20 @@ def test_values_of_other_collections_and_random_state_are_audited():
     report = initcheck.audit(Model(), jnp.ones((4, 8)), rng=0)
     assert report.result == "pass", report.failure_text() + str(report.coverage)
     derivation = {v.case.path: v for v in report.verdicts if v.property == "derivation"}
-    assert set(derivation) == {"Dense_0/kernel", "Dense_0/bias", "BatchNorm_0/scale", "BatchNorm_0/bias",
-                               "BatchNorm_0/mean", "BatchNorm_0/var", "proj"}  # sown activations are not values
+    assert set(derivation) == {
+        "Dense_0/kernel",
+        "Dense_0/bias",
+        "BatchNorm_0/scale",
+        "BatchNorm_0/bias",
+        "BatchNorm_0/mean",
+        "BatchNorm_0/var",
+        "proj",
+    }  # sown activations are not values
     assert "handed to its init function" in derivation["proj"].message
     assert (derivation["proj"].case.collection, derivation["BatchNorm_0/mean"].case.collection) == (
-        "constants", "batch_stats")  # every verdict names its collection
+        "constants",
+        "batch_stats",
+    )  # every verdict names its collection
     assert "[batch_stats]" in str(derivation["BatchNorm_0/mean"].case)
     structure = {v.case.path: v for v in report.verdicts if v.property == "structure"}
     assert structure["BatchNorm_0/var"].status == "pass"
@@ -274,8 +297,9 @@ def test_values_of_other_collections_and_random_state_are_audited():
 
 def test_haiku_state_made_by_initializers_is_audited():
     def f(x):
-        return hk.nets.VectorQuantizerEMA(embedding_dim=8, num_embeddings=16, commitment_cost=0.25,
-                                          decay=0.99)(x, is_training=True)["quantize"]
+        return hk.nets.VectorQuantizerEMA(embedding_dim=8, num_embeddings=16, commitment_cost=0.25, decay=0.99)(
+            x, is_training=True
+        )["quantize"]
 
     report = initcheck.audit(hk.transform_with_state(f), jnp.ones((4, 8)), rng=0)
     assert report.result == "pass", report.failure_text() + str(report.coverage)
@@ -296,6 +320,7 @@ def test_a_model_with_only_unknown_values_is_partial_not_a_pass_on_zero_verdicts
 def test_a_kernel_stored_as_a_transformed_view_is_named_not_failed():
     """nn.WeightNorm and nn.SpectralNorm keep the normalized view of the kernel (nn.map_variables
     with init=True): not what the initializer drew, and not a failure."""
+
     class Normed(nn.Module):
         @nn.compact
         def __call__(self, x):
@@ -334,17 +359,26 @@ def test_a_lift_whose_keys_are_not_modelled_is_a_named_skip_never_a_guess():
 
 # -- initcheck.Model, keyword inputs, intended laws ---------------------------------------------------
 
+
 def test_an_intended_law_that_the_declared_initializer_does_not_promise_fails_naming_both():
-    model = nn.Sequential([nn.Dense(8, kernel_init=nn.initializers.xavier_uniform()), nn.relu,
-                           nn.Dense(1, kernel_init=nn.initializers.constant(41.0))])
+    model = nn.Sequential(
+        [
+            nn.Dense(8, kernel_init=nn.initializers.xavier_uniform()),
+            nn.relu,
+            nn.Dense(1, kernel_init=nn.initializers.constant(41.0)),
+        ]
+    )
     report = initcheck.audit(model, jnp.ones((2, 16)), expect={"**/layers_2/kernel": laws.Constant(42.0)})
     (intent,) = [v for v in report.verdicts if v.property == "intent"]
     assert intent.status == "fail" and intent.case.path == "layers_2/kernel"
     assert "promises Constant(41.0), but the intended law is Constant(42.0)" in intent.message
     structure = next(v for v in report.verdicts if v.property == "structure" and v.case.path == "layers_2/kernel")
     assert structure.status == "fail"  # the values are tested against the intended law too
-    right = initcheck.audit(model, jnp.ones((2, 16)), expect={
-        "layers_0/kernel": laws.VarianceScaling(1.0, "fan_avg", "uniform"), "**/bias": laws.Constant(0.0)})
+    right = initcheck.audit(
+        model,
+        jnp.ones((2, 16)),
+        expect={"layers_0/kernel": laws.VarianceScaling(1.0, "fan_avg", "uniform"), "**/bias": laws.Constant(0.0)},
+    )
     assert right.result == "pass" and sum(v.property == "intent" for v in right.verdicts) == 3
 
 
@@ -359,13 +393,16 @@ def test_an_intended_law_completes_the_coverage_of_an_unknown_initializer():
     assert next(v for v in report.verdicts if v.property == "moments" and v.case.path == "kernel").status == "pass"
 
 
-@pytest.mark.parametrize("pattern,matches", [
-    ("**/bias", ["bias", "Dense_0/bias", "a/b/bias"]),
-    ("*/kernel", ["Dense_0/kernel"]),
-    ("Dense_?/kernel", ["Dense_0/kernel"]),
-    ("a/**/bias", ["a/b/bias"]),
-    ("**", ["bias", "Dense_0/bias", "Dense_0/kernel", "a/b/bias"]),
-])
+@pytest.mark.parametrize(
+    "pattern,matches",
+    [
+        ("**/bias", ["bias", "Dense_0/bias", "a/b/bias"]),
+        ("*/kernel", ["Dense_0/kernel"]),
+        ("Dense_?/kernel", ["Dense_0/kernel"]),
+        ("a/**/bias", ["a/b/bias"]),
+        ("**", ["bias", "Dense_0/bias", "Dense_0/kernel", "a/b/bias"]),
+    ],
+)
 def test_expect_patterns_are_path_globs(pattern, matches):
     from initcheck.audit._model import pattern_regex
 
@@ -373,12 +410,15 @@ def test_expect_patterns_are_path_globs(pattern, matches):
     assert [p for p in paths if pattern_regex(pattern).match(p)] == matches
 
 
-@pytest.mark.parametrize("expect,error,text", [
-    ({"**/layer_2/kernel": laws.Constant(0.0)}, ValueError, "matches none of the model's values"),
-    ({"": laws.Constant(0.0)}, TypeError, "must be a non-empty path glob"),
-    ({"**/kernel": "normal"}, TypeError, "expect['**/kernel']"),
-    ([("kernel", laws.Constant(0.0))], TypeError, "must be a dict of path patterns to laws"),
-])
+@pytest.mark.parametrize(
+    "expect,error,text",
+    [
+        ({"**/layer_2/kernel": laws.Constant(0.0)}, ValueError, "matches none of the model's values"),
+        ({"": laws.Constant(0.0)}, TypeError, "must be a non-empty path glob"),
+        ({"**/kernel": "normal"}, TypeError, "expect['**/kernel']"),
+        ([("kernel", laws.Constant(0.0))], TypeError, "must be a dict of path patterns to laws"),
+    ],
+)
 def test_bad_expect_is_refused_with_the_fix(expect, error, text):
     with pytest.raises(error, match=__import__("re").escape(text)):
         initcheck.audit(nn.Dense(4), jnp.ones((1, 4)), expect=expect)

@@ -15,8 +15,11 @@ ENTRIES = initcheck.catalog()
 
 
 def _public(module):
-    return {n for n in dir(module) if not n.startswith("_") and callable(getattr(module, n))
-            and n not in ("Initializer", "DtypeLikeInexact")}
+    return {
+        n
+        for n in dir(module)
+        if not n.startswith("_") and callable(getattr(module, n)) and n not in ("Initializer", "DtypeLikeInexact")
+    }
 
 
 def test_ids_are_unique_and_grouped_by_framework():
@@ -27,11 +30,16 @@ def test_ids_are_unique_and_grouped_by_framework():
     assert [e.id for e in initcheck.catalog("jax,haiku")] == [e.id for e in initcheck.catalog(["jax", "haiku"])]
 
 
-@pytest.mark.parametrize("prefix, module", [("jax.nn.initializers", jax.nn.initializers),
-                                            ("flax.linen.initializers", nn.initializers),
-                                            ("flax.nnx.initializers", nnx.initializers)])
+@pytest.mark.parametrize(
+    "prefix, module",
+    [
+        ("jax.nn.initializers", jax.nn.initializers),
+        ("flax.linen.initializers", nn.initializers),
+        ("flax.nnx.initializers", nnx.initializers),
+    ],
+)
 def test_every_public_initializer_has_an_entry(prefix, module):
-    covered = {e.id[len(prefix) + 1:].split("(")[0] for e in ENTRIES if e.id.startswith(prefix + ".")}
+    covered = {e.id[len(prefix) + 1 :].split("(")[0] for e in ENTRIES if e.id.startswith(prefix + ".")}
     assert _public(module) == covered
 
 
@@ -72,12 +80,18 @@ def test_every_entry_is_checked_in_16_bit_dtypes_or_documents_why_not():
             assert dtype in entry.dtypes or dtype in entry.law.refused, (entry.id, dtype)
 
 
-@pytest.mark.parametrize("entry_id, complex_ok", [
-    ("jax.nn.initializers.normal()", True), ("jax.nn.initializers.he_normal()", True),
-    ("jax.nn.initializers.zeros", True), ("jax.nn.initializers.uniform()", False),
-    ("haiku.initializers.VarianceScaling(1.0, 'fan_in', 'uniform')", True),
-    ("haiku.initializers.RandomUniform()", False), ("initcheck.inits.variance_scaling(1.0, 'fan_in', 'truncated_normal')", True),
-])
+@pytest.mark.parametrize(
+    "entry_id, complex_ok",
+    [
+        ("jax.nn.initializers.normal()", True),
+        ("jax.nn.initializers.he_normal()", True),
+        ("jax.nn.initializers.zeros", True),
+        ("jax.nn.initializers.uniform()", False),
+        ("haiku.initializers.VarianceScaling(1.0, 'fan_in', 'uniform')", True),
+        ("haiku.initializers.RandomUniform()", False),
+        ("initcheck.inits.variance_scaling(1.0, 'fan_in', 'truncated_normal')", True),
+    ],
+)
 def test_complex_dtypes_where_the_framework_supports_them(entry_id, complex_ok):
     entry = BY_ID[entry_id]
     assert ("complex64" in entry.dtypes) is complex_ok
@@ -85,8 +99,10 @@ def test_complex_dtypes_where_the_framework_supports_them(entry_id, complex_ok):
         assert "complex64" in entry.law.refused  # and the errors property checks that it raises
 
 
-@pytest.mark.parametrize("entry_id", ["jax.nn.initializers.orthogonal()", "jax.nn.initializers.delta_orthogonal()",
-                                      "haiku.initializers.Orthogonal()"])
+@pytest.mark.parametrize(
+    "entry_id",
+    ["jax.nn.initializers.orthogonal()", "jax.nn.initializers.delta_orthogonal()", "haiku.initializers.Orthogonal()"],
+)
 def test_qr_based_entries_document_their_16_bit_refusal(entry_id):
     entry = BY_ID[entry_id]
     assert entry.dtypes == ("float32",)
@@ -97,13 +113,20 @@ def test_qr_based_entries_document_their_16_bit_refusal(entry_id):
 
 def test_known_defects_are_attached_where_they_occur():
     names = {e.id: {d.name for d in e.defects} for e in ENTRIES}
-    assert names["jax.nn.initializers.he_normal()"] == {"jax-low-precision-sampling", "jax-complex-truncated-normal-variance"}
+    assert names["jax.nn.initializers.he_normal()"] == {
+        "jax-low-precision-sampling",
+        "jax-complex-truncated-normal-variance",
+    }
     assert names["jax.nn.initializers.he_uniform()"] == {"jax-low-precision-sampling"}
     assert names["flax.linen.initializers.glorot_normal()"] == names["jax.nn.initializers.glorot_normal()"]
     assert names["haiku.initializers.VarianceScaling(1.0, 'fan_in', 'uniform')"] == {
-        "haiku-low-precision-sampling", "haiku-complex-uniform-raises"}
+        "haiku-low-precision-sampling",
+        "haiku-complex-uniform-raises",
+    }
     assert names["haiku.initializers.VarianceScaling(1.0, 'fan_avg', 'truncated_normal')"] == {
-        "haiku-low-precision-sampling", "haiku-complex-truncated-normal-variance"}
+        "haiku-low-precision-sampling",
+        "haiku-complex-truncated-normal-variance",
+    }
     assert not any(names[e.id] for e in ENTRIES if e.framework == "initcheck")
     assert not names["jax.nn.initializers.zeros"] and not names["jax.nn.initializers.orthogonal()"]
 
@@ -112,12 +135,15 @@ def test_x64_adds_64_bit_dtypes():
     import subprocess
     import sys
 
-    code = ("import jax; jax.config.update('jax_enable_x64', True); import initcheck; "
-            "e = {x.id: x for x in initcheck.catalog()}; print(e['jax.nn.initializers.he_normal()'].dtypes, "
-            "e['jax.nn.initializers.orthogonal()'].dtypes)")
+    code = (
+        "import jax; jax.config.update('jax_enable_x64', True); import initcheck; "
+        "e = {x.id: x for x in initcheck.catalog()}; print(e['jax.nn.initializers.he_normal()'].dtypes, "
+        "e['jax.nn.initializers.orthogonal()'].dtypes)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert out.stdout.strip() == ("('float32', 'bfloat16', 'float16', 'float64', 'complex64', 'complex128') "
-                                  "('float32', 'float64')"), out.stderr
+    assert out.stdout.strip() == (
+        "('float32', 'bfloat16', 'float16', 'float64', 'complex64', 'complex128') ('float32', 'float64')"
+    ), out.stderr
 
 
 BUILDER_ENTRIES = [e for e in ENTRIES if e.configurations is not None]
@@ -125,8 +151,11 @@ BUILDER_ENTRIES = [e for e in ENTRIES if e.configurations is not None]
 
 def test_every_builder_has_a_strategy_of_configurations():
     parameterless = {e.id for e in ENTRIES if e.configurations is None}
-    assert parameterless == {f"{p}.{n}" for p in ("jax.nn.initializers", "flax.linen.initializers",
-                                                  "flax.nnx.initializers") for n in ("zeros", "ones")}
+    assert parameterless == {
+        f"{p}.{n}"
+        for p in ("jax.nn.initializers", "flax.linen.initializers", "flax.nnx.initializers")
+        for n in ("zeros", "ones")
+    }
 
 
 @pytest.mark.parametrize("entry", BUILDER_ENTRIES, ids=[e.id for e in BUILDER_ENTRIES])
@@ -155,5 +184,6 @@ def test_a_catalog_check_pairs_the_drawn_shapes_with_the_dtypes_and_thorough_run
     assert {dtype for _, dtype in cases} == set(entry.dtypes) and len({shape for shape, _ in cases}) == 2
     grid = check_entry(entry, profile=dataclasses.replace(quick, full_grid=True)).report
     assert {(v.case.shape, v.case.dtype) for v in grid.verdicts} == {
-        (shape, dtype) for shape, _ in cases for dtype in entry.dtypes}
+        (shape, dtype) for shape, _ in cases for dtype in entry.dtypes
+    }
     assert grid.passed

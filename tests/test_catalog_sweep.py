@@ -8,7 +8,7 @@ under the entry they alias. Two sweeps:
   is covered by many entries; quick profile on one case (n = 2^16, alpha = 1e-6 per statistical
   verdict, about 12 of them per item: a false-alarm rate near 1e-5 per item, below 1e-3 for the
   sweep);
-* ``-m slow``: every entry in every dtype under the ``ci`` profile (n = 2^20, alpha = 1e-7, three
+* ``-m slow``: every entry in every dtype under the ``ci`` profile (n = 2^18, alpha = 1e-7, three
   cases: about 5e-6 per item, below 2e-3 for all 250 items). Run with ``pytest -n 2 -m slow``.
 
 Keys are derived from the fixed seed and the case, so the outcome is the same on every run.
@@ -30,13 +30,16 @@ EVERY = [(e, dtype) for e in UNIQUE for dtype in e.dtypes]
 def _sweep(entry, dtype, profile):
     result = check_entry(entry, profile=profile, dtypes=[dtype], seed=11)
     assert result.ok, "unexpected failures:\n" + "\n".join(
-        f"- {v.property} {v.status} on {v.case}: {v.message}" for v in result.unexpected)
+        f"- {v.property} {v.status} on {v.case}: {v.message}" for v in result.unexpected
+    )
     missing = [d for d in result.unobserved if d.expected_now]
     assert not missing, f"known defects not detected: {[d.name for d in missing]}"
     fixed = [d for d in result.unobserved if not d.expected_now]
     if fixed:
-        pytest.skip(f"{entry.id} in {dtype} passed where known defects {[d.name for d in fixed]} were expected; "
-                    "the newer framework may have fixed them: update initcheck/_defects.py")
+        pytest.skip(
+            f"{entry.id} in {dtype} passed where known defects {[d.name for d in fixed]} were expected; "
+            "the newer framework may have fixed them: update initcheck/_defects.py"
+        )
 
 
 def test_rotation_covers_every_dtype():

@@ -1,4 +1,4 @@
-"""Every "must catch" entry of SPEC section 4 is caught, on the right property."""
+"""Every deliberately broken initializer of ``tests/broken.py`` is caught, on the right property."""
 
 import pytest
 

@@ -10,13 +10,29 @@ import initcheck
 
 
 def run(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "initcheck.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "initcheck.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_report_writes_html_and_json_and_a_summary(tmp_path):
-    result = run("report", "--profile", "quick", "--frameworks", "jax", "--entries", "he_normal", "zeros", "--out", "out",
-                 "--dtypes", "float32", "--jobs", "2", cwd=tmp_path)
+    result = run(
+        "report",
+        "--profile",
+        "quick",
+        "--frameworks",
+        "jax",
+        "--entries",
+        "he_normal",
+        "zeros",
+        "--out",
+        "out",
+        "--dtypes",
+        "float32",
+        "--jobs",
+        "2",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "PASS jax.nn.initializers.zeros [float32]" in result.stdout and "2 processes" in result.stdout
     assert "2 passed, 0 failed with known defects only, 0 failed unexpectedly" in result.stdout
@@ -30,8 +46,19 @@ def test_report_writes_html_and_json_and_a_summary(tmp_path):
 
 
 def test_a_compile_cache_is_reused_by_the_next_run_with_the_same_verdicts(tmp_path):
-    args = ("report", "--profile", "quick", "--frameworks", "haiku", "--entries", "RandomNormal", "--dtypes", "float32",
-            "--compile-cache", "xla-cache")
+    args = (
+        "report",
+        "--profile",
+        "quick",
+        "--frameworks",
+        "haiku",
+        "--entries",
+        "RandomNormal",
+        "--dtypes",
+        "float32",
+        "--compile-cache",
+        "xla-cache",
+    )
     first = run(*args, "--out", "first", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     kept = sorted(p.name for p in (tmp_path / "xla-cache").iterdir())
@@ -71,20 +98,57 @@ def test_report_without_compile_cache_keeps_one_for_its_run_only_unless_jax_s_va
     import os
 
     (tmp_path / "scratch").mkdir()
-    result = subprocess.run([sys.executable, "-m", "initcheck.cli", "report", "--profile", "quick", "--frameworks",
-                             "jax", "--entries", "zeros", "--dtypes", "float32", "--out", "out"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "TMPDIR": str(tmp_path / "scratch")})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "initcheck.cli",
+            "report",
+            "--profile",
+            "quick",
+            "--frameworks",
+            "jax",
+            "--entries",
+            "zeros",
+            "--dtypes",
+            "float32",
+            "--out",
+            "out",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TMPDIR": str(tmp_path / "scratch")},
+    )
     assert result.returncode == 0, result.stderr
     folder = result.stdout.split("compile cache ")[1].split(" (this run only)")[0]
     assert folder.startswith(str(tmp_path / "scratch" / "initcheck-xla-"))
     assert list((tmp_path / "scratch").iterdir()) == []
     # A cache the user chose through JAX's own variable is used instead.
-    result = subprocess.run([sys.executable, "-m", "initcheck.cli", "report", "--profile", "quick", "--frameworks",
-                             "jax", "--entries", "zeros", "--dtypes", "float32", "--out", "out"], cwd=tmp_path,
-                            capture_output=True, text=True, timeout=600,
-                            env={**os.environ, "TMPDIR": str(tmp_path / "scratch"),
-                                 "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "mine")})
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "initcheck.cli",
+            "report",
+            "--profile",
+            "quick",
+            "--frameworks",
+            "jax",
+            "--entries",
+            "zeros",
+            "--dtypes",
+            "float32",
+            "--out",
+            "out",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "TMPDIR": str(tmp_path / "scratch"), "JAX_COMPILATION_CACHE_DIR": str(tmp_path / "mine")},
+    )
     assert result.returncode == 0, result.stderr
     assert f"compile cache {tmp_path / 'mine'}\n" in result.stdout
 
@@ -101,11 +165,19 @@ def test_output_paths_that_cannot_be_written_are_refused_before_any_check(tmp_pa
     report = run("report", "--out", "taken", cwd=tmp_path)
     assert report.returncode == 2
     assert "initcheck report: --out taken: taken is a file; give a folder (it is made if missing)" in report.stderr
-    check = run("check", "jax.nn.initializers:normal(0.01)", "--expect", "normal(std=0.01)", "--html", "folder",
-                cwd=tmp_path)
+    check = run(
+        "check", "jax.nn.initializers:normal(0.01)", "--expect", "normal(std=0.01)", "--html", "folder", cwd=tmp_path
+    )
     assert check.returncode == 2 and "--html folder: folder is a folder; give a file path" in check.stderr
-    check = run("check", "jax.nn.initializers:normal(0.01)", "--expect", "normal(std=0.01)", "--json", "taken/c.json",
-                cwd=tmp_path)
+    check = run(
+        "check",
+        "jax.nn.initializers:normal(0.01)",
+        "--expect",
+        "normal(std=0.01)",
+        "--json",
+        "taken/c.json",
+        cwd=tmp_path,
+    )
     assert check.returncode == 2
     assert "--json taken/c.json: taken is a file, so no folder can be made inside it" in check.stderr
     assert "Traceback" not in report.stderr + check.stderr
@@ -116,20 +188,39 @@ def test_list_groups_the_catalog_by_framework_with_counts():
     assert result.returncode == 0
     lines = result.stdout.splitlines()
     assert [line for line in lines if not line.startswith(" ")] == [
-        "jax (30 entries)", "flax (42 entries)", "haiku (16 entries)", "initcheck (20 entries)", "108 entries"]
+        "jax (30 entries)",
+        "flax (42 entries)",
+        "haiku (16 entries)",
+        "initcheck (20 entries)",
+        "108 entries",
+    ]
     assert "  flax.linen.initializers.zeros_init()  ->  Constant(0.0)" in lines
     listed = [line.split("  ->  ")[0].strip() for line in lines if line.startswith("  ") and "  ->  " in line]
     assert listed == [entry.id for entry in initcheck.catalog()]
     assert "      dtypes: float32, bfloat16, float16, complex64" in lines
-    assert ("      known defect jax-low-precision-sampling (jax <= 0.10.2) on precision/distribution/moments in bfloat16/float16"
-            in lines)
+    assert (
+        "      known defect jax-low-precision-sampling (jax <= 0.10.2) on precision/distribution/moments in bfloat16/float16"
+        in lines
+    )
     bad = run("list", "--frameworks", "torch", cwd=".")
     assert bad.returncode == 2 and "'torch': choose a comma-separated subset of jax,flax,haiku,initcheck" in bad.stderr
 
 
 def test_report_separates_known_defects_from_unexpected_failures(tmp_path):
-    result = run("report", "--profile", "quick", "--frameworks", "jax", "--entries", "initializers.normal()",
-                 "--dtypes", "float32,bfloat16", "--out", "out", cwd=tmp_path)
+    result = run(
+        "report",
+        "--profile",
+        "quick",
+        "--frameworks",
+        "jax",
+        "--entries",
+        "initializers.normal()",
+        "--dtypes",
+        "float32,bfloat16",
+        "--out",
+        "out",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stdout + result.stderr  # a known defect is not an unexpected failure
     assert "[1/1] KNOWN jax.nn.initializers.normal() [float32,bfloat16]" in result.stdout
     assert "0 passed, 1 failed with known defects only, 0 failed unexpectedly" in result.stdout
@@ -159,25 +250,58 @@ def _python(code, xla_flags):
 
 def test_fast_compiles_are_added_only_where_they_apply():
     code = "import os; from initcheck import _xla; print(_xla.prefer_fast_compiles(), os.environ['XLA_FLAGS'])"
-    assert _python(code, "").stdout.split() == ["True", "--xla_backend_optimization_level=2",
-                                                 "--xla_cpu_use_fusion_emitters=false"]
+    assert _python(code, "").stdout.split() == [
+        "True",
+        "--xla_backend_optimization_level=2",
+        "--xla_cpu_use_fusion_emitters=false",
+    ]
     assert _python(code, "--xla_backend_optimization_level=3").stdout.split() == [
-        "False", "--xla_backend_optimization_level=3"]  # the user's own setting wins
+        "False",
+        "--xla_backend_optimization_level=3",
+    ]  # the user's own setting wins
     assert _python(code, "--xla_cpu_use_fusion_emitters=true").stdout.split() == [
-        "False", "--xla_cpu_use_fusion_emitters=true"]
+        "False",
+        "--xla_cpu_use_fusion_emitters=true",
+    ]
     started = "import jax; jax.numpy.zeros(1).block_until_ready(); " + code
     assert _python(started, "").stdout.split()[0] == "False"  # too late once the backend runs
 
 
 def test_check_a_target_against_a_law_in_the_safe_syntax(tmp_path):
-    ok = run("check", "jax.nn.initializers:normal(0.01)", "--expect", "normal(std=0.01)", "--profile", "quick",
-             "--shapes", "64x32", "--properties", "contract,moments", "--json", "c.json", "--html", "c.html", cwd=tmp_path)
+    ok = run(
+        "check",
+        "jax.nn.initializers:normal(0.01)",
+        "--expect",
+        "normal(std=0.01)",
+        "--profile",
+        "quick",
+        "--shapes",
+        "64x32",
+        "--properties",
+        "contract,moments",
+        "--json",
+        "c.json",
+        "--html",
+        "c.html",
+        cwd=tmp_path,
+    )
     assert ok.returncode == 0, ok.stderr
     assert "CONFORMS" in ok.stdout and "moments" in ok.stdout and "wrote c.html" in ok.stdout
     data = json.loads((tmp_path / "c.json").read_text())
     assert data["targets"][0]["id"] == "jax.nn.initializers:normal(0.01)" and data["targets"][0]["result"] == "pass"
-    wrong = run("check", "jax.nn.initializers:normal(0.02)", "--expect", "normal(0.01)", "--profile", "quick",
-                "--shapes", "64x32", "--properties", "moments", cwd=tmp_path)
+    wrong = run(
+        "check",
+        "jax.nn.initializers:normal(0.02)",
+        "--expect",
+        "normal(0.01)",
+        "--profile",
+        "quick",
+        "--shapes",
+        "64x32",
+        "--properties",
+        "moments",
+        cwd=tmp_path,
+    )
     assert wrong.returncode == 1 and "DOES NOT CONFORM" in wrong.stdout and "std 0.019" in wrong.stdout
 
 

@@ -18,10 +18,18 @@ from initcheck import profiles, strategies
 from initcheck.strategies._configs import HAIKU_BUILDERS, INITCHECK_BUILDERS, JAX_BUILDERS
 
 QUICK_ONE_CASE = dataclasses.replace(profiles.PROFILES["quick"], cases=1)
-BUILDERS = ([("jax", b) for b in JAX_BUILDERS] + [("flax", b) for b in ("zeros_init", "ones_init")]
-            + [("haiku", b) for b in HAIKU_BUILDERS] + [("initcheck", b) for b in INITCHECK_BUILDERS])
-STRATEGIES = {"jax": strategies.jax_initializers, "flax": strategies.flax_initializers,
-              "haiku": strategies.haiku_initializers, "initcheck": strategies.initcheck_initializers}
+BUILDERS = (
+    [("jax", b) for b in JAX_BUILDERS]
+    + [("flax", b) for b in ("zeros_init", "ones_init")]
+    + [("haiku", b) for b in HAIKU_BUILDERS]
+    + [("initcheck", b) for b in INITCHECK_BUILDERS]
+)
+STRATEGIES = {
+    "jax": strategies.jax_initializers,
+    "flax": strategies.flax_initializers,
+    "haiku": strategies.haiku_initializers,
+    "initcheck": strategies.initcheck_initializers,
+}
 
 
 def test_every_public_builder_is_swept():

@@ -33,11 +33,15 @@ def test_realistic_model_audits_clean_or_flags_its_known_defect(entry):
             (known if v.known_defect else failures).setdefault(v.case.path, []).append(v)
     assert set(failures) == set(entry.flagged), report.failure_text()
     assert {path: {v.known_defect for v in vs} for path, vs in known.items()} == {
-        path: {name} for path, name in entry.known.items()}, report.failure_text()
+        path: {name} for path, name in entry.known.items()
+    }, report.failure_text()
     for path, text in entry.flagged.items():
         assert any(text in v.message for v in failures[path]), [v.message for v in failures[path]]
     computed = {line.split(" (")[0] for line in report.coverage.computed}  # e.g. moving averages set at init
-    unflagged = [v for v in derivations.values()
-                 if v.case.path not in entry.flagged and v.case.path not in computed and v.status != "pass"]
+    unflagged = [
+        v
+        for v in derivations.values()
+        if v.case.path not in entry.flagged and v.case.path not in computed and v.status != "pass"
+    ]
     assert not unflagged, [f"{v.case.path}: {v.message}" for v in unflagged]
     assert report.result == ("fail" if entry.flagged else "known" if entry.known else "pass")

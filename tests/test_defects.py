@@ -30,8 +30,10 @@ def _found_or_fixed(defect: _defects.KnownDefect, found: bool):
         return
     if defect.expected_now:
         pytest.fail(f"initcheck no longer detects {defect.name} in {defect.package} {defect.installed}")
-    pytest.skip(f"{defect.name} not seen with {defect.package} {defect.installed} (newer than "
-                f"{defect.last_seen}): it looks fixed; update initcheck/_defects.py")
+    pytest.skip(
+        f"{defect.name} not seen with {defect.package} {defect.installed} (newer than "
+        f"{defect.last_seen}): it looks fixed; update initcheck/_defects.py"
+    )
 
 
 CASES = [  # (entry, dtype, defect, properties to run)
@@ -41,10 +43,18 @@ CASES = [  # (entry, dtype, defect, properties to run)
     ("jax.nn.initializers.glorot_normal()", "complex64", _defects.JAX_COMPLEX_TRUNCATED_NORMAL, ["bounds", "moments"]),
     ("flax.linen.initializers.lecun_normal()", "complex64", _defects.JAX_COMPLEX_TRUNCATED_NORMAL, ["moments"]),
     ("haiku.initializers.TruncatedNormal()", "bfloat16", _defects.HAIKU_LOW_PRECISION_SAMPLING, ["precision"]),
-    ("haiku.initializers.VarianceScaling(1.0, 'fan_in', 'truncated_normal')", "complex64",
-     _defects.HAIKU_COMPLEX_TRUNCATED_NORMAL, ["moments"]),
-    ("haiku.initializers.VarianceScaling(1.0, 'fan_avg', 'uniform')", "complex64", _defects.HAIKU_COMPLEX_UNIFORM,
-     ["contract", "moments"]),
+    (
+        "haiku.initializers.VarianceScaling(1.0, 'fan_in', 'truncated_normal')",
+        "complex64",
+        _defects.HAIKU_COMPLEX_TRUNCATED_NORMAL,
+        ["moments"],
+    ),
+    (
+        "haiku.initializers.VarianceScaling(1.0, 'fan_avg', 'uniform')",
+        "complex64",
+        _defects.HAIKU_COMPLEX_UNIFORM,
+        ["contract", "moments"],
+    ),
 ]
 
 
@@ -67,8 +77,13 @@ def test_bfloat16_coarseness_fails_precision_distribution_and_moments():
     # far more frequent than the rounded law allows (distribution), moments off the rounded law's
     # (the moments are off by about -0.013 sd in the mean: the ci profile's 2^18 values see it, quick's 2^16 not)
     entry = BY_ID["jax.nn.initializers.normal()"]
-    result = check_entry(entry, profile=dataclasses.replace(profiles.PROFILES["ci"], cases=1), dtypes=["bfloat16"],
-                         properties=["distribution", "moments", "precision"], seed=5)
+    result = check_entry(
+        entry,
+        profile=dataclasses.replace(profiles.PROFILES["ci"], cases=1),
+        dtypes=["bfloat16"],
+        properties=["distribution", "moments", "precision"],
+        seed=5,
+    )
     status = {v.property: v.status for v in result.report.verdicts}
     _found_or_fixed(_defects.LOW_PRECISION_SAMPLING, status["precision"] == FAIL)
     _found_or_fixed(_defects.LOW_PRECISION_SAMPLING, status["distribution"] == FAIL and status["moments"] == FAIL)
@@ -79,8 +94,12 @@ def test_bfloat16_coarseness_fails_precision_distribution_and_moments():
 
 def _sample(init, shape, dtype, draws=16):
     keys = jax.random.split(jax.random.PRNGKey(7), draws)
-    return np.concatenate([np.asarray(init(k, shape, dtype)).astype(np.complex128 if "complex" in str(dtype)
-                                                                      else np.float64).ravel() for k in keys])
+    return np.concatenate(
+        [
+            np.asarray(init(k, shape, dtype)).astype(np.complex128 if "complex" in str(dtype) else np.float64).ravel()
+            for k in keys
+        ]
+    )
 
 
 def test_measured_jax_complex_truncated_normal_variance_is_1_87_percent_high():
@@ -96,9 +115,15 @@ def test_measured_jax_complex_truncated_normal_variance_is_1_87_percent_high():
 
 def test_measured_haiku_complex_truncated_normal_variance_is_doubled():
     n = 256
-    init = hk.transform(lambda: hk.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal")((n, n), jnp.complex64))
-    z = np.concatenate([np.asarray(init.apply({}, k)).astype(np.complex128).ravel()
-                        for k in jax.random.split(jax.random.PRNGKey(7), 16)])
+    init = hk.transform(
+        lambda: hk.initializers.VarianceScaling(1.0, "fan_in", "truncated_normal")((n, n), jnp.complex64)
+    )
+    z = np.concatenate(
+        [
+            np.asarray(init.apply({}, k)).astype(np.complex128).ravel()
+            for k in jax.random.split(jax.random.PRNGKey(7), 16)
+        ]
+    )
     ratio = np.mean(np.abs(z) ** 2) * n
     _found_or_fixed(_defects.HAIKU_COMPLEX_TRUNCATED_NORMAL, ratio > 1.5)
     assert ratio == pytest.approx(2.0, abs=0.02)
@@ -121,8 +146,9 @@ def test_documented_refusal_is_checked_by_the_errors_property():
     assert verdict.status == PASS, verdict.message
     assert "dtypes ['bfloat16', 'float16']" in verdict.message and "bfloat16: NotImplementedError" in verdict.message
     # an initializer that should refuse but returns garbage fails the same property
-    lenient = check_entry(dataclasses.replace(entry, init=jax.nn.initializers.normal()), profile=QUICK_ONE_CASE,
-                          properties=["errors"])
+    lenient = check_entry(
+        dataclasses.replace(entry, init=jax.nn.initializers.normal()), profile=QUICK_ONE_CASE, properties=["errors"]
+    )
     assert lenient.report.verdicts[0].status == FAIL
     assert "instead of raising, but it is documented to raise" in lenient.report.verdicts[0].message
 
@@ -135,21 +161,34 @@ def test_asking_for_a_refused_dtype_is_a_clear_error():
         initcheck.check(jax.nn.initializers.orthogonal(), law, dtypes=["bfloat16"])
 
 
-def _verdict(prop, status, dtype, message="x"):
-    return Verdict(prop, status == PASS, None, None, 0.0, 1, Case((4, 4), dtype, "k"), message, "", status=status)
+def _verdict(prop, status, dtype, gated=False):
+    return Verdict(prop, status, None, None, 0.0, 1, Case((4, 4), dtype, "k"), "x", "", gated=gated)
 
 
 def test_triage_sorts_known_from_unexpected_failures():
-    report = Conformance("init", "law", [
-        _verdict("precision", FAIL, "bfloat16"),
-        _verdict("moments", FAIL, "float32"),
-        _verdict("contract", FAIL, "complex64"),
-        _verdict("moments", "error", "complex64", _defects.GATED + " (raised)"),
-        _verdict("moments", PASS, "float32"),
-    ], "quick", 0, "cpu")
-    result = _defects.triage(report, (_defects.LOW_PRECISION_SAMPLING, _defects.HAIKU_COMPLEX_UNIFORM,
-                                      _defects.JAX_COMPLEX_TRUNCATED_NORMAL))
+    report = Conformance(
+        "init",
+        "law",
+        [
+            _verdict("precision", FAIL, "bfloat16"),
+            _verdict("moments", FAIL, "float32"),
+            _verdict("contract", FAIL, "complex64"),
+            _verdict("moments", "error", "complex64", gated=True),  # not run: the contract failed
+            _verdict("moments", PASS, "float32"),
+        ],
+        "quick",
+        0,
+        "cpu",
+    )
+    result = _defects.triage(
+        report, (_defects.LOW_PRECISION_SAMPLING, _defects.HAIKU_COMPLEX_UNIFORM, _defects.JAX_COMPLEX_TRUNCATED_NORMAL)
+    )
     assert [v.known_defect for v in report.verdicts] == [
-        "jax-low-precision-sampling", None, "haiku-complex-uniform-raises", "haiku-complex-uniform-raises", None]
+        "jax-low-precision-sampling",
+        None,
+        "haiku-complex-uniform-raises",
+        "haiku-complex-uniform-raises",
+        None,
+    ]
     assert [v.property for v in result.unexpected] == ["moments"] and not result.ok
     assert result.unobserved == [_defects.JAX_COMPLEX_TRUNCATED_NORMAL]  # moments ran on complex64 and did not fail

@@ -42,6 +42,7 @@ def key_bits(key, *_):
 
 # -- the two lines of the seed documents, literally ------------------------------------------------
 
+
 def test_seed_lines_top_level_dense_kernel_counter_1_bias_counter_2():
     from flax.core.scope import LazyRng  # only the test touches Flax internals
 
@@ -51,18 +52,21 @@ def test_seed_lines_top_level_dense_kernel_counter_1_bias_counter_2():
         def wrapped(key, *args):
             seen[name] = key
             return init(key, *args)
+
         return wrapped
 
     rng = jax.random.key(3)
-    dense = nn.Dense(4, kernel_init=spy("kernel", nn.initializers.lecun_normal()),
-                     bias_init=spy("bias", nn.initializers.normal(0.1)))
+    dense = nn.Dense(
+        4, kernel_init=spy("kernel", nn.initializers.lecun_normal()), bias_init=spy("bias", nn.initializers.normal(0.1))
+    )
     params = dense.init(rng, jnp.ones((1, 3)))["params"]
     for name, counter in (("kernel", 1), ("bias", 2)):
         flax_key = LazyRng.create(rng, counter).as_jax_rng()
         ours = derivation.linen_key(rng, (), counter)
         assert derivation.key_bytes(seen[name]) == derivation.key_bytes(flax_key) == derivation.key_bytes(ours)
-    np.testing.assert_array_equal(params["kernel"], nn.initializers.lecun_normal()(
-        derivation.linen_key(rng, (), 1), (3, 4)))
+    np.testing.assert_array_equal(
+        params["kernel"], nn.initializers.lecun_normal()(derivation.linen_key(rng, (), 1), (3, 4))
+    )
     np.testing.assert_array_equal(params["bias"], nn.initializers.normal(0.1)(derivation.linen_key(rng, (), 2), (4,)))
 
 
@@ -82,12 +86,14 @@ def test_haiku_sequence_rule_and_state():
     for key in keys:
         state, expected = jax.random.split(state)
         assert derivation.key_bytes(key) == derivation.key_bytes(expected)
-    spare, queue = derivation.haiku_state_after(0, 2, reserve_size=3)
+    _spare, queue = derivation.haiku_state_after(0, 2, reserve_size=3)
     assert len(queue) == 1 and derivation.key_bytes(queue[0]) == derivation.key_bytes(
-        list(itertools.islice(derivation.haiku_keys(0, reserve_size=3), 3))[2])
+        list(itertools.islice(derivation.haiku_keys(0, reserve_size=3), 3))[2]
+    )
 
 
 # -- linen: key by key, on Hypothesis-generated module trees ----------------------------------------
+
 
 class Node(nn.Module):
     """A module tree: ``spec = (number of parameters, ((child name, child spec), ...))``; each
@@ -107,10 +113,14 @@ class Node(nn.Module):
 def module_trees(depth: int = 3):
     names = st.text("abc", min_size=1, max_size=3)
     leaf = st.tuples(st.integers(1, 3), st.just(()))
-    return st.recursive(leaf, lambda inner: st.tuples(
-        st.integers(0, 2),
-        st.lists(st.tuples(names, inner), min_size=1, max_size=3, unique_by=lambda c: c[0]).map(tuple)),
-        max_leaves=6)
+    return st.recursive(
+        leaf,
+        lambda inner: st.tuples(
+            st.integers(0, 2),
+            st.lists(st.tuples(names, inner), min_size=1, max_size=3, unique_by=lambda c: c[0]).map(tuple),
+        ),
+        max_leaves=6,
+    )
 
 
 def flat_params(tree, prefix=()):
@@ -166,6 +176,7 @@ def test_linen_collision_of_flax_issue_2157_and_the_separator_fix():
 
 
 # -- every model under every setting: values bit for bit through initcheck.audit ---------------------
+
 
 class Nested(nn.Module):
     @nn.compact
@@ -248,7 +259,7 @@ def assert_derivations_pass(report, expected_count: int):
 @pytest.mark.parametrize("impl,partitionable,key_kind", SETTINGS)
 def test_linen_models_bit_for_bit(impl, partitionable, key_kind, fix):
     with jax_setting(impl, partitionable), flax.config.temp_flip_flag("fix_rng_separator", fix):
-        for name, (model, inputs) in linen_models().items():
+        for _name, (model, inputs) in linen_models().items():
             params = model.init({"params": root_key(key_kind)}, *inputs)["params"]
             count = len(jax.tree_util.tree_leaves(params))
             report = initcheck.audit(model, *inputs, rng=root_key(key_kind), properties=["derivation"])
@@ -258,7 +269,7 @@ def test_linen_models_bit_for_bit(impl, partitionable, key_kind, fix):
 @pytest.mark.parametrize("impl,partitionable,key_kind", SETTINGS)
 def test_nnx_models_bit_for_bit(impl, partitionable, key_kind):
     with jax_setting(impl, partitionable):
-        for name, (factory, inputs) in nnx_models().items():
+        for _name, (factory, inputs) in nnx_models().items():
             count = len(jax.tree_util.tree_leaves(nnx.state(factory(*inputs, rngs=nnx.Rngs(0)))))  # random state too
             rng = 5 if key_kind == "legacy" else jax.random.key(5)  # nnx wraps an int itself
             report = initcheck.audit(factory, *inputs, rng=rng, properties=["derivation"])
@@ -268,7 +279,9 @@ def test_nnx_models_bit_for_bit(impl, partitionable, key_kind):
 def test_nnx_key_rule_for_linear_literally():
     layer = nnx.Linear(3, 4, rngs=nnx.Rngs(params=11))
     root = derivation.nnx_root(11)
-    np.testing.assert_array_equal(layer.kernel[...], nnx.initializers.lecun_normal()(derivation.nnx_key(root, 0), (3, 4)))
+    np.testing.assert_array_equal(
+        layer.kernel[...], nnx.initializers.lecun_normal()(derivation.nnx_key(root, 0), (3, 4))
+    )
     raw = jax.random.key_data(jax.random.key(11))
     assert derivation.key_bytes(derivation.nnx_root(raw)) == derivation.key_bytes(root)
 
@@ -277,7 +290,7 @@ def test_nnx_key_rule_for_linear_literally():
 @pytest.mark.parametrize("impl,partitionable,key_kind", SETTINGS)
 def test_haiku_models_bit_for_bit(impl, partitionable, key_kind, reserve):
     with jax_setting(impl, partitionable), hk.config.context(rng_reserve_size=reserve):
-        for name, (transformed, inputs) in haiku_models().items():
+        for _name, (transformed, inputs) in haiku_models().items():
             count = len(jax.tree_util.tree_leaves(transformed.init(root_key(key_kind), *inputs)))
             report = initcheck.audit(transformed, *inputs, rng=root_key(key_kind), properties=["derivation"])
             assert_derivations_pass(report, count)

@@ -47,9 +47,13 @@ def statuses(report):
 
 
 def test_a_sinusoidal_table_conforms_in_float32_and_bfloat16():
-    report = initcheck.check(sinusoidal, laws.Deterministic(sincos_table), shapes=[SHAPE],
-                             dtypes=["float32", "bfloat16"], properties=["contract", "determinism", "key_sensitivity",
-                                                                         "structure"])
+    report = initcheck.check(
+        sinusoidal,
+        laws.Deterministic(sincos_table),
+        shapes=[SHAPE],
+        dtypes=["float32", "bfloat16"],
+        properties=["contract", "determinism", "key_sensitivity", "structure"],
+    )
     assert report.passed, report.failure_text()
     assert statuses(report)[("structure", "bfloat16")] == "pass"
 
@@ -57,20 +61,29 @@ def test_a_sinusoidal_table_conforms_in_float32_and_bfloat16():
 def test_ulps_say_how_close_a_table_computed_in_float32_must_be():
     law = laws.Deterministic(sincos_table, ulps=1)
     strict = initcheck.check(sinusoidal_in_float32, law, shapes=[SHAPE], properties=["structure"])
-    loose = initcheck.check(sinusoidal_in_float32, laws.Deterministic(sincos_table, ulps=64), shapes=[SHAPE],
-                            properties=["structure"])
+    loose = initcheck.check(
+        sinusoidal_in_float32, laws.Deterministic(sincos_table, ulps=64), shapes=[SHAPE], properties=["structure"]
+    )
     assert not strict.passed and "ulp at the table's largest magnitude" in strict.verdicts[0].message
     assert loose.passed, loose.failure_text()
 
 
-@pytest.mark.parametrize("init,failing,text", [
-    (ignores_dtype, ("contract", "bfloat16"), "returned dtype float32, expected bfloat16"),
-    (depends_on_key, ("key_sensitivity", "float32"), "deterministic, but outputs differ between keys"),
-    (wrong_table, ("structure", "float32"), "differ from the table"),
-])
+@pytest.mark.parametrize(
+    "init,failing,text",
+    [
+        (ignores_dtype, ("contract", "bfloat16"), "returned dtype float32, expected bfloat16"),
+        (depends_on_key, ("key_sensitivity", "float32"), "deterministic, but outputs differ between keys"),
+        (wrong_table, ("structure", "float32"), "differ from the table"),
+    ],
+)
 def test_tables_that_break_their_promise_fail(init, failing, text):
-    report = initcheck.check(init, laws.Deterministic(sincos_table), shapes=[SHAPE], dtypes=["float32", "bfloat16"],
-                             properties=["contract", "key_sensitivity", "structure"])
+    report = initcheck.check(
+        init,
+        laws.Deterministic(sincos_table),
+        shapes=[SHAPE],
+        dtypes=["float32", "bfloat16"],
+        properties=["contract", "key_sensitivity", "structure"],
+    )
     assert statuses(report)[failing] == "fail"
     assert text in next(v.message for v in report.verdicts if (v.property, v.case.dtype) == failing)
 
@@ -100,19 +113,22 @@ def test_the_law_syntax_names_the_table_function():
     law = parse_law('deterministic("tests.corpus.linen_models:sincos_table", ulps=2)')
     assert isinstance(law, laws.Deterministic) and law.expected is sincos_table and law.ulps == 2
     assert repr(law) == "Deterministic(tests.corpus.linen_models.sincos_table, ulps=2)"
-    with pytest.raises(LawSyntaxError, match="takes the table function as \"MODULE:ATTR\""):
+    with pytest.raises(LawSyntaxError, match='takes the table function as "MODULE:ATTR"'):
         parse_law("deterministic(1.0)")
     with pytest.raises(LawSyntaxError, match="has no attribute 'nope'"):
         parse_law('deterministic("tests.corpus.linen_models:nope")')
 
 
-@pytest.mark.parametrize("args,error,match", [
-    ((sincos_table,), None, None),
-    ((sincos_table, -1), ValueError, "ulps=-1 must be an int >= 0"),
-    ((sincos_table, 1.5), ValueError, "ulps=1.5 must be an int >= 0"),
-    (("not a table",), TypeError, "must be a callable"),
-    ((np.array([1.0, np.nan]),), ValueError, "NaN or inf"),
-])
+@pytest.mark.parametrize(
+    "args,error,match",
+    [
+        ((sincos_table,), None, None),
+        ((sincos_table, -1), ValueError, "ulps=-1 must be an int >= 0"),
+        ((sincos_table, 1.5), ValueError, "ulps=1.5 must be an int >= 0"),
+        (("not a table",), TypeError, "must be a callable"),
+        ((np.array([1.0, np.nan]),), ValueError, "NaN or inf"),
+    ],
+)
 def test_bad_arguments_are_refused_with_the_fix(args, error, match):
     if error is None:
         laws.Deterministic(*args)

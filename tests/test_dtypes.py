@@ -4,12 +4,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from initcheck import _dtypes
+from initcheck import _dtypes, laws
 from initcheck.properties.precision import rounded_law_cdf
-from initcheck import laws
 
 
-@pytest.mark.parametrize("dtype, bits", [("bfloat16", 7), ("float16", 10), ("float32", 23), ("float64", 52), ("complex64", 23)])
+@pytest.mark.parametrize(
+    "dtype, bits", [("bfloat16", 7), ("float16", 10), ("float32", 23), ("float64", 52), ("complex64", 23)]
+)
 def test_mantissa_bits(dtype, bits):
     assert _dtypes.mantissa_bits(dtype) == bits and _dtypes.resolution(dtype) == 2.0**-bits
 

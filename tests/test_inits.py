@@ -59,8 +59,14 @@ def test_own_initializers_keep_their_law(name, dtype):
 @pytest.mark.parametrize("distribution", laws.DISTRIBUTIONS)
 def test_exact_variance_scaling_is_exact_in_complex64(distribution):
     init = inits.variance_scaling(1.0, "fan_avg", distribution)
-    report = initcheck.check(init, init.__initcheck_law__, dtypes=["complex64"], profile=QUICK_ONE_CASE, seed=3,
-                             properties=["contract", "bounds", "distribution", "moments", "independence"])
+    report = initcheck.check(
+        init,
+        init.__initcheck_law__,
+        dtypes=["complex64"],
+        profile=QUICK_ONE_CASE,
+        seed=3,
+        properties=["contract", "bounds", "distribution", "moments", "independence"],
+    )
     assert report.passed, str(report)
 
 
@@ -76,8 +82,9 @@ def test_complex_truncated_normal_uses_the_right_constant():
 def test_low_precision_outputs_are_rounded_float32_samples():
     key = jax.random.PRNGKey(1)
     init = inits.normal(1.0)
-    assert np.array_equal(np.asarray(init(key, (64, 64), jnp.bfloat16)),
-                          np.asarray(init(key, (64, 64), jnp.float32).astype(jnp.bfloat16)))
+    assert np.array_equal(
+        np.asarray(init(key, (64, 64), jnp.bfloat16)), np.asarray(init(key, (64, 64), jnp.float32).astype(jnp.bfloat16))
+    )
     assert np.unique(np.asarray(init(key, (256, 256), jnp.bfloat16))).size > 1000
 
 
@@ -103,35 +110,46 @@ def test_laws_state_pytorch_bounds():
 
 def test_wrong_promise_is_caught():
     init = inits.torch_default_weight()  # variance 1/(3 fan_in), not He's 2/fan_in
-    report = initcheck.check(init, laws.VarianceScaling(2.0, "fan_in", "uniform"), profile=QUICK_ONE_CASE,
-                             properties=["distribution", "moments"])
+    report = initcheck.check(
+        init,
+        laws.VarianceScaling(2.0, "fan_in", "uniform"),
+        profile=QUICK_ONE_CASE,
+        properties=["distribution", "moments"],
+    )
     assert not report.passed
     assert {v.property for v in report.failures} == {"distribution", "moments"}
 
 
-@pytest.mark.parametrize("build, message", [
-    (lambda: inits.kaiming_uniform(mode="fan_avg"), "mode='fan_avg' must be 'fan_in' or 'fan_out'"),
-    (lambda: inits.kaiming_normal(nonlinearity="gelu"), "nonlinearity='gelu' is not one of"),
-    (lambda: inits.xavier_uniform(gain=-1.0), "gain=-1.0 must be a positive number"),
-    (lambda: inits.torch_default_bias(0), "fan_in=0 must be an int >= 1"),
-    (lambda: inits.sparse(1.0), "sparsity=1.0 must be in [0, 1)"),
-    (lambda: inits.dirac(groups=0), "groups=0 must be an int >= 1"),
-    (lambda: inits.trunc_normal(a=1.0, b=-1.0), "must be < upper"),
-    (lambda: inits.scaled_normal(0.0), "init_scale=0.0 must be a positive number"),
-])
+@pytest.mark.parametrize(
+    "build, message",
+    [
+        (lambda: inits.kaiming_uniform(mode="fan_avg"), "mode='fan_avg' must be 'fan_in' or 'fan_out'"),
+        (lambda: inits.kaiming_normal(nonlinearity="gelu"), "nonlinearity='gelu' is not one of"),
+        (lambda: inits.xavier_uniform(gain=-1.0), "gain=-1.0 must be a positive number"),
+        (lambda: inits.torch_default_bias(0), "fan_in=0 must be an int >= 1"),
+        (lambda: inits.sparse(1.0), "sparsity=1.0 must be in [0, 1)"),
+        (lambda: inits.dirac(groups=0), "groups=0 must be an int >= 1"),
+        (lambda: inits.trunc_normal(a=1.0, b=-1.0), "must be < upper"),
+        (lambda: inits.scaled_normal(0.0), "init_scale=0.0 must be a positive number"),
+    ],
+)
 def test_bad_parameters_are_named(build, message):
-    with pytest.raises((ValueError, TypeError), match=message.replace("(", r"\(").replace(")", r"\)")
-                       .replace("[", r"\[")):
+    with pytest.raises(
+        (ValueError, TypeError), match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
+    ):
         build()
 
 
-@pytest.mark.parametrize("init, shape, message", [
-    (inits.sparse(0.1), (4, 4, 4), "must be 2-D"),
-    (inits.dirac(), (3, 3), "must be 3-, 4- or 5-D"),
-    (inits.dirac(groups=3), (3, 3, 4, 8), "not divisible by groups=3"),
-    (inits.eye(), (5,), "at least 2 dims"),
-    (inits.kaiming_uniform(), (3,), "out of range"),
-])
+@pytest.mark.parametrize(
+    "init, shape, message",
+    [
+        (inits.sparse(0.1), (4, 4, 4), "must be 2-D"),
+        (inits.dirac(), (3, 3), "must be 3-, 4- or 5-D"),
+        (inits.dirac(groups=3), (3, 3, 4, 8), "not divisible by groups=3"),
+        (inits.eye(), (5,), "at least 2 dims"),
+        (inits.kaiming_uniform(), (3,), "out of range"),
+    ],
+)
 def test_bad_shapes_raise_clear_errors(init, shape, message):
     with pytest.raises(ValueError, match=message):
         init(jax.random.PRNGKey(0), shape)
@@ -144,6 +162,11 @@ def test_integer_dtype_is_refused():
 
 def test_sparse_columns_are_dependent_by_design_and_independence_skips_that_axis():
     # Found by the ci catalog sweep: with 2 rows and one zero per column, one of every vertical pair is 0.
-    report = initcheck.check(inits.sparse(0.1), inits.sparse(0.1).__initcheck_law__, shapes=[(2, 64)],
-                             properties=["independence"], profile="quick")
+    report = initcheck.check(
+        inits.sparse(0.1),
+        inits.sparse(0.1).__initcheck_law__,
+        shapes=[(2, 64)],
+        properties=["independence"],
+        profile="quick",
+    )
     assert report.verdicts[0].status == "pass", report  # still tested along the rows (columns are independent)

@@ -35,13 +35,16 @@ def test_invalid_parameters_raise_clear_errors(make, error, pattern):
         make()
 
 
-@pytest.mark.parametrize("shape, in_axis, out_axis, batch_axis, expected", [
-    ((3, 5), -2, -1, (), (3, 5)),
-    ((3, 3, 16, 32), -2, -1, (), (9 * 16, 9 * 32)),
-    ((4, 6, 8), 0, (1, 2), (), (4, 48)),
-    ((2, 5, 7, 3), 1, 2, 0, (5 * 3, 7 * 3)),
-    ((2, 5, 7), (0, 1), -1, (), (10, 7)),
-])
+@pytest.mark.parametrize(
+    "shape, in_axis, out_axis, batch_axis, expected",
+    [
+        ((3, 5), -2, -1, (), (3, 5)),
+        ((3, 3, 16, 32), -2, -1, (), (9 * 16, 9 * 32)),
+        ((4, 6, 8), 0, (1, 2), (), (4, 48)),
+        ((2, 5, 7, 3), 1, 2, 0, (5 * 3, 7 * 3)),
+        ((2, 5, 7), (0, 1), -1, (), (10, 7)),
+    ],
+)
 def test_jax_fans_follow_the_definition(shape, in_axis, out_axis, batch_axis, expected):
     assert _fans.jax_fans(shape, in_axis, out_axis, batch_axis) == expected
 
@@ -49,7 +52,6 @@ def test_jax_fans_follow_the_definition(shape, in_axis, out_axis, batch_axis, ex
 def test_jax_fans_name_the_bad_axis():
     with pytest.raises(ValueError, match=r"in_axis=-2 is out of range for a 1-D shape"):
         _fans.jax_fans((5,))
-
 
 
 def test_overlapping_axes_follow_jax_which_does_not_refuse_them():
@@ -61,15 +63,23 @@ def test_overlapping_axes_follow_jax_which_does_not_refuse_them():
         assert _fans.jax_fans(shape, in_axis, out_axis) == pytest.approx(_compute_fans(shape, in_axis, out_axis))
 
 
-@pytest.mark.parametrize("shape, fan_in_axes, expected", [
-    ((), None, (1, 1)), ((7,), None, (7, 7)), ((3, 5), None, (3, 5)),
-    ((3, 3, 16, 32), None, (144, 288)), ((4, 6, 8), (0,), (4, 48)),
-])
+@pytest.mark.parametrize(
+    "shape, fan_in_axes, expected",
+    [
+        ((), None, (1, 1)),
+        ((7,), None, (7, 7)),
+        ((3, 5), None, (3, 5)),
+        ((3, 3, 16, 32), None, (144, 288)),
+        ((4, 6, 8), (0,), (4, 48)),
+    ],
+)
 def test_haiku_fans_follow_haikus_rules(shape, fan_in_axes, expected):
     assert _fans.haiku_fans(shape, fan_in_axes) == expected
 
 
-@pytest.mark.parametrize("mode, n", [("fan_in", 64), ("fan_out", 32), ("fan_avg", 48), ("fan_geo_avg", math.sqrt(2048))])
+@pytest.mark.parametrize(
+    "mode, n", [("fan_in", 64), ("fan_out", 32), ("fan_avg", 48), ("fan_geo_avg", math.sqrt(2048))]
+)
 @pytest.mark.parametrize("distribution", ["normal", "uniform", "truncated_normal"])
 def test_variance_scaling_resolves_to_scale_over_fan(mode, n, distribution):
     law = laws.VarianceScaling(2.0, mode, distribution).element_law((64, 32), "float32")
@@ -78,15 +88,22 @@ def test_variance_scaling_resolves_to_scale_over_fan(mode, n, distribution):
 
 
 def test_truncated_normal_constants():
-    assert laws.TRUNCATED_NORMAL_STD == pytest.approx(0.87962566103423978, rel=1e-12)
+    assert pytest.approx(0.87962566103423978, rel=1e-12) == laws.TRUNCATED_NORMAL_STD
     assert math.sqrt(laws.COMPLEX_TRUNCATED_MODULUS2_MEAN) == pytest.approx(0.96196, abs=1e-5)
     law = laws.VarianceScaling(1.0, "fan_in", "truncated_normal").element_law((4, 4), "float32")
-    assert law.intervals() == [(pytest.approx(-2 * 0.5 / 0.8796256610342398), pytest.approx(2 * 0.5 / 0.8796256610342398))]
+    assert law.intervals() == [
+        (pytest.approx(-2 * 0.5 / 0.8796256610342398), pytest.approx(2 * 0.5 / 0.8796256610342398))
+    ]
 
 
-@pytest.mark.parametrize("distribution, second_moment, bound", [
-    ("normal", 0.25, math.inf), ("uniform", 0.25, 0.5), ("truncated_normal", 0.25, 4 * 0.25 / 0.9253),
-])
+@pytest.mark.parametrize(
+    "distribution, second_moment, bound",
+    [
+        ("normal", 0.25, math.inf),
+        ("uniform", 0.25, 0.5),
+        ("truncated_normal", 0.25, 4 * 0.25 / 0.9253),
+    ],
+)
 def test_complex_variance_scaling_promises_e_abs_z2(distribution, second_moment, bound):
     law = laws.VarianceScaling(1.0, "fan_in", distribution).element_law((4, 4), "complex64")
     assert law.second_moment == pytest.approx(second_moment, rel=1e-9)
@@ -124,9 +141,13 @@ def test_error_reasons():
 
 
 def test_reprs_are_python():
-    for law in [laws.Normal(0.5), laws.VarianceScaling(2.0, "fan_in", "uniform", in_axis=(0,)),
-                laws.Mixture([(0.5, laws.Constant(0.0)), (0.5, laws.Uniform(1, 2))]), laws.Orthogonal(2.0, 0),
-                laws.as_law(stats.norm(loc=0.1, scale=0.02))]:
+    for law in [
+        laws.Normal(0.5),
+        laws.VarianceScaling(2.0, "fan_in", "uniform", in_axis=(0,)),
+        laws.Mixture([(0.5, laws.Constant(0.0)), (0.5, laws.Uniform(1, 2))]),
+        laws.Orthogonal(2.0, 0),
+        laws.as_law(stats.norm(loc=0.1, scale=0.02)),
+    ]:
         namespace = {"scipy": __import__("scipy.stats"), **{n: getattr(laws, n) for n in laws.__all__}}
         assert repr(eval(repr(law), namespace)) == repr(law)
 
@@ -135,3 +156,23 @@ def test_moments_of_a_law_with_a_tiny_mean_are_finite():
     # scipy's frozen moment() divides by loc and returns nan here (found by Hypothesis in test_law_syntax)
     law = laws.Normal(1.0, mean=7e-230).element_law((4,), "float32")
     assert law.std == 1.0 and law.mu4 == 3.0
+
+
+@pytest.mark.parametrize(
+    "law",
+    [
+        laws.Normal(0.5),
+        laws.Uniform(-1, 1),
+        laws.TruncatedNormal(1.0),
+        laws.VarianceScaling(1.0, "fan_in", "normal"),
+        laws.Orthogonal(),
+        laws.Constant(0.0),
+        laws.Identity(),
+    ],
+    ids=repr,
+)
+def test_a_documented_refusal_is_enforced_by_every_law(law):
+    refusing = law.refusing(["bfloat16"], "the kernel has no 16-bit version")
+    with pytest.raises(ValueError, match="bfloat16 is documented to raise"):
+        refusing.check_dtype("bfloat16")
+    refusing.check_dtype("float32")

@@ -46,16 +46,23 @@ class Scanned(nn.Module):
 class Vmapped(nn.Module):
     @nn.compact
     def __call__(self, x):
-        return nn.vmap(Block, variable_axes={"params": 1}, split_rngs={"params": True}, in_axes=None, out_axes=0,
-                       axis_size=2)()(x)[0]
+        return nn.vmap(
+            Block, variable_axes={"params": 1}, split_rngs={"params": True}, in_axes=None, out_axes=0, axis_size=2
+        )()(x)[0]
 
 
 class VmapOfScan(nn.Module):
     @nn.compact
     def __call__(self, x):
         inner = nn.scan(Block, variable_axes={"params": 0}, split_rngs={"params": True}, length=2)
-        return nn.vmap(inner, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=(None, None),
-                       out_axes=0, axis_size=3)()(x, None)[0]
+        return nn.vmap(
+            inner,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=(None, None),
+            out_axes=0,
+            axis_size=3,
+        )()(x, None)[0]
 
 
 class CarryBlock(nn.Module):
@@ -92,8 +99,14 @@ class ScanOfJit(nn.Module):
 
 def linen_lift_models():
     x = jnp.ones((2, 4))
-    return {"scan": Scanned(), "vmap": Vmapped(), "vmap-of-scan": VmapOfScan(), "remat-scan": RematScan(),
-            "jit": Jitted(), "scan-of-jit": ScanOfJit()}, x
+    return {
+        "scan": Scanned(),
+        "vmap": Vmapped(),
+        "vmap-of-scan": VmapOfScan(),
+        "remat-scan": RematScan(),
+        "jit": Jitted(),
+        "scan-of-jit": ScanOfJit(),
+    }, x
 
 
 def assert_every_value_derived(report, name=""):
@@ -130,8 +143,14 @@ def test_a_lift_that_hands_every_slice_the_same_key_is_flagged():
     class Same(nn.Module):
         @nn.compact
         def __call__(self, x):
-            return nn.vmap(nn.Dense, variable_axes={"params": 0}, split_rngs={"params": False}, in_axes=None,
-                           out_axes=0, axis_size=3)(4)(x)
+            return nn.vmap(
+                nn.Dense,
+                variable_axes={"params": 0},
+                split_rngs={"params": False},
+                in_axes=None,
+                out_axes=0,
+                axis_size=3,
+            )(4)(x)
 
     report = initcheck.audit(Same(), jnp.ones((2, 4)), rng=0, properties=["derivation"])
     kernel = next(v for v in report.verdicts if v.case.path.endswith("kernel"))
@@ -161,6 +180,7 @@ def test_scan_law_is_tested_on_the_slice_shape_with_the_slices_pooled():
 
 
 # -- nnx --------------------------------------------------------------------------------------------
+
 
 class Member(nnx.Module):
     def __init__(self, rngs):
@@ -216,6 +236,7 @@ def test_nnx_multi_head_attention_passes_with_the_flat_draw_understood():
 
 # -- Haiku ------------------------------------------------------------------------------------------
 
+
 def haiku_lift_models():
     def stacked(x):
         def layer(x):
@@ -248,8 +269,12 @@ def haiku_lift_models():
         _, outs = hk.scan(step, core.initial_state(xs.shape[1]), xs)
         return hk.Linear(2, b_init=hk.initializers.RandomNormal(0.1))(outs)
 
-    return {"layer-stack": (stacked, jnp.ones((2, 4))), "nested-layer-stack": (nested, jnp.ones((2, 4))),
-            "with-rng-split-by-hand": (handed, jnp.ones((2, 4))), "scan": (scanned, jnp.ones((3, 2, 4)))}
+    return {
+        "layer-stack": (stacked, jnp.ones((2, 4))),
+        "nested-layer-stack": (nested, jnp.ones((2, 4))),
+        "with-rng-split-by-hand": (handed, jnp.ones((2, 4))),
+        "scan": (scanned, jnp.ones((3, 2, 4))),
+    }
 
 
 @pytest.mark.parametrize("reserve", [1, 3], ids=["reserve-1", "reserve-3"])
@@ -270,7 +295,10 @@ def test_haiku_with_a_fixed_key_is_flagged_and_the_rest_derives():
     report = initcheck.audit(hk.transform(f), jnp.ones((1, 4)), rng=7, properties=["derivation"])
     status = {v.case.path: v for v in report.verdicts}
     assert status["linear/w"].status == "fail" and "fixed key" in status["linear/w"].message
-    assert status["linear_1/w"].status == "pass" and "key #1 of the sequence started at rng" in status["linear_1/w"].message
+    assert (
+        status["linear_1/w"].status == "pass"
+        and "key #1 of the sequence started at rng" in status["linear_1/w"].message
+    )
 
 
 def test_nnx_vmap_over_an_unsplit_stream_gives_identical_members_and_fails():

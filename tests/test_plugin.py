@@ -116,17 +116,21 @@ def test_downstream_project(downstream, mode, request):
     assert "cuda out of memory (simulated)" in text
     assert "p=" in text and "alpha=" in text and "reproduce:" in text
     assert "def runtest" not in text
-    result.assert_outcomes(failed=sum(v == "failed" for v in got.values()),
-                           passed=sum(v == "passed" for v in got.values()) + 1,
-                           skipped=sum(v == "skipped" for v in got.values()))
+    result.assert_outcomes(
+        failed=sum(v == "failed" for v in got.values()),
+        passed=sum(v == "passed" for v in got.values()) + 1,
+        skipped=sum(v == "skipped" for v in got.values()),
+    )
     assert "initcheck: wrote r.json" in text and "initcheck: wrote r.html" in text
-    if mode == "n2":  # the issue's acceptance run: both reports exist and agree, as a person sees them
+    if mode == "n2":  # both reports exist and agree, as a person sees them
         page = request.getfixturevalue("open_report")(downstream.path / "r.html")
         assert page.errors == [] and page.requests == []
         shown = shown_matrix(page)
         assert shown == json_matrix(downstream.path / "r.json")
-        assert [shown[t][0] for t in ("mypkg.inits.good", "mypkg.inits.raises", "mypkg.inits.wrong_scale",
-                                      "mypkg.models:mlp")] == ["pass", "fail", "fail", "pass"]
+        assert [
+            shown[t][0]
+            for t in ("mypkg.inits.good", "mypkg.inits.raises", "mypkg.inits.wrong_scale", "mypkg.models:mlp")
+        ] == ["pass", "fail", "fail", "pass"]
         page.locator("#matrix tr", has_text="wrong_scale").locator("td[data-property=moments] a").click()
         page.wait_for_function("document.getElementById('t-mypkg.inits.wrong_scale').open")
         assert page.locator("#t-mypkg\\.inits\\.wrong_scale figure.plot svg").first.is_visible()
@@ -137,9 +141,15 @@ def test_same_verdicts_with_and_without_xdist(downstream):
     run(downstream, "-p", "no:xdist", "--initcheck-json=a.json")
     run(downstream, "-n", "2", "--initcheck-json=b.json")
     a, b = (json.loads((downstream.path / n).read_text())["targets"] for n in ("a.json", "b.json"))
-    strip = lambda targets: [(t["id"], t["result"], [i["outcome"] for i in t["items"]],  # noqa: E731
-                              [(v["property"], v["status"], v["statistic"], v["pvalue"]) for v in t["verdicts"]])
-                             for t in targets]
+    strip = lambda targets: [
+        (
+            t["id"],
+            t["result"],
+            [i["outcome"] for i in t["items"]],
+            [(v["property"], v["status"], v["statistic"], v["pvalue"]) for v in t["verdicts"]],
+        )
+        for t in targets
+    ]
     assert strip(a) == strip(b)
 
 
@@ -155,28 +165,36 @@ def test_off_without_the_flag_selectable_by_marker_and_removable(downstream):
 def test_a_dying_worker_is_an_error_and_the_report_is_still_written(downstream):
     downstream.path.joinpath("mypkg", "dies.py").write_text(
         "import os, initcheck\nfrom initcheck import laws\n\n\n"
-        "@initcheck.expects(laws.Normal(1.0))\ndef dies(key, shape, dtype=None):\n    os._exit(3)\n")
+        "@initcheck.expects(laws.Normal(1.0))\ndef dies(key, shape, dtype=None):\n    os._exit(3)\n"
+    )
     downstream.makefile(".toml", pyproject=PYPROJECT.replace('["mypkg.inits"]', '["mypkg.dies", "mypkg.inits"]'))
     # Two properties only: every item of the dying initializer kills a worker, and xdist starts a new one.
-    result = run(downstream, "-n", "2", "--initcheck-json=r.json", "--initcheck-report=r.html", "-k", "contract or moments")
+    result = run(
+        downstream, "-n", "2", "--initcheck-json=r.json", "--initcheck-report=r.html", "-k", "contract or moments"
+    )
     assert result.ret == 1
     got = outcomes(downstream.path / "r.json")
     assert got["initcheck::mypkg.inits.good[moments]"] == "passed"
     assert got["initcheck::mypkg.dies.dies[contract]"] == got["initcheck::mypkg.dies.dies[moments]"] == "error"
     assert "crashed" in result.stdout.str()
-    dies = next(t for t in json.loads((downstream.path / "r.json").read_text())["targets"] if t["id"] == "mypkg.dies.dies")
+    dies = next(
+        t for t in json.loads((downstream.path / "r.json").read_text())["targets"] if t["id"] == "mypkg.dies.dies"
+    )
     assert dies["result"] == "error" and "crashed" in dies["error"]
     assert "mypkg.dies.dies" in (downstream.path / "r.html").read_text()
 
 
-@pytest.mark.parametrize("table,match", [
-    ('profile = "fast"', "profile='fast' is not one of quick, ci, thorough"),
-    ("seed = -1", "seed=-1 must be a non-negative int"),
-    ('modules = "mypkg.inits"', "must be a list of strings"),
-    ('colour = "red"', "unknown keys \\['colour'\\]"),
-    ('frameworks = ["torch"]', "names unknown frameworks \\['torch'\\]; choose from jax, flax, haiku, initcheck"),
-    ("time_limit = 0", "time_limit=0 must be a positive number of seconds"),
-])
+@pytest.mark.parametrize(
+    "table,match",
+    [
+        ('profile = "fast"', "profile='fast' is not one of quick, ci, thorough"),
+        ("seed = -1", "seed=-1 must be a non-negative int"),
+        ('modules = "mypkg.inits"', "must be a list of strings"),
+        ('colour = "red"', "unknown keys \\['colour'\\]"),
+        ('frameworks = ["torch"]', "names unknown frameworks \\['torch'\\]; choose from jax, flax, haiku, initcheck"),
+        ("time_limit = 0", "time_limit=0 must be a positive number of seconds"),
+    ],
+)
 def test_bad_configuration_is_a_usage_error_naming_the_key(pytester, table, match):
     pytester.makefile(".toml", pyproject=f"[tool.initcheck]\n{table}\n")
     # In process: a usage error stops pytest before any item runs, so nothing of this session is touched.
@@ -185,10 +203,13 @@ def test_bad_configuration_is_a_usage_error_naming_the_key(pytester, table, matc
     result.stderr.re_match_lines([f".*{match}.*"])
 
 
-@pytest.mark.parametrize("option,make,match", [
-    ("--initcheck-report=out", "folder", "--initcheck-report=out: out is a folder; give a file path"),
-    ("--initcheck-json=taken/r.json", "file", "--initcheck-json=taken/r.json: taken is a file, so no folder"),
-])
+@pytest.mark.parametrize(
+    "option,make,match",
+    [
+        ("--initcheck-report=out", "folder", "--initcheck-report=out: out is a folder; give a file path"),
+        ("--initcheck-json=taken/r.json", "file", "--initcheck-json=taken/r.json: taken is a file, so no folder"),
+    ],
+)
 def test_a_report_path_that_cannot_be_written_is_a_usage_error_before_any_check(pytester, option, make, match):
     if make == "folder":
         pytester.mkdir("out")
@@ -200,8 +221,16 @@ def test_a_report_path_that_cannot_be_written_is_a_usage_error_before_any_check(
 
 
 def test_catalog_frameworks_are_items_and_known_defects_are_expected_failures(downstream):
-    result = run(downstream, "-p", "no:xdist", "--initcheck-frameworks=jax", "-k", "initializers.normal",
-                 "--initcheck-json=r.json", "-rx")
+    result = run(
+        downstream,
+        "-p",
+        "no:xdist",
+        "--initcheck-frameworks=jax",
+        "-k",
+        "initializers.normal",
+        "--initcheck-json=r.json",
+        "-rx",
+    )
     got = outcomes(downstream.path / "r.json")
     assert set(got) == {f"initcheck::jax.nn.initializers.normal()[{p}]" for p in PROPERTIES}
     assert got["initcheck::jax.nn.initializers.normal()[precision]"] == "xfailed"  # bfloat16/float16 sampling
@@ -213,8 +242,10 @@ def test_catalog_frameworks_are_items_and_known_defects_are_expected_failures(do
 
 
 def test_a_module_that_does_not_import_is_one_failed_item(pytester):
-    pytester.makefile(".toml", pyproject='[tool.pytest.ini_options]\npythonpath = ["."]\n'
-                                         '[tool.initcheck]\nmodules = ["nowhere.inits"]\n')
+    pytester.makefile(
+        ".toml",
+        pyproject='[tool.pytest.ini_options]\npythonpath = ["."]\n[tool.initcheck]\nmodules = ["nowhere.inits"]\n',
+    )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "--initcheck")
     assert result.ret == 1
     assert "cannot import modules entry 'nowhere.inits'" in result.stdout.str()
@@ -284,7 +315,7 @@ def negative_std(key, shape, dtype=None):
     return -0.5 * jax.random.normal(key, shape)
 """
 
-# target: what its contract item says (SPEC section 10, one failed item each)
+# target: what its contract item says (one failed item each, the session goes on)
 HOSTILE_MESSAGES = {
     "mypkg.hostile.not_callable": "is not callable",
     "mypkg.hostile.wrong_signature": "wrong_signature(key, shape) cannot be called as init(key, shape, dtype)",
@@ -300,11 +331,21 @@ HOSTILE_MESSAGES = {
 def test_each_hostile_initializer_is_one_failed_item_and_the_reports_are_written(downstream):
     downstream.path.joinpath("mypkg", "hostile.py").write_text(HOSTILE)
     downstream.path.joinpath("mypkg", "badlaw.py").write_text(BAD_LAW)
-    downstream.makefile(".toml", pyproject=PYPROJECT.replace(
-        '["mypkg.inits"]', '["mypkg.hostile", "mypkg.badlaw", "mypkg.inits"]').replace(
-        "seed = 0", "seed = 0\ntime_limit = 3").replace('models = ["mypkg.models:mlp"]', ""))
-    result = run(downstream, "-p", "no:xdist", "--initcheck-json=r.json", "--initcheck-report=r.html",
-                 "-k", "contract or import or good")
+    downstream.makefile(
+        ".toml",
+        pyproject=PYPROJECT.replace('["mypkg.inits"]', '["mypkg.hostile", "mypkg.badlaw", "mypkg.inits"]')
+        .replace("seed = 0", "seed = 0\ntime_limit = 3")
+        .replace('models = ["mypkg.models:mlp"]', ""),
+    )
+    result = run(
+        downstream,
+        "-p",
+        "no:xdist",
+        "--initcheck-json=r.json",
+        "--initcheck-report=r.html",
+        "-k",
+        "contract or import or good",
+    )
     assert result.ret == 1
     got = outcomes(downstream.path / "r.json")
     text = result.stdout.str()

@@ -119,8 +119,16 @@ def test_a_real_project(shop, mode):
     text = result.stdout.str()
     got = outcomes(shop.path / "r.json")
     targets = {nodeid.split("::")[1].rsplit("[", 1)[0] for nodeid in got}
-    assert targets == {"shop.inits.good", "shop.inits.too_wide", "shop.inits.w_init", "shop.inits.scaled",
-                       "shop.models:tagger", "shop.models:mlp", "shop.models:haiku_net", "shop.models:broken"}
+    assert targets == {
+        "shop.inits.good",
+        "shop.inits.too_wide",
+        "shop.inits.w_init",
+        "shop.inits.scaled",
+        "shop.models:tagger",
+        "shop.models:mlp",
+        "shop.models:haiku_net",
+        "shop.models:broken",
+    }
     count = len(got) + 1  # and the user's own test
     assert f"collected {count} items" in text or f"[{count} items]" in text
     # declared every way, each checked
@@ -161,28 +169,56 @@ def test_reproductions_run_as_printed_and_give_the_same_verdict(shop, tmp_path):
     shop.makefile(".toml", pyproject=PYPROJECT.replace("frameworks = []", 'frameworks = ["jax"]'))
     run(shop, "-p", "no:xdist", "--initcheck-json=r.json", "-k", "too_wide or tagger or initializers.uniform")
     data = json.loads((shop.path / "r.json").read_text())
-    for target_id, prop in (("shop.inits.too_wide", "moments"), ("shop.models:tagger", "intent"),
-                            ("jax.nn.initializers.uniform()", "precision")):
+    for target_id, prop in (
+        ("shop.inits.too_wide", "moments"),
+        ("shop.models:tagger", "intent"),
+        ("jax.nn.initializers.uniform()", "precision"),
+    ):
         snippet = _snippet(data, target_id, prop)
         assert "..." not in snippet.split("print(")[0], snippet  # nothing left for the reader to fill in
-        done = subprocess.run([sys.executable, "-c", snippet], cwd=shop.path, capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-c", snippet], cwd=shop.path, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         assert "DOES NOT CONFORM" in done.stdout and f"property {prop} fail" in done.stdout, done.stdout[-2000:]
 
 
 def test_initcheck_audit_on_the_command_line_gives_the_plugin_s_verdicts(shop):
     run(shop, "-p", "no:xdist", "--initcheck-json=plugin.json", "-k", "tagger")
-    done = subprocess.run([sys.executable, "-m", "initcheck.cli", "audit", "shop.models:tagger", "--profile", "quick",
-                           "--json", "cli.json", "--html", "cli.html"], cwd=shop.path, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "initcheck.cli",
+            "audit",
+            "shop.models:tagger",
+            "--profile",
+            "quick",
+            "--json",
+            "cli.json",
+            "--html",
+            "cli.html",
+        ],
+        cwd=shop.path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1, done.stderr  # the intended law fails
     assert "initcheck audit: recorded 4 values" in done.stderr
-    strip = lambda path: sorted((v["case"].get("path"), v["property"], v["status"], v["statistic"], v["pvalue"])  # noqa: E731
-                                for t in json.loads((shop.path / path).read_text())["targets"]
-                                if t["id"] == "shop.models:tagger" for v in t["verdicts"])
+    strip = lambda path: sorted(
+        (v["case"].get("path"), v["property"], v["status"], v["statistic"], v["pvalue"])
+        for t in json.loads((shop.path / path).read_text())["targets"]
+        if t["id"] == "shop.models:tagger"
+        for v in t["verdicts"]
+    )
     assert strip("cli.json") == strip("plugin.json")
     assert (shop.path / "cli.html").read_text().count("shop.models:tagger") >= 1
-    bad = subprocess.run([sys.executable, "-m", "initcheck.cli", "audit", "shop.models:nothing"], cwd=shop.path,
-                         capture_output=True, text=True, timeout=300)
+    bad = subprocess.run(
+        [sys.executable, "-m", "initcheck.cli", "audit", "shop.models:nothing"],
+        cwd=shop.path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 2 and "has no attribute 'nothing'" in bad.stderr

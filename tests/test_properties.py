@@ -23,8 +23,13 @@ def rounded_from_float32(std):
 def test_jax_bfloat16_normal_is_coarse_and_off_the_rounded_law():
     # 128 distinct values, no tail beyond about 2.9 sd: the rounded law's exact tails and moments
     # show it as well as the count of distinct values
-    report = initcheck.check(jax.nn.initializers.normal(0.5), laws.Normal(0.5), shapes=[(128, 64)],
-                             dtypes=["bfloat16"], properties=["distribution", "moments", "precision"])
+    report = initcheck.check(
+        jax.nn.initializers.normal(0.5),
+        laws.Normal(0.5),
+        shapes=[(128, 64)],
+        dtypes=["bfloat16"],
+        properties=["distribution", "moments", "precision"],
+    )
     got = statuses(report)
     assert got[("distribution", "bfloat16")] == got[("moments", "bfloat16")] == got[("precision", "bfloat16")] == "fail"
     precision = next(v for v in report.failures if v.property == "precision")
@@ -33,37 +38,57 @@ def test_jax_bfloat16_normal_is_coarse_and_off_the_rounded_law():
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_sampling_in_float32_and_rounding_passes_precision(dtype):
-    report = initcheck.check(rounded_from_float32(0.5), laws.Normal(0.5), shapes=[(128, 64)], dtypes=[dtype],
-                             properties=["distribution", "moments", "precision", "bounds"])
+    report = initcheck.check(
+        rounded_from_float32(0.5),
+        laws.Normal(0.5),
+        shapes=[(128, 64)],
+        dtypes=[dtype],
+        properties=["distribution", "moments", "precision", "bounds"],
+    )
     assert report.passed, str(report)
 
 
 @pytest.mark.parametrize("distribution", ["normal", "uniform"])
 def test_jax_complex_variance_scaling_keeps_its_promise(distribution):
-    report = initcheck.check(jax.nn.initializers.variance_scaling(1.0, "fan_in", distribution),
-                             laws.VarianceScaling(1.0, "fan_in", distribution), shapes=[(64, 32)],
-                             dtypes=["complex64"], profile="ci")
+    report = initcheck.check(
+        jax.nn.initializers.variance_scaling(1.0, "fan_in", distribution),
+        laws.VarianceScaling(1.0, "fan_in", distribution),
+        shapes=[(64, 32)],
+        dtypes=["complex64"],
+        profile="ci",
+    )
     assert report.passed, str(report)
 
 
 def test_jax_complex_truncated_normal_has_too_much_variance():
-    report = initcheck.check(jax.nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal"),
-                             laws.VarianceScaling(1.0, "fan_in", "truncated_normal"), shapes=[(64, 32)],
-                             dtypes=["complex64"], properties=["moments", "bounds"])
-    verdict = [v for v in report.verdicts if v.property == "moments"][0]
+    report = initcheck.check(
+        jax.nn.initializers.variance_scaling(1.0, "fan_in", "truncated_normal"),
+        laws.VarianceScaling(1.0, "fan_in", "truncated_normal"),
+        shapes=[(64, 32)],
+        dtypes=["complex64"],
+        properties=["moments", "bounds"],
+    )
+    verdict = next(v for v in report.verdicts if v.property == "moments")
     assert verdict.status == "fail" and "x1.009" in verdict.message  # sqrt(1.0187)
 
 
-@pytest.mark.parametrize("shape, column_axis", [((32, 32), -1), ((64, 16), -1), ((8, 40), -1), ((4, 6, 5), 0), ((1, 1), -1)])
+@pytest.mark.parametrize(
+    "shape, column_axis", [((32, 32), -1), ((64, 16), -1), ((8, 40), -1), ((4, 6, 5), 0), ((1, 1), -1)]
+)
 def test_jax_orthogonal_is_orthogonal_and_haar(shape, column_axis):
-    report = initcheck.check(jax.nn.initializers.orthogonal(2.0, column_axis), laws.Orthogonal(2.0, column_axis),
-                             shapes=[shape], properties=["structure", "key_sensitivity"])
+    report = initcheck.check(
+        jax.nn.initializers.orthogonal(2.0, column_axis),
+        laws.Orthogonal(2.0, column_axis),
+        shapes=[shape],
+        properties=["structure", "key_sensitivity"],
+    )
     assert report.passed, str(report)
 
 
 def test_delta_orthogonal_identity_and_constant():
-    assert initcheck.check(jax.nn.initializers.delta_orthogonal(), laws.DeltaOrthogonal(),
-                           shapes=[(3, 3, 8, 16)], profile="quick").passed
+    assert initcheck.check(
+        jax.nn.initializers.delta_orthogonal(), laws.DeltaOrthogonal(), shapes=[(3, 3, 8, 16)], profile="quick"
+    ).passed
     report = initcheck.check(hk.initializers.Identity(2.0), laws.Identity(2.0), shapes=[(3, 4, 4)], profile="quick")
     assert report.passed and statuses(report)[("structure", "float32")] == "pass"
     report = initcheck.check(jax.nn.initializers.ones, laws.Constant(1.0), shapes=[(5, 3)], profile="quick")
@@ -73,12 +98,18 @@ def test_delta_orthogonal_identity_and_constant():
 
 
 def test_not_applicable_properties_are_skipped_with_a_reason():
-    report = initcheck.check(jax.nn.initializers.normal(1.0), laws.Normal(1.0), shapes=[(1,)], profile="quick",
-                             properties=["independence", "bounds", "precision", "structure"])
+    report = initcheck.check(
+        jax.nn.initializers.normal(1.0),
+        laws.Normal(1.0),
+        shapes=[(1,)],
+        profile="quick",
+        properties=["independence", "bounds", "precision", "structure"],
+    )
     reasons = {v.property: v.message for v in report.verdicts}
     assert all(v.status == "skip" for v in report.verdicts) and report.passed
     assert "unbounded" in reasons["bounds"] and "not a 16-bit dtype" in reasons["precision"]
-    report = initcheck.check(jax.nn.initializers.normal(1.0), laws.Normal(1.0), shapes=[(0, 5)],
-                             properties=["key_sensitivity", "structure"])
+    report = initcheck.check(
+        jax.nn.initializers.normal(1.0), laws.Normal(1.0), shapes=[(0, 5)], properties=["key_sensitivity", "structure"]
+    )
     assert [v.status for v in report.verdicts] == ["skip", "skip"]
     assert "zero-size" in report.verdicts[0].message

@@ -1,8 +1,8 @@
 """``initcheck report``'s runner: sharing verdicts between catalog entries that are the same
 function, and each worker process on its own CPUs."""
 
-import jax
 import flax.linen as nn
+import jax
 
 from initcheck import _runner
 from initcheck._catalog import catalog, check_entry
@@ -26,14 +26,19 @@ def test_every_flax_re_export_and_every_alias_shares_a_checked_entry_and_gets_wh
     assert not set(ids.values()) & set(ids), "an original is never itself a copy"
     # JAX's aliases and presets that are variance_scaling with the same arguments
     assert ids["jax.nn.initializers.kaiming_normal()"] == "jax.nn.initializers.he_normal()"
-    assert ids["jax.nn.initializers.variance_scaling(1.0, 'fan_avg', 'uniform')"] == "jax.nn.initializers.glorot_uniform()"
+    assert (
+        ids["jax.nn.initializers.variance_scaling(1.0, 'fan_avg', 'uniform')"] == "jax.nn.initializers.glorot_uniform()"
+    )
     assert ids["flax.linen.initializers.xavier_uniform()"] == "jax.nn.initializers.glorot_uniform()"
     # ... but not different arguments or different laws
     assert "jax.nn.initializers.variance_scaling(1.0, 'fan_out', 'uniform')" not in ids
     assert "jax.nn.initializers.he_normal()" not in ids
     # The honest check of the claim: checking a copy itself gives exactly its original's verdicts.
-    strip = lambda vs: [(v.property, v.case, v.status, v.statistic, v.pvalue) for v in vs]  # noqa: E731
-    for copy_id in ("flax.nnx.initializers.lecun_uniform()", "jax.nn.initializers.variance_scaling(1.0, 'fan_avg', 'uniform')"):
+    strip = lambda vs: [(v.property, v.case, v.status, v.statistic, v.pvalue) for v in vs]
+    for copy_id in (
+        "flax.nnx.initializers.lecun_uniform()",
+        "jax.nn.initializers.variance_scaling(1.0, 'fan_avg', 'uniform')",
+    ):
         copy = next(i for i in copies if entries[i].id == copy_id)
         own = check_entry(entries[copy], profile="quick", dtypes=["float32"]).report.verdicts
         shared = check_entry(entries[copies[copy]], profile="quick", dtypes=["float32"]).report.verdicts

@@ -35,9 +35,19 @@ def test_enough_draws_for_n_values():
     assert x.shape == (29, 5, 7) and x.dtype == jnp.bfloat16
 
 
-@pytest.mark.parametrize("shape, chunk, typical, expected", [
-    ((3, 3), 2**22, None, 1024), ((1024, 1024), 2**22, None, 4), ((4096, 4096), 2**22, None, 1), ((10,), 100, None, 8),
-    ((64, 32), 2**22, 512, 512), ((1024, 1024), 2**22, 1, 1), ((256, 256), 2**22, 16, 16), ((3, 3), 2**22, 5, 8)])
+@pytest.mark.parametrize(
+    "shape, chunk, typical, expected",
+    [
+        ((3, 3), 2**22, None, 1024),
+        ((1024, 1024), 2**22, None, 4),
+        ((4096, 4096), 2**22, None, 1),
+        ((10,), 100, None, 8),
+        ((64, 32), 2**22, 512, 512),
+        ((1024, 1024), 2**22, 1, 1),
+        ((256, 256), 2**22, 16, 16),
+        ((3, 3), 2**22, 5, 8),
+    ],
+)
 def test_batch_size_is_a_bounded_power_of_two(shape, chunk, typical, expected):
     assert sampler.batch_size(shape, chunk, typical) == expected
 
@@ -50,5 +60,5 @@ def test_call_with_timeout():
     assert sampler.call_with_timeout(lambda: 3, 1.0) == 3
     with pytest.raises(ZeroDivisionError):
         sampler.call_with_timeout(lambda: 1 / 0, 1.0)
-    with pytest.raises(sampler.CallTimeout, match="did not return within 0.2 s"):
+    with pytest.raises(sampler.CallTimeout, match=r"did not return within 0\.2 s"):
         sampler.call_with_timeout(threading.Event().wait, 0.2)

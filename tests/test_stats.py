@@ -15,12 +15,16 @@ def _null_pvalues(test, draws=200, n=4000, seed=1):
     return np.array([test(rng.standard_normal(n)).pvalue for _ in range(draws)])
 
 
-@pytest.mark.parametrize("test", [
-    lambda x: stats.ks_test(x, sps.norm.cdf),
-    lambda x: stats.mean_test(x, 0.0, 1.0),
-    lambda x: stats.variance_test(x, 0.0, 1.0, 3.0),
-    lambda x: stats.self_normalized_z(x[:-1], x[1:], "lag 1"),
-], ids=["ks", "mean", "variance", "self-normalized"])
+@pytest.mark.parametrize(
+    "test",
+    [
+        lambda x: stats.ks_test(x, sps.norm.cdf),
+        lambda x: stats.mean_test(x, 0.0, 1.0),
+        lambda x: stats.variance_test(x, 0.0, 1.0, 3.0),
+        lambda x: stats.self_normalized_z(x[:-1], x[1:], "lag 1"),
+    ],
+    ids=["ks", "mean", "variance", "self-normalized"],
+)
 def test_pvalues_are_calibrated_under_the_null(test):
     p = _null_pvalues(test)
     assert 0.01 <= np.mean(p < 0.05) <= 0.10  # 200 draws: 0.05 +- 3 sd

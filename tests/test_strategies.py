@@ -44,8 +44,15 @@ def test_jax_initializer_configurations_come_with_a_law(config):
     assert callable(init) and isinstance(law, laws.Law) and label
 
 
-@given(st.sampled_from([laws.Orthogonal(), laws.DeltaOrthogonal(), laws.VarianceScaling(1, "fan_in", "normal", in_axis=(0, 1), out_axis=3)]).flatmap(
-    lambda law: st.tuples(st.just(law), ics.shapes_for(law))))
+@given(
+    st.sampled_from(
+        [
+            laws.Orthogonal(),
+            laws.DeltaOrthogonal(),
+            laws.VarianceScaling(1, "fan_in", "normal", in_axis=(0, 1), out_axis=3),
+        ]
+    ).flatmap(lambda law: st.tuples(st.just(law), ics.shapes_for(law)))
+)
 def test_shapes_for_draws_only_supported_shapes(law_shape):
     law, shape = law_shape
     assert law.error_reason(shape, "float32") is None and math.prod(shape) > 0

@@ -1,4 +1,4 @@
-"""Issue 19: exact low-precision moments, tails and atoms, key dependence in the audit, and the
+"""Stronger verdicts: exact low-precision moments, tails and atoms, key dependence in the audit, and the
 false alarms that came before them.
 
 Every statistical verdict here is deterministic (keys derived from seed 0 and the case). Each
@@ -39,6 +39,7 @@ def normal(std, mean=0.0):
 
 # -- defects: false alarms and wrong verdicts -------------------------------------------------------
 
+
 @pytest.mark.parametrize("std", [0.005, 0.002])
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
 def test_a_low_precision_law_far_from_zero_passes_every_property(std, dtype):
@@ -51,8 +52,13 @@ def test_a_low_precision_law_far_from_zero_passes_every_property(std, dtype):
 def test_a_pure_mean_bias_fails_moments_only_among_the_element_properties():
     biased = normal(0.05, mean=0.01)  # 0.2 sd off, nothing else wrong
     for dtype in DTYPES:
-        report = initcheck.check(biased, laws.Normal(0.05), shapes=[(256, 128)], dtypes=[dtype],
-                                 properties=["independence", "key_sensitivity", "moments"])
+        report = initcheck.check(
+            biased,
+            laws.Normal(0.05),
+            shapes=[(256, 128)],
+            dtypes=[dtype],
+            properties=["independence", "key_sensitivity", "moments"],
+        )
         assert set(failing(report)) == {"moments"}, (dtype, failing(report))
         assert "mean" in failing(report)["moments"]
 
@@ -187,15 +193,23 @@ class GoodNnx(nnx.Module):
         self.out = nnx.Linear(32, 8, rngs=rngs)
 
 
-@pytest.mark.parametrize("model, inputs", [(GoodLinen(), (X,)), (TwoTables(), (X,)), (GoodNnx, ()),
-                                           (hk.transform(lambda x: hk.nets.MLP([32, 32, 8])(x)), (X,))],
-                         ids=["linen", "linen-tables", "nnx", "haiku"])
+@pytest.mark.parametrize(
+    "model, inputs",
+    [
+        (GoodLinen(), (X,)),
+        (TwoTables(), (X,)),
+        (GoodNnx, ()),
+        (hk.transform(lambda x: hk.nets.MLP([32, 32, 8])(x)), (X,)),
+    ],
+    ids=["linen", "linen-tables", "nnx", "haiku"],
+)
 def test_correct_key_use_passes_derivation(model, inputs):
     report = initcheck.audit(model, *inputs, rng=7, properties=["derivation"])
     assert not [v for v in report.verdicts if v.status == "fail"], report
 
 
 # -- low-precision power, tails and atoms --------------------------------------------------------------
+
 
 def leaky_gain_for_relu(key, shape, dtype=jnp.float32):
     """He normal with a leaky-ReLU gain sqrt(2 / (1 + 0.2^2)) ... mistakenly squared twice: 4% off
@@ -246,14 +260,18 @@ def test_small_errors_are_caught_in_every_dtype(bug, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_correct_initializers_pass_in_every_dtype(dtype):
-    for init, law in [(normal(0.02), laws.Normal(0.02)),
-                      (initcheck.inits.variance_scaling(2.0, "fan_in", "normal"),
-                       laws.VarianceScaling(2.0, "fan_in", "normal")),
-                      (initcheck.inits.trunc_normal(0.0, 0.02, -0.04, 0.04), laws.TruncatedNormal.absolute(-0.04, 0.04, 0.02)),
-                      (initcheck.inits.uniform(-0.1, 0.1), laws.Uniform(-0.1, 0.1)),
-                      (jax.nn.initializers.he_normal() if dtype == "float32" else normal(1.0, mean=1.0),
-                       laws.VarianceScaling(2.0, "fan_in", "truncated_normal") if dtype == "float32" else
-                       laws.Normal(1.0, mean=1.0))]:
+    for init, law in [
+        (normal(0.02), laws.Normal(0.02)),
+        (initcheck.inits.variance_scaling(2.0, "fan_in", "normal"), laws.VarianceScaling(2.0, "fan_in", "normal")),
+        (initcheck.inits.trunc_normal(0.0, 0.02, -0.04, 0.04), laws.TruncatedNormal.absolute(-0.04, 0.04, 0.02)),
+        (initcheck.inits.uniform(-0.1, 0.1), laws.Uniform(-0.1, 0.1)),
+        (
+            jax.nn.initializers.he_normal() if dtype == "float32" else normal(1.0, mean=1.0),
+            laws.VarianceScaling(2.0, "fan_in", "truncated_normal")
+            if dtype == "float32"
+            else laws.Normal(1.0, mean=1.0),
+        ),
+    ]:
         report = initcheck.check(init, law, shapes=[(256, 128)], dtypes=[dtype], properties=STATISTICAL)
         assert not failing(report), (law, dtype, failing(report))
 
@@ -261,8 +279,9 @@ def test_correct_initializers_pass_in_every_dtype(dtype):
 def test_moments_reports_the_mde_of_its_dtype():
     mdes = {}
     for dtype in DTYPES:
-        report = initcheck.check(normal(0.02), laws.Normal(0.02), shapes=[(512, 512)], dtypes=[dtype],
-                                 properties=["moments"])
+        report = initcheck.check(
+            normal(0.02), laws.Normal(0.02), shapes=[(512, 512)], dtypes=[dtype], properties=["moments"]
+        )
         verdict = next(v for v in report.verdicts if v.property == "moments")
         assert f"in {dtype} with power 0.99" in verdict.message
         mdes[dtype] = verdict.mde
@@ -273,6 +292,7 @@ def test_moments_reports_the_mde_of_its_dtype():
 
 # -- the frameworks' own 16-bit samplers in an audit: marked as their known defect ----------------
 
+
 class Bf16Head(nn.Module):
     """A bfloat16 layer whose initializer is JAX's (sampled in bfloat16 by jax.random) next to a
     user's own coarse sampler, declared with its law: only the framework's failures are excused."""
@@ -280,7 +300,8 @@ class Bf16Head(nn.Module):
     @nn.compact
     def __call__(self, x):
         own = initcheck.expects(laws.Normal(0.02))(
-            lambda key, shape, dtype=jnp.float32: 0.02 * jax.random.normal(key, shape, dtype))
+            lambda key, shape, dtype=jnp.float32: 0.02 * jax.random.normal(key, shape, dtype)
+        )
         x = nn.Dense(256, param_dtype=jnp.bfloat16, kernel_init=nn.initializers.normal(0.02))(x)
         return nn.Dense(256, param_dtype=jnp.bfloat16, kernel_init=own, name="own")(x)
 
@@ -290,18 +311,26 @@ def test_framework_low_precision_failures_are_known_and_a_users_own_are_not():
     failed = {(v.case.path, v.property): v.known_defect for v in report.failures}
     assert failed["Dense_0/kernel", "distribution"] == "jax-low-precision-sampling", failed
     assert ("own/kernel", "distribution") in failed and not any(
-        known for (path, _), known in failed.items() if path.startswith("own")), failed
+        known for (path, _), known in failed.items() if path.startswith("own")
+    ), failed
     assert report.result == "fail" and [v.case.path for v in report.unexplained] == ["own/kernel"] * len(
-        report.unexplained)
+        report.unexplained
+    )
 
 
 def test_an_audit_failing_by_known_defects_only_is_known_and_exits_zero(tmp_path):
     (tmp_path / "bf16_models.py").write_text(
         "import flax.linen as nn, jax.numpy as jnp\n"
         "def tower():\n"
-        "    return nn.Dense(512, param_dtype=jnp.bfloat16), jnp.ones((1, 512))\n")
-    done = subprocess.run([sys.executable, "-m", "initcheck.cli", "audit", "bf16_models:tower"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=300)
+        "    return nn.Dense(512, param_dtype=jnp.bfloat16), jnp.ones((1, 512))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "initcheck.cli", "audit", "bf16_models:tower"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     assert "DOES NOT CONFORM, BY KNOWN FRAMEWORK DEFECTS ONLY" in done.stdout
     assert "known defect jax-low-precision-sampling" in done.stdout

@@ -44,21 +44,33 @@ def _theirs(fill, shape=SHAPE) -> np.ndarray:
 def _module_param(make, attr):
     def fill(t):
         t.copy_(getattr(make(), attr).detach().reshape(t.shape))
+
     return fill
 
 
 CASES = {
     "kaiming_uniform": (inits.kaiming_uniform(**TORCH_LAYOUT), lambda t: torch.nn.init.kaiming_uniform_(t)),
-    "kaiming_uniform_relu_fan_out": (inits.kaiming_uniform(0.0, "fan_out", "relu", **TORCH_LAYOUT),
-                                     lambda t: torch.nn.init.kaiming_uniform_(t, 0.0, "fan_out", "relu")),
-    "kaiming_normal_leaky": (inits.kaiming_normal(0.2, **TORCH_LAYOUT),
-                             lambda t: torch.nn.init.kaiming_normal_(t, 0.2)),
-    "xavier_uniform_tanh": (inits.xavier_uniform(5 / 3, **TORCH_LAYOUT),
-                            lambda t: torch.nn.init.xavier_uniform_(t, gain=5 / 3)),
+    "kaiming_uniform_relu_fan_out": (
+        inits.kaiming_uniform(0.0, "fan_out", "relu", **TORCH_LAYOUT),
+        lambda t: torch.nn.init.kaiming_uniform_(t, 0.0, "fan_out", "relu"),
+    ),
+    "kaiming_normal_leaky": (
+        inits.kaiming_normal(0.2, **TORCH_LAYOUT),
+        lambda t: torch.nn.init.kaiming_normal_(t, 0.2),
+    ),
+    "xavier_uniform_tanh": (
+        inits.xavier_uniform(5 / 3, **TORCH_LAYOUT),
+        lambda t: torch.nn.init.xavier_uniform_(t, gain=5 / 3),
+    ),
     "xavier_normal": (inits.xavier_normal(**TORCH_LAYOUT), lambda t: torch.nn.init.xavier_normal_(t)),
-    "trunc_normal": (inits.trunc_normal(0.5, 2.0, -1.0, 4.0), lambda t: torch.nn.init.trunc_normal_(t, 0.5, 2.0, -1.0, 4.0)),
-    "conv2d_weight": (inits.torch_default_weight(**TORCH_LAYOUT),
-                      _module_param(lambda: torch.nn.Conv2d(16, 32, 3), "weight")),
+    "trunc_normal": (
+        inits.trunc_normal(0.5, 2.0, -1.0, 4.0),
+        lambda t: torch.nn.init.trunc_normal_(t, 0.5, 2.0, -1.0, 4.0),
+    ),
+    "conv2d_weight": (
+        inits.torch_default_weight(**TORCH_LAYOUT),
+        _module_param(lambda: torch.nn.Conv2d(16, 32, 3), "weight"),
+    ),
     "conv2d_bias": (inits.torch_default_bias(16 * 9), _module_param(lambda: torch.nn.Conv2d(16, 32, 3), "bias")),
 }
 

@@ -28,8 +28,12 @@ from initcheck.properties.elementwise import check_bounds, check_distribution, c
 from initcheck.properties.structure import ORTHO_EPS, dtype_eps, orthogonality_error
 from initcheck.verdict import FAIL, Case, Conformance, Coverage, Verdict
 
-STATISTICAL = {"independence": check_independence, "bounds": check_bounds,
-               "distribution": check_distribution, "moments": check_moments}
+STATISTICAL = {
+    "independence": check_independence,
+    "bounds": check_bounds,
+    "distribution": check_distribution,
+    "moments": check_moments,
+}
 AUDIT_PROPERTIES = ("derivation", *STATISTICAL, "structure", "intent")
 MIN_VALUES = 20  # fewer values than this in a parameter: too few for a statistical test
 UNKNOWN_LAW = "initcheck does not know the law of {}; mark it with @initcheck.expects(law)"
@@ -46,13 +50,17 @@ def _framework(model) -> str:
         return "haiku"
     nnx = sys.modules.get("flax.nnx")
     if nnx is not None and isinstance(model, nnx.Module):
-        raise TypeError(f"model={type(model).__name__}(...) is an nnx Module that is already built; pass its "
-                        "class (with the constructor's arguments as inputs) or a factory taking rngs=, so that "
-                        "initcheck can watch the construction")
+        raise TypeError(
+            f"model={type(model).__name__}(...) is an nnx Module that is already built; pass its "
+            "class (with the constructor's arguments as inputs) or a factory taking rngs=, so that "
+            "initcheck can watch the construction"
+        )
     if nnx is not None and callable(model):
         return "flax.nnx"
-    raise TypeError(f"model={model!r} is not a Flax linen Module, an nnx Module class or factory, or a Haiku "
-                    "Transformed; wrap a Haiku function with hk.transform(f) first")
+    raise TypeError(
+        f"model={model!r} is not a Flax linen Module, an nnx Module class or factory, or a Haiku "
+        "Transformed; wrap a Haiku function with hk.transform(f) first"
+    )
 
 
 def _record(framework: str, target: Model, *, fix_separator, reserve_size) -> list[Parameter]:
@@ -81,8 +89,9 @@ class _ParameterContext(CaseContext):
     """A case whose sample is the value itself: its slices (one draw each), pooled."""
 
     def __init__(self, parameter: Parameter, law: laws.Law, profile, seed: int, call: tuple[str, str]):
-        super().__init__(None, parameter.path, law, parameter.slice_shape, _dtypes.canonical(parameter.dtype),
-                         profile, seed)
+        super().__init__(
+            None, parameter.path, law, parameter.slice_shape, _dtypes.canonical(parameter.dtype), profile, seed
+        )
         self.parameter, self.call_text = parameter, call
 
     @property
@@ -105,8 +114,10 @@ class _ParameterContext(CaseContext):
 
 def _key_cause(framework: str) -> str:
     if framework == "flax.linen":
-        return ("Flax linen hashes the module path and the counter without separators, so both hash the same "
-                "bytes (flax issue 2157); set flax.config.update('flax_fix_rng_separator', True) or rename a module")
+        return (
+            "Flax linen hashes the module path and the counter without separators, so both hash the same "
+            "bytes (flax issue 2157); set flax.config.update('flax_fix_rng_separator', True) or rename a module"
+        )
     return "the framework handed both the same key"
 
 
@@ -132,21 +143,29 @@ def _derivation(ctx: _ParameterContext, framework: str, sharing: list[str]) -> V
     if p.problem:
         return ctx.failed(name, f"{p.path}: {p.problem}")
     if p.expected is None:  # a deterministic value made without a key: its structure is its check
-        return ctx.passed(name, f"{p.path}: {p.derivation}") if p.derivation else \
-            ctx.skipped(name, f"{p.path}: no expected value could be computed")
+        return (
+            ctx.passed(name, f"{p.path}: {p.derivation}")
+            if p.derivation
+            else ctx.skipped(name, f"{p.path}: no expected value could be computed")
+        )
     equal, how = compare(p.array, p.expected)
-    declared = (f"its declared initializer {declared_name(p.declared)}" if p.declared is not None
-                else "the value initcheck derives")
+    declared = (
+        f"its declared initializer {declared_name(p.declared)}"
+        if p.declared is not None
+        else "the value initcheck derives"
+    )
     where = f" ({p.transform})" if p.transform else ""
     if not equal:
-        return ctx.failed(name, f"{p.path} differs from {declared} on {p.derivation}{where}: {how}",
-                          n=p.array.size)
+        return ctx.failed(name, f"{p.path} differs from {declared} on {p.derivation}{where}: {how}", n=p.array.size)
     if sharing:
         others = ", ".join(repr(o) for o in sharing)
         return ctx.failed(name, f"{p.path} shares its key with {others}: {_key_cause(framework)}")
     if pair := _equal_slices(p):
-        return ctx.failed(name, f"{p.path}: slices {pair[0]} and {pair[1]} of {p.slice_count} are identical{where}: "
-                                "the transform hands every slice the same key (split_rngs / split_rng off?)")
+        return ctx.failed(
+            name,
+            f"{p.path}: slices {pair[0]} and {pair[1]} of {p.slice_count} are identical{where}: "
+            "the transform hands every slice the same key (split_rngs / split_rng off?)",
+        )
     slices = f"each of its {p.slice_count} slices " if p.stacked else ""
     note = f"; {p.note}" if p.note else ""
     keys = "; no other value has this key" if p.key is not None else ""
@@ -157,7 +176,7 @@ def _structure(ctx: _ParameterContext) -> Verdict:
     """The law's structure, slice by slice (one draw per slice: Haar-ness is not testable)."""
     law, name, p = ctx.law, "structure", ctx.parameter
     slices = _dtypes.to_float64(p.slices())
-    where = lambda i: f"slice {i} of {len(slices)}: " if p.stacked else ""  # noqa: E731
+    where = lambda i: f"slice {i} of {len(slices)}: " if p.stacked else ""
     if law.kind == "iid":
         if not law.has_structure:
             raise NotApplicable("element-wise i.i.d. laws have no structure beyond their elements")
@@ -175,8 +194,9 @@ def _structure(ctx: _ParameterContext) -> Verdict:
         want = _dtypes.to_float64(np.asarray(want, np.float64).astype(ctx.dtype))
         for i, x in enumerate(slices):
             if not np.array_equal(x, want):
-                return ctx.failed(name, f"{where(i)}{int(np.sum(x != want))} of {x.size} elements differ from "
-                                        f"{law!r}", n=len(slices))
+                return ctx.failed(
+                    name, f"{where(i)}{int(np.sum(x != want))} of {x.size} elements differ from {law!r}", n=len(slices)
+                )
         return ctx.passed(name, f"exactly {law!r}", n=len(slices))
     errors = []
     for i, x in enumerate(slices):
@@ -185,17 +205,22 @@ def _structure(ctx: _ParameterContext) -> Verdict:
             rest = x.copy()
             rest[centre] = 0
             if np.any(rest):
-                return ctx.failed(name, f"{where(i)}{int(np.count_nonzero(rest))} non-zero values off the centre "
-                                        f"tap {centre}", n=len(slices))
+                return ctx.failed(
+                    name,
+                    f"{where(i)}{int(np.count_nonzero(rest))} non-zero values off the centre tap {centre}",
+                    n=len(slices),
+                )
             x = x[centre]
         errors.append(orthogonality_error(laws.matrix_view(x, law.column_axis)[None] / law.scale))
     eps, worst = dtype_eps(ctx.dtype), max(errors)
     if worst > ORTHO_EPS * eps:
         i = int(np.argmax(errors))
-        return ctx.failed(name, f"{where(i)}not orthogonal: max |QᵀQ/scale² - I| = {worst:.3g}", n=len(slices),
-                          statistic=worst)
-    return ctx.passed(name, f"orthogonal to {worst / eps:.1f} eps (one draw per slice: Haar-ness is not testable)",
-                      n=len(slices))
+        return ctx.failed(
+            name, f"{where(i)}not orthogonal: max |QᵀQ/scale² - I| = {worst:.3g}", n=len(slices), statistic=worst
+        )
+    return ctx.passed(
+        name, f"orthogonal to {worst / eps:.1f} eps (one draw per slice: Haar-ness is not testable)", n=len(slices)
+    )
 
 
 def _intent(ctx: _ParameterContext) -> Verdict:
@@ -203,13 +228,17 @@ def _intent(ctx: _ParameterContext) -> Verdict:
     p, name = ctx.parameter, "intent"
     where = f"{p.path} (expect[{p.intent_pattern!r}])"
     if p.law is None:
-        return ctx.passed(name, f"{where}: the declared initializer's law is unknown; its values are tested against "
-                                f"the intended {p.intended!r}")
+        return ctx.passed(
+            name,
+            f"{where}: the declared initializer's law is unknown; its values are tested against "
+            f"the intended {p.intended!r}",
+        )
     if same_law(p.law, p.intended):
         return ctx.passed(name, f"{where}: the declared initializer promises the intended {p.intended!r}")
     declared = declared_name(p.declared) if p.declared is not None else "its initializer"
-    return ctx.failed(name, f"{where}: the declared initializer {declared} promises {p.law!r}, but the intended law "
-                            f"is {p.intended!r}")
+    return ctx.failed(
+        name, f"{where}: the declared initializer {declared} promises {p.law!r}, but the intended law is {p.intended!r}"
+    )
 
 
 def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list[Verdict]:
@@ -258,8 +287,11 @@ def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call) ->
         return [ctx.skipped(n, f"{p.path}: {p.computed}") for n in names]
     out = []
     if "derivation" in names:
-        out.append(ctx.skipped("derivation", f"{p.path}: {p.unaudited}") if p.unaudited and not p.key_use else
-                   run_property(lambda c: _derivation(c, framework, sharing), ctx, "derivation"))
+        out.append(
+            ctx.skipped("derivation", f"{p.path}: {p.unaudited}")
+            if p.unaudited and not p.key_use
+            else run_property(lambda c: _derivation(c, framework, sharing), ctx, "derivation")
+        )
     checks = [n for n in names if n != "derivation"]
     if p.unaudited:
         return out + [ctx.skipped(n, f"{p.path}: {p.unaudited}") for n in checks]
@@ -297,16 +329,32 @@ def coverage(parameters: list[Parameter]) -> Coverage:
         derives = not p.unaudited and not p.underived
         law_known, derived, covered = law_known + knows, derived + derives, covered + (knows and derives)
         if not (knows and derives):
-            why = p.unaudited or "; ".join(filter(None, [
-                "" if knows else UNKNOWN_LAW.format(declared_name(p.declared) if p.declared else "this value"),
-                "" if derives else f"derivation not modelled: {p.underived}"]))
+            why = p.unaudited or "; ".join(
+                filter(
+                    None,
+                    [
+                        "" if knows else UNKNOWN_LAW.format(declared_name(p.declared) if p.declared else "this value"),
+                        "" if derives else f"derivation not modelled: {p.underived}",
+                    ],
+                )
+            )
             gaps.append(f"{p.path} ({p.collection}): {why}")
     return Coverage(len(parameters) - len(computed), law_known, derived, covered, tuple(gaps), tuple(computed))
 
 
-def audit(model, *inputs, rng=None, expect=None, properties=None, profile="ci", seed: int = 0,
-          fix_separator: bool | None = None, reserve_size: int | None = None, origin: str | None = None,
-          progress=None) -> Conformance:
+def audit(
+    model,
+    *inputs,
+    rng=None,
+    expect=None,
+    properties=None,
+    profile="ci",
+    seed: int = 0,
+    fix_separator: bool | None = None,
+    reserve_size: int | None = None,
+    origin: str | None = None,
+    progress=None,
+) -> Conformance:
     """Audit every value ``model`` creates at init: a Flax linen Module (``model.init(rng, *inputs)``),
     an nnx Module class or factory (``model(*inputs, rngs=nnx.Rngs(rng))``), a Haiku ``Transformed``
     (``model.init(rng, *inputs)``), or an :class:`initcheck.Model` that carries its inputs, keyword
@@ -338,14 +386,19 @@ def audit(model, *inputs, rng=None, expect=None, properties=None, profile="ci", 
         target = Model(model, inputs)
     if expect is not None:
         patterns(expect)  # refused now, with the fix, before the model is built
-    target = dataclasses.replace(target, rng=target.rng if rng is None else rng,
-                                 expect={**target.expect, **(expect or {})})
+    target = dataclasses.replace(
+        target, rng=target.rng if rng is None else rng, expect={**target.expect, **(expect or {})}
+    )
     framework = _framework(target.model)
     say(f"initializing {_name(target.model, framework)} and watching every value it creates")
     parameters = _record(framework, target, fix_separator=fix_separator, reserve_size=reserve_size)
     intended = match(target.expect, [p.path for p in parameters]) if target.expect else {}
-    parameters = [dataclasses.replace(p, intended=intended[p.path][1], intent_pattern=intended[p.path][0])
-                  if p.path in intended else p for p in parameters]
+    parameters = [
+        dataclasses.replace(p, intended=intended[p.path][1], intent_pattern=intended[p.path][0])
+        if p.path in intended
+        else p
+        for p in parameters
+    ]
     if "derivation" in names:
         parameters = _key_use_checked(parameters, framework, target, fix_separator, reserve_size, say)
     say(f"recorded {len(parameters)} values; checking them")
@@ -357,17 +410,31 @@ def audit(model, *inputs, rng=None, expect=None, properties=None, profile="ci", 
             say(f"checked {i}/{len(parameters)} values")
         defects = _defects.of_initializer(unwrap(p.declared)) if p.declared is not None else ()
         verdicts += _defects.mark(_verdicts(p, framework, sharing.get(p.path, []), names, prof, seed, call), defects)
-    return Conformance(_name(target.model, framework), "the declared initializer of each value", verdicts,
-                       prof.name, seed, sampler.device_description(), seconds=time.perf_counter() - started,
-                       coverage=coverage(parameters))
+    return Conformance(
+        _name(target.model, framework),
+        "the declared initializer of each value",
+        verdicts,
+        prof.name,
+        seed,
+        sampler.device_description(),
+        seconds=time.perf_counter() - started,
+        coverage=coverage(parameters),
+    )
 
 
 def _key_use_checked(parameters, framework, target, fix_separator, reserve_size, say) -> list[Parameter]:
     """``parameters`` with ``key_use`` set where a random value ignores the model's key: it comes
     out the same from another root key, or copies another random value (``_key_use``)."""
     say("initializing it again from another root key: every random value must change")
-    again = {p.path: p for p in _record(framework, dataclasses.replace(target, rng=_key_use.other_rng(target.rng)),
-                                        fix_separator=fix_separator, reserve_size=reserve_size)}
+    again = {
+        p.path: p
+        for p in _record(
+            framework,
+            dataclasses.replace(target, rng=_key_use.other_rng(target.rng)),
+            fix_separator=fix_separator,
+            reserve_size=reserve_size,
+        )
+    }
     problems = {**_key_use.copies(parameters, again), **_key_use.unchanged(parameters, again, framework)}
     return [dataclasses.replace(p, key_use=problems[p.path]) if p.path in problems else p for p in parameters]
 

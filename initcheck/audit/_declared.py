@@ -27,8 +27,14 @@ def law_of_jax_builder(builder: str, v) -> laws.Law | None:
     """The law of the initializer ``jax.nn.initializers.<builder>(**v)`` (``v``: its arguments, as
     the closure keeps them)."""
     if builder == "variance_scaling":
-        return laws.VarianceScaling(float(v["scale"]), v["mode"], v["distribution"], in_axis=_axes(v["in_axis"]),
-                                    out_axis=_axes(v["out_axis"]), batch_axis=_axes(v["batch_axis"]))
+        return laws.VarianceScaling(
+            float(v["scale"]),
+            v["mode"],
+            v["distribution"],
+            in_axis=_axes(v["in_axis"]),
+            out_axis=_axes(v["out_axis"]),
+            batch_axis=_axes(v["batch_axis"]),
+        )
     if builder == "normal":
         return laws.Normal(float(v["stddev"]))
     if builder == "uniform":
@@ -80,8 +86,9 @@ def _haiku_law(init) -> laws.Law | None:
     if name == "TruncatedNormal":
         return laws.TruncatedNormal(float(init.stddev), float(init.lower), float(init.upper), float(init.mean))
     if name == "VarianceScaling":
-        return laws.VarianceScaling(float(init.scale), init.mode, init.distribution, fans="haiku",
-                                    fan_in_axes=init.fan_in_axes)
+        return laws.VarianceScaling(
+            float(init.scale), init.mode, init.distribution, fans="haiku", fan_in_axes=init.fan_in_axes
+        )
     if name == "UniformScaling":
         return laws.VarianceScaling(float(init.scale) ** 2, "fan_in", "uniform", fans=haiku_input_size_fans)
     if name == "Orthogonal":
@@ -96,8 +103,11 @@ def _flax_wrapper(init) -> bool:
     import flax
 
     code = getattr(init, "__code__", None)
-    return code is not None and hasattr(init, "__wrapped__") and \
-        os.path.abspath(code.co_filename).startswith(os.path.dirname(os.path.abspath(flax.__file__)) + os.sep)
+    return (
+        code is not None
+        and hasattr(init, "__wrapped__")
+        and os.path.abspath(code.co_filename).startswith(os.path.dirname(os.path.abspath(flax.__file__)) + os.sep)
+    )
 
 
 PARTIAL_KEEPS_LAW = {"dtype", "out_sharding"}  # partial(init, **these) draws what init draws
@@ -126,8 +136,10 @@ def declared_name(init) -> str:
     wrapped = getattr(init, "__wrapped__", None)
     code = getattr(init, "__code__", None)
     if wrapped is not None and code is not None:
-        return (f"a wrapper of {adapters.describe(wrapped)} ({code.co_name} at {os.path.basename(code.co_filename)}:"
-                f"{code.co_firstlineno}), which may change its values")
+        return (
+            f"a wrapper of {adapters.describe(wrapped)} ({code.co_name} at {os.path.basename(code.co_filename)}:"
+            f"{code.co_firstlineno}), which may change its values"
+        )
     return adapters.describe(init)
 
 

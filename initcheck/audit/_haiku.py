@@ -45,40 +45,42 @@ class _Obs:
 @dataclasses.dataclass(eq=False)
 class _Next:
     obs: _Obs
-    seq: object = None                                     # the _Seq it came from
-    own: dict = dataclasses.field(default_factory=dict)    # slice -> initcheck's key
+    seq: object = None  # the _Seq it came from
+    own: dict = dataclasses.field(default_factory=dict)  # slice -> initcheck's key
     spare: dict = dataclasses.field(default_factory=dict)  # slice -> the sequence's key after it
-    text: dict = dataclasses.field(default_factory=dict)   # slice -> the key as an expression
+    text: dict = dataclasses.field(default_factory=dict)  # slice -> the key as an expression
 
 
 @dataclasses.dataclass(eq=False)
 class _Seq:
-    start: tuple                 # ("key", _Obs) | ("state", [_Obs, ...]) | ("seed", int)
-    ops: list = dataclasses.field(default_factory=list)  # ("reserve", n) | ("fill",) | ("next", _Next) | ("replace", [_Obs])
-    done: set = dataclasses.field(default_factory=set)   # slices simulated
+    start: tuple  # ("key", _Obs) | ("state", [_Obs, ...]) | ("seed", int)
+    ops: list = dataclasses.field(
+        default_factory=list
+    )  # ("reserve", n) | ("fill",) | ("next", _Next) | ("replace", [_Obs])
+    done: set = dataclasses.field(default_factory=set)  # slices simulated
     stuck: dict = dataclasses.field(default_factory=dict)  # slice -> why it cannot be derived
-    fixed: str = ""              # set when the model started it at a fixed key
+    fixed: str = ""  # set when the model started it at a fixed key
 
 
 @dataclasses.dataclass(eq=False)
 class _Stack:
     count: int
-    seq: _Seq | None             # the sequence the stack drew its key from
-    first: int                   # index into the recording's nexts at entry
-    key: _Next | None = None     # the key r_0 it drew
+    seq: _Seq | None  # the sequence the stack drew its key from
+    first: int  # index into the recording's nexts at entry
+    key: _Next | None = None  # the key r_0 it drew
 
 
 @dataclasses.dataclass(eq=False)
 class _Created:
-    collection: str              # "params" or "state"
-    name: str                    # the full name as stored, lift prefix included
+    collection: str  # "params" or "state"
+    name: str  # the full name as stored, lift prefix included
     shape: tuple
     dtype: object
     init: object
     value: object
-    nexts: list                  # keys its initializer drew
-    stacks: tuple                # layer stacks it was made in, outermost first
-    seen: object = None          # a known initializer whose output its initializer returned
+    nexts: list  # keys its initializer drew
+    stacks: tuple  # layer stacks it was made in, outermost first
+    seen: object = None  # a known initializer whose output its initializer returned
 
 
 @dataclasses.dataclass
@@ -115,8 +117,10 @@ def _watching(rec: _Recording):
     from haiku._src import layer_stack as stacking
 
     seq_cls = base.PRNGSequence
-    originals = {name: getattr(seq_cls, name) for name in
-                 ("__init__", "reserve", "reserve_up_to_full", "replace_internal_state", "__next__", "next")}
+    originals = {
+        name: getattr(seq_cls, name)
+        for name in ("__init__", "reserve", "reserve_up_to_full", "replace_internal_state", "__next__", "next")
+    }
     stack_call = stacking._LayerStack.__call__
 
     def seq_of(seq) -> _Seq:
@@ -188,9 +192,19 @@ def _watching(rec: _Recording):
         def create(next_creator, shape, dtype, init, context):
             start, seen = len(rec.nexts), len(rec.known)
             value = next_creator(shape, dtype, init)
-            rec.created.append(_Created(collection, _stored_name(context), tuple(shape), dtype, init, value,
-                                        [n for _, n in rec.nexts[start:]], tuple(rec.active),
-                                        observed.made_by(value, rec.known[seen:])))
+            rec.created.append(
+                _Created(
+                    collection,
+                    _stored_name(context),
+                    tuple(shape),
+                    dtype,
+                    init,
+                    value,
+                    [n for _, n in rec.nexts[start:]],
+                    tuple(rec.active),
+                    observed.made_by(value, rec.known[seen:]),
+                )
+            )
             return value
 
         return create
@@ -199,15 +213,24 @@ def _watching(rec: _Recording):
         rec.set_names.add(_stored_name(context))
         return next_setter(value)
 
-    patches = {"__init__": init, "reserve": reserve, "reserve_up_to_full": reserve_up_to_full,
-               "replace_internal_state": replace_internal_state, "__next__": next_key, "next": next_key}
+    patches = {
+        "__init__": init,
+        "reserve": reserve,
+        "reserve_up_to_full": reserve_up_to_full,
+        "replace_internal_state": replace_internal_state,
+        "__next__": next_key,
+        "next": next_key,
+    }
     for name, fn in patches.items():
         setattr(seq_cls, name, fn)
     stacking._LayerStack.__call__ = layer_stack_call
     try:
-        with base.custom_creator_unsafe(creator("params"), params=True, state=False), \
-                base.custom_creator_unsafe(creator("state"), params=False, state=True), \
-                base.state_setter_stack(setter), observed.watching(rec.known, rec.key_ops):
+        with (
+            base.custom_creator_unsafe(creator("params"), params=True, state=False),
+            base.custom_creator_unsafe(creator("state"), params=False, state=True),
+            base.state_setter_stack(setter),
+            observed.watching(rec.known, rec.key_ops),
+        ):
             yield
     finally:
         for name, fn in originals.items():
@@ -323,13 +346,15 @@ def _derive(rec: _Recording, rng, reserve_size: int) -> None:
 def _stack_roots(stack: _Stack, rec: _Recording, keys: observed.DerivedKeys) -> None:
     """``hk.layer_stack``: the roots of its layers from the key it drew, once that key is derived."""
     if stack.key is None:
-        stack.key = next((n for s, n in rec.nexts[stack.first:] if s is stack.seq), None)
+        stack.key = next((n for s, n in rec.nexts[stack.first :] if s is stack.seq), None)
     if stack.key is None:
         return
     for j, key in list(stack.key.own.items()):
         for layer, root in enumerate(derivation.haiku_layer_stack_roots(key, stack.count)):
-            keys.add(root, f"layer {layer} of hk.layer_stack({stack.count}) (split(r_{layer}, 3)[0], r_0 = "
-                           f"{stack.key.text[j]})")
+            keys.add(
+                root,
+                f"layer {layer} of hk.layer_stack({stack.count}) (split(r_{layer}, 3)[0], r_0 = {stack.key.text[j]})",
+            )
 
 
 def record(transformed, inputs, rng, *, kwargs=None, reserve_size: int | None = None) -> list[Parameter]:
@@ -354,30 +379,59 @@ def record(transformed, inputs, rng, *, kwargs=None, reserve_size: int | None = 
             for name, value in entries.items():
                 path = f"{module}/{name}"
                 c = last.get((collection, path))
-                values.append(guarded(path, value, collection, lambda p=path, v=value, c=c, col=collection: _value(
-                    p, col, v, c, p in rec.set_names)))
+                values.append(
+                    guarded(
+                        path,
+                        value,
+                        collection,
+                        lambda p=path, v=value, c=c, col=collection: _value(p, col, v, c, p in rec.set_names),
+                    )
+                )
     return values
 
 
 def _value(path: str, collection: str, value, c: _Created | None, set_by_model: bool) -> Parameter:
     if c is None:
         if set_by_model:
-            return Parameter(path=path, value=value, declared=None, collection=collection, computed=(
-                "first written by hk.set_state during init: a value the model computes (e.g. a moving average "
-                "of its inputs), not an initializer's"))
-        return Parameter(path=path, value=value, declared=None, collection=collection,
-                         unaudited="initcheck did not see it being created")
+            return Parameter(
+                path=path,
+                value=value,
+                declared=None,
+                collection=collection,
+                computed=(
+                    "first written by hk.set_state during init: a value the model computes (e.g. a moving average "
+                    "of its inputs), not an initializer's"
+                ),
+            )
+        return Parameter(
+            path=path,
+            value=value,
+            declared=None,
+            collection=collection,
+            unaudited="initcheck did not see it being created",
+        )
     if collection == "state" and not isinstance(c.value, jax.core.Tracer) and np.shape(c.value) == np.shape(value):
         value = c.value  # the value at creation (the model may update its state during init)
     counts = tuple(s.count for s in c.stacks)
     law = declared_law(c.init) or (c.seen.law if c.seen is not None and tuple(c.seen.shape) == c.shape else None)
-    base = Parameter(path=path, value=value, declared=c.init, collection=collection, law=law,
-                     stacked=tuple(range(len(counts))),
-                     transform=", ".join(f"hk.layer_stack({n})" for n in counts))
+    base = Parameter(
+        path=path,
+        value=value,
+        declared=c.init,
+        collection=collection,
+        law=law,
+        stacked=tuple(range(len(counts))),
+        transform=", ".join(f"hk.layer_stack({n})" for n in counts),
+    )
     if tuple(np.shape(value)) != counts + c.shape:
-        return dataclasses.replace(base, stacked=(), unaudited=(
-            f"its stored shape {np.shape(value)} is not the shape {c.shape} it was made with stacked over "
-            f"{list(counts)} layers (a transform initcheck does not model)"))
+        return dataclasses.replace(
+            base,
+            stacked=(),
+            unaudited=(
+                f"its stored shape {np.shape(value)} is not the shape {c.shape} it was made with stacked over "
+                f"{list(counts)} layers (a transform initcheck does not model)"
+            ),
+        )
     slices = math.prod(counts)
     if unreadable := next((n.obs.unreadable for n in c.nexts if n.obs.unreadable), ""):
         return dataclasses.replace(base, unaudited=unreadable)
@@ -385,17 +439,24 @@ def _value(path: str, collection: str, value, c: _Created | None, set_by_model: 
         return dataclasses.replace(base, problem=fixed)
     if any(j not in n.own for n in c.nexts for j in range(slices)):
         stuck = next((r for n in c.nexts if n.seq is not None for r in n.seq.stuck.values()), "") or (
-            "one started at a key the model made itself (hk.with_rng(key)) or by a transform initcheck does not model")
-        return dataclasses.replace(base, underived=f"its initializer drew keys from a sequence initcheck could not "
-                                                   f"derive: {stuck}")
-    wrong = next(((n, j) for n in c.nexts for j in range(slices) if derivation.key_bytes(n.own[j]) != n.obs.data[j]),
-                 None)
+            "one started at a key the model made itself (hk.with_rng(key)) or by a transform initcheck does not model"
+        )
+        return dataclasses.replace(
+            base, underived=f"its initializer drew keys from a sequence initcheck could not derive: {stuck}"
+        )
+    wrong = next(
+        ((n, j) for n in c.nexts for j in range(slices) if derivation.key_bytes(n.own[j]) != n.obs.data[j]), None
+    )
     if wrong is not None:
         n, j = wrong
-        return dataclasses.replace(base, problem=f"Haiku handed {path}'s initializer a different key than the "
-                                                 f"sequence rule gives ({n.text[j]})")
-    made = [np.asarray(_run(c, [n.own[j] for n in c.nexts], c.nexts[-1].spare[j] if c.nexts else None))
-            for j in range(slices)]
+        return dataclasses.replace(
+            base,
+            problem=f"Haiku handed {path}'s initializer a different key than the sequence rule gives ({n.text[j]})",
+        )
+    made = [
+        np.asarray(_run(c, [n.own[j] for n in c.nexts], c.nexts[-1].spare[j] if c.nexts else None))
+        for j in range(slices)
+    ]
     expected = np.stack(made).reshape(np.shape(value))
     if not c.nexts:
         return dataclasses.replace(base, expected=expected, derivation="no key: a deterministic initializer")
@@ -404,8 +465,9 @@ def _value(path: str, collection: str, value, c: _Created | None, set_by_model: 
     if len(c.nexts) > 1:
         text += f", then {len(c.nexts) - 1} more key(s)"
     keys = [first.own[j] for j in range(slices)]
-    return dataclasses.replace(base, expected=expected, derivation=text,
-                               key=jax.numpy.stack(keys) if counts else keys[0])
+    return dataclasses.replace(
+        base, expected=expected, derivation=text, key=jax.numpy.stack(keys) if counts else keys[0]
+    )
 
 
 def _run(c: _Created, keys: list, spare):

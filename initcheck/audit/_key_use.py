@@ -20,7 +20,7 @@ import numpy as np
 from initcheck import _dtypes
 from initcheck.audit._parameter import Parameter
 
-SAMPLE = 4096          # elements per value compared for correlation before the full check
+SAMPLE = 4096  # elements per value compared for correlation before the full check
 CORRELATED = 1 - 1e-4  # |r| above this: one value is an affine copy of the other
 MIN_CORRELATION_SIZE = 32
 
@@ -67,11 +67,15 @@ def unchanged(parameters: list[Parameter], again: dict[str, Parameter], framewor
         if not same:
             continue
         what = "it is" if not p.stacked else f"slices {same[:4]}{' ...' if len(same) > 4 else ''} of it are"
-        cause = ("not derived from the model's rngs (an nnx.Rngs made inside the model?)" if framework == "flax.nnx"
-                 else "its initializer ignores the key it is handed (a fixed key such as PRNGKey(42), or a key "
-                      "drawn once and captured)")
-        why[p.path] = (f"{p.path}: {what} bit for bit the same when the model is initialized from another root "
-                       f"key: {cause}")
+        cause = (
+            "not derived from the model's rngs (an nnx.Rngs made inside the model?)"
+            if framework == "flax.nnx"
+            else "its initializer ignores the key it is handed (a fixed key such as PRNGKey(42), or a key "
+            "drawn once and captured)"
+        )
+        why[p.path] = (
+            f"{p.path}: {what} bit for bit the same when the model is initialized from another root key: {cause}"
+        )
     return why
 
 
@@ -91,7 +95,7 @@ def copies(parameters: list[Parameter], again: dict[str, Parameter]) -> dict[str
             continue
         owner = [name.split("[")[0] for name, _ in group]
         seen: dict[bytes, int] = {}
-        for j, (name, s) in enumerate(group):
+        for j, (_, s) in enumerate(group):
             i = seen.setdefault(s.tobytes(), j)
             if i != j and owner[i] != owner[j]:
                 _blame(why, owner, group, i, j, "bit-identical to")
@@ -105,8 +109,11 @@ def copies(parameters: list[Parameter], again: dict[str, Parameter]) -> dict[str
 
 def _blame(why: dict[str, str], owner: list[str], group, i: int, j: int, relation: str) -> None:
     for a, b in ((i, j), (j, i)):
-        why.setdefault(owner[a], f"{group[a][0]} is {relation} {group[b][0]}: the two were drawn from one key "
-                                 "(a key drawn once and used twice?)")
+        why.setdefault(
+            owner[a],
+            f"{group[a][0]} is {relation} {group[b][0]}: the two were drawn from one key "
+            "(a key drawn once and used twice?)",
+        )
 
 
 def _correlated_pairs(values: list[np.ndarray]) -> list[tuple[int, int, float]]:

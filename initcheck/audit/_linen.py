@@ -35,8 +35,17 @@ from initcheck.audit._declared import declared_law
 from initcheck.audit._parameter import Parameter, compare, guarded, stack_axes, stacked_positions
 
 MAPPED = {"vmap": "nn.vmap", "scan": "nn.scan"}  # lifts that map over slices
-PASSING = {"jit", "remat", "map_variables", "vjp", "jvp", "value_and_grad", "custom_vjp", "fold_rngs",
-           "named_call"}  # lifts that hand the keys through unchanged
+PASSING = {
+    "jit",
+    "remat",
+    "map_variables",
+    "vjp",
+    "jvp",
+    "value_and_grad",
+    "custom_vjp",
+    "fold_rngs",
+    "named_call",
+}  # lifts that hand the keys through unchanged
 
 
 @dataclasses.dataclass(eq=False)
@@ -45,8 +54,8 @@ class _Lift:
 
     name: str
     splits: dict = dataclasses.field(default_factory=dict)  # stream -> slices: split(base, slices)[i]
-    axes: dict = dataclasses.field(default_factory=dict)    # collection -> axis its slices stack on
-    folded: bool = False                                     # keys folded with a loop index
+    axes: dict = dataclasses.field(default_factory=dict)  # collection -> axis its slices stack on
+    folded: bool = False  # keys folded with a loop index
 
 
 @dataclasses.dataclass(eq=False)
@@ -60,10 +69,10 @@ class _Fork:
 @dataclasses.dataclass(eq=False)
 class _Draw:
     path: tuple[str, ...]  # the scope's path
-    stream: str            # the stream it draws from (a missing stream falls back to params)
-    frames: tuple          # the transforms active when it was drawn, outermost first
-    key: object            # what Flax handed over (a tracer inside lifted transforms)
-    counter: int = 0       # its make_rng number in the scope, counted by initcheck
+    stream: str  # the stream it draws from (a missing stream falls back to params)
+    frames: tuple  # the transforms active when it was drawn, outermost first
+    key: object  # what Flax handed over (a tracer inside lifted transforms)
+    counter: int = 0  # its make_rng number in the scope, counted by initcheck
 
 
 @dataclasses.dataclass(eq=False)
@@ -75,10 +84,10 @@ class _Created:
     args: tuple
     kwargs: dict
     frames: tuple
-    draw: _Draw | None      # the key a parameter's init was called with
-    draws: list             # keys drawn while a variable's init function ran
+    draw: _Draw | None  # the key a parameter's init was called with
+    draws: list  # keys drawn while a variable's init function ran
     module: object = None
-    made: object = None     # what a variable's init function returned (its value at creation)
+    made: object = None  # what a variable's init function returned (its value at creation)
     key_arg: tuple | None = None  # (argument index, _Draw) of a key handed to a variable's init function
     seen: observed.KnownCall | None = None  # a known initializer whose output its init function returned
 
@@ -109,11 +118,17 @@ def _watching(rec: _Recording):
     from flax.core.scope import Scope
     from flax.linen import transforms
 
-    originals = {(Scope, "make_rng"): Scope.make_rng, (Scope, "param"): Scope.param,
-                 (Scope, "variable"): Scope.variable, (nn.Module, "param"): nn.Module.param,
-                 (nn.Module, "sow"): nn.Module.sow, (lift, "pack"): lift.pack,
-                 (lift, "tree_map_rngs"): lift.tree_map_rngs, (meta, "add_axis"): meta.add_axis,
-                 (transforms, "fork_rngs"): transforms.fork_rngs}
+    originals = {
+        (Scope, "make_rng"): Scope.make_rng,
+        (Scope, "param"): Scope.param,
+        (Scope, "variable"): Scope.variable,
+        (nn.Module, "param"): nn.Module.param,
+        (nn.Module, "sow"): nn.Module.sow,
+        (lift, "pack"): lift.pack,
+        (lift, "tree_map_rngs"): lift.tree_map_rngs,
+        (meta, "add_axis"): meta.add_axis,
+        (transforms, "fork_rngs"): transforms.fork_rngs,
+    }
 
     def make_rng(scope, name="params"):
         key = originals[Scope, "make_rng"](scope, name)
@@ -129,9 +144,21 @@ def _watching(rec: _Recording):
         path = tuple(scope.path)
         draw = next((d for d in rec.draws[start:] if d.path == path), None)
         module = rec.modules[-1] if rec.modules and rec.modules[-1][0] == name else None
-        rec.created.append(_Created(path, "params", name, init_fn, init_args, init_kwargs, frames, draw, [],
-                                    module=module and module[1],
-                                    seen=observed.made_by(_unboxed(value), rec.known[seen:])))
+        rec.created.append(
+            _Created(
+                path,
+                "params",
+                name,
+                init_fn,
+                init_args,
+                init_kwargs,
+                frames,
+                draw,
+                [],
+                module=module and module[1],
+                seen=observed.made_by(_unboxed(value), rec.known[seen:]),
+            )
+        )
         return value
 
     def variable(scope, col, name, init_fn=None, *init_args, unbox=True, **init_kwargs):
@@ -144,11 +171,25 @@ def _watching(rec: _Recording):
             return made[-1]
 
         result = originals[Scope, "variable"](scope, col, name, spy, *init_args, unbox=unbox, **init_kwargs)
-        key_arg = next(((i, d) for i, arg in enumerate(init_args) for d in reversed(rec.draws[:start])
-                        if arg is d.key), None)
-        rec.created.append(_Created(tuple(scope.path), col, name, init_fn, init_args, init_kwargs, frames, None,
-                                    rec.draws[start:], made=made[0] if made else None, key_arg=key_arg,
-                                    seen=observed.made_by(_unboxed(made[0]), rec.known[seen:]) if made else None))
+        key_arg = next(
+            ((i, d) for i, arg in enumerate(init_args) for d in reversed(rec.draws[:start]) if arg is d.key), None
+        )
+        rec.created.append(
+            _Created(
+                tuple(scope.path),
+                col,
+                name,
+                init_fn,
+                init_args,
+                init_kwargs,
+                frames,
+                None,
+                rec.draws[start:],
+                made=made[0] if made else None,
+                key_arg=key_arg,
+                seen=observed.made_by(_unboxed(made[0]), rec.known[seen:]) if made else None,
+            )
+        )
         return result
 
     def module_param(self, name, *args, **kwargs):
@@ -210,10 +251,17 @@ def _watching(rec: _Recording):
             finally:
                 rec.frames.pop()
 
-    patched = {(Scope, "make_rng"): make_rng, (Scope, "param"): param, (Scope, "variable"): variable,
-               (nn.Module, "param"): module_param, (nn.Module, "sow"): sow, (lift, "pack"): pack,
-               (lift, "tree_map_rngs"): tree_map_rngs, (meta, "add_axis"): add_axis,
-               (transforms, "fork_rngs"): fork_rngs}
+    patched = {
+        (Scope, "make_rng"): make_rng,
+        (Scope, "param"): param,
+        (Scope, "variable"): variable,
+        (nn.Module, "param"): module_param,
+        (nn.Module, "sow"): sow,
+        (lift, "pack"): pack,
+        (lift, "tree_map_rngs"): tree_map_rngs,
+        (meta, "add_axis"): add_axis,
+        (transforms, "fork_rngs"): fork_rngs,
+    }
     for (owner, attr), fn in patched.items():
         setattr(owner, attr, fn)
     try:
@@ -239,8 +287,13 @@ def _dense_general(module, shape) -> tuple[laws.Law | None, str]:
     """``nn.DenseGeneral``'s kernel is ``batch + inputs + features``; its docs make the batch dims
     batch axes of the kernel, but it calls ``kernel_init`` on the kernel reshaped to
     ``(prod(batch) * prod(inputs), prod(features))``, so the batch dims count in fan_in."""
-    return general_kernel_law(declared_law(module.kernel_init), shape, len(_tuple(module.batch_dims)),
-                              len(_tuple(module.features)), f"flax.linen.DenseGeneral(batch_dims={module.batch_dims!r})")
+    return general_kernel_law(
+        declared_law(module.kernel_init),
+        shape,
+        len(_tuple(module.batch_dims)),
+        len(_tuple(module.features)),
+        f"flax.linen.DenseGeneral(batch_dims={module.batch_dims!r})",
+    )
 
 
 def general_kernel_law(base, shape, n_batch: int, n_out: int, layer: str) -> tuple[laws.Law | None, str]:
@@ -250,20 +303,28 @@ def general_kernel_law(base, shape, n_batch: int, n_out: int, layer: str) -> tup
     n_in = len(shape) - n_batch - n_out
     if not isinstance(base, laws.VarianceScaling) or base.fans != "jax":
         return base, ""
-    axes = lambda a, b: tuple(range(a, b))  # noqa: E731
-    law = laws.VarianceScaling(base.scale, base.mode, base.distribution, in_axis=axes(n_batch, n_batch + n_in),
-                               out_axis=axes(n_batch + n_in, len(shape)), batch_axis=axes(0, n_batch))
+    axes = lambda a, b: tuple(range(a, b))
+    law = laws.VarianceScaling(
+        base.scale,
+        base.mode,
+        base.distribution,
+        in_axis=axes(n_batch, n_batch + n_in),
+        out_axis=axes(n_batch + n_in, len(shape)),
+        batch_axis=axes(0, n_batch),
+    )
     if not n_batch:
         return law, ""
-    batch, inputs = shape[:n_batch], shape[n_batch:n_batch + n_in]
-    flat = (math.prod(batch + inputs), math.prod(shape[n_batch + n_in:]))
+    batch, inputs = shape[:n_batch], shape[n_batch : n_batch + n_in]
+    flat = (math.prod(batch + inputs), math.prod(shape[n_batch + n_in :]))
     fan_flat, _ = base.fan(flat)
     fan_doc, _ = law.fan(shape)
     ratio = base.variance(flat) / law.variance(shape)
-    hint = (f"{layer} calls kernel_init on the kernel {shape} reshaped to {flat}, so it counts the batch "
-            f"dims {batch} in the fan: fan_in = {fan_flat:g} instead of {fan_doc:g} for the inputs {inputs} "
-            f"that the layer's kernel layout (batch, inputs, features) implies; the variance is x{ratio:.4g} "
-            "the promised one")
+    hint = (
+        f"{layer} calls kernel_init on the kernel {shape} reshaped to {flat}, so it counts the batch "
+        f"dims {batch} in the fan: fan_in = {fan_flat:g} instead of {fan_doc:g} for the inputs {inputs} "
+        f"that the layer's kernel layout (batch, inputs, features) implies; the variance is x{ratio:.4g} "
+        "the promised one"
+    )
     return law, hint
 
 
@@ -284,14 +345,14 @@ def _law(c: _Created, shape) -> tuple[laws.Law | None, str]:
 
 @dataclasses.dataclass
 class _Context:
-    roots: dict          # stream -> typed root key
-    legacy: bool         # the init got raw uint32 keys: hand initializers the same kind
-    fix: bool            # flax_fix_rng_separator
+    roots: dict  # stream -> typed root key
+    legacy: bool  # the init got raw uint32 keys: hand initializers the same kind
+    fix: bool  # flax_fix_rng_separator
 
 
 def _draw_key(draw: _Draw, bases: dict, ctx: _Context):
     base, base_path = bases[draw.stream]
-    return derivation.linen_key(base, draw.path[len(base_path):], draw.counter, fix_separator=ctx.fix)
+    return derivation.linen_key(base, draw.path[len(base_path) :], draw.counter, fix_separator=ctx.fix)
 
 
 def _evaluate(frames: tuple, bases: dict, stacks: dict, leaf: Callable, ctx: _Context):
@@ -382,7 +443,7 @@ def record(module, inputs, rng, *, kwargs=None, fix_separator: bool | None = Non
         values = _flat_variables(variables, rec.sown)
         created = _last_creations(rec)
         unseen = [names for key, names in (k for k in values if k not in created)]
-        if attempt or not any(names[:len(f)] == f for names in unseen for f in rec.forked):
+        if attempt or not any(names[: len(f)] == f for names in unseen for f in rec.forked):
             break
         jax.clear_caches()  # a jitted module whose trace JAX had cached: trace it again
     counters: dict[tuple, int] = {}
@@ -390,8 +451,10 @@ def record(module, inputs, rng, *, kwargs=None, fix_separator: bool | None = Non
         draw.counter = counters[draw.path, draw.stream] = counters.get((draw.path, draw.stream), 0) + 1
     legacy = any(not jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) for k in roots.values())
     ctx = _Context({s: derivation.typed(k) for s, k in roots.items()}, legacy, fix)
-    return [guarded("/".join(key[1]), value, key[0], lambda k=key, v=value: _parameter(k, v, created.get(k), ctx))
-            for key, value in values.items()]
+    return [
+        guarded("/".join(key[1]), value, key[0], lambda k=key, v=value: _parameter(k, v, created.get(k), ctx))
+        for key, value in values.items()
+    ]
 
 
 def _flat_variables(variables, sown) -> dict:
@@ -422,18 +485,28 @@ def _mapped_view(p: Parameter, c: _Created) -> Parameter:
         return p
     if compare(p.array, p.expected)[0]:
         return p
-    return dataclasses.replace(p, expected=None, unaudited=(
-        "created inside nn.map_variables, which stores a transformed view of it (e.g. the normalized kernel of "
-        "nn.WeightNorm or nn.SpectralNorm); initcheck does not model that transformation"))
+    return dataclasses.replace(
+        p,
+        expected=None,
+        unaudited=(
+            "created inside nn.map_variables, which stores a transformed view of it (e.g. the normalized kernel of "
+            "nn.WeightNorm or nn.SpectralNorm); initcheck does not model that transformation"
+        ),
+    )
 
 
 def _parameter(where, value, c: _Created | None, ctx: _Context) -> Parameter:
     collection, names = where
     path = "/".join(names)
     if c is None:
-        return Parameter(path=path, value=value, declared=None, collection=collection,
-                         unaudited="initcheck did not see it being created (a value stored by the model itself, "
-                                   "or an init function that returned a tree)")
+        return Parameter(
+            path=path,
+            value=value,
+            declared=None,
+            collection=collection,
+            unaudited="initcheck did not see it being created (a value stored by the model itself, "
+            "or an init function that returned a tree)",
+        )
     shape = tuple(np.shape(value))
     stream = c.draw.stream if c.draw is not None else None
     if why := _unmodelled(c, stream):
@@ -453,10 +526,11 @@ def _key_text(draw: _Draw, c: _Created, stacks: dict, ctx: _Context) -> tuple[st
     """How a draw's key is derived, in words, and the transforms it went through."""
     base, transform = _describe(c, stacks, draw)
     forks = [f for f in c.frames if isinstance(f, _Fork) and draw.stream in f.draws]
-    suffix = draw.path[len(forks[-1].path):] if forks else draw.path
+    suffix = draw.path[len(forks[-1].path) :] if forks else draw.path
     data = derivation.linen_hash_input(suffix, draw.counter, fix_separator=ctx.fix)
-    return (f"fold_in({base}, sha1({data!r})[:4]) (make_rng #{draw.counter} in scope "
-            f"{'/'.join(draw.path) or '<root>'})"), transform
+    return (
+        f"fold_in({base}, sha1({data!r})[:4]) (make_rng #{draw.counter} in scope {'/'.join(draw.path) or '<root>'})"
+    ), transform
 
 
 def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
@@ -465,8 +539,15 @@ def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
     law, hint = _law(c, slice_shape)
     draw = c.draw
     if draw is None:
-        return Parameter(path=path, value=value, declared=c.init, law=law, hint=hint, stacked=stacked,
-                         underived="Flax drew no key for it (make_rng was not called while it was created)")
+        return Parameter(
+            path=path,
+            value=value,
+            declared=c.init,
+            law=law,
+            hint=hint,
+            stacked=stacked,
+            underived="Flax drew no key for it (make_rng was not called while it was created)",
+        )
 
     def leaf(bases):
         key = _draw_key(draw, bases, ctx)
@@ -476,13 +557,25 @@ def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
     keys, expected = _evaluate(c.frames, bases, stacks, leaf, ctx)
     text, transform = _key_text(draw, c, stacks, ctx)
     problem = None
-    if not stacks and not isinstance(draw.key, jax.core.Tracer) and \
-            derivation.key_bytes(draw.key) != derivation.key_bytes(keys):
+    if (
+        not stacks
+        and not isinstance(draw.key, jax.core.Tracer)
+        and derivation.key_bytes(draw.key) != derivation.key_bytes(keys)
+    ):
         problem = f"Flax handed {path} a different key than the linen rule gives: {text}"
     return Parameter(
-        path=path, value=value, declared=c.init, expected=stack_axes(expected, _insert_axes(stacks, c)),
-        key=jax.numpy.reshape(keys, (-1,)) if stacks else keys, problem=problem, law=law, hint=hint,
-        derivation=text, stacked=stacked, transform=transform)
+        path=path,
+        value=value,
+        declared=c.init,
+        expected=stack_axes(expected, _insert_axes(stacks, c)),
+        key=jax.numpy.reshape(keys, (-1,)) if stacks else keys,
+        problem=problem,
+        law=law,
+        hint=hint,
+        derivation=text,
+        stacked=stacked,
+        transform=transform,
+    )
 
 
 def _insert_axes(stacks: dict, c: _Created) -> tuple[int, ...]:
@@ -493,15 +586,26 @@ def _insert_axes(stacks: dict, c: _Created) -> tuple[int, ...]:
 def _variable(path, value, c, stacks, stacked, ctx) -> Parameter:
     """A variable of another collection (``self.variable(col, name, init_fn, *args)``)."""
     law = declared_law(c.init) or (c.seen.law if c.seen is not None else None)
-    base = Parameter(path=path, value=value, declared=c.init, collection=c.collection, law=law,
-                     stacked=stacked, transform=_describe(c, stacks, c.key_arg and c.key_arg[1])[1])
+    base = Parameter(
+        path=path,
+        value=value,
+        declared=c.init,
+        collection=c.collection,
+        law=law,
+        stacked=stacked,
+        transform=_describe(c, stacks, c.key_arg and c.key_arg[1])[1],
+    )
     if c.key_arg is not None:
         return _keyed_variable(base, c, stacks, ctx)
     if c.draws:
-        return dataclasses.replace(base, underived=(
-            f"its init function draws {len(c.draws)} key(s) itself (make_rng inside it), so initcheck cannot "
-            "run it again on a derived key; pass the key as an argument: self.variable(col, name, init, "
-            "self.make_rng('params'), shape)"))
+        return dataclasses.replace(
+            base,
+            underived=(
+                f"its init function draws {len(c.draws)} key(s) itself (make_rng inside it), so initcheck cannot "
+                "run it again on a derived key; pass the key as an argument: self.variable(col, name, init, "
+                "self.make_rng('params'), shape)"
+            ),
+        )
     return _deterministic_variable(base, c, stacks)
 
 
@@ -520,8 +624,11 @@ def _keyed_variable(base: Parameter, c: _Created, stacks, ctx) -> Parameter:
     keys, expected = _evaluate(c.frames, bases, stacks, leaf, ctx)
     text, _ = _key_text(draw, c, stacks, ctx)
     return dataclasses.replace(
-        _as_created(base, c), expected=stack_axes(expected, _insert_axes(stacks, c)),
-        key=jax.numpy.reshape(keys, (-1,)) if stacks else keys, derivation=f"{text}, handed to its init function")
+        _as_created(base, c),
+        expected=stack_axes(expected, _insert_axes(stacks, c)),
+        key=jax.numpy.reshape(keys, (-1,)) if stacks else keys,
+        derivation=f"{text}, handed to its init function",
+    )
 
 
 def _as_created(base: Parameter, c: _Created) -> Parameter:
@@ -530,8 +637,9 @@ def _as_created(base: Parameter, c: _Created) -> Parameter:
     made = None if c.made is None or isinstance(c.made, jax.core.Tracer) else np.asarray(_unboxed(c.made))
     if made is None or made.shape != base.shape or np.array_equal(made, base.array, equal_nan=True):
         return base
-    return dataclasses.replace(base, value=made, note="the model changed it during init after creating it; "
-                                                      "audited as created")
+    return dataclasses.replace(
+        base, value=made, note="the model changed it during init after creating it; audited as created"
+    )
 
 
 def _deterministic_variable(base: Parameter, c: _Created, stacks) -> Parameter:
@@ -540,12 +648,21 @@ def _deterministic_variable(base: Parameter, c: _Created, stacks) -> Parameter:
     try:
         again = np.asarray(c.init(*c.args, **c.kwargs))
     except Exception as exc:  # noqa: BLE001 - a closure over the module's scope cannot run outside it
-        return dataclasses.replace(base, underived=f"its init function cannot run outside the model ({type(exc).__name__}: {exc})")
+        return dataclasses.replace(
+            base, underived=f"its init function cannot run outside the model ({type(exc).__name__}: {exc})"
+        )
     made = None if c.made is None or isinstance(c.made, jax.core.Tracer) else np.asarray(_unboxed(c.made))
     if made is not None and made.shape == again.shape and not np.array_equal(made, again, equal_nan=True):
-        return dataclasses.replace(base, problem="its init function gives a different value on a second call "
-                                                 "(hidden state or a global random generator?)")
+        return dataclasses.replace(
+            base,
+            problem="its init function gives a different value on a second call "
+            "(hidden state or a global random generator?)",
+        )
     expected = np.stack([again] * max(1, math.prod(stacks.values())))
     expected = stack_axes(expected.reshape((*stacks.values(), *again.shape)), _insert_axes(stacks, c))
-    return dataclasses.replace(_as_created(base, c), expected=expected, law=base.law or laws.Deterministic(again),
-                               derivation="no key: its init function draws none, and gives the same value again")
+    return dataclasses.replace(
+        _as_created(base, c),
+        expected=expected,
+        law=base.law or laws.Deterministic(again),
+        derivation="no key: its init function draws none, and gives the same value again",
+    )

@@ -39,8 +39,10 @@ class Model:
             return made
         if isinstance(made, tuple):
             if not made:
-                raise TypeError("a model factory returned an empty tuple; return (model, *inputs) or "
-                                "initcheck.Model(model, args=..., kwargs=..., rng=..., expect=...)")
+                raise TypeError(
+                    "a model factory returned an empty tuple; return (model, *inputs) or "
+                    "initcheck.Model(model, args=..., kwargs=..., rng=..., expect=...)"
+                )
             return cls(made[0], tuple(made[1:]), rng=rng)
         return cls(made, rng=rng)
 
@@ -72,8 +74,10 @@ def pattern_regex(pattern: str) -> re.Pattern:
 def patterns(expect) -> list[tuple[str, re.Pattern, laws.Law]]:
     """``expect`` checked: a mapping of non-empty string patterns to laws."""
     if not isinstance(expect, Mapping):
-        raise TypeError(f"expect={expect!r} must be a dict of path patterns to laws, e.g. "
-                        "{'**/Dense_1/kernel': laws.VarianceScaling(1.0, 'fan_avg', 'uniform')}")
+        raise TypeError(
+            f"expect={expect!r} must be a dict of path patterns to laws, e.g. "
+            "{'**/Dense_1/kernel': laws.VarianceScaling(1.0, 'fan_avg', 'uniform')}"
+        )
     out = []
     for pattern, law in expect.items():
         if not isinstance(pattern, str) or not pattern.strip("/"):
@@ -94,8 +98,10 @@ def match(expect, paths: list[str]) -> dict[str, tuple[str, laws.Law]]:
         hits = [p for p in paths if regex.match(p)]
         if not hits:
             shown = ", ".join(paths[:12]) + (", ..." if len(paths) > 12 else "")
-            raise ValueError(f"expect: the pattern {pattern!r} matches none of the model's values ({shown}); "
-                             "fix the pattern (* within a path segment, ** across segments)")
+            raise ValueError(
+                f"expect: the pattern {pattern!r} matches none of the model's values ({shown}); "
+                "fix the pattern (* within a path segment, ** across segments)"
+            )
         for path in hits:
             out.setdefault(path, (pattern, law))
     return out

@@ -25,9 +25,9 @@ import jax
 import numpy as np
 
 from initcheck import derivation, laws
+from initcheck.audit import _observed as observed
 from initcheck.audit._declared import declared_law
 from initcheck.audit._linen import general_kernel_law
-from initcheck.audit import _observed as observed
 from initcheck.audit._observed import made_by
 from initcheck.audit._parameter import Parameter, guarded
 
@@ -41,20 +41,20 @@ class _Slice:
     state: bytes
     count: int
     key: bytes
-    impl: object = None   # the PRNG implementation of the keys
-    own: object = None    # initcheck's key for this call (None: its state is not one initcheck derived)
-    own_count: int = -1   # initcheck's count of the calls made with this state before it
-    text: str = ""        # initcheck's key as an expression, e.g. fold_in(split(fold_in(default, 0), 3)[i], 1)
+    impl: object = None  # the PRNG implementation of the keys
+    own: object = None  # initcheck's key for this call (None: its state is not one initcheck derived)
+    own_count: int = -1  # initcheck's count of the calls made with this state before it
+    text: str = ""  # initcheck's key as an expression, e.g. fold_in(split(fold_in(default, 0), 3)[i], 1)
 
 
 @dataclasses.dataclass(eq=False)
 class _Draw:
     tag: str
-    key: object                  # the key returned (a tracer inside transforms)
-    purpose: tuple = ()          # ("split", splits), ("fork",), ("broadcast", shape) or ()
-    batched: bool = False        # drawn under jax.vmap (nnx.vmap): its initializer ran batched
+    key: object  # the key returned (a tracer inside transforms)
+    purpose: tuple = ()  # ("split", splits), ("fork",), ("broadcast", shape) or ()
+    batched: bool = False  # drawn under jax.vmap (nnx.vmap): its initializer ran batched
     slices: list = dataclasses.field(default_factory=list)  # one _Slice per concrete call (per slice)
-    unobserved: str = ""         # why its concrete values could not be read
+    unobserved: str = ""  # why its concrete values could not be read
 
 
 @dataclasses.dataclass(eq=False)
@@ -63,13 +63,13 @@ class _Call:
     attribute ``name`` it makes), or a known initializer seen called (``module`` None)."""
 
     module: object
-    name: str            # the attribute: the argument's name without "_init" ('' for a seen call)
-    init: object         # re-runnable: init(key, *args, **kwargs)
+    name: str  # the attribute: the argument's name without "_init" ('' for a seen call)
+    init: object  # re-runnable: init(key, *args, **kwargs)
     args: tuple
     kwargs: dict
     key: object
-    value: object        # what it returned, unboxed
-    law: object = None   # its law (declared, or read from a known initializer called inside it)
+    value: object  # what it returned, unboxed
+    law: object = None  # its law (declared, or read from a known initializer called inside it)
     declared: object = None  # what the model declared, for messages
 
 
@@ -109,8 +109,9 @@ class _States:
         ns = jax.numpy.asarray(counts, jax.numpy.uint32)
         if batched:
             axes = tuple(0 if b else None for b in batched)
-            own = jax.vmap(derivation.nnx_key, in_axes=axes)(states if batched[0] else states[0],
-                                                             ns if batched[1] else ns[0])
+            own = jax.vmap(derivation.nnx_key, in_axes=axes)(
+                states if batched[0] else states[0], ns if batched[1] else ns[0]
+            )
             own = jax.numpy.broadcast_to(own, (len(slices), *own.shape[1:])) if not any(batched) else own
         else:
             own = [derivation.nnx_key(k, n) for k, n in zip(states, ns)]
@@ -149,8 +150,7 @@ def _bytes(data) -> bytes:
 
 
 @contextlib.contextmanager
-def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned: list[_Assigned],
-              known: list):
+def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned: list[_Assigned], known: list):
     from flax import nnx
     from flax.nnx import pytreelib, rnglib
     from jax._src.interpreters import batching
@@ -220,8 +220,13 @@ def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned:
             observe(draw, impl, *values, batched=flags[:2])
         elif isinstance(key, jax.core.Tracer):
             try:
-                jax.debug.callback(functools.partial(one, draw, impl), jax.random.key_data(state), count,
-                                   jax.random.key_data(key), ordered=True)
+                jax.debug.callback(
+                    functools.partial(one, draw, impl),
+                    jax.random.key_data(state),
+                    count,
+                    jax.random.key_data(key),
+                    ordered=True,
+                )
             except Exception as exc:  # noqa: BLE001 - a transform that forbids callbacks
                 draw.unobserved = f"its keys are traced and cannot be read ({type(exc).__name__})"
         else:
@@ -246,8 +251,9 @@ def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned:
         (pytreelib.Pytree, "_setattr"): watched_setattr,
         (nnx.RngStream, "__call__"): watched_call,
         (nnx.RngStream, "split"): tagged(nnx.RngStream.split, lambda self, k: ("split", k)),
-        (nnx.RngStream, "fork"): tagged(nnx.RngStream.fork, lambda self, *, split=None: (
-            ("split", split) if split is not None else ("fork",))),
+        (nnx.RngStream, "fork"): tagged(
+            nnx.RngStream.fork, lambda self, *, split=None: ("split", split) if split is not None else ("fork",)
+        ),
         (nnx.RngStream, "broadcast"): tagged(nnx.RngStream.broadcast, lambda self, k: ("broadcast", k)),
         (rnglib, "_graph_updates_split_rngs"): tagged(rnglib._graph_updates_split_rngs, splits_of),
         (rnglib, "_simple_split_rngs"): tagged(rnglib._simple_split_rngs, splits_of),
@@ -300,7 +306,7 @@ def _register(draw: _Draw, s: _Slice, states: _States) -> None:
     actual = _key(s.key, s.impl)
     own = s.own
     if kind == "split" and shape is not None:
-        flat = lambda k: derivation.flat_keys(jax.random.split(k, shape))  # noqa: E731
+        flat = lambda k: derivation.flat_keys(jax.random.split(k, shape))
         for a, o in zip(flat(actual), flat(own)):
             states.add(o, f"split({s.text}, {shape})[i]", actual=a)
 
@@ -320,8 +326,10 @@ def _check_factory(factory) -> None:
     except (TypeError, ValueError):
         return  # no signature to read (a builtin): let the call speak
     if "rngs" not in parameters and not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-        raise TypeError(f"model={getattr(factory, '__qualname__', factory)!r} takes no rngs= argument; an nnx "
-                        "model is audited as a Module class or a factory called as model(*inputs, rngs=...)")
+        raise TypeError(
+            f"model={getattr(factory, '__qualname__', factory)!r} takes no rngs= argument; an nnx "
+            "model is audited as a Module class or a factory called as model(*inputs, rngs=...)"
+        )
 
 
 def record(factory, inputs, rng, kwargs=None) -> tuple[object, list[Parameter]]:
@@ -343,8 +351,10 @@ def record(factory, inputs, rng, kwargs=None) -> tuple[object, list[Parameter]]:
         model = factory(*inputs, **(kwargs or {}), rngs=rngs)
         jax.effects_barrier()
     if not isinstance(model, nnx.Module):
-        raise TypeError(f"model: {factory!r} returned {type(model).__name__}, not an nnx.Module; pass an nnx "
-                        "Module class or a factory that takes rngs= and returns one")
+        raise TypeError(
+            f"model: {factory!r} returned {type(model).__name__}, not an nnx.Module; pass an nnx "
+            "Module class or a factory that takes rngs= and returns one"
+        )
     return model, _values(model, _makers(assigned, calls, known), draws, states)
 
 
@@ -354,15 +364,18 @@ def _makers(assigned: list[_Assigned], calls: list[_Call], known: list) -> list[
     called directly, e.g. ``nnx.Param(initializers.constant(0.0)(rngs.params(), shape))``)."""
     out, used = [], set()
     for a in assigned:
-        call = next((c for c in reversed(calls) if c.module is a.module and c.name == a.name), None) or \
-            next((c for c in reversed(calls) if c.value is a.raw), None)
+        call = next((c for c in reversed(calls) if c.module is a.module and c.name == a.name), None) or next(
+            (c for c in reversed(calls) if c.value is a.raw), None
+        )
         if call is None:
-            seen = made_by(a.raw, known) or (_same_value(a.raw, [k for k in known if id(k) not in used])
-                                             if _resharded(a.variable) else None)
+            seen = made_by(a.raw, known) or (
+                _same_value(a.raw, [k for k in known if id(k) not in used]) if _resharded(a.variable) else None
+            )
             if seen is not None:
                 used.add(id(seen))
-                call = _Call(None, "", seen.init, (seen.shape, seen.dtype), {}, seen.key, seen.output, seen.law,
-                             seen.name)
+                call = _Call(
+                    None, "", seen.init, (seen.shape, seen.dtype), {}, seen.key, seen.output, seen.law, seen.name
+                )
         out.append((a, call))
     return out
 
@@ -377,12 +390,21 @@ def _same_value(raw, known: list):
     """The first known call whose concrete output equals ``raw`` bit for bit, when ``raw`` is a
     copy of it (a Variable with sharding metadata stores a resharded copy of its value); among
     several such calls only if they promise the same law (e.g. two zero biases)."""
-    if isinstance(raw, jax.core.Tracer) or not hasattr(raw, "shape") or \
-            jax.dtypes.issubdtype(raw.dtype, jax.dtypes.prng_key):
+    if (
+        isinstance(raw, jax.core.Tracer)
+        or not hasattr(raw, "shape")
+        or jax.dtypes.issubdtype(raw.dtype, jax.dtypes.prng_key)
+    ):
         return None
     data = np.asarray(raw)
-    same = [k for k in known if not isinstance(k.output, jax.core.Tracer) and np.shape(k.output) == data.shape
-            and np.asarray(k.output).dtype == data.dtype and np.asarray(k.output).tobytes() == data.tobytes()]
+    same = [
+        k
+        for k in known
+        if not isinstance(k.output, jax.core.Tracer)
+        and np.shape(k.output) == data.shape
+        and np.asarray(k.output).dtype == data.dtype
+        and np.asarray(k.output).tobytes() == data.tobytes()
+    ]
     if same and all(repr(k.law) == repr(same[0].law) for k in same):
         return same[0]
     return None
@@ -410,8 +432,14 @@ def _values(model, makers: list[tuple[_Assigned, _Call | None]], draws: list[_Dr
                 orphans.remove(found)
         call = found[1] if found is not None else None
         name = "/".join(str(p) for p in path)
-        out.append(guarded(name, node.get_raw_value(), type(node).__name__,
-                           lambda n=name, v=node, o=owner, c=call: _value(n, v, o, c, draws, states)))
+        out.append(
+            guarded(
+                name,
+                node.get_raw_value(),
+                type(node).__name__,
+                lambda n=name, v=node, o=owner, c=call: _value(n, v, o, c, draws, states),
+            )
+        )
     return out
 
 
@@ -459,13 +487,19 @@ def _value(name: str, variable, owner, call: _Call | None, draws, states: _State
 def _from_array(name, value, collection, variable, owner) -> Parameter:
     """A Variable built from an array, not by an ``*_init`` argument: known when its layer documents
     it (BatchNorm's statistics) or its metadata declares it (``initcheck_law=<law>``)."""
-    law = getattr(variable, "get_metadata", dict)().get("initcheck_law") or _known_layer_law(owner, name.rsplit("/", 1)[-1])
+    law = getattr(variable, "get_metadata", dict)().get("initcheck_law") or _known_layer_law(
+        owner, name.rsplit("/", 1)[-1]
+    )
     base = Parameter(path=name, value=value, declared=None, collection=collection, law=law)
     if law is None:
-        return dataclasses.replace(base, unaudited=(
-            "created from an array, not by an initializer argument (*_init) of an nnx layer, so initcheck cannot "
-            "know its initializer or key; pass an initializer, or give the Variable metadata initcheck_law=<law> "
-            "for a deterministic value"))
+        return dataclasses.replace(
+            base,
+            unaudited=(
+                "created from an array, not by an initializer argument (*_init) of an nnx layer, so initcheck cannot "
+                "know its initializer or key; pass an initializer, or give the Variable metadata initcheck_law=<law> "
+                "for a deterministic value"
+            ),
+        )
     if law.random:
         return dataclasses.replace(base, underived="created from an array: initcheck cannot derive its key")
     return dataclasses.replace(base, derivation="no key: a deterministic value (structure checks it)")
@@ -491,11 +525,13 @@ def _rng_key(name, value, tag, states: _States) -> Parameter:
     own = [states.get(derivation.key_bytes(k)) for k in keys]
     base = Parameter(path=name, value=data, declared=None, collection="RngKey", is_key=True)
     if any(o is None for o in own):
-        return dataclasses.replace(base, underived=f"a key of stream {tag!r} that initcheck did not see a fork, split "
-                                                   "or seed start")
+        return dataclasses.replace(
+            base, underived=f"a key of stream {tag!r} that initcheck did not see a fork, split or seed start"
+        )
     expected = np.asarray(jax.random.key_data(jax.numpy.stack([o[0] for o in own]))).reshape(data.shape)
-    return dataclasses.replace(base, expected=expected, key=None,
-                               derivation=f"the key {own[0][1]} that starts stream {tag!r}")
+    return dataclasses.replace(
+        base, expected=expected, key=None, derivation=f"the key {own[0][1]} that starts stream {tag!r}"
+    )
 
 
 def _rng_count(name, value, owner, states: _States) -> Parameter:
@@ -506,10 +542,17 @@ def _rng_count(name, value, owner, states: _States) -> Parameter:
     seen = [states.counts.get((stream.tag, derivation.key_bytes(k))) for k in keys]
     base = Parameter(path=name, value=counts, declared=None, collection="RngCount", is_key=True)
     if any(s is None for s in seen):
-        return dataclasses.replace(base, expected=counts * 0, derivation="a stream that made no call yet",
-                                   underived="" if not np.any(counts) else "a stream initcheck did not see")
-    return dataclasses.replace(base, expected=np.asarray(seen, counts.dtype).reshape(counts.shape),
-                               derivation=f"the number of calls initcheck saw of stream {stream.tag!r}")
+        return dataclasses.replace(
+            base,
+            expected=counts * 0,
+            derivation="a stream that made no call yet",
+            underived="" if not np.any(counts) else "a stream initcheck did not see",
+        )
+    return dataclasses.replace(
+        base,
+        expected=np.asarray(seen, counts.dtype).reshape(counts.shape),
+        derivation=f"the number of calls initcheck saw of stream {stream.tag!r}",
+    )
 
 
 def _raw(value):
@@ -520,6 +563,7 @@ def _raw(value):
 def _run(call: _Call, keys: list, batched: bool) -> np.ndarray:
     """``call``'s initializer on each key, stacked: under ``jax.vmap`` when nnx ran it batched
     (some PRNG implementations draw other bits batched than one key at a time)."""
+
     def one(key):
         return _raw(call.init(key, *call.args, **call.kwargs))
 
@@ -555,8 +599,13 @@ def _layer_law(owner, call: _Call, slice_shape) -> tuple[laws.Law | None, str, b
 
     base = call.law
     if isinstance(owner, nnx.LinearGeneral) and call.name == "kernel":
-        law, hint = general_kernel_law(base, slice_shape, len(owner.batch_axis), len(owner.out_features),
-                                       f"flax.nnx.LinearGeneral(batch_axis={dict(owner.batch_axis)!r})")
+        law, hint = general_kernel_law(
+            base,
+            slice_shape,
+            len(owner.batch_axis),
+            len(owner.out_features),
+            f"flax.nnx.LinearGeneral(batch_axis={dict(owner.batch_axis)!r})",
+        )
         return law, hint, True
     return base, "", False
 
@@ -568,35 +617,64 @@ def _initialized(name, value, collection, owner, call: _Call, draws, states: _St
     if draw is None:
         seed = _fixed_seed(call.key)
         if seed is not None:
-            return dataclasses.replace(law_base, law=call.law, problem=(
-                f"{_what(call)} was handed jax.random.key({seed}), a fixed key, not a draw of the model's "
-                "nnx.Rngs: every model built with this class gets the same value"))
-        return dataclasses.replace(law_base, law=call.law, underived=(
-            f"the key passed to {_what(call)} is not a call of a stream of the model's nnx.Rngs (derived from "
-            "one by the layer?)"))
+            return dataclasses.replace(
+                law_base,
+                law=call.law,
+                problem=(
+                    f"{_what(call)} was handed jax.random.key({seed}), a fixed key, not a draw of the model's "
+                    "nnx.Rngs: every model built with this class gets the same value"
+                ),
+            )
+        return dataclasses.replace(
+            law_base,
+            law=call.law,
+            underived=(
+                f"the key passed to {_what(call)} is not a call of a stream of the model's nnx.Rngs (derived from "
+                "one by the layer?)"
+            ),
+        )
     if draw.unobserved:
         return dataclasses.replace(law_base, law=call.law, unaudited=draw.unobserved)
     slices = draw.slices
     stacked = _stacked_axes(np.shape(value), drawn_shape, len(slices))
     if stacked is None:
-        return dataclasses.replace(law_base, law=call.law, unaudited=(
-            f"its stored shape {np.shape(value)} does not stack {len(slices)} calls of {_what(call)} of shape "
-            f"{drawn_shape} along one axis (a transform initcheck does not model)"))
+        return dataclasses.replace(
+            law_base,
+            law=call.law,
+            unaudited=(
+                f"its stored shape {np.shape(value)} does not stack {len(slices)} calls of {_what(call)} of shape "
+                f"{drawn_shape} along one axis (a transform initcheck does not model)"
+            ),
+        )
     slice_shape = tuple(s for i, s in enumerate(np.shape(value)) if i not in stacked)
     law, hint, on_layout = _layer_law(owner, call, slice_shape)
     draw_shape = None if on_layout or drawn_shape == slice_shape else drawn_shape
     missing = [s for s in slices if s.own is None]
-    base = dataclasses.replace(law_base, law=law, hint=hint, stacked=stacked, draw_shape=draw_shape,
-                               transform=_transform_text(draw, np.shape(value)[stacked[0]] if stacked else 1))
+    base = dataclasses.replace(
+        law_base,
+        law=law,
+        hint=hint,
+        stacked=stacked,
+        draw_shape=draw_shape,
+        transform=_transform_text(draw, np.shape(value)[stacked[0]] if stacked else 1),
+    )
     if missing:
-        return dataclasses.replace(base, underived=(
-            f"{len(missing)} of {len(slices)} calls came from a stream state initcheck did not see started "
-            "(a stream split or forked in a way initcheck does not model)"))
+        return dataclasses.replace(
+            base,
+            underived=(
+                f"{len(missing)} of {len(slices)} calls came from a stream state initcheck did not see started "
+                "(a stream split or forked in a way initcheck does not model)"
+            ),
+        )
     wrong = next((s for s in slices if s.own_count != s.count), None)
     if wrong is not None:
-        return dataclasses.replace(base, problem=(
-            f"nnx handed {_what(call)} the key of call #{wrong.count} of its stream where initcheck counts call "
-            f"#{wrong.own_count}"))
+        return dataclasses.replace(
+            base,
+            problem=(
+                f"nnx handed {_what(call)} the key of call #{wrong.count} of its stream where initcheck counts call "
+                f"#{wrong.own_count}"
+            ),
+        )
     if any(derivation.key_bytes(s.own) != s.key for s in slices):
         return dataclasses.replace(base, problem=f"nnx handed {_what(call)} a different key than the nnx rule gives")
     own_keys = [s.own for s in slices]
@@ -610,9 +688,12 @@ def _initialized(name, value, collection, owner, call: _Call, draws, states: _St
         expected = expected[0]
     first = slices[0]
     where = f"call #{first.own_count} of {'each slice' if stacked else 'its'} stream {draw.tag!r}"
-    return dataclasses.replace(base, expected=expected,
-                               key=jax.numpy.stack(own_keys) if stacked else own_keys[0],
-                               derivation=f"{first.text} ({where})")
+    return dataclasses.replace(
+        base,
+        expected=expected,
+        key=jax.numpy.stack(own_keys) if stacked else own_keys[0],
+        derivation=f"{first.text} ({where})",
+    )
 
 
 def _transform_text(draw: _Draw, copies: int) -> str:

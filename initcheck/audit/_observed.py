@@ -23,8 +23,15 @@ import types
 
 from initcheck import laws
 
-JAX_BUILDERS = ("constant", "uniform", "normal", "truncated_normal", "variance_scaling", "orthogonal",
-                "delta_orthogonal")
+JAX_BUILDERS = (
+    "constant",
+    "uniform",
+    "normal",
+    "truncated_normal",
+    "variance_scaling",
+    "orthogonal",
+    "delta_orthogonal",
+)
 
 
 @dataclasses.dataclass(eq=False)
@@ -32,12 +39,12 @@ class KnownCall:
     """One call of a known initializer: ``init(key, shape, dtype) -> output``."""
 
     law: laws.Law
-    init: object          # a callable that draws what the call drew: init(key, shape, dtype)
+    init: object  # a callable that draws what the call drew: init(key, shape, dtype)
     key: object
     shape: tuple
     dtype: object
     output: object
-    name: str             # the call in words, e.g. variance_scaling(1.0, 'fan_in', 'normal', ...)
+    name: str  # the call in words, e.g. variance_scaling(1.0, 'fan_in', 'normal', ...)
 
 
 @dataclasses.dataclass(eq=False)
@@ -75,8 +82,7 @@ def _record_key_op(ops: list[KeyOp], kind: str, local_vars, output) -> None:
     data = np.asarray(jax.random.key_data(output) if typed else output)
     rows = data.reshape(-1, data.shape[-1]) if kind == "split" else data.reshape(1, -1)
     arg = tuple(int(a) for a in np.atleast_1d(arg)) if kind == "split" else int(np.asarray(arg))
-    ops.append(KeyOp(kind, key, arg if kind == "fold_in" or len(arg) > 1 else arg[0],
-                     [row.tobytes() for row in rows]))
+    ops.append(KeyOp(kind, key, arg if kind == "fold_in" or len(arg) > 1 else arg[0], [row.tobytes() for row in rows]))
 
 
 def resolve(data: bytes, lookup, ops: list[KeyOp], depth: int = 0):
@@ -156,10 +162,19 @@ def _known_codes() -> dict:
         builder = getattr(jinit, name)
         codes[_inner_code(builder)] = _jax_entry(name, builder)
     for fn, value in ((jinit.zeros, 0.0), (jinit.ones, 1.0)):
-        codes[fn.__code__] = (lambda f, v: lambda _: (laws.Constant(v), f, f"jax.nn.initializers.{f.__name__}"))(fn, value)
-    for cls in (hk.initializers.Constant, hk.initializers.RandomNormal, hk.initializers.RandomUniform,
-                hk.initializers.TruncatedNormal, hk.initializers.VarianceScaling, hk.initializers.UniformScaling,
-                hk.initializers.Orthogonal, hk.initializers.Identity):
+        codes[fn.__code__] = (lambda f, v: lambda _: (laws.Constant(v), f, f"jax.nn.initializers.{f.__name__}"))(
+            fn, value
+        )
+    for cls in (
+        hk.initializers.Constant,
+        hk.initializers.RandomNormal,
+        hk.initializers.RandomUniform,
+        hk.initializers.TruncatedNormal,
+        hk.initializers.VarianceScaling,
+        hk.initializers.UniformScaling,
+        hk.initializers.Orthogonal,
+        hk.initializers.Identity,
+    ):
         codes[cls.__call__.__code__] = lambda loc: (_haiku_law(loc["self"]), loc["self"], repr(loc["self"]))
     return codes
 
@@ -216,8 +231,9 @@ def _record(calls: list[KnownCall], reader, local_vars, output) -> None:
     haiku = "self" in local_vars
     key = None if haiku else local_vars.get("key")
     shape = local_vars.get("shape")
-    calls.append(KnownCall(law, init, key, tuple(shape) if shape is not None else (), local_vars.get("dtype"),
-                           output, name))
+    calls.append(
+        KnownCall(law, init, key, tuple(shape) if shape is not None else (), local_vars.get("dtype"), output, name)
+    )
 
 
 def made_by(value, calls: list[KnownCall]) -> KnownCall | None:

@@ -24,27 +24,27 @@ ULPS = 4  # an initializer run compiled (inside scan, jit) may differ from its e
 
 @dataclasses.dataclass
 class Parameter:
-    path: str                     # e.g. "Dense_0/kernel", "mlp/~/linear_0/w"
-    value: Any                    # the framework's value (an array), every slice of it
-    declared: Callable | None     # the declared initializer, as the framework called it
-    collection: str = "params"    # linen collection, Haiku "params"/"state", nnx Variable type
-    expected: Any = None          # ``declared`` applied to the derived key(s), laid out like ``value``
-    key: Any = None               # the derived key(s): a typed key array, one per slice (None: no key)
-    derivation: str = ""          # how the key was derived, in words
-    problem: str | None = None    # why the derivation does not hold, found while recording
-    law: laws.Law | None = None   # the law the declared initializer promises (None: unknown)
-    hint: str = ""                # context for a failing scale (e.g. how the layer computes its fan)
-    underived: str = ""           # why initcheck cannot derive its key (the other checks still run)
-    unaudited: str = ""           # why this value cannot be audited at all (e.g. an unmodelled transform)
-    stacked: tuple[int, ...] = () # axes of ``value`` holding slices, outermost transform first
+    path: str  # e.g. "Dense_0/kernel", "mlp/~/linear_0/w"
+    value: Any  # the framework's value (an array), every slice of it
+    declared: Callable | None  # the declared initializer, as the framework called it
+    collection: str = "params"  # linen collection, Haiku "params"/"state", nnx Variable type
+    expected: Any = None  # ``declared`` applied to the derived key(s), laid out like ``value``
+    key: Any = None  # the derived key(s): a typed key array, one per slice (None: no key)
+    derivation: str = ""  # how the key was derived, in words
+    problem: str | None = None  # why the derivation does not hold, found while recording
+    law: laws.Law | None = None  # the law the declared initializer promises (None: unknown)
+    hint: str = ""  # context for a failing scale (e.g. how the layer computes its fan)
+    underived: str = ""  # why initcheck cannot derive its key (the other checks still run)
+    unaudited: str = ""  # why this value cannot be audited at all (e.g. an unmodelled transform)
+    stacked: tuple[int, ...] = ()  # axes of ``value`` holding slices, outermost transform first
     draw_shape: tuple[int, ...] | None = None  # the shape one initializer call drew, when a layer reshapes it
-    transform: str = ""           # the lifted transforms that stacked it, in words
-    note: str = ""                # a fact worth knowing that is not a failure
-    is_key: bool = False          # random state: a PRNG key (its value is its key data)
-    computed: str = ""            # not an initial value: what the model computed at init (sown, set_state)
+    transform: str = ""  # the lifted transforms that stacked it, in words
+    note: str = ""  # a fact worth knowing that is not a failure
+    is_key: bool = False  # random state: a PRNG key (its value is its key data)
+    computed: str = ""  # not an initial value: what the model computed at init (sown, set_state)
     intended: laws.Law | None = None  # the law the model's author intends for it (audit's expect=)
-    intent_pattern: str = ""      # the expect pattern that matched it
-    key_use: str = ""             # why this random value does not depend on its key (see _key_use)
+    intent_pattern: str = ""  # the expect pattern that matched it
+    key_use: str = ""  # why this random value does not depend on its key (see _key_use)
 
     @property
     def array(self) -> np.ndarray:
@@ -83,9 +83,14 @@ def guarded(path: str, value, collection: str, derive: Callable[[], Parameter]) 
     try:
         return derive()
     except Exception as exc:  # noqa: BLE001 - an initcheck defect on one value is that value's skip
-        return Parameter(path=path, value=value, declared=None, collection=collection,
-                         unaudited=f"initcheck could not derive it ({type(exc).__name__}: {exc}); please report this "
-                                   "model to initcheck")
+        return Parameter(
+            path=path,
+            value=value,
+            declared=None,
+            collection=collection,
+            unaudited=f"initcheck could not derive it ({type(exc).__name__}: {exc}); please report this "
+            "model to initcheck",
+        )
 
 
 def stack_axes(values: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:

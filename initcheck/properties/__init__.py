@@ -45,4 +45,4 @@ def select_properties(properties, known, *, refusal: str = "unknown {}") -> list
     return [p for p in known if p in properties]
 
 
-__all__ = ["PROPERTIES", "PER_INITIALIZER", "CaseContext", "NotApplicable", "run_property", "select_properties"]
+__all__ = ["PER_INITIALIZER", "PROPERTIES", "CaseContext", "NotApplicable", "run_property", "select_properties"]

@@ -45,8 +45,7 @@ class CaseContext:
         return f"{name}|{self.shape}|{self.dtype_name}"
 
     def case(self, name: str) -> Case:
-        return Case(self.shape, self.dtype_name,
-                    f"fold_in(PRNGKey({self.seed}), crc32({self.case_id(name)!r}))")
+        return Case(self.shape, self.dtype_name, f"fold_in(PRNGKey({self.seed}), crc32({self.case_id(name)!r}))")
 
     def call(self, key):
         return self.init(key, self.shape, self.dtype)
@@ -67,7 +66,9 @@ class CaseContext:
     @functools.cached_property
     def batch(self) -> int:
         """Draws per compiled call for this case: one compilation serves every property."""
-        return sampler.batch_size(self.shape, self.profile.chunk_elements, sampler.draws_for(self.profile.n, self.shape))
+        return sampler.batch_size(
+            self.shape, self.profile.chunk_elements, sampler.draws_for(self.profile.n, self.shape)
+        )
 
     def draw(self, keys) -> np.ndarray:
         return sampler.draw(self.init, self.shape, self.dtype, keys, batch=self.batch)
@@ -98,15 +99,28 @@ class CaseContext:
         if self.origin:
             setup, law = f"import initcheck\n{self.origin}\n", "law"
         else:
-            setup = ("import scipy.stats, jax.numpy as jnp, initcheck\nfrom initcheck.laws import *\n"
-                     f"init = ...  # {self.label}\n")
+            setup = (
+                "import scipy.stats, jax.numpy as jnp, initcheck\nfrom initcheck.laws import *\n"
+                f"init = ...  # {self.label}\n"
+            )
             law = repr(self.law)
-        return (f"{setup}print(initcheck.check(init, {law}, shapes=[{self.shape!r}], dtypes=[{self.dtype_name!r}],\n"
-                f"                      properties=[{name!r}], seed={self.seed}, profile={self.profile.name!r}))")
+        return (
+            f"{setup}print(initcheck.check(init, {law}, shapes=[{self.shape!r}], dtypes=[{self.dtype_name!r}],\n"
+            f"                      properties=[{name!r}], seed={self.seed}, profile={self.profile.name!r}))"
+        )
 
-    def verdict(self, name: str, result: TestResult | None, *, n: int, alpha: float | None = None,
-                message: str = "", passed: bool | None = None, mde: float | None = None,
-                plot: dict | None = None) -> Verdict:
+    def verdict(
+        self,
+        name: str,
+        result: TestResult | None,
+        *,
+        n: int,
+        alpha: float | None = None,
+        message: str = "",
+        passed: bool | None = None,
+        mde: float | None = None,
+        plot: dict | None = None,
+    ) -> Verdict:
         """A statistical verdict from ``result`` (fails when p < alpha), or a deterministic one
         (``alpha=0`` and an explicit ``passed``)."""
         alpha = self.profile.alpha if alpha is None else alpha
@@ -115,24 +129,27 @@ class CaseContext:
         if not message:
             message = result.detail if result is not None else ""
         return Verdict(
-            property=name, passed=passed,
+            property=name,
+            status=PASS if passed else FAIL,
             statistic=None if result is None else result.statistic,
             pvalue=None if result is None else result.pvalue,
-            alpha=alpha, n=n, case=self.case(name), message=message,
+            alpha=alpha,
+            n=n,
+            case=self.case(name),
+            message=message,
             reproduce="" if passed else self.reproduce(name),
-            status=PASS if passed else FAIL, mde=mde, plot=plot,
+            mde=mde,
+            plot=plot,
         )
 
     def skipped(self, name: str, reason: str) -> Verdict:
-        return Verdict(name, False, None, None, 0.0, 0, self.case(name), reason, "", status=SKIP)
+        return Verdict(name, SKIP, None, None, 0.0, 0, self.case(name), reason, "")
 
-    def errored(self, name: str, reason: str) -> Verdict:
-        return Verdict(name, False, None, None, 0.0, 0, self.case(name), reason, self.reproduce(name),
-                       status=ERROR)
+    def errored(self, name: str, reason: str, *, gated: bool = False) -> Verdict:
+        return Verdict(name, ERROR, None, None, 0.0, 0, self.case(name), reason, self.reproduce(name), gated=gated)
 
     def failed(self, name: str, message: str, n: int = 0, statistic: float | None = None) -> Verdict:
-        return Verdict(name, False, statistic, None, 0.0, n, self.case(name), message, self.reproduce(name),
-                       status=FAIL)
+        return Verdict(name, FAIL, statistic, None, 0.0, n, self.case(name), message, self.reproduce(name))
 
     def passed(self, name: str, message: str, n: int = 0) -> Verdict:
-        return Verdict(name, True, None, None, 0.0, n, self.case(name), message, "", status=PASS)
+        return Verdict(name, PASS, None, None, 0.0, n, self.case(name), message, "")

@@ -47,14 +47,15 @@ def tail_tests(x_sorted: np.ndarray, law, dtype, what: str = "x") -> list[stats.
     below = np.searchsorted(x_sorted, lower_t, side="left")
     above = n - np.searchsorted(x_sorted, upper_t, side="right")
     results = []
-    for c, lt, ut, pb, pa, kb, ka in zip(counts, lower_t, upper_t, below_mass, above_mass, below, above):
+    for lt, ut, pb, pa, kb, ka in zip(lower_t, upper_t, below_mass, above_mass, below, above):
         if pb > 0:
             results.append(stats.binomial_two_sided(int(kb), n, pb, f"values of {what} below {lt:.4g}"))
         if pa > 0:
             results.append(stats.binomial_two_sided(int(ka), n, pa, f"values of {what} above {ut:.4g}"))
         if pb > 0 and pa > 0:
-            results.append(stats.binomial_two_sided(int(kb + ka), n, pb + pa,
-                                                    f"values of {what} outside [{lt:.4g}, {ut:.4g}]"))
+            results.append(
+                stats.binomial_two_sided(int(kb + ka), n, pb + pa, f"values of {what} outside [{lt:.4g}, {ut:.4g}]")
+            )
     return results
 
 
@@ -76,8 +77,9 @@ def atom_test(x: np.ndarray, law, dtype, atoms: list[float]) -> stats.TestResult
     tails = scipy.stats.binom.logsf(counts - 1, x.size, masses)  # log P(K >= count), each value
     worst = int(np.argmin(tails))
     cells = 2.0 ** (8 * _dtypes.real_part(dtype).itemsize)
-    return stats.binomial_excess(int(counts[worst]), x.size, float(masses[worst]),
-                                 f"values equal to {values[worst]:.6g}", cells=cells)
+    return stats.binomial_excess(
+        int(counts[worst]), x.size, float(masses[worst]), f"values equal to {values[worst]:.6g}", cells=cells
+    )
 
 
 __all__ = ["atom_test", "tail_tests"]

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -44,9 +45,12 @@ def check_contract(ctx: CaseContext):
         return ctx.failed(name, problem)
     nbytes = ctx.size * ctx.dtype.itemsize
     if nbytes > ctx.profile.max_output_bytes:
-        return ctx.failed(name, f"refused before sampling: shape={ctx.shape} in {ctx.dtype_name} needs "
-                                f"{nbytes / 2**30:.1f} GiB, over the {ctx.profile.max_output_bytes / 2**30:.1f} GiB "
-                                "limit; check a smaller shape")
+        return ctx.failed(
+            name,
+            f"refused before sampling: shape={ctx.shape} in {ctx.dtype_name} needs "
+            f"{nbytes / 2**30:.1f} GiB, over the {ctx.profile.max_output_bytes / 2**30:.1f} GiB "
+            "limit; check a smaller shape",
+        )
     key = sampler.case_key(ctx.seed, ctx.case_id(name))
 
     call = ctx.call
@@ -61,8 +65,11 @@ def check_contract(ctx: CaseContext):
     if abstract is not None and hasattr(abstract, "shape") and hasattr(abstract, "dtype"):
         out_bytes = math.prod(abstract.shape) * np.dtype(abstract.dtype).itemsize
         if out_bytes > ctx.profile.max_output_bytes:
-            return ctx.failed(name, f"refused before sampling: the output would be shape {abstract.shape} "
-                                    f"({out_bytes / 2**30:.1f} GiB) for requested shape={ctx.shape}")
+            return ctx.failed(
+                name,
+                f"refused before sampling: the output would be shape {abstract.shape} "
+                f"({out_bytes / 2**30:.1f} GiB) for requested shape={ctx.shape}",
+            )
     try:
         value = sampler.call_with_timeout(lambda: call(key), limit)
     except sampler.CallTimeout as exc:
@@ -71,8 +78,9 @@ def check_contract(ctx: CaseContext):
         return ctx.failed(name, f"init(key, {ctx.shape}, {ctx.dtype_name}) raised {describe_error(exc)}")
     problems = output_problems(value, ctx.shape, ctx.dtype, "init(PRNGKey, shape, dtype)")
     try:
-        problems += output_problems(call(jax.random.wrap_key_data(key)), ctx.shape, ctx.dtype,
-                                    "init(jax.random.key, shape, dtype)")
+        problems += output_problems(
+            call(jax.random.wrap_key_data(key)), ctx.shape, ctx.dtype, "init(jax.random.key, shape, dtype)"
+        )
     except Exception as exc:  # noqa: BLE001
         problems.append(f"fails with a typed key (jax.random.key): {describe_error(exc)}")
     if jit_error is not None:
@@ -84,8 +92,10 @@ def check_contract(ctx: CaseContext):
             problems.append(f"fails under jax.jit(jax.vmap(init)): {describe_error(exc)}")
     if problems:
         return ctx.failed(name, "; ".join(problems))
-    return ctx.passed(name, "callable as (key, shape, dtype) with legacy and typed keys, eager and jitted; "
-                            "exact shape and dtype; finite")
+    return ctx.passed(
+        name,
+        "callable as (key, shape, dtype) with legacy and typed keys, eager and jitted; exact shape and dtype; finite",
+    )
 
 
 def check_errors(ctx: CaseContext):
@@ -96,7 +106,9 @@ def check_errors(ctx: CaseContext):
         reason = ctx.law.error_reason(shape, ctx.dtype)
         key = sampler.case_key(ctx.seed, f"errors|{shape}|{ctx.dtype_name}")
         try:
-            value = sampler.call_with_timeout(lambda: ctx.init(key, shape, ctx.dtype), ctx.profile.time_limit_s)
+            value = sampler.call_with_timeout(
+                functools.partial(ctx.init, key, shape, ctx.dtype), ctx.profile.time_limit_s
+            )
         except sampler.CallTimeout as exc:
             problems.append(f"shape={shape}: {exc}")
             continue
@@ -108,15 +120,19 @@ def check_errors(ctx: CaseContext):
                 notes.append(f"{shape}: {type(exc).__name__}{unclear}")
             continue
         if reason is not None:
-            problems.append(f"shape={shape}: returned {getattr(value, 'shape', type(value).__name__)} "
-                            f"instead of raising, but {reason}")
+            problems.append(
+                f"shape={shape}: returned {getattr(value, 'shape', type(value).__name__)} "
+                f"instead of raising, but {reason}"
+            )
         else:
             problems += [f"shape={shape}: {p}" for p in output_problems(value, shape, ctx.dtype, "init")]
     refused_dtypes = [d for d in ctx.law.refused if _dtype_available(d)]
     for dtype in refused_dtypes:
         key = sampler.case_key(ctx.seed, f"errors|{ctx.shape}|{dtype}")
         try:
-            value = sampler.call_with_timeout(lambda: ctx.init(key, ctx.shape, _dtypes.canonical(dtype)), ctx.profile.time_limit_s)
+            value = sampler.call_with_timeout(
+                functools.partial(ctx.init, key, ctx.shape, _dtypes.canonical(dtype)), ctx.profile.time_limit_s
+            )
         except sampler.CallTimeout as exc:
             problems.append(f"dtype={dtype}: {exc}")
         except Exception as exc:  # noqa: BLE001
@@ -125,8 +141,10 @@ def check_errors(ctx: CaseContext):
             else:
                 notes.append(f"{dtype}: {type(exc).__name__}")
         else:
-            problems.append(f"dtype={dtype}: returned {getattr(value, 'dtype', type(value).__name__)} instead of "
-                            f"raising, but it is documented to raise ({ctx.law.refused[dtype]})")
+            problems.append(
+                f"dtype={dtype}: returned {getattr(value, 'dtype', type(value).__name__)} instead of "
+                f"raising, but it is documented to raise ({ctx.law.refused[dtype]})"
+            )
     checked = len(shapes) + len(refused_dtypes)
     if problems:
         return ctx.failed(name, "; ".join(problems), n=checked)

@@ -37,7 +37,7 @@ def _shifts(length: int) -> list[int]:
     candidates = {1, 2, 3, length // 2} | {d for d in range(2, length) if length % d == 0}
     lags = sorted(s for s in candidates if 0 < s < length)
     if len(lags) > MAX_SHIFTS:
-        lags = lags[: MAX_SHIFTS // 2] + lags[-MAX_SHIFTS // 2:]
+        lags = lags[: MAX_SHIFTS // 2] + lags[-MAX_SHIFTS // 2 :]
     return lags
 
 
@@ -81,7 +81,7 @@ def check_bounds(ctx: CaseContext):
     values, real, what = _real_values(ctx, law)
     if not real.bounded:
         raise NotApplicable(f"the law of {what} is unbounded")
-    tol = lambda v: _dtypes.allowance(v, ctx.dtype, BOUND_ULPS) * (2 if what == "|z|^2" else 1)  # noqa: E731
+    tol = lambda v: _dtypes.allowance(v, ctx.dtype, BOUND_ULPS) * (2 if what == "|z|^2" else 1)
     inside = np.zeros(values.shape, bool)
     for lo, hi in real.intervals():
         inside |= (values >= lo - tol(lo)) & (values <= hi + tol(hi))
@@ -89,9 +89,13 @@ def check_bounds(ctx: CaseContext):
     if outside.size:
         worst = outside[np.argmax(np.abs(outside))]
         hulls = ", ".join(f"[{lo:.6g}, {hi:.6g}]" for lo, hi in real.intervals())
-        return ctx.failed(name, f"{outside.size} of {values.size} values of {what} outside the support {hulls} "
-                                f"(allowing {BOUND_ULPS} ulp); the farthest is {worst:.6g}",
-                          n=values.size, statistic=float(outside.size))
+        return ctx.failed(
+            name,
+            f"{outside.size} of {values.size} values of {what} outside the support {hulls} "
+            f"(allowing {BOUND_ULPS} ulp); the farthest is {worst:.6g}",
+            n=values.size,
+            statistic=float(outside.size),
+        )
     # Mass piled at a finite end (clipping instead of truncating) against what the law puts there.
     res = _dtypes.resolution(ctx.dtype)
     results = []
@@ -150,8 +154,11 @@ def check_distribution(ctx: CaseContext):
     if law.continuous and continuous.size:
         if _dtypes.is_low_precision(ctx.dtype):  # a law offset from 0 rounds coarser than its std suggests
             allowance = max(allowance, rounding_distance(law.continuous_cdf, ctx.dtype))
-        results.append(stats.ks_test(continuous, law.continuous_cdf, allowance=allowance,
-                                     name="KS of the continuous part" if atoms else "KS"))
+        results.append(
+            stats.ks_test(
+                continuous, law.continuous_cdf, allowance=allowance, name="KS of the continuous part" if atoms else "KS"
+            )
+        )
         results.extend(_tails.tail_tests(x, law, ctx.dtype))
         in_dtype = [float(_dtypes.to_float64(np.asarray(v).astype(ctx.dtype))) for v, _ in atoms]
         atom = _tails.atom_test(x, law, ctx.dtype, in_dtype)
@@ -178,9 +185,16 @@ def plot_data(x: np.ndarray, law: RealLaw, variable: str, bins: int = 40, points
     spread = 8 * law.std if math.isfinite(law.std) and law.std > 0 else hi - lo
     grid = np.linspace(min(lo, law.mean - spread), max(hi, law.mean + spread), 4001)
     law_quantiles = np.interp(probs, np.maximum.accumulate(np.asarray(law.cdf(grid), np.float64)), grid)
-    return {"variable": variable, "n": int(x.size), "edges": _rounded(edges), "counts": counts.tolist(),
-            "expected": _rounded(expected), "probabilities": _rounded(probs),
-            "sample_quantiles": _rounded(np.quantile(x, probs)), "law_quantiles": _rounded(law_quantiles)}
+    return {
+        "variable": variable,
+        "n": int(x.size),
+        "edges": _rounded(edges),
+        "counts": counts.tolist(),
+        "expected": _rounded(expected),
+        "probabilities": _rounded(probs),
+        "sample_quantiles": _rounded(np.quantile(x, probs)),
+        "law_quantiles": _rounded(law_quantiles),
+    }
 
 
 def check_moments(ctx: CaseContext):
@@ -203,8 +217,10 @@ def check_moments(ctx: CaseContext):
     mde = stats.mde_scale(x.size, target.var, target.mu4, ctx.profile.alpha / 2)
     worst = stats.bonferroni([mean, scale])
     rounded = f" (the law rounded to {ctx.dtype_name})" if _dtypes.is_low_precision(ctx.dtype) else ""
-    message = (f"{mean.detail}; {scale.detail}{rounded}; detects a {100 * mde:.2g}% scale error in "
-               f"{ctx.dtype_name} with power 0.99")
+    message = (
+        f"{mean.detail}; {scale.detail}{rounded}; detects a {100 * mde:.2g}% scale error in "
+        f"{ctx.dtype_name} with power 0.99"
+    )
     if worst.pvalue < ctx.profile.alpha:
         hint = ctx.law.diagnose(ctx.shape, float(np.mean((x - law.mean) ** 2)))
         message = f"{worst.name} is off: {message}" + (f". {hint}" if hint else "")
@@ -216,8 +232,12 @@ def _complex_moments(ctx: CaseContext, law: ComplexLaw, x: np.ndarray, res: floa
     mod2, target = np.abs(x) ** 2, law.second_moment
     scale = stats.mean_test(mod2, target, law.modulus2.var, allowance=VAR_ALLOWANCE_R * res * target)
     ratio = math.sqrt(float(mod2.mean()) / target)
-    scale = stats.TestResult(scale.statistic, scale.pvalue, "scale",
-                             f"E|z|^2 {float(mod2.mean()):.5g} vs {target:.5g} (x{ratio:.4f} in scale)")
+    scale = stats.TestResult(
+        scale.statistic,
+        scale.pvalue,
+        "scale",
+        f"E|z|^2 {float(mod2.mean()):.5g} vs {target:.5g} (x{ratio:.4f} in scale)",
+    )
     ones = np.ones_like(x.real)
     results = [
         scale,
@@ -228,5 +248,10 @@ def _complex_moments(ctx: CaseContext, law: ComplexLaw, x: np.ndarray, res: floa
     ]
     mde = stats.mde_scale(x.size, target, law.modulus2.var + target**2, ctx.profile.alpha / len(results))
     worst = stats.bonferroni(results)
-    return ctx.verdict("moments", worst, n=x.size, mde=mde,
-                       message=f"{worst.detail}; {scale.detail}; detects a {100 * mde:.2g}% scale error with power 0.99")
+    return ctx.verdict(
+        "moments",
+        worst,
+        n=x.size,
+        mde=mde,
+        message=f"{worst.detail}; {scale.detail}; detects a {100 * mde:.2g}% scale error with power 0.99",
+    )

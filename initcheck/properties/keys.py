@@ -148,19 +148,27 @@ def check_key_sensitivity(ctx: CaseContext):
         x = x - x.mean()
     for i in range(len(RELATED_NAMES)):
         for j in range(i + 1, len(RELATED_NAMES)):
-            results.append(stats.self_normalized_z(
-                x[:, i], x[:, j], f"correlation of outputs for {RELATED_NAMES[i]} and {RELATED_NAMES[j]}"))
+            results.append(
+                stats.self_normalized_z(
+                    x[:, i], x[:, j], f"correlation of outputs for {RELATED_NAMES[i]} and {RELATED_NAMES[j]}"
+                )
+            )
     p_pair = _pair_collision_probability(ctx)
     # Distinct keys, distinct outputs: the pooled draws the other properties use (derived keys, no
     # extra sampling), and PRNGKey(0..K-1), whose first words are all 0, up to n/4 values.
     pooled = sampler.draws_for(ctx.profile.n, ctx.shape) if ctx.law.kind == "iid" else ctx.profile.haar_draws
     seeds = max(32, min(count, ctx.profile.n // (4 * max(ctx.size, 1))))
-    for label, available, outputs_of in (("derived keys", pooled, lambda k: ctx.pooled[:k]),
-                                         ("seeds PRNGKey(0..)", seeds, lambda k: ctx.draw(_seed_keys(k)))):
+    for label, available, outputs_of in (
+        ("derived keys", pooled, lambda k: ctx.pooled[:k]),
+        ("seeds PRNGKey(0..)", seeds, lambda k: ctx.draw(_seed_keys(k))),
+    ):
         k = _affordable_keys(available, p_pair)
         if k >= 32:  # fewer outputs cannot show a key that is ignored in part
             outputs = outputs_of(k)
-            results.append(stats.poisson_excess(_duplicate_pairs(outputs), k * (k - 1) / 2 * p_pair,
-                                                f"bit-identical outputs over {k} {label}"))
+            results.append(
+                stats.poisson_excess(
+                    _duplicate_pairs(outputs), k * (k - 1) / 2 * p_pair, f"bit-identical outputs over {k} {label}"
+                )
+            )
     worst = stats.bonferroni(results)
     return ctx.verdict(name, worst, n=x.size)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from initcheck import _dtypes, stats
-from initcheck._rounding import rounded_law_cdf
 from initcheck._element import ComplexLaw
+from initcheck._rounding import rounded_law_cdf
 from initcheck.properties._context import CaseContext, NotApplicable
 
 
@@ -32,6 +32,8 @@ def check_precision(ctx: CaseContext):
     worst = stats.bonferroni(results)
     message = f"{results[0].detail}; {results[1].detail}"
     if worst.pvalue < ctx.profile.alpha:
-        message += (f"; the output is coarser than {ctx.dtype_name} allows (sampled in low precision? "
-                    "sample in float32 and round)")
+        message += (
+            f"; the output is coarser than {ctx.dtype_name} allows (sampled in low precision? "
+            "sample in float32 and round)"
+        )
     return ctx.verdict(name, worst, n=n, message=message)

@@ -20,8 +20,11 @@ def _exact(ctx: CaseContext, expected: np.ndarray, what: str):
     bad = [i for i, d in enumerate(draws) if not np.array_equal(d, want)]
     if bad:
         diff = np.abs(_dtypes.to_float64(draws[bad[0]]) - _dtypes.to_float64(want))
-        return ctx.failed("structure", f"output is not {what}: {int(np.sum(diff > 0))} of {want.size} "
-                                       f"elements differ, by up to {diff.max():.3g}", n=4)
+        return ctx.failed(
+            "structure",
+            f"output is not {what}: {int(np.sum(diff > 0))} of {want.size} elements differ, by up to {diff.max():.3g}",
+            n=4,
+        )
     return ctx.passed("structure", f"exactly {what} for 4 keys", n=4)
 
 
@@ -36,12 +39,14 @@ def _table(ctx: CaseContext):
 def haar_tests(q: np.ndarray) -> list[stats.TestResult]:
     """Tests that K matrices with orthonormal columns (or rows) are Haar: the sign of q11, q11² ~
     Beta(1/2, (b-1)/2) with b the longer side, and for square ones the sign of det Q and tr Q ~ (0, 1)."""
-    k, rows, cols = q.shape
+    _, rows, cols = q.shape
     q11 = q[:, 0, 0]
     results = [stats.sign_test(q11, "sign of q11")]
     longer = max(rows, cols)
     if longer > 1:
-        results.append(stats.ks_test(q11**2, sps.beta(0.5, (longer - 1) / 2).cdf, name="KS of q11² vs Beta(1/2, (b-1)/2)"))
+        results.append(
+            stats.ks_test(q11**2, sps.beta(0.5, (longer - 1) / 2).cdf, name="KS of q11² vs Beta(1/2, (b-1)/2)")
+        )
     if rows == cols:
         results.append(stats.sign_test(np.linalg.det(q), "sign of det Q"))
         trace = np.trace(q, axis1=1, axis2=2)
@@ -67,11 +72,16 @@ def _orthogonal(ctx: CaseContext, matrices: np.ndarray, scale: float, column_axi
     eps = dtype_eps(ctx.dtype)
     if error > ORTHO_EPS * eps:
         side = "QᵀQ" if rows >= cols else "QQᵀ"
-        return ctx.failed("structure", f"{where}: max |{side}/scale² - I| = {error:.3g} > {ORTHO_EPS} eps "
-                                       f"({ORTHO_EPS * eps:.2g}); not orthogonal", n=len(q), statistic=error)
+        return ctx.failed(
+            "structure",
+            f"{where}: max |{side}/scale² - I| = {error:.3g} > {ORTHO_EPS} eps ({ORTHO_EPS * eps:.2g}); not orthogonal",
+            n=len(q),
+            statistic=error,
+        )
     worst = stats.bonferroni(haar_tests(q))
-    return ctx.verdict("structure", worst, n=len(q),
-                       message=f"{where}: orthogonal to {error / eps:.1f} eps; Haar: {worst.detail}")
+    return ctx.verdict(
+        "structure", worst, n=len(q), message=f"{where}: orthogonal to {error / eps:.1f} eps; Haar: {worst.detail}"
+    )
 
 
 def _per_draw(ctx: CaseContext):
@@ -105,6 +115,7 @@ def check_structure(ctx: CaseContext):
     rest = draws.copy()
     rest[(slice(None),) + centre] = 0
     if np.any(rest):
-        return ctx.failed("structure", f"{int(np.count_nonzero(rest))} non-zero values off the centre tap {centre}",
-                          n=len(draws))
+        return ctx.failed(
+            "structure", f"{int(np.count_nonzero(rest))} non-zero values off the centre tap {centre}", n=len(draws)
+        )
     return _orthogonal(ctx, taps, ctx.law.scale, ctx.law.column_axis, f"centre tap {centre}")

@@ -31,14 +31,20 @@ class Transformer(hk.Module):
         _, seq_len, model_size = embeddings.shape
         mask = jnp.tril(np.ones((1, 1, seq_len, seq_len)))
         for _ in range(self.num_layers):
-            attn_block = hk.MultiHeadAttention(num_heads=self.num_heads, key_size=self.key_size,
-                                               model_size=model_size, w_init=initializer)
+            attn_block = hk.MultiHeadAttention(
+                num_heads=self.num_heads, key_size=self.key_size, model_size=model_size, w_init=initializer
+            )
             h_norm = hk.LayerNorm(axis=-1, create_scale=True, create_offset=True)(h)
             h_attn = attn_block(h_norm, h_norm, h_norm, mask=mask)
             h = h + hk.dropout(hk.next_rng_key(), dropout_rate, h_attn)
             h_norm = hk.LayerNorm(axis=-1, create_scale=True, create_offset=True)(h)
-            dense = hk.Sequential([hk.Linear(self.widening_factor * model_size, w_init=initializer), jax.nn.gelu,
-                                   hk.Linear(model_size, w_init=initializer)])
+            dense = hk.Sequential(
+                [
+                    hk.Linear(self.widening_factor * model_size, w_init=initializer),
+                    jax.nn.gelu,
+                    hk.Linear(model_size, w_init=initializer),
+                ]
+            )
             h = h + hk.dropout(hk.next_rng_key(), dropout_rate, dense(h_norm))
         return hk.LayerNorm(axis=-1, create_scale=True, create_offset=True)(h)
 
@@ -48,8 +54,9 @@ def language_model(tokens, vocab_size=64, d_model=32, is_training=True):
     token_embedding_map = hk.Embed(vocab_size, d_model, w_init=embed_init)
     token_embs = token_embedding_map(tokens)
     positional_embeddings = hk.get_parameter("positional_embeddings", [tokens.shape[1], d_model], init=embed_init)
-    h = Transformer(num_heads=4, num_layers=2, key_size=8, dropout_rate=0.1)(token_embs + positional_embeddings,
-                                                                            is_training=is_training)
+    h = Transformer(num_heads=4, num_layers=2, key_size=8, dropout_rate=0.1)(
+        token_embs + positional_embeddings, is_training=is_training
+    )
     return hk.Linear(vocab_size)(h)
 
 
@@ -60,8 +67,9 @@ def stacked_language_model(tokens, d_model=32, num_layers=3, is_training=True):
         attn = hk.MultiHeadAttention(num_heads=4, key_size=8, w_init=hk.initializers.VarianceScaling(2 / num_layers))
         h_norm = hk.LayerNorm(axis=-1, create_scale=True, create_offset=True)(h)
         h = h + hk.dropout(hk.next_rng_key(), 0.1 if is_training else 0.0, attn(h_norm, h_norm, h_norm))
-        mlp = hk.nets.MLP([4 * d_model, d_model], w_init=hk.initializers.VarianceScaling(2 / num_layers),
-                          activation=jax.nn.gelu)
+        mlp = hk.nets.MLP(
+            [4 * d_model, d_model], w_init=hk.initializers.VarianceScaling(2 / num_layers), activation=jax.nn.gelu
+        )
         return h + mlp(hk.LayerNorm(axis=-1, create_scale=True, create_offset=True)(h))
 
     x = hk.layer_stack(num_layers)(block)(x)
@@ -74,8 +82,14 @@ class ResidualBlock(hk.Module):
         self._num_channels = num_channels
 
     def __call__(self, x):
-        main_branch = hk.Sequential([jax.nn.relu, hk.Conv2D(self._num_channels, kernel_shape=[3, 3], stride=[1, 1]),
-                                     jax.nn.relu, hk.Conv2D(self._num_channels, kernel_shape=[3, 3], stride=[1, 1])])
+        main_branch = hk.Sequential(
+            [
+                jax.nn.relu,
+                hk.Conv2D(self._num_channels, kernel_shape=[3, 3], stride=[1, 1]),
+                jax.nn.relu,
+                hk.Conv2D(self._num_channels, kernel_shape=[3, 3], stride=[1, 1]),
+            ]
+        )
         return main_branch(x) + x
 
 
@@ -91,7 +105,7 @@ def impala_torso(x):
 
 def impala_agent(frames):
     """The IMPALA network: a ResNet torso per step, an LSTM over time, policy and value heads."""
-    steps, batch = frames.shape[:2]
+    batch = frames.shape[1]
     torso = hk.BatchApply(impala_torso)(frames)
     core = hk.LSTM(32)
     outputs, _ = hk.dynamic_unroll(core, torso, core.initial_state(batch))
@@ -101,8 +115,9 @@ def impala_agent(frames):
 
 
 def vqvae(x, is_training=True):
-    encoder = hk.Sequential([hk.Conv2D(16, 4, stride=2), jax.nn.relu, hk.Conv2D(16, 4, stride=2), jax.nn.relu,
-                             hk.Conv2D(8, 1)])
+    encoder = hk.Sequential(
+        [hk.Conv2D(16, 4, stride=2), jax.nn.relu, hk.Conv2D(16, 4, stride=2), jax.nn.relu, hk.Conv2D(8, 1)]
+    )
     vq = hk.nets.VectorQuantizerEMA(embedding_dim=8, num_embeddings=32, commitment_cost=0.25, decay=0.99)
     decoder = hk.Sequential([hk.Conv2DTranspose(16, 4, stride=2), jax.nn.relu, hk.Conv2DTranspose(3, 4, stride=2)])
     quantized = vq(encoder(x), is_training=is_training)["quantize"]
@@ -110,8 +125,9 @@ def vqvae(x, is_training=True):
 
 
 def resnet(x, is_training=True):
-    net = hk.nets.ResNet(blocks_per_group=(1, 1, 1, 1), num_classes=10, bottleneck=False,
-                         channels_per_group=(8, 16, 32, 64))
+    net = hk.nets.ResNet(
+        blocks_per_group=(1, 1, 1, 1), num_classes=10, bottleneck=False, channels_per_group=(8, 16, 32, 64)
+    )
     return net(x, is_training=is_training)
 
 
@@ -148,14 +164,18 @@ def bf16_mlp(x):
 
 ENTRIES = [
     Entry("haiku-transformer-lm", lambda: (hk.transform(language_model), (jnp.ones((2, 8), jnp.int32),), {"rng": 0})),
-    Entry("haiku-layer-stack-lm", lambda: (hk.transform(stacked_language_model), (jnp.ones((2, 8), jnp.int32),),
-                                           {"rng": 1})),
+    Entry(
+        "haiku-layer-stack-lm",
+        lambda: (hk.transform(stacked_language_model), (jnp.ones((2, 8), jnp.int32),), {"rng": 1}),
+    ),
     Entry("haiku-impala", lambda: (hk.transform(impala_agent), (jnp.ones((3, 2, 16, 16, 3)),), {"rng": 2})),
     Entry("haiku-vqvae-ema", lambda: (hk.transform_with_state(vqvae), (jnp.ones((2, 16, 16, 3)),), {"rng": 3})),
-    Entry("haiku-resnet-batchnorm", lambda: (hk.transform_with_state(resnet), (jnp.ones((2, 32, 32, 3)),),
-                                             {"rng": 4})),
+    Entry("haiku-resnet-batchnorm", lambda: (hk.transform_with_state(resnet), (jnp.ones((2, 32, 32, 3)),), {"rng": 4})),
     Entry("haiku-handed-keys", lambda: (hk.transform(mlp_with_handed_keys), (jnp.ones((2, 8)),), {"rng": 5})),
     Entry("haiku-scanned-gru", lambda: (hk.transform(scanned_rnn), (jnp.ones((5, 2, 8)),), {"rng": 6})),
-    Entry("haiku-bf16-mlp", lambda: (hk.transform(bf16_mlp), (jnp.ones((2, 64)),), {"rng": 7}),
-          known=dict.fromkeys(["fc1/w", "fc2/w", "head/w"], "haiku-low-precision-sampling")),
+    Entry(
+        "haiku-bf16-mlp",
+        lambda: (hk.transform(bf16_mlp), (jnp.ones((2, 64)),), {"rng": 7}),
+        known=dict.fromkeys(["fc1/w", "fc2/w", "head/w"], "haiku-low-precision-sampling"),
+    ),
 ]

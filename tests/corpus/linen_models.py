@@ -42,8 +42,9 @@ class Encoder1DBlock(nn.Module):
     @nn.compact
     def __call__(self, x, deterministic=True):
         y = nn.LayerNorm()(x)
-        y = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, kernel_init=nn.initializers.xavier_uniform(),
-                                            deterministic=deterministic)(y, y)
+        y = nn.MultiHeadDotProductAttention(
+            num_heads=self.num_heads, kernel_init=nn.initializers.xavier_uniform(), deterministic=deterministic
+        )(y, y)
         x = x + nn.Dropout(rate=self.dropout)(y, deterministic)
         y = nn.LayerNorm()(x)
         y = MlpBlock(mlp_dim=self.mlp_dim, dropout=self.dropout)(y, deterministic)
@@ -61,14 +62,20 @@ class Encoder(nn.Module):
     def __call__(self, x, deterministic=True):
         if self.scan:
             block = nn.remat(Encoder1DBlock, prevent_cse=False, static_argnums=(2,))
-            x, _ = nn.scan(block, variable_axes={"params": 0}, split_rngs={"params": True, "dropout": True},
-                           in_axes=nn.broadcast, length=self.depth)(
-                name="encoderblock", mlp_dim=self.mlp_dim, num_heads=self.num_heads,
-                dropout=self.dropout)(x, deterministic)
+            x, _ = nn.scan(
+                block,
+                variable_axes={"params": 0},
+                split_rngs={"params": True, "dropout": True},
+                in_axes=nn.broadcast,
+                length=self.depth,
+            )(name="encoderblock", mlp_dim=self.mlp_dim, num_heads=self.num_heads, dropout=self.dropout)(
+                x, deterministic
+            )
         else:
             for lyr in range(self.depth):
-                x, _ = Encoder1DBlock(name=f"encoderblock_{lyr}", mlp_dim=self.mlp_dim, num_heads=self.num_heads,
-                                      dropout=self.dropout)(x, deterministic)
+                x, _ = Encoder1DBlock(
+                    name=f"encoderblock_{lyr}", mlp_dim=self.mlp_dim, num_heads=self.num_heads, dropout=self.dropout
+                )(x, deterministic)
         return nn.LayerNorm(name="encoder_norm")(x)
 
 
@@ -81,8 +88,9 @@ class MAPHead(nn.Module):
         n, _, d = x.shape
         probe = self.param("probe", nn.initializers.xavier_uniform(), (1, 1, d), x.dtype)
         probe = jnp.tile(probe, [n, 1, 1])
-        x = nn.MultiHeadDotProductAttention(num_heads=self.num_heads,
-                                            kernel_init=nn.initializers.xavier_uniform())(probe, x)
+        x = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, kernel_init=nn.initializers.xavier_uniform())(
+            probe, x
+        )
         y = nn.LayerNorm()(x)
         return (x + MlpBlock(mlp_dim=self.mlp_dim)(y))[:, 0]
 
@@ -108,8 +116,14 @@ class ViT(nn.Module):
             cls = self.param("cls", nn.initializers.zeros, (1, 1, c), x.dtype)
             x = jnp.concatenate([jnp.tile(cls, [n, 1, 1]), x], axis=1)
         x = nn.Dropout(rate=self.dropout)(x, not train)
-        x = Encoder(depth=self.depth, mlp_dim=self.mlp_dim, num_heads=self.num_heads, dropout=self.dropout,
-                    scan=self.scan, name="Transformer")(x, deterministic=not train)
+        x = Encoder(
+            depth=self.depth,
+            mlp_dim=self.mlp_dim,
+            num_heads=self.num_heads,
+            dropout=self.dropout,
+            scan=self.scan,
+            name="Transformer",
+        )(x, deterministic=not train)
         x = MAPHead(num_heads=self.num_heads, mlp_dim=self.mlp_dim)(x) if self.pool_type == "map" else x[:, 0]
         return nn.Dense(self.num_classes, name="head", kernel_init=nn.initializers.zeros)(x)
 
@@ -154,6 +168,7 @@ class MlpMixer(nn.Module):
 
 # --- MaxText / t5x style: logically partitioned layers, nd_dense_init, scanned decoder layers --------
 
+
 def nd_dense_init(scale, mode, distribution):
     """Variance scaling whose in/out axes are given at call time (t5x, MaxText)."""
 
@@ -186,13 +201,23 @@ class DenseGeneral(nn.Module):
         kernel_shape = tuple(inputs.shape[a] for a in axis) + features
         kernel_in_axis = np.arange(len(axis))
         kernel_out_axis = np.arange(len(axis), len(axis) + len(features))
-        kernel = self.param("kernel", nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
-                            kernel_shape, self.weight_dtype, kernel_in_axis, kernel_out_axis)
+        kernel = self.param(
+            "kernel",
+            nn.with_logical_partitioning(self.kernel_init, self.kernel_axes),
+            kernel_shape,
+            self.weight_dtype,
+            kernel_in_axis,
+            kernel_out_axis,
+        )
         contract = (axis, tuple(range(len(axis))))
         out = jax.lax.dot_general(inputs, kernel.astype(inputs.dtype), (contract, ((), ())))
         if self.use_bias:
-            bias = self.param("bias", nn.with_logical_partitioning(nn.initializers.zeros_init(), self.kernel_axes[-1:]),
-                              features, self.weight_dtype)
+            bias = self.param(
+                "bias",
+                nn.with_logical_partitioning(nn.initializers.zeros_init(), self.kernel_axes[-1:]),
+                features,
+                self.weight_dtype,
+            )
             out = out + bias
         return out
 
@@ -204,8 +229,9 @@ class RMSNorm(nn.Module):
     @nn.compact
     def __call__(self, x):
         var = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
-        scale = self.param("scale", nn.with_logical_partitioning(self.scale_init, ("norm",)), (x.shape[-1],),
-                           jnp.float32)
+        scale = self.param(
+            "scale", nn.with_logical_partitioning(self.scale_init, ("norm",)), (x.shape[-1],), jnp.float32
+        )
         return x * jax.lax.rsqrt(var + self.epsilon) * scale
 
 
@@ -215,8 +241,12 @@ class Embed(nn.Module):
 
     @nn.compact
     def __call__(self, ids):
-        embedding = self.param("embedding", nn.with_logical_partitioning(default_embed_init, ("vocab", "embed")),
-                               (self.num_embeddings, self.features), jnp.float32)
+        embedding = self.param(
+            "embedding",
+            nn.with_logical_partitioning(default_embed_init, ("vocab", "embed")),
+            (self.num_embeddings, self.features),
+            jnp.float32,
+        )
         return jnp.take(embedding, ids, axis=0)
 
 
@@ -226,8 +256,9 @@ class Attention(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        proj = functools.partial(DenseGeneral, features=(self.num_heads, self.head_dim), axis=-1,
-                                 kernel_axes=("embed", "heads", "kv"))
+        proj = functools.partial(
+            DenseGeneral, features=(self.num_heads, self.head_dim), axis=-1, kernel_axes=("embed", "heads", "kv")
+        )
         q, k, v = proj(name="query")(x), proj(name="key")(x), proj(name="value")(x)
         logits = jnp.einsum("bqhd,bkhd->bhqk", q, k) / np.sqrt(self.head_dim)
         y = jnp.einsum("bhqk,bkhd->bqhd", jax.nn.softmax(logits), v)
@@ -262,10 +293,14 @@ class Decoder(nn.Module):
         x = Embed(self.vocab_size, self.emb_dim, name="token_embedder")(ids)
         layer = nn.remat(DecoderLayer, prevent_cse=not self.scan_layers, static_argnums=(2,))
         if self.scan_layers:
-            x, _ = nn.scan(layer, variable_axes={"params": 0, "cache": 0},
-                           split_rngs={"params": True, "dropout": True}, in_axes=(nn.broadcast,),
-                           length=self.num_layers, metadata_params={nn.PARTITION_NAME: "layers"})(
-                name="layers")(x, deterministic)
+            x, _ = nn.scan(
+                layer,
+                variable_axes={"params": 0, "cache": 0},
+                split_rngs={"params": True, "dropout": True},
+                in_axes=(nn.broadcast,),
+                length=self.num_layers,
+                metadata_params={nn.PARTITION_NAME: "layers"},
+            )(name="layers")(x, deterministic)
         else:
             for i in range(self.num_layers):
                 x, _ = layer(name=f"layers_{i}")(x, deterministic)
@@ -275,6 +310,7 @@ class Decoder(nn.Module):
 
 # --- Flax wmt / lm1b example style ----------------------------------------------------------------
 
+
 def sincos_table(shape, dtype=np.float32, max_scale=10_000.0):
     """The sinusoidal position table of shape (1, max_len, d): sin in the first half of the
     features, cos in the second (Flax's wmt example), computed in float64."""
@@ -283,7 +319,7 @@ def sincos_table(shape, dtype=np.float32, max_scale=10_000.0):
     div_term = np.exp(np.arange(0, d // 2) * -(np.log(max_scale) / (d // 2 - 1)))
     pe = np.zeros((max_len, d))
     pe[:, : d // 2] = np.sin(position * div_term)
-    pe[:, d // 2: 2 * (d // 2)] = np.cos(position * div_term)
+    pe[:, d // 2 : 2 * (d // 2)] = np.cos(position * div_term)
     return pe[None]
 
 
@@ -318,11 +354,17 @@ class EncoderDecoderBlock(nn.Module):
     @nn.compact
     def __call__(self, x, deterministic=True):
         y = nn.LayerNorm()(x)
-        y = nn.MultiHeadDotProductAttention(num_heads=self.num_heads, qkv_features=self.qkv_dim,
-                                            kernel_init=nn.initializers.xavier_uniform(),
-                                            bias_init=nn.initializers.normal(stddev=1e-6), use_bias=False,
-                                            broadcast_dropout=False, dropout_rate=self.dropout_rate,
-                                            deterministic=deterministic, decode=self.decode)(y, y)
+        y = nn.MultiHeadDotProductAttention(
+            num_heads=self.num_heads,
+            qkv_features=self.qkv_dim,
+            kernel_init=nn.initializers.xavier_uniform(),
+            bias_init=nn.initializers.normal(stddev=1e-6),
+            use_bias=False,
+            broadcast_dropout=False,
+            dropout_rate=self.dropout_rate,
+            deterministic=deterministic,
+            decode=self.decode,
+        )(y, y)
         x = x + nn.Dropout(rate=self.dropout_rate)(y, deterministic=deterministic)
         y = MlpBlock(mlp_dim=self.mlp_dim, dropout=self.dropout_rate)(nn.LayerNorm()(x), deterministic)
         return x + y
@@ -363,7 +405,9 @@ class ResNetBlock(nn.Module):
         y = nn.relu(self.norm()(self.conv(self.filters, (3, 3), self.strides)(x)))
         y = self.norm(scale_init=nn.initializers.zeros_init())(self.conv(self.filters, (3, 3))(y))
         if residual.shape != y.shape:
-            residual = self.norm(name="norm_proj")(self.conv(self.filters, (1, 1), self.strides, name="conv_proj")(residual))
+            residual = self.norm(name="norm_proj")(
+                self.conv(self.filters, (1, 1), self.strides, name="conv_proj")(residual)
+            )
         return nn.relu(residual + y)
 
 
@@ -376,8 +420,9 @@ class ResNet(nn.Module):
     def __call__(self, x, train=True):
         conv = functools.partial(nn.Conv, use_bias=False)
         norm = functools.partial(nn.BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5)
-        x = nn.relu(norm(name="bn_init")(conv(self.num_filters, (7, 7), (2, 2), padding=[(3, 3), (3, 3)],
-                                             name="conv_init")(x)))
+        x = nn.relu(
+            norm(name="bn_init")(conv(self.num_filters, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], name="conv_init")(x))
+        )
         for i, block_size in enumerate(self.stage_sizes):
             for j in range(block_size):
                 strides = (2, 2) if i > 0 and j == 0 else (1, 1)
@@ -403,8 +448,14 @@ class EnsembleCritic(nn.Module):
 
     @nn.compact
     def __call__(self, obs):
-        ensemble = nn.vmap(QNetwork, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=None,
-                           out_axes=0, axis_size=self.ensemble_size)
+        ensemble = nn.vmap(
+            QNetwork,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.ensemble_size,
+        )
         return ensemble()(obs)
 
 
@@ -451,10 +502,16 @@ class RandomFeatures(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        proj = self.variable("constants", "projection", nn.initializers.normal(1.0), self.make_rng("params"),
-                             (x.shape[-1], self.num_features))
-        phase = self.variable("constants", "phase", nn.initializers.uniform(2 * np.pi), self.make_rng("params"),
-                              (self.num_features,))
+        proj = self.variable(
+            "constants",
+            "projection",
+            nn.initializers.normal(1.0),
+            self.make_rng("params"),
+            (x.shape[-1], self.num_features),
+        )
+        phase = self.variable(
+            "constants", "phase", nn.initializers.uniform(2 * np.pi), self.make_rng("params"), (self.num_features,)
+        )
         return nn.Dense(4)(jnp.cos(x @ proj.value + phase.value))
 
 
@@ -469,8 +526,9 @@ class ScannedBN(nn.Module):
                 x = nn.Dense(16, use_bias=False)(x)
                 return nn.relu(nn.BatchNorm(use_running_average=not train)(x)), None
 
-        x, _ = nn.scan(Block, variable_axes={"params": 0, "batch_stats": 0}, split_rngs={"params": True},
-                       length=3)()(x, None)
+        x, _ = nn.scan(Block, variable_axes={"params": 0, "batch_stats": 0}, split_rngs={"params": True}, length=3)()(
+            x, None
+        )
         return x
 
 
@@ -502,23 +560,39 @@ ENTRIES = [
     Entry("linen-vit-unscanned-tok", lambda: (ViT(scan=False, pool_type="tok", depth=2), (_image(),), {})),
     Entry("linen-mixer", lambda: (MlpMixer(), (_image(),), {})),
     Entry("linen-maxtext-decoder-scan", lambda: (Decoder(), (jnp.ones((2, 8), jnp.int32),), {})),
-    Entry("linen-maxtext-decoder-loop", lambda: (Decoder(scan_layers=False, num_layers=2),
-                                                (jnp.ones((2, 8), jnp.int32),), {})),
+    Entry(
+        "linen-maxtext-decoder-loop",
+        lambda: (Decoder(scan_layers=False, num_layers=2), (jnp.ones((2, 8), jnp.int32),), {}),
+    ),
     Entry("linen-wmt-sinusoidal", lambda: (TransformerLM(), (jnp.ones((2, 8), jnp.int32),), {})),
-    Entry("linen-lm1b-decode-cache", lambda: (TransformerLM(learned_posemb=True, decode=True, num_layers=1),
-                                             (jnp.ones((2, 1), jnp.int32),), {"rng": {"params": 3, "dropout": 4}})),
+    Entry(
+        "linen-lm1b-decode-cache",
+        lambda: (
+            TransformerLM(learned_posemb=True, decode=True, num_layers=1),
+            (jnp.ones((2, 1), jnp.int32),),
+            {"rng": {"params": 3, "dropout": 4}},
+        ),
+    ),
     Entry("linen-resnet-batchnorm", lambda: (ResNet(), (_image(32),), {})),
     Entry("linen-vmap-ensemble", lambda: (EnsembleCritic(), (jnp.ones((4, 6)),), {})),
     Entry("linen-remat-scan", lambda: (DeepMLP(), (jnp.ones((2, 8)),), {})),
     Entry("linen-jit-blocks", lambda: (JittedBlocks(), (jnp.ones((2, 8)),), {})),
     Entry("linen-rnn-cells", lambda: (Seq2Vec(), (jnp.ones((2, 5, 4)),), {})),
-    Entry("linen-bf16-params", lambda: (Bf16Tower(), (jnp.ones((2, 8), jnp.int32),), {}),
-          known=dict.fromkeys(["Embed_0/embedding", "Dense_0/kernel", "Dense_1/kernel"], "jax-low-precision-sampling")),
+    Entry(
+        "linen-bf16-params",
+        lambda: (Bf16Tower(), (jnp.ones((2, 8), jnp.int32),), {}),
+        known=dict.fromkeys(["Embed_0/embedding", "Dense_0/kernel", "Dense_1/kernel"], "jax-low-precision-sampling"),
+    ),
     Entry("linen-random-features", lambda: (RandomFeatures(), (jnp.ones((2, 8)),), {})),
     Entry("linen-scanned-batchnorm", lambda: (ScannedBN(), (jnp.ones((4, 16)),), {})),
-    Entry("linen-dense-general-batch-dims", lambda: (nn.DenseGeneral(32, batch_dims=(0,)), (jnp.ones((8, 4, 64)),), {}),
-          flagged={"kernel": "counts the batch dims"}),
-    Entry("linen-path-collision", lambda: (CollidingPaths(), (jnp.ones((1, 32)),), {}),
-          flagged={"ab/cdef/kernel": "2157", "abc/def/kernel": "2157", "ab/cdef/bias": "2157",
-                   "abc/def/bias": "2157"}),
+    Entry(
+        "linen-dense-general-batch-dims",
+        lambda: (nn.DenseGeneral(32, batch_dims=(0,)), (jnp.ones((8, 4, 64)),), {}),
+        flagged={"kernel": "counts the batch dims"},
+    ),
+    Entry(
+        "linen-path-collision",
+        lambda: (CollidingPaths(), (jnp.ones((1, 32)),), {}),
+        flagged={"ab/cdef/kernel": "2157", "abc/def/kernel": "2157", "ab/cdef/bias": "2157", "abc/def/bias": "2157"},
+    ),
 ]

@@ -19,8 +19,13 @@ from tests.corpus import Entry
 class FeedForward(nnx.Module):
     def __init__(self, dim: int, hidden: int, *, rngs: nnx.Rngs, dropout: float = 0.1):
         self.up = nnx.Linear(dim, hidden, kernel_init=nnx.initializers.xavier_uniform(), rngs=rngs)
-        self.down = nnx.Linear(hidden, dim, kernel_init=nnx.initializers.xavier_uniform(),
-                               bias_init=nnx.initializers.normal(1e-6), rngs=rngs)
+        self.down = nnx.Linear(
+            hidden,
+            dim,
+            kernel_init=nnx.initializers.xavier_uniform(),
+            bias_init=nnx.initializers.normal(1e-6),
+            rngs=rngs,
+        )
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
 
     def __call__(self, x, *, deterministic=True):
@@ -30,8 +35,9 @@ class FeedForward(nnx.Module):
 class TransformerBlock(nnx.Module):
     def __init__(self, dim: int = 32, heads: int = 4, hidden: int = 64, *, rngs: nnx.Rngs):
         self.attention_norm = nnx.LayerNorm(dim, rngs=rngs)
-        self.attention = nnx.MultiHeadAttention(num_heads=heads, in_features=dim, decode=False,
-                                                kernel_init=nnx.initializers.xavier_uniform(), rngs=rngs)
+        self.attention = nnx.MultiHeadAttention(
+            num_heads=heads, in_features=dim, decode=False, kernel_init=nnx.initializers.xavier_uniform(), rngs=rngs
+        )
         self.mlp_norm = nnx.LayerNorm(dim, rngs=rngs)
         self.mlp = FeedForward(dim, hidden, rngs=rngs)
 
@@ -130,23 +136,37 @@ def nd_dense_init(scale, mode, distribution):
 
 
 default_bias_init = jax.nn.initializers.constant(0.0)
+default_kernel_init = nd_dense_init(1.0, "fan_in", "normal")
 
 
 class DenseGeneral(nnx.Module):
     """MaxText's nnx DenseGeneral: the kernel from nd_dense_init with its axes, the bias made directly."""
 
-    def __init__(self, in_features_shape, out_features_shape, *, kernel_init=nd_dense_init(1.0, "fan_in", "normal"),
-                 kernel_axes=(), use_bias=True, weight_dtype=jnp.float32, rngs: nnx.Rngs):
+    def __init__(
+        self,
+        in_features_shape,
+        out_features_shape,
+        *,
+        kernel_init=default_kernel_init,
+        kernel_axes=(),
+        use_bias=True,
+        weight_dtype=jnp.float32,
+        rngs: nnx.Rngs,
+    ):
         self.in_features_shape = tuple(np.atleast_1d(in_features_shape))
         self.out_features_shape = tuple(np.atleast_1d(out_features_shape))
         kernel_shape = self.in_features_shape + self.out_features_shape
         kernel_in_axis = np.arange(len(self.in_features_shape))
         kernel_out_axis = np.arange(len(self.in_features_shape), len(kernel_shape))
-        self.kernel = nnx.Param(kernel_init(rngs.params(), kernel_shape, weight_dtype, kernel_in_axis,
-                                            kernel_out_axis), out_sharding=kernel_axes)
+        self.kernel = nnx.Param(
+            kernel_init(rngs.params(), kernel_shape, weight_dtype, kernel_in_axis, kernel_out_axis),
+            out_sharding=kernel_axes,
+        )
         if use_bias:
-            self.bias = nnx.Param(default_bias_init(rngs.params(), self.out_features_shape, weight_dtype),
-                                  out_sharding=kernel_axes[-len(self.out_features_shape):])
+            self.bias = nnx.Param(
+                default_bias_init(rngs.params(), self.out_features_shape, weight_dtype),
+                out_sharding=kernel_axes[-len(self.out_features_shape) :],
+            )
         else:
             self.bias = None
 
@@ -155,8 +175,9 @@ class MaxTextMlp(nnx.Module):
     def __init__(self, dim: int = 32, hidden: int = 64, heads: int = 4, *, rngs: nnx.Rngs):
         self.wi = DenseGeneral(dim, hidden, kernel_axes=("embed", "mlp"), rngs=rngs)
         self.wo = DenseGeneral(hidden, dim, kernel_axes=("mlp", "embed"), rngs=rngs)
-        self.qkv = DenseGeneral(dim, (3, heads, dim // heads), kernel_axes=("embed", "qkv", "heads", "kv"),
-                                use_bias=False, rngs=rngs)
+        self.qkv = DenseGeneral(
+            dim, (3, heads, dim // heads), kernel_axes=("embed", "qkv", "heads", "kv"), use_bias=False, rngs=rngs
+        )
 
 
 class Bf16Layers(nnx.Module):
@@ -169,11 +190,19 @@ class Bf16Layers(nnx.Module):
 
 class Partitioned(nnx.Module):
     def __init__(self, *, rngs: nnx.Rngs):
-        self.linear = nnx.Linear(32, 64, kernel_init=nnx.with_partitioning(nnx.initializers.lecun_normal(),
-                                                                          ("embed", "mlp")),
-                                 bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ("mlp",)), rngs=rngs)
-        self.embed = nnx.Embed(64, 32, embedding_init=nnx.with_metadata(nnx.initializers.normal(0.02),
-                                                                       sharding=("vocab", "embed")), rngs=rngs)
+        self.linear = nnx.Linear(
+            32,
+            64,
+            kernel_init=nnx.with_partitioning(nnx.initializers.lecun_normal(), ("embed", "mlp")),
+            bias_init=nnx.with_partitioning(nnx.initializers.zeros_init(), ("mlp",)),
+            rngs=rngs,
+        )
+        self.embed = nnx.Embed(
+            64,
+            32,
+            embedding_init=nnx.with_metadata(nnx.initializers.normal(0.02), sharding=("vocab", "embed")),
+            rngs=rngs,
+        )
 
 
 def in_mesh(cls):
@@ -198,10 +227,15 @@ ENTRIES = [
     Entry("nnx-cnn-batchnorm", lambda: (CNN, (), {"rng": 0})),
     Entry("nnx-recurrent", lambda: (Recurrent, (), {"rng": 0})),
     Entry("nnx-maxtext-dense", lambda: (in_mesh(MaxTextMlp), (), {"rng": 0})),
-    Entry("nnx-bf16", lambda: (Bf16Layers, (), {"rng": 0}),
-          known=dict.fromkeys(["conv/kernel", "embed/embedding", "linear/kernel"], "jax-low-precision-sampling")),
+    Entry(
+        "nnx-bf16",
+        lambda: (Bf16Layers, (), {"rng": 0}),
+        known=dict.fromkeys(["conv/kernel", "embed/embedding", "linear/kernel"], "jax-low-precision-sampling"),
+    ),
     Entry("nnx-partitioned", lambda: (in_mesh(Partitioned), (), {"rng": 0})),
-    Entry("nnx-linear-general-batch-axis",
-          lambda: (lambda rngs: nnx.LinearGeneral((16,), (8,), batch_axis={0: 4}, rngs=rngs), (), {"rng": 0}),
-          flagged={"kernel": "counts the batch dims"}),
+    Entry(
+        "nnx-linear-general-batch-axis",
+        lambda: (lambda rngs: nnx.LinearGeneral((16,), (8,), batch_axis={0: 4}, rngs=rngs), (), {"rng": 0}),
+        flagged={"kernel": "counts the batch dims"},
+    ),
 ]
