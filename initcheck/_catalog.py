@@ -5,40 +5,27 @@ so (``same_as``) and are still checked."""
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from initcheck import _defects, laws
+import jax
+
+from initcheck import _defects, _frameworks, api, inits, laws, strategies
 from initcheck._defects import KnownDefect
+from initcheck._fans import haiku_input_size_fans
+from initcheck._frameworks import FRAMEWORKS, JAX_PRESETS
 
-FRAMEWORKS = ("jax", "flax", "haiku", "initcheck")
-
-JAX_PRESETS = {  # name: (scale, mode, distribution), as documented by jax.nn.initializers
-    "glorot_uniform": (1.0, "fan_avg", "uniform"),
-    "xavier_uniform": (1.0, "fan_avg", "uniform"),
-    "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
-    "xavier_normal": (1.0, "fan_avg", "truncated_normal"),
-    "lecun_uniform": (1.0, "fan_in", "uniform"),
-    "lecun_normal": (1.0, "fan_in", "truncated_normal"),
-    "he_uniform": (2.0, "fan_in", "uniform"),
-    "kaiming_uniform": (2.0, "fan_in", "uniform"),
-    "he_normal": (2.0, "fan_in", "truncated_normal"),
-    "kaiming_normal": (2.0, "fan_in", "truncated_normal"),
-}
 NO_16BIT_QR = "the QR decomposition has no 16-bit kernels (NotImplementedError: Unsupported dtype)"
 NO_COMPLEX_SAMPLER = "jax.random.uniform and truncated_normal have no complex dtypes (ValueError)"
 
 
 def real_dtypes() -> tuple[str, ...]:
     """float32, bfloat16, float16, and float64 when JAX's x64 mode is on."""
-    import jax
 
     return ("float32", "bfloat16", "float16") + (("float64",) if jax.config.jax_enable_x64 else ())
 
 
 def complex_dtypes() -> tuple[str, ...]:
-    import jax
 
     return ("complex64",) + (("complex128",) if jax.config.jax_enable_x64 else ())
 
@@ -68,9 +55,6 @@ class CatalogEntry:
 def _jax_like(prefix: str, framework: str, mod) -> list[CatalogEntry]:
     """Every builder of a ``jax.nn.initializers``-like module in its default configuration, with the
     dtypes, refusals and known defects of JAX's implementation (Flax re-exports it)."""
-    import jax
-
-    from initcheck import strategies
 
     real, cplx, random_defects = real_dtypes(), complex_dtypes(), (_defects.LOW_PRECISION_SAMPLING,)
     no_complex = dict.fromkeys(cplx, NO_COMPLEX_SAMPLER)
@@ -160,16 +144,13 @@ def _jax_scaling_defects(distribution: str) -> tuple[KnownDefect, ...]:
 
 
 def _jax() -> list[CatalogEntry]:
-    import jax
 
     return _jax_like("jax.nn.initializers", "jax", jax.nn.initializers)
 
 
 def _flax() -> list[CatalogEntry]:
-    import flax.linen as nn
-    import flax.nnx as nnx
-
-    from initcheck import strategies
+    import flax.linen as nn  # lazy: Flax loads only when a Flax target is used
+    import flax.nnx as nnx  # lazy: Flax loads only when a Flax target is used
 
     entries = []
     for prefix, mod in (("flax.linen.initializers", nn.initializers), ("flax.nnx.initializers", nnx.initializers)):
@@ -188,15 +169,8 @@ def _flax() -> list[CatalogEntry]:
     return entries
 
 
-def haiku_input_size_fans(shape: Sequence[int]) -> tuple[float, float]:
-    """Haiku's UniformScaling: the input size is prod(shape[:-1])."""
-    return float(math.prod(shape[:-1])), float(shape[-1] if shape else 1)
-
-
 def _haiku() -> list[CatalogEntry]:
-    import haiku as hk
-
-    from initcheck import strategies
+    import haiku as hk  # lazy: Haiku loads only when a Haiku target is used
 
     hi = hk.initializers
     real, cplx = real_dtypes(), complex_dtypes()
@@ -262,7 +236,6 @@ def _haiku() -> list[CatalogEntry]:
 
 
 def _initcheck() -> list[CatalogEntry]:
-    from initcheck import inits, strategies
 
     real = real_dtypes()
     builds = [
@@ -318,11 +291,8 @@ _BUILDERS = {"jax": _jax, "flax": _flax, "haiku": _haiku, "initcheck": _initchec
 def catalog(frameworks: Sequence[str] | None = None) -> list[CatalogEntry]:
     """The catalog entries of ``frameworks`` (default: all of ``FRAMEWORKS``), in that order.
     The dtypes include float64 and complex128 when JAX's x64 mode is on."""
-    if isinstance(frameworks, str):
-        frameworks = [f.strip() for f in frameworks.split(",") if f.strip()]
-    chosen = list(FRAMEWORKS) if frameworks is None else list(frameworks)
-    unknown = [f for f in chosen if f not in _BUILDERS]
-    if unknown or not chosen:
+    chosen = _frameworks.parse(frameworks)
+    if _frameworks.unknown(chosen):
         raise ValueError(f"frameworks={frameworks!r}: choose from {', '.join(FRAMEWORKS)}")
     return [entry for framework in chosen for entry in _BUILDERS[framework]()]
 
@@ -338,7 +308,6 @@ def check_entry(
     """Check ``entry`` in its dtypes (or ``dtypes``), each on one of the drawn shapes and every
     drawn shape in one dtype at least (``api.paired_cases``; the whole grid under a
     ``full_grid`` profile), and mark the failures its known defects explain."""
-    from initcheck import api
 
     origin = f"entry = next(e for e in initcheck.catalog() if e.id == {entry.id!r})\ninit, law = entry.init, entry.law"
     report = api.check_paired(

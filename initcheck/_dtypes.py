@@ -44,6 +44,11 @@ def resolution(dtype: DTypeLike) -> float:
     return 2.0 ** -mantissa_bits(dtype)
 
 
+def eps(dtype: DTypeLike) -> float:
+    """Machine epsilon of the dtype's real part."""
+    return float(ml_dtypes.finfo(real_part(dtype)).eps)
+
+
 def is_low_precision(dtype: DTypeLike) -> bool:
     return real_part(dtype).itemsize <= 2
 

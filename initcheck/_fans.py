@@ -86,3 +86,8 @@ def fan_denominator(mode: str, fan_in: float, fan_out: float) -> float:
     if mode == "fan_geo_avg":
         return math.sqrt(fan_in * fan_out)
     raise ValueError(f"mode={mode!r} is not a fan mode; use one of fan_in, fan_out, fan_avg, fan_geo_avg")
+
+
+def haiku_input_size_fans(shape: Sequence[int]) -> tuple[float, float]:
+    """Haiku's UniformScaling: the input size is prod(shape[:-1])."""
+    return float(math.prod(shape[:-1])), float(shape[-1] if shape else 1)

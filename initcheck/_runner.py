@@ -14,6 +14,12 @@ import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 
+import jax
+
+from initcheck import document, html
+from initcheck import plots as drawing
+from initcheck._catalog import catalog, check_entry
+
 _ENTRIES: list | None = None
 
 
@@ -22,11 +28,9 @@ def _start(frameworks, x64: bool, shares=None) -> None:
     global _ENTRIES
     if shares is not None:
         run_on(shares.get())
-    import jax
 
     if x64:
         jax.config.update("jax_enable_x64", True)
-    from initcheck._catalog import catalog
 
     _ENTRIES = catalog(frameworks)
 
@@ -34,14 +38,10 @@ def _start(frameworks, x64: bool, shares=None) -> None:
 def _check(index: int, profile, seed: int, dtypes: Sequence[str], plots: bool):
     """``(index, triage, svgs)``: the entry's check and, when ``plots``, the SVGs of its report's
     plots by title (drawn here, where the cores are already busy, rather than all at the end)."""
-    from initcheck._catalog import check_entry
 
     triage = check_entry(_ENTRIES[index], profile=profile, seed=seed, dtypes=dtypes)
     svgs = {}
     if plots:
-        from initcheck import document, html
-        from initcheck import plots as drawing
-
         svgs = drawing.draw_all(html.plot_requests(document.catalog_target(_ENTRIES[index], triage)))
     return index, triage, svgs
 
@@ -149,7 +149,7 @@ def duplicates(chosen: Sequence[tuple[int, object, Sequence[str]]]) -> dict[int,
         for j, other, other_dtypes in originals:
             if (
                 other_dtypes == dtypes
-                and repr(other.law) == repr(entry.law)
+                and other.law == entry.law
                 and other.defects == entry.defects
                 and same_function(other.init, entry.init)
             ):

@@ -60,7 +60,7 @@ def compile_cache(folder):
     another one compiled, and a later run with the same folder mostly loads instead of compiling
     (README, "Catalog run"). Set before the block's first compile; the previous settings come back
     after it."""
-    import jax
+    import jax  # lazy: configured before JAX's cache starts
 
     settings = {"jax_compilation_cache_dir": str(folder), **COMPILE_CACHE_SETTINGS}
     saved_environment = {name.upper(): os.environ.get(name.upper()) for name in settings}
@@ -85,7 +85,7 @@ def compile_cache(folder):
 def _reset_cache() -> None:
     """Make JAX open the cache folder now configured: it opens one once per process otherwise."""
     try:
-        from jax._src import compilation_cache
+        from jax._src import compilation_cache  # lazy: configured before JAX's cache starts
     except ImportError:
         return
     reset = getattr(compilation_cache, "reset_cache", None)
@@ -95,7 +95,7 @@ def _reset_cache() -> None:
 
 def _jaxlib_verified() -> bool:
     try:
-        from jaxlib import version
+        from jaxlib import version  # lazy: configured before JAX's cache starts
     except ImportError:
         return False
     return version.__version__.startswith(VERIFIED_JAXLIB)
@@ -103,7 +103,7 @@ def _jaxlib_verified() -> bool:
 
 def _backend_started() -> bool:
     try:
-        from jax._src import xla_bridge
+        from jax._src import xla_bridge  # lazy: configured before JAX's cache starts
     except ImportError:  # a JAX without that module: assume the worst
         return True
     return bool(getattr(xla_bridge, "_backends", {}))

@@ -6,6 +6,8 @@ import functools
 import inspect
 from collections.abc import Callable
 
+import jax.nn.initializers
+
 Initializer = Callable[..., object]
 
 
@@ -28,7 +30,6 @@ def describe(init) -> str:
 def _jax_builder_call(init, builder: str) -> str:
     """A ``jax.nn.initializers`` closure as the call that made it, from the values it keeps:
     ``jax.nn.initializers.constant(value=41.0)`` (the dtype argument left out)."""
-    import jax.nn.initializers
 
     try:
         kept = inspect.getclosurevars(init).nonlocals
@@ -56,7 +57,7 @@ def from_haiku(init: Callable) -> Initializer:
     """Wrap a Haiku initializer ``init(shape, dtype)`` (which calls ``hk.next_rng_key()``) as
     ``f(key, shape, dtype) = hk.transform(lambda: init(shape, dtype)).apply({}, key)``; jit- and
     vmap-compatible."""
-    import haiku as hk
+    import haiku as hk  # lazy: Haiku loads only when a Haiku target is used
 
     def canonical(key, shape, dtype):
         shape = tuple(shape)

@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from initcheck import _dtypes, adapters, laws, profiles, sampler
+from initcheck import _dtypes, adapters, laws, profiles, sampler, strategies
 from initcheck.properties import PER_INITIALIZER, PROPERTIES, CaseContext, run_property, select_properties
 from initcheck.properties.contract import check_contract
 from initcheck.verdict import ERROR, FAIL, Conformance, ConformanceError, Verdict
@@ -65,7 +65,6 @@ def _draw_examples(strategy: st.SearchStrategy, count: int, seed: int) -> list[t
 
 
 def _shapes(shapes, law: laws.Law, count: int, seed: int) -> list[tuple[int, ...]]:
-    from initcheck import strategies
 
     if shapes is None:
         shapes = strategies.shapes_for(law)

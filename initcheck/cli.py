@@ -10,16 +10,23 @@ import sys
 import tempfile
 import time
 
-from initcheck import __version__, _xla, profiles
+import jax
+
+import initcheck
+from initcheck import __version__, _output, _runner, _xla, adapters, document, law_syntax, profiles, sampler
+from initcheck import document as doc
+from initcheck._catalog import catalog
+from initcheck._frameworks import FRAMEWORKS
+from initcheck.audit import AUDIT_PROPERTIES
+from initcheck.audit._model import factory_origin
+from initcheck.law_syntax import EXAMPLES
+from initcheck.properties import PROPERTIES
 
 
 def _entries(args) -> list[tuple[int, object]]:
     """(index in catalog(args.frameworks), entry) of the chosen entries."""
-    from initcheck._catalog import catalog
 
     if args.x64:
-        import jax
-
         jax.config.update("jax_enable_x64", True)
     return [
         (i, e)
@@ -29,7 +36,6 @@ def _entries(args) -> list[tuple[int, object]]:
 
 
 def _report(args) -> int:
-    from initcheck import _runner, sampler
 
     chosen = [(i, e, [d for d in e.dtypes if not args.dtypes or d in args.dtypes]) for i, e in _entries(args)]
     chosen = [(i, e, dtypes) for i, e, dtypes in chosen if dtypes]
@@ -99,7 +105,6 @@ def _report(args) -> int:
         plots=True,
     )
     results = [(entries[i], done[i]) for i, _, _ in chosen]
-    from initcheck import document as doc
 
     seconds = time.perf_counter() - started
     shared = {entries[i].id: entries[j].id for i, j in copies.items()}
@@ -110,7 +115,7 @@ def _report(args) -> int:
         seed=args.seed,
         seconds=seconds,
     )
-    json_path, html_path = doc.write(
+    json_path, html_path = _output.write(
         report_document, json_path=out / "conformance.json", html_path=out / "conformance.html", jobs=jobs, drawn=drawn
     )
     _summary(results)
@@ -178,7 +183,6 @@ def _list(args) -> int:
 
 def _load_target(spec: str):
     """``MODULE:ATTR`` (ATTR dotted, or called with literal arguments: ``MODULE:builder(2.0, "fan_in")``)."""
-    from initcheck import law_syntax
 
     module_name, colon, attr = spec.partition(":")
     if not colon or not module_name or not attr:
@@ -197,9 +201,6 @@ def _load_target(spec: str):
 
 
 def _check(args) -> int:
-    import initcheck
-    from initcheck import document as doc
-    from initcheck import law_syntax
 
     try:
         init = _load_target(args.target)
@@ -213,8 +214,6 @@ def _check(args) -> int:
                 f'e.g. --expect "normal(std=0.01)"'
             )
         if args.haiku:
-            from initcheck import adapters
-
             init = adapters.from_haiku(init)
         report = initcheck.check(
             init,
@@ -238,7 +237,7 @@ def _check(args) -> int:
             law=report.law,
             seconds=report.seconds,
         )
-        for path in doc.write(
+        for path in _output.write(
             doc.build("initcheck check", [target], profile=args.profile, seed=args.seed, seconds=report.seconds),
             json_path=args.json,
             html_path=args.html,
@@ -261,9 +260,6 @@ def _origin_of_check(args) -> str:
 
 
 def _audit(args) -> int:
-    import initcheck
-    from initcheck import document as doc
-    from initcheck.audit._model import factory_origin
 
     def progress(line: str) -> None:
         print(f"initcheck audit: {line}", file=sys.stderr, flush=True)
@@ -298,7 +294,7 @@ def _audit(args) -> int:
             seconds=report.seconds,
             coverage=report.coverage.to_dict(),
         )
-        for path in doc.write(
+        for path in _output.write(
             doc.build("initcheck audit", [row], profile=args.profile, seed=args.seed, seconds=report.seconds),
             json_path=args.json,
             html_path=args.html,
@@ -329,20 +325,16 @@ def _subset(text: str, known) -> list[str]:
 
 
 def _properties(text: str) -> list[str]:
-    from initcheck.properties import PROPERTIES
 
     return _subset(text, list(PROPERTIES))
 
 
 def _audit_properties(text: str) -> list[str]:
-    from initcheck.audit import AUDIT_PROPERTIES
 
     return _subset(text, list(AUDIT_PROPERTIES))
 
 
 def _frameworks(text: str) -> list[str]:
-    from initcheck._catalog import FRAMEWORKS
-
     return _subset(text, FRAMEWORKS)
 
 
@@ -360,7 +352,6 @@ def _cache_description(args) -> str:
 def _unwritable_path(args) -> str | None:
     """The first path option of ``args`` that cannot be written, named with its path and why
     (checked before any work: a check must not run for nothing)."""
-    from initcheck import document
 
     for option, attribute, problem_of in (
         ("--out", "out", document.folder_problem),
@@ -398,7 +389,6 @@ def main(argv: list[str] | None = None) -> int:
         metavar="float32,bfloat16,...",
         help="only these of each entry's dtypes (default: all of them)",
     )
-    from initcheck.law_syntax import EXAMPLES
 
     check = commands.add_parser(
         "check",

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import datetime
 import importlib.metadata
-import json
 import os
 import platform
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+
+import jax
+
+from initcheck import __version__, profiles, sampler
+from initcheck.audit import AUDIT_PROPERTIES
+from initcheck.properties import PROPERTIES
 
 SCHEMA_VERSION = 4
 RESULTS = ("pass", "partial", "known", "fail", "error")  # a target's result, best to worst
@@ -30,9 +35,6 @@ def _version(package: str) -> str | None:
 
 def environment() -> dict:
     """Versions, the device and the JAX settings that change what initializers draw."""
-    import jax
-
-    from initcheck import __version__, sampler
 
     return {
         "initcheck": __version__,
@@ -156,7 +158,6 @@ def catalog_target(entry, triage, verdicts_of: str | None = None) -> dict:
 
 def build(generator: str, targets: Iterable[dict], *, profile, seed: int, seconds: float) -> dict:
     """The whole document; ``generator`` says what made it (``initcheck report``, ``pytest --initcheck``)."""
-    from initcheck import profiles
 
     prof = profiles.get(profile)
     targets = list(targets)
@@ -181,8 +182,6 @@ def build(generator: str, targets: Iterable[dict], *, profile, seed: int, second
 
 def _ordered_properties(seen: Iterable[str]) -> list[str]:
     """The checked properties in the order of ``initcheck.properties.PROPERTIES``, then the audit's."""
-    from initcheck.audit import AUDIT_PROPERTIES
-    from initcheck.properties import PROPERTIES
 
     order = list(dict.fromkeys([*PROPERTIES, *AUDIT_PROPERTIES]))
     seen = list(seen)
@@ -215,25 +214,3 @@ def _folder_problem(folder: Path) -> str | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
     return None
-
-
-def write(
-    document: dict, *, json_path=None, html_path=None, jobs: int = 1, drawn: dict[str, str] | None = None
-) -> list[Path]:
-    """Save ``document`` as JSON and/or HTML (parent folders are made; the HTML's plots are drawn
-    on ``jobs`` processes, except those already ``drawn``, see ``html.render``); returns the paths
-    written."""
-    written = []
-    if json_path is not None:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(document, indent=1))
-        written.append(path)
-    if html_path is not None:
-        from initcheck import html
-
-        path = Path(html_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html.render(document, jobs, drawn), encoding="utf-8")
-        written.append(path)
-    return written

@@ -22,6 +22,8 @@ import pathlib
 import re
 import sys
 
+import scipy.stats
+
 from initcheck import laws
 
 LAWS = {
@@ -103,8 +105,6 @@ def _arguments(call: ast.Call, text: str, what: str, allow_laws: bool = True) ->
 def _law(call: ast.Call, text: str, what: str):
     func = call.func
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "stats":
-        import scipy.stats
-
         dist = getattr(scipy.stats, func.attr, None)
         if not isinstance(dist, scipy.stats.rv_continuous):
             raise LawSyntaxError(f"{what}={text!r}: stats.{func.attr} is not a continuous scipy.stats distribution")

@@ -47,15 +47,46 @@ def _positive(owner: str, name: str, value) -> float:
     return value
 
 
-class Law:
-    """Base class. ``kind`` says which checks apply; ``random`` whether outputs depend on the key."""
+ORTHO_EPS = 32  # tolerance on |QᵀQ/scale² - I| in units of the dtype's eps (measured error <= 7 eps)
 
-    kind = "iid"
+
+def orthogonality_error(q: np.ndarray) -> float:
+    """max |QᵀQ - I| over K matrices ``q`` of shape (K, rows, cols) (QQᵀ for wide ones)."""
+    rows, cols = q.shape[1:]
+    gram = np.einsum("kri,krj->kij", q, q) if rows >= cols else np.einsum("kir,kjr->kij", q, q)
+    return float(np.max(np.abs(gram - np.eye(gram.shape[1]))))
+
+
+class Law:
+    """Base class: what an initializer promises, with the behaviour the checks ask of it.
+
+    ``iid``: element-wise i.i.d. (the statistical properties test the elements); otherwise the
+    ``structure`` property decides, one draw at a time (:meth:`draw_problem`). ``random``: the
+    output depends on the key. ``exact``: one fixed array for every key. ``integer_ok``: the law
+    applies to integer and boolean values too. Laws compare equal when they are the same law
+    (same class and parameters: the repr, which rebuilds them), and hash alike.
+    """
+
+    iid = True
     random = True
+    exact = False
+    integer_ok = False
     complex_ok = False
-    refused: Mapping[str, str] = types.MappingProxyType(
-        {}
-    )  # dtype name -> why an initializer keeping this law raises on it
+    refused: Mapping[str, str] = types.MappingProxyType({})  # dtype name -> why an initializer raises on it
+
+    def _identity(self) -> object:
+        """What makes two laws of this class the same law."""
+        return repr(self)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._identity() == other._identity()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._identity()))
+
+    def draw_problem(self, x: np.ndarray, shape: tuple[int, ...], dtype) -> str | None:
+        """What is wrong with the structure of one output ``x`` (float64, drawn in ``dtype``), or None."""
+        return self.structure_problem(x, dtype)
 
     def refusing(self, dtypes: Sequence, reason: str) -> Law:
         """This law, for an initializer documented to raise on ``dtypes`` (e.g. no 16-bit QR).
@@ -64,6 +95,12 @@ class Law:
             raise ValueError(f"refusing: reason={reason!r} must say why the initializer raises")
         law = copy.copy(self)
         law.refused = {**self.refused, **{_dtypes.canonical(d).name: reason for d in dtypes}}
+        return law
+
+    def without_refusals(self) -> Law:
+        """This law with no documented refusals (what it promises, wherever it applies)."""
+        law = copy.copy(self)
+        law.refused = types.MappingProxyType({})
         return law
 
     def structure_problem(self, x: np.ndarray, dtype) -> str | None:
@@ -185,12 +222,21 @@ class Uniform(Law):
 class Constant(Law):
     """Every element equals ``value`` (for every key), in real and complex dtypes."""
 
-    kind = "constant"
+    iid = False
     random = False
+    exact = True
+    integer_ok = True
     complex_ok = True
+    has_structure = True
 
     def __init__(self, value: float):
         self.value = _finite("Constant", "value", value)
+
+    def expected(self, shape, dtype) -> np.ndarray:
+        return np.full(shape, self.value)
+
+    def draw_problem(self, x, shape, dtype):
+        return _exact_problem(self, x, shape, dtype)
 
     def element_law(self, shape, dtype):
         return _element.atom(self.value)
@@ -372,7 +418,8 @@ class Orthogonal(Law):
     ``QQᵀ = scale² I`` otherwise.
     """
 
-    kind = "orthogonal"
+    iid = False
+    has_structure = True
 
     def __init__(self, scale: float = 1.0, column_axis: int = -1):
         self.scale = _finite("Orthogonal", "scale", scale)
@@ -391,6 +438,18 @@ class Orthogonal(Law):
             return f"column_axis={self.column_axis} is out of range for shape={tuple(shape)}"
         return None
 
+    def matrix_dims(self, shape) -> tuple[int, int]:
+        """(rows, columns) of the matrix view of ``shape``."""
+        cols = shape[self.column_axis]
+        return math.prod(shape) // max(cols, 1), cols
+
+    def matrix(self, x: np.ndarray, shape) -> np.ndarray:
+        """One output as its (rows, columns) matrix over ``scale``: orthonormal columns (rows when wide)."""
+        return matrix_view(x, self.column_axis) / self.scale
+
+    def draw_problem(self, x, shape, dtype):
+        return _orthogonality_problem(self.matrix(x, shape), dtype)
+
     def _repr(self) -> str:
         return f"Orthogonal(scale={self.scale!r}, column_axis={self.column_axis})"
 
@@ -399,7 +458,8 @@ class DeltaOrthogonal(Law):
     """3-, 4- or 5-D kernel (spatial..., in, out), in <= out: zero except the centre tap
     ``[(k-1)//2, ...]``, which is ``Orthogonal(scale, column_axis)`` on ``shape[-2:]``."""
 
-    kind = "delta_orthogonal"
+    iid = False
+    has_structure = True
 
     def __init__(self, scale: float = 1.0, column_axis: int = -1):
         self.scale = _finite("DeltaOrthogonal", "scale", scale)
@@ -409,6 +469,24 @@ class DeltaOrthogonal(Law):
 
     def centre(self, shape) -> tuple[int, ...]:
         return tuple((k - 1) // 2 for k in shape[:-2])
+
+    def matrix_dims(self, shape) -> tuple[int, int]:
+        """(rows, columns) of the centre tap's matrix."""
+        tap = tuple(shape[-2:])
+        cols = tap[self.column_axis]
+        return math.prod(tap) // max(cols, 1), cols
+
+    def matrix(self, x: np.ndarray, shape) -> np.ndarray:
+        """The centre tap of one output as its matrix over ``scale``."""
+        return matrix_view(x[self.centre(shape)], self.column_axis) / self.scale
+
+    def draw_problem(self, x, shape, dtype):
+        centre = self.centre(shape)
+        rest = x.copy()
+        rest[centre] = 0
+        if np.any(rest):
+            return f"{int(np.count_nonzero(rest))} non-zero values off the centre tap {centre}"
+        return _orthogonality_problem(self.matrix(x, shape), dtype)
 
     def error_reason(self, shape, dtype):
         if refusal := super().error_reason(shape, dtype):
@@ -429,9 +507,11 @@ class DeltaOrthogonal(Law):
 class Identity(Law):
     """``gain * eye(shape[-2], shape[-1])``, broadcast over leading axes."""
 
-    kind = "identity"
+    iid = False
     random = False
+    exact = True
     complex_ok = True
+    has_structure = True
 
     def __init__(self, gain: float = 1.0):
         self.gain = _finite("Identity", "gain", gain)
@@ -439,6 +519,9 @@ class Identity(Law):
     def expected(self, shape, dtype) -> np.ndarray:
         eye = np.eye(shape[-2], shape[-1]) * self.gain
         return np.broadcast_to(eye, shape)
+
+    def draw_problem(self, x, shape, dtype):
+        return _exact_problem(self, x, shape, dtype)
 
     def error_reason(self, shape, dtype):
         if refusal := super().error_reason(shape, dtype):
@@ -459,9 +542,12 @@ class Deterministic(Law):
     in float32 need more). The output must not depend on the key.
     """
 
-    kind = "deterministic"
+    iid = False
     random = False
+    exact = True
+    integer_ok = True
     complex_ok = True
+    has_structure = True
 
     def __init__(self, expected, ulps: int = 4):
         if not isinstance(ulps, int) or isinstance(ulps, bool) or ulps < 0:
@@ -502,6 +588,14 @@ class Deterministic(Law):
             return f"the table function returns shape {table.shape} for shape={tuple(shape)}"
         return None
 
+    def _identity(self) -> object:
+        table = None if self.array is None else (self.array.shape, self.array.tobytes())
+        return (self.expected, table, self.ulps)
+
+    def draw_problem(self, x, shape, dtype):
+        problem = self.mismatch(x, shape, dtype)
+        return None if problem is None else f"not {self!r}: {problem}"
+
     def mismatch(self, x: np.ndarray, shape, dtype) -> str | None:
         """What is wrong with one output ``x`` (float64), or None when it is the table."""
         want = self.table(shape, dtype)
@@ -534,9 +628,11 @@ class Dirac(Law):
     ``[k // 2, ...]`` from input ``d`` to output ``g * out // groups + d`` for every group ``g`` and
     ``d < min(out // groups, in)``, 0 elsewhere (``torch.nn.init.dirac_`` in JAX's layout)."""
 
-    kind = "identity"
+    iid = False
     random = False
+    exact = True
     complex_ok = True
+    has_structure = True
 
     def __init__(self, groups: int = 1):
         if not isinstance(groups, int) or isinstance(groups, bool) or groups < 1:
@@ -560,6 +656,9 @@ class Dirac(Law):
         if shape[-1] % self.groups:
             return f"out={shape[-1]} is not divisible by groups={self.groups}"
         return None
+
+    def draw_problem(self, x, shape, dtype):
+        return _exact_problem(self, x, shape, dtype)
 
     def _repr(self) -> str:
         return f"Dirac(groups={self.groups})"
@@ -647,7 +746,7 @@ class Mixture(Law):
                 raise TypeError(f"Mixture: components[{i}]={item!r} must be a (weight, law) pair") from None
             weight = _positive("Mixture", f"components[{i}] weight", weight)
             law = as_law(law)
-            if law.kind not in ("iid", "constant") or isinstance(law, (Mixture, VarianceScaling)):
+            if not (law.iid or isinstance(law, Constant)) or isinstance(law, (Mixture, VarianceScaling)):
                 raise TypeError(f"Mixture: components[{i}] law {law!r} must be a fixed element-wise law")
             parsed.append((weight, law))
         total = sum(w for w, _ in parsed)
@@ -663,6 +762,24 @@ class Mixture(Law):
 
     def _repr(self) -> str:
         return "Mixture([" + ", ".join(f"({w!r}, {law!r})" for w, law in self.components) + "])"
+
+
+def _exact_problem(law, x: np.ndarray, shape, dtype) -> str | None:
+    """How one output ``x`` (float64) differs from the exact array ``law.expected`` gives, or None."""
+    want = _dtypes.to_float64(np.asarray(law.expected(shape, dtype), np.float64).astype(_dtypes.canonical(dtype)))
+    if np.array_equal(x, want):
+        return None
+    diff = np.abs(x - want)
+    return f"{int(np.count_nonzero(diff > 0))} of {want.size} elements differ from {law!r}, by up to {diff.max():.3g}"
+
+
+def _orthogonality_problem(q: np.ndarray, dtype) -> str | None:
+    """Why the matrix ``q`` (over its scale) is not orthonormal to ``ORTHO_EPS`` eps of ``dtype``, or None."""
+    error, eps = orthogonality_error(q[None]), _dtypes.eps(dtype)
+    if error <= ORTHO_EPS * eps:
+        return None
+    side = "QᵀQ" if q.shape[0] >= q.shape[1] else "QQᵀ"
+    return f"not orthogonal: max |{side}/scale² - I| = {error:.3g} > {ORTHO_EPS} eps ({ORTHO_EPS * eps:.2g})"
 
 
 def as_law(expect) -> Law:

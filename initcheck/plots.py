@@ -18,7 +18,7 @@ def sample_vs_law_svg(plot: dict, title: str, salt: str = "0") -> str:
     """One figure, two panels: the histogram of the sample over the law's expected counts per bin,
     and sample quantiles against the law's (on the diagonal when the sample follows the law).
     ``salt`` makes the SVG's element ids unique among the plots of one page."""
-    import matplotlib
+    import matplotlib  # lazy: Matplotlib loads only to draw plots
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 
     variable = plot.get("variable", "x")

@@ -32,6 +32,15 @@ from pathlib import Path
 
 import pytest
 
+from initcheck import _frameworks, _output, _runner, adapters, document, profiles
+from initcheck._catalog import catalog, check_entry
+from initcheck._frameworks import FRAMEWORKS
+from initcheck.api import assert_conforms, check
+from initcheck.audit import AUDIT_PROPERTIES, audit
+from initcheck.audit._model import factory_origin
+from initcheck.properties import PROPERTIES
+from initcheck.verdict import ERROR, FAIL, SKIP, Case, Verdict
+
 MARKER = "initcheck"
 PROPERTY_KEY = "initcheck"
 KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit", "strict")
@@ -50,7 +59,6 @@ class Settings:
     @property
     def profile_object(self):
         """The profile, with ``time_limit`` as its per-call limit when one is set."""
-        from initcheck import profiles
 
         profile = profiles.get(self.profile)
         return profile if self.time_limit is None else dataclasses.replace(profile, time_limit_s=self.time_limit)
@@ -110,10 +118,8 @@ def _names(value, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _frameworks(value, where: str) -> tuple[str, ...]:
-    from initcheck._catalog import FRAMEWORKS
-
-    chosen = [f.strip() for f in value.split(",") if f.strip()] if isinstance(value, str) else list(value)
+def _framework_names(value, where: str) -> tuple[str, ...]:
+    chosen = _frameworks.parse(value)
     unknown = [f for f in chosen if f not in FRAMEWORKS]
     if unknown:
         shown = value if isinstance(value, str) else list(value)
@@ -125,7 +131,6 @@ def _frameworks(value, where: str) -> tuple[str, ...]:
 
 def load_settings(config) -> Settings:
     """Options, then ini keys, then ``[tool.initcheck]``, then the defaults."""
-    from initcheck import profiles
 
     table = _table(config.rootpath)
     unknown = set(table) - set(KEYS)
@@ -137,11 +142,11 @@ def load_settings(config) -> Settings:
     models = config.getini("initcheck_models") or _names(table.get("models", []), "[tool.initcheck] models")
     option = config.getoption("initcheck_frameworks")
     if option is not None:
-        frameworks = _frameworks(option, "--initcheck-frameworks")
+        frameworks = _framework_names(option, "--initcheck-frameworks")
     elif config.getini("initcheck_frameworks"):
-        frameworks = _frameworks(config.getini("initcheck_frameworks"), "initcheck_frameworks")
+        frameworks = _framework_names(config.getini("initcheck_frameworks"), "initcheck_frameworks")
     else:
-        frameworks = _frameworks(
+        frameworks = _framework_names(
             _names(table.get("frameworks", []), "[tool.initcheck] frameworks"), "[tool.initcheck] frameworks"
         )
     profile = config.getoption("initcheck_profile") or config.getini("initcheck_profile") or table.get("profile", "ci")
@@ -182,7 +187,6 @@ def _pin_worker(config) -> None:
     workerinput = getattr(config, "workerinput", None)
     if workerinput is None:
         return
-    from initcheck import _runner
 
     shares = _runner.cpu_shares(int(workerinput.get("workercount", 1)), _runner.available_cpus())
     _runner.run_on(shares[int(str(workerinput.get("workerid", "gw0"))[2:] or 0) % len(shares)])
@@ -193,7 +197,6 @@ def pytest_configure(config):
     if config.getoption("initcheck"):
         _pin_worker(config)
         config.stash[_SETTINGS] = load_settings(config)
-        from initcheck import document
 
         for option in ("initcheck_report", "initcheck_json"):
             path = config.getoption(option)
@@ -235,16 +238,12 @@ class Target:
     origin: str = ""  # Python that imports it, for reproduction snippets that run as printed
 
     def properties(self) -> tuple[str, ...]:
-        from initcheck.audit import AUDIT_PROPERTIES
-        from initcheck.properties import PROPERTIES
 
         if self.kind == "broken":
             return ("import",)
         return (*AUDIT_PROPERTIES, "coverage") if self.kind == "model" else tuple(PROPERTIES)
 
     def run(self, settings: Settings) -> Checked:
-        import initcheck
-        from initcheck._catalog import check_entry
 
         thing = self.load()
         profile = settings.profile_object
@@ -254,19 +253,16 @@ class Target:
         if self.kind == "initializer":
             return Checked(_check_declared(thing, profile, settings.seed, self.origin))
         target = initcheck.Model.of(thing(), rng=settings.seed)  # a Model says its own rng
-        return Checked(initcheck.audit(target, profile=profile, seed=settings.seed, origin=self.origin))
+        return Checked(audit(target, profile=profile, seed=settings.seed, origin=self.origin))
 
 
 def _check_declared(init, profile, seed: int, origin: str):
     """``check`` of an ``@expects`` initializer on its declared cases, less the properties its
     declaration opts out of (each a skip with the declaration's reason)."""
-    import initcheck
-    from initcheck.properties import PROPERTIES
-    from initcheck.verdict import SKIP, Case, Verdict
 
     cases = getattr(init, "__initcheck_cases__", None) or {}
     skip = getattr(init, "__initcheck_skip__", None) or {}
-    report = initcheck.check(
+    report = check(
         init,
         init.__initcheck_law__,
         profile=profile,
@@ -292,7 +288,6 @@ class Checked:
     triage: object = None
 
     def unexplained(self, verdicts) -> list:
-        from initcheck.verdict import ERROR, FAIL
 
         return [v for v in verdicts if v.status in (FAIL, ERROR) and not v.known_defect]
 
@@ -311,7 +306,6 @@ def _failing_load(message: str):
 
 
 def _initializer_targets(module_name: str) -> list[Target]:
-    from initcheck import adapters
 
     try:
         module = importlib.import_module(module_name)
@@ -366,13 +360,10 @@ def _model_target(spec: str) -> Target:
             )
         return factory
 
-    from initcheck.audit._model import factory_origin
-
     return Target(spec, "model", load, origin=factory_origin(spec) or "")
 
 
 def _catalog_targets(frameworks) -> list[Target]:
-    from initcheck._catalog import catalog
 
     return (
         [Target(entry.id, "catalog", (lambda entry=entry: entry)) for entry in catalog(frameworks)]
@@ -420,8 +411,6 @@ class InitcheckItem(pytest.Item):
         )
 
     def runtest(self):
-        from initcheck import document
-        from initcheck.verdict import SKIP
 
         result = _conformance(self.target, self.config.stash[_SETTINGS])
         if isinstance(result, Exception):
@@ -495,7 +484,7 @@ def pytest_collection_modifyitems(session, config, items):
     """Add the conformance items before ``-m``/``-k`` select among all items, reported like any
     collected node (so that "collected N items" counts them)."""
     if _SETTINGS in config.stash:
-        from _pytest.runner import collect_one_node
+        from _pytest.runner import collect_one_node  # lazy: pytest internals, only under xdist
 
         report = collect_one_node(InitcheckCollector.from_parent(session, name="initcheck", nodeid="initcheck"))
         config.hook.pytest_collectreport(report=report)
@@ -509,7 +498,7 @@ def pytest_xdist_make_scheduler(config, log):
     every other test is scheduled as xdist's load would."""
     if _SETTINGS not in config.stash or config.getvalue("dist") != "load":
         return None
-    from xdist.scheduler import LoadScopeScheduling
+    from xdist.scheduler import LoadScopeScheduling  # lazy: only when pytest-xdist runs the session
 
     class TargetScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
@@ -570,7 +559,6 @@ def _split_nodeid(nodeid: str) -> tuple[str, str]:
 
 def conformance_document(results: dict, settings: Settings, seconds: float) -> dict:
     """The report of a session from its items' results, one row per target, in collection order."""
-    from initcheck import document
 
     rows: dict[str, dict] = {}
     for nodeid in sorted(results):
@@ -641,13 +629,12 @@ def pytest_sessionfinish(session, exitstatus):
     _document.clear()
     if not _results or hasattr(config, "workerinput"):
         return
-    from initcheck import document
 
     report = conformance_document(_results, config.stash[_SETTINGS], time.perf_counter() - _started)
     _document.append(report)
     json_path, html_path = config.getoption("initcheck_json"), config.getoption("initcheck_report")
     if json_path is not None or html_path is not None:
-        _written.extend(document.write(report, json_path=json_path, html_path=html_path))
+        _written.extend(_output.write(report, json_path=json_path, html_path=html_path))
 
 
 _written: list = []
@@ -677,19 +664,16 @@ class _Bound:
         self.profile, self.seed = profile, seed
 
     def check(self, init, expect, **options):
-        import initcheck
 
-        return initcheck.check(init, expect, **{"profile": self.profile, "seed": self.seed, **options})
+        return check(init, expect, **{"profile": self.profile, "seed": self.seed, **options})
 
     def assert_conforms(self, init, expect, **options):
-        import initcheck
 
-        return initcheck.assert_conforms(init, expect, **{"profile": self.profile, "seed": self.seed, **options})
+        return assert_conforms(init, expect, **{"profile": self.profile, "seed": self.seed, **options})
 
     def audit(self, model, *inputs, **options):
-        import initcheck
 
-        return initcheck.audit(model, *inputs, **{"profile": self.profile, "seed": self.seed, **options})
+        return audit(model, *inputs, **{"profile": self.profile, "seed": self.seed, **options})
 
 
 @pytest.fixture

@@ -9,8 +9,10 @@ import jax
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from initcheck import laws
-from initcheck._catalog import JAX_PRESETS as _PRESETS
+from initcheck import _frameworks, inits, laws
+from initcheck._fans import haiku_input_size_fans
+from initcheck._frameworks import FRAMEWORKS
+from initcheck._frameworks import JAX_PRESETS as _PRESETS
 from initcheck.strategies._core import axis_layouts, conv_shapes, fan_modes, weight_shapes
 
 
@@ -136,7 +138,7 @@ def jax_initializers(draw, *, names=None, module=None):
 def flax_initializers(draw, *, names=None, module=None):
     """``(name, init, law)`` for Flax's initializers (``flax.linen.initializers`` or ``module``):
     JAX's builders, which Flax re-exports, plus ``zeros_init()`` and ``ones_init()``."""
-    import flax.linen as nn
+    import flax.linen as nn  # lazy: Flax loads only when a Flax target is used
 
     mod = nn.initializers if module is None else module
     name = draw(st.sampled_from(_names(names, JAX_BUILDERS + ("zeros_init", "ones_init"), "flax initializers")))
@@ -161,9 +163,7 @@ HAIKU_BUILDERS = (
 def haiku_initializers(draw, *, names=None):
     """``(name, init, law)`` for every class of ``hk.initializers``, with drawn parameters
     (VarianceScaling with ``fan_in_axes`` and Haiku's fan rules, Orthogonal with ``axis``, ...)."""
-    import haiku as hk
-
-    from initcheck._catalog import haiku_input_size_fans
+    import haiku as hk  # lazy: Haiku loads only when a Haiku target is used
 
     hi = hk.initializers
     name = draw(st.sampled_from(_names(names, HAIKU_BUILDERS, "hk.initializers")))
@@ -233,7 +233,6 @@ INITCHECK_BUILDERS = (
 def initcheck_initializers(draw, *, names=None):
     """``(name, init, law)`` for every builder of ``initcheck.inits``, with drawn parameters
     (PyTorch's ``a``, mode and nonlinearity, gains, bounds, sparsity, groups)."""
-    from initcheck import inits
 
     name = draw(st.sampled_from(_names(names, INITCHECK_BUILDERS, "initcheck.inits")))
     builder = getattr(inits, name)
@@ -279,11 +278,8 @@ def initcheck_initializers(draw, *, names=None):
 def catalog_initializers(*, frameworks=None) -> st.SearchStrategy:
     """``(name, init, law)`` drawn from every builder of the catalog's frameworks (default: all):
     JAX, Flax, Haiku and initcheck's own."""
-    from initcheck._catalog import FRAMEWORKS
-
-    chosen = list(FRAMEWORKS if frameworks is None else frameworks)
-    unknown = [f for f in chosen if f not in FRAMEWORKS]
-    if unknown or not chosen:
+    chosen = _frameworks.parse(frameworks)
+    if _frameworks.unknown(chosen):
         raise InvalidArgument(f"frameworks={frameworks!r}: choose from {', '.join(FRAMEWORKS)}")
     by_framework = {
         "jax": jax_initializers,

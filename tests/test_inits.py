@@ -50,7 +50,7 @@ def test_own_initializers_keep_their_law(name, dtype):
     assert report.passed, str(report)
     checked = {v.property for v in report.verdicts if v.status == "pass"}
     assert "contract" in checked and "errors" in checked
-    if init.__initcheck_law__.kind == "iid":
+    if init.__initcheck_law__.iid:
         assert {"distribution", "moments", "independence"} <= checked
         if dtype != "float32":
             assert "precision" in checked

@@ -176,3 +176,32 @@ def test_a_documented_refusal_is_enforced_by_every_law(law):
     with pytest.raises(ValueError, match="bfloat16 is documented to raise"):
         refusing.check_dtype("bfloat16")
     refusing.check_dtype("float32")
+
+
+def test_laws_compare_and_hash_as_laws():
+    assert laws.Normal(0.5) == laws.Normal(0.5, mean=0.0) and laws.Normal(0.5) != laws.Normal(0.4)
+    assert laws.Normal(1.0) != laws.Uniform(-1, 1) and laws.Orthogonal() == laws.Orthogonal(1.0, -1)
+    assert laws.VarianceScaling(1.0, "fan_avg", "uniform") == laws.VarianceScaling(1.0, "fan_avg", "uniform")
+    assert len({laws.Constant(0.0), laws.Constant(0.0), laws.Constant(1.0)}) == 2
+    refusing = laws.Orthogonal().refusing(["bfloat16"], "no 16-bit QR")
+    assert refusing != laws.Orthogonal() and refusing.without_refusals() == laws.Orthogonal()
+    table = np.arange(6.0).reshape(2, 3)
+    assert laws.Deterministic(table) == laws.Deterministic(table.copy())
+    assert laws.Deterministic(table) != laws.Deterministic(table + 1)  # same repr, different tables
+
+
+@pytest.mark.parametrize(
+    "law, good, bad, says",
+    [
+        (laws.Constant(2.0), np.full((3, 4), 2.0), np.full((3, 4), 2.5), "12 of 12 elements differ"),
+        (laws.Identity(), np.eye(4), np.eye(4) * 1.01, "4 of 16 elements differ"),
+        (laws.Orthogonal(), np.linalg.qr(np.random.default_rng(0).normal(size=(8, 4)))[0],
+         np.ones((8, 4)) / 8, "not orthogonal"),
+        (laws.DeltaOrthogonal(), np.pad(np.eye(4)[None], ((1, 1), (0, 0), (0, 0))),
+         np.ones((3, 4, 4)), "off the centre tap"),
+    ],
+    ids=["constant", "identity", "orthogonal", "delta-orthogonal"],
+)
+def test_each_structured_law_says_what_is_wrong_with_one_draw(law, good, bad, says):
+    assert law.draw_problem(good, good.shape, "float32") is None
+    assert says in law.draw_problem(bad, bad.shape, "float32")

@@ -12,7 +12,7 @@ import jax
 import pytest
 
 import initcheck
-from initcheck import document, laws
+from initcheck import _output, document, laws
 from tests.report_view import json_matrix, shown_matrix
 
 
@@ -41,7 +41,7 @@ def report_files(tmp_path_factory):
         )
     data = document.build("test_report_html", rows, profile="quick", seed=0, seconds=1.0)
     folder = tmp_path_factory.mktemp("report")
-    document.write(data, json_path=folder / "r.json", html_path=folder / "r.html")
+    _output.write(data, json_path=folder / "r.json", html_path=folder / "r.html")
     return folder / "r.html", folder / "r.json"
 
 
@@ -173,7 +173,7 @@ def test_a_target_sharing_verdicts_links_to_the_plots_of_the_original_instead_of
     original = next(t for t in data["targets"] if t["id"] == "wrong_scale")
     data["targets"].append({**original, "id": "wrong_scale_alias", "verdicts_of": "wrong_scale"})
     html_path = tmp_path / "r.html"
-    document.write(data, html_path=html_path)
+    _output.write(data, html_path=html_path)
     page = open_report(html_path)
     assert page.errors == []
     alias, drawn = page.locator("details#t-wrong_scale_alias"), page.locator("details#t-wrong_scale")
@@ -225,7 +225,7 @@ def defects_and_partial_report(tmp_path_factory):
         )
     data = document.build("test_report_html", rows, profile="quick", seed=0, seconds=1.0)
     folder = tmp_path_factory.mktemp("defects")
-    document.write(data, json_path=folder / "r.json", html_path=folder / "r.html")
+    _output.write(data, json_path=folder / "r.json", html_path=folder / "r.html")
     return folder / "r.html", data
 
 

@@ -18,14 +18,22 @@ import time
 import numpy as np
 
 from initcheck import _defects, _dtypes, derivation, laws, profiles, sampler
-from initcheck.audit import _key_use
+from initcheck.audit import _haiku, _key_use, _linen, _nnx
 from initcheck.audit._declared import declared_name, unwrap
 from initcheck.audit._model import Model, match, patterns, same_law
 from initcheck.audit._parameter import Parameter, compare
-from initcheck.properties import NotApplicable, run_property, select_properties
-from initcheck.properties._context import CaseContext
-from initcheck.properties.elementwise import check_bounds, check_distribution, check_independence, check_moments
-from initcheck.properties.structure import ORTHO_EPS, dtype_eps, orthogonality_error
+from initcheck.laws import orthogonality_error
+from initcheck.properties import (
+    CaseContext,
+    NotApplicable,
+    check_bounds,
+    check_distribution,
+    check_independence,
+    check_moments,
+    first_problem,
+    run_property,
+    select_properties,
+)
 from initcheck.verdict import FAIL, Case, Conformance, Coverage, Verdict
 
 STATISTICAL = {
@@ -66,14 +74,9 @@ def _framework(model) -> str:
 def _record(framework: str, target: Model, *, fix_separator, reserve_size) -> list[Parameter]:
     model, inputs, kwargs, rng = target.model, target.args, dict(target.kwargs), target.rng
     if framework == "flax.linen":
-        from initcheck.audit import _linen
-
         return _linen.record(model, inputs, rng, kwargs=kwargs, fix_separator=fix_separator)
     if framework == "haiku":
-        from initcheck.audit import _haiku
-
         return _haiku.record(model, inputs, rng, kwargs=kwargs, reserve_size=reserve_size)
-    from initcheck.audit import _nnx
 
     return _nnx.record(model, inputs, rng, kwargs)[1]
 
@@ -175,51 +178,18 @@ def _derivation(ctx: _ParameterContext, framework: str, sharing: list[str]) -> V
 def _structure(ctx: _ParameterContext) -> Verdict:
     """The law's structure, slice by slice (one draw per slice: Haar-ness is not testable)."""
     law, name, p = ctx.law, "structure", ctx.parameter
+    if not law.has_structure:
+        raise NotApplicable("element-wise i.i.d. laws have no structure beyond their elements")
     slices = _dtypes.to_float64(p.slices())
-    where = lambda i: f"slice {i} of {len(slices)}: " if p.stacked else ""
-    if law.kind == "iid":
-        if not law.has_structure:
-            raise NotApplicable("element-wise i.i.d. laws have no structure beyond their elements")
-        for i, x in enumerate(slices):
-            if problem := law.structure_problem(x, ctx.dtype):
-                return ctx.failed(name, where(i) + problem, n=len(slices))
+    if problem := first_problem(law, slices, ctx.shape, ctx.dtype, "slice"):
+        return ctx.failed(name, problem, n=len(slices))
+    if law.exact or law.iid:
         return ctx.passed(name, f"has the structure of {law!r}", n=len(slices))
-    if law.kind == "deterministic":
-        for i, x in enumerate(slices):
-            if problem := law.mismatch(x, ctx.shape, ctx.dtype):
-                return ctx.failed(name, f"{where(i)}not {law!r}: {problem}", n=len(slices))
-        return ctx.passed(name, f"the table {law!r}", n=len(slices))
-    if law.kind in ("constant", "identity"):
-        want = np.full(ctx.shape, law.value) if law.kind == "constant" else law.expected(ctx.shape, ctx.dtype)
-        want = _dtypes.to_float64(np.asarray(want, np.float64).astype(ctx.dtype))
-        for i, x in enumerate(slices):
-            if not np.array_equal(x, want):
-                return ctx.failed(
-                    name, f"{where(i)}{int(np.sum(x != want))} of {x.size} elements differ from {law!r}", n=len(slices)
-                )
-        return ctx.passed(name, f"exactly {law!r}", n=len(slices))
-    errors = []
-    for i, x in enumerate(slices):
-        if law.kind == "delta_orthogonal":
-            centre = law.centre(ctx.shape)
-            rest = x.copy()
-            rest[centre] = 0
-            if np.any(rest):
-                return ctx.failed(
-                    name,
-                    f"{where(i)}{int(np.count_nonzero(rest))} non-zero values off the centre tap {centre}",
-                    n=len(slices),
-                )
-            x = x[centre]
-        errors.append(orthogonality_error(laws.matrix_view(x, law.column_axis)[None] / law.scale))
-    eps, worst = dtype_eps(ctx.dtype), max(errors)
-    if worst > ORTHO_EPS * eps:
-        i = int(np.argmax(errors))
-        return ctx.failed(
-            name, f"{where(i)}not orthogonal: max |QᵀQ/scale² - I| = {worst:.3g}", n=len(slices), statistic=worst
-        )
+    error = orthogonality_error(np.stack([law.matrix(x, ctx.shape) for x in slices]))
     return ctx.passed(
-        name, f"orthogonal to {worst / eps:.1f} eps (one draw per slice: Haar-ness is not testable)", n=len(slices)
+        name,
+        f"orthogonal to {error / _dtypes.eps(ctx.dtype):.1f} eps (one draw per slice: Haar-ness is not testable)",
+        n=len(slices),
     )
 
 
@@ -251,7 +221,7 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
     if p.law is None:
         why = p.unaudited or UNKNOWN_LAW.format(declared_name(p.declared) if p.declared else "this value")
         return [ctx.skipped(n, why) for n in checks]
-    if not _dtypes.is_inexact(ctx.dtype) and p.law.kind not in ("constant", "deterministic"):
+    if not _dtypes.is_inexact(ctx.dtype) and not p.law.integer_ok:
         return [ctx.skipped(n, f"{ctx.dtype_name} values: only constant and exact laws apply") for n in checks]
     try:
         p.law.check_dtype(ctx.dtype) if _dtypes.is_inexact(ctx.dtype) else None
@@ -266,7 +236,7 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
             out.append(run_property(_intent, ctx, name))
         elif name == "structure":
             out.append(run_property(_structure, ctx, name))
-        elif p.law.kind != "iid":
+        elif not p.law.iid:
             out.append(ctx.skipped(name, f"{p.law!r} is not an element-wise i.i.d. law (see structure)"))
         elif p.array.size < MIN_VALUES:
             out.append(ctx.skipped(name, f"{p.array.size} values are too few to test (fewer than {MIN_VALUES})"))

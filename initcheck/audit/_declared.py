@@ -15,10 +15,13 @@ import functools
 import inspect
 import os
 
+import jax
+import jax.nn.initializers as jinit
 import jax.numpy as jnp
 import numpy as np
 
-from initcheck import laws
+from initcheck import adapters, laws
+from initcheck._fans import haiku_input_size_fans
 
 _JAX_MODULE = "jax._src.nn.initializers"
 
@@ -59,7 +62,6 @@ def _axes(axis):
 
 
 def _jax_law(init) -> laws.Law | None:
-    import jax.nn.initializers as jinit
 
     if init is jinit.zeros:
         return laws.Constant(0.0)
@@ -74,7 +76,6 @@ def _jax_law(init) -> laws.Law | None:
 def _haiku_law(init) -> laws.Law | None:
     if not type(init).__module__.startswith("haiku."):
         return None
-    from initcheck._catalog import haiku_input_size_fans
 
     name = type(init).__name__
     if name == "Constant":
@@ -100,7 +101,7 @@ def _haiku_law(init) -> laws.Law | None:
 
 def _flax_wrapper(init) -> bool:
     """A Flax metadata wrapper (its code lives in Flax): it boxes the wrapped initializer's value."""
-    import flax
+    import flax  # lazy: Flax loads only when a Flax target is used
 
     code = getattr(init, "__code__", None)
     return (
@@ -128,7 +129,6 @@ def unwrap(init):
 def declared_name(init) -> str:
     """A true name for ``init``: a wrapper made with ``functools.wraps`` carries the wrapped
     function's name, so say what wraps what."""
-    from initcheck import adapters
 
     inner = unwrap(init)
     if inner is not init:
@@ -145,7 +145,6 @@ def declared_name(init) -> str:
 
 def _random_law(init) -> laws.Law | None:
     """``jax.random.normal``/``uniform`` used as an initializer ``(key, shape, dtype)``: their defaults."""
-    import jax
 
     if init is jax.random.normal:
         return laws.Normal(1.0)
@@ -155,7 +154,7 @@ def _random_law(init) -> laws.Law | None:
 
 
 def _flax_law(init) -> laws.Law | None:
-    from flax.nnx.nn import recurrent
+    from flax.nnx.nn import recurrent  # lazy: Flax loads only when a Flax target is used
 
     if init is recurrent.modified_orthogonal:  # orthogonal() in float32, cast to the dtype
         return laws.Orthogonal(1.0)

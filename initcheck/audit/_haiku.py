@@ -113,8 +113,8 @@ def _observe(key) -> _Obs:
 
 @contextlib.contextmanager
 def _watching(rec: _Recording):
-    from haiku._src import base
-    from haiku._src import layer_stack as stacking
+    from haiku._src import base  # lazy: Haiku loads only when a Haiku target is used
+    from haiku._src import layer_stack as stacking  # lazy: Haiku loads only when a Haiku target is used
 
     seq_cls = base.PRNGSequence
     originals = {
@@ -358,7 +358,7 @@ def _stack_roots(stack: _Stack, rec: _Recording, keys: observed.DerivedKeys) -> 
 
 
 def record(transformed, inputs, rng, *, kwargs=None, reserve_size: int | None = None) -> list[Parameter]:
-    from haiku._src import config
+    from haiku._src import config  # lazy: Haiku loads only when a Haiku target is used
 
     if reserve_size is None:
         reserve_size = config.get_config().rng_reserve_size
@@ -472,7 +472,7 @@ def _value(path: str, collection: str, value, c: _Created | None, set_by_model: 
 
 def _run(c: _Created, keys: list, spare):
     """``c.init(shape, dtype)`` drawing ``keys`` in order (``spare`` continues the sequence)."""
-    import haiku as hk
+    import haiku as hk  # lazy: Haiku loads only when a Haiku target is used
 
     def run():
         if not keys:

@@ -15,6 +15,7 @@ known law, that changes with the root key):
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
 from initcheck import _dtypes
@@ -27,7 +28,6 @@ MIN_CORRELATION_SIZE = 32
 
 def other_rng(rng):
     """Another root for the second initialization: every stream moved."""
-    import jax
 
     if isinstance(rng, dict):
         return {name: other_rng(value) for name, value in rng.items()}

@@ -105,7 +105,7 @@ class _Recording:
 
 def _stream_leaves(tree):
     """(stream, key) for every LazyRng of a group of scopes' rngs."""
-    from flax.core.scope import LazyRng
+    from flax.core.scope import LazyRng  # lazy: Flax loads only when a Flax target is used
 
     flat, _ = jax.tree_util.tree_flatten_with_path(tree, is_leaf=lambda x: isinstance(x, LazyRng))
     return [(getattr(path[-1], "key", None), leaf.rng if isinstance(leaf, LazyRng) else leaf) for path, leaf in flat]
@@ -113,10 +113,10 @@ def _stream_leaves(tree):
 
 @contextlib.contextmanager
 def _watching(rec: _Recording):
-    import flax.linen as nn
-    from flax.core import lift, meta
-    from flax.core.scope import Scope
-    from flax.linen import transforms
+    import flax.linen as nn  # lazy: Flax loads only when a Flax target is used
+    from flax.core import lift, meta  # lazy: Flax loads only when a Flax target is used
+    from flax.core.scope import Scope  # lazy: Flax loads only when a Flax target is used
+    from flax.linen import transforms  # lazy: Flax loads only when a Flax target is used
 
     originals = {
         (Scope, "make_rng"): Scope.make_rng,
@@ -274,7 +274,7 @@ def _watching(rec: _Recording):
 
 def _unboxed(value):
     """A value without Flax's metadata box (``nn.Partitioned`` and co.)."""
-    from flax.core import meta
+    from flax.core import meta  # lazy: Flax loads only when a Flax target is used
 
     return meta.unbox(value)
 
@@ -329,7 +329,7 @@ def general_kernel_law(base, shape, n_batch: int, n_out: int, layer: str) -> tup
 
 
 def _law(c: _Created, shape) -> tuple[laws.Law | None, str]:
-    import flax.linen as nn
+    import flax.linen as nn  # lazy: Flax loads only when a Flax target is used
 
     if isinstance(c.module, nn.DenseGeneral):  # calls wrappers of kernel_init and bias_init
         if c.name == "kernel":
@@ -428,7 +428,7 @@ def record(module, inputs, rng, *, kwargs=None, fix_separator: bool | None = Non
     """Run ``module.init(rng, *inputs, **kwargs)`` eagerly and return every value it created with its
     derived key(s). A value created inside a cached ``nn.jit`` trace is not seen being created:
     then JAX's caches are cleared and the init runs once more."""
-    from flax import config
+    from flax import config  # lazy: Flax loads only when a Flax target is used
 
     fix = bool(config.flax_fix_rng_separator) if fix_separator is None else fix_separator
     if isinstance(rng, int):
@@ -459,7 +459,7 @@ def record(module, inputs, rng, *, kwargs=None, fix_separator: bool | None = Non
 
 def _flat_variables(variables, sown) -> dict:
     """(collection, path) -> value, unboxed, of every variable the init made (sown values aside)."""
-    from flax.core import meta
+    from flax.core import meta  # lazy: Flax loads only when a Flax target is used
 
     out = {}
     for collection, tree in meta.unbox(variables).items():
@@ -534,7 +534,7 @@ def _key_text(draw: _Draw, c: _Created, stacks: dict, ctx: _Context) -> tuple[st
 
 
 def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
-    from flax.core import meta
+    from flax.core import meta  # lazy: Flax loads only when a Flax target is used
 
     law, hint = _law(c, slice_shape)
     draw = c.draw

@@ -109,7 +109,7 @@ def match(expect, paths: list[str]) -> dict[str, tuple[str, laws.Law]]:
 
 def same_law(a: laws.Law, b: laws.Law) -> bool:
     """Two laws promise the same thing (the refusals a catalog attaches aside)."""
-    return repr(a).split(".refusing(")[0] == repr(b).split(".refusing(")[0]
+    return a.without_refusals() == b.without_refusals()
 
 
 __all__ = ["Model", "factory_origin", "match", "pattern_regex", "patterns", "same_law"]

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import jax
 import numpy as np
+from jax._src.interpreters import batching
 
 from initcheck import derivation, laws
 from initcheck.audit import _observed as observed
@@ -122,7 +123,7 @@ class _States:
 
 def _layer_classes() -> list[type]:
     """nnx Module classes whose own ``__init__`` takes initializer arguments (``*_init``)."""
-    from flax import nnx
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
     found, stack = [], [nnx.Module]
     while stack:
@@ -151,9 +152,8 @@ def _bytes(data) -> bytes:
 
 @contextlib.contextmanager
 def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned: list[_Assigned], known: list):
-    from flax import nnx
-    from flax.nnx import pytreelib, rnglib
-    from jax._src.interpreters import batching
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
+    from flax.nnx import pytreelib, rnglib  # lazy: Flax loads only when a Flax target is used
 
     purpose: list[tuple] = []
 
@@ -278,7 +278,6 @@ def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned:
 def _batched_values(*tracers):
     """The concrete per-slice values of ``BatchTracer``s of an eager ``jax.vmap`` (slices first),
     broadcast where one is not batched; None when any is not such a tracer or is nested deeper."""
-    from jax._src.interpreters import batching
 
     if not any(isinstance(t, batching.BatchTracer) for t in tracers):
         return None
@@ -334,7 +333,7 @@ def _check_factory(factory) -> None:
 
 def record(factory, inputs, rng, kwargs=None) -> tuple[object, list[Parameter]]:
     """Build ``factory(*inputs, **kwargs, rngs=nnx.Rngs(...))``; return the model and every value it holds."""
-    from flax import nnx
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
     _check_factory(factory)
     seeds = _seeds(rng)
@@ -405,13 +404,13 @@ def _same_value(raw, known: list):
         and np.asarray(k.output).dtype == data.dtype
         and np.asarray(k.output).tobytes() == data.tobytes()
     ]
-    if same and all(repr(k.law) == repr(same[0].law) for k in same):
+    if same and all(k.law == same[0].law for k in same):
         return same[0]
     return None
 
 
 def _values(model, makers: list[tuple[_Assigned, _Call | None]], draws: list[_Draw], states: _States):
-    from flax import nnx
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
     nodes = dict(nnx.iter_graph(model))
     in_graph = {id(n) for n in nodes.values()}
@@ -471,7 +470,7 @@ def _slices_bytes(stored: np.ndarray, size: int, count: int) -> list[bytes]:
 
 
 def _value(name: str, variable, owner, call: _Call | None, draws, states: _States) -> Parameter:
-    from flax import nnx
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
     collection = type(variable).__name__
     value = variable[...]
@@ -507,7 +506,7 @@ def _from_array(name, value, collection, variable, owner) -> Parameter:
 
 def _known_layer_law(owner, attribute: str):
     """Values nnx layers make from arrays, with their documented law."""
-    from flax import nnx
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
     if isinstance(owner, nnx.BatchNorm) and attribute in ("mean", "var"):
         return laws.Constant(0.0 if attribute == "mean" else 1.0)
@@ -595,7 +594,7 @@ def _fixed_seed(key) -> int | None:
 def _layer_law(owner, call: _Call, slice_shape) -> tuple[laws.Law | None, str, bool]:
     """The law of a value made by ``call`` (laid out as ``slice_shape``), a hint, and whether the
     law is on the stored layout (True) or on the shape the initializer drew (False)."""
-    from flax import nnx
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
     base = call.law
     if isinstance(owner, nnx.LinearGeneral) and call.name == "kernel":

@@ -21,7 +21,15 @@ import inspect
 import sys
 import types
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax._src import random as jrandom
+from jax._src.nn import initializers as jinit
+
 from initcheck import laws
+from initcheck.audit._declared import _haiku_law, law_of_jax_builder
+from initcheck.derivation import flat_keys, key_bytes
 
 JAX_BUILDERS = (
     "constant",
@@ -59,8 +67,6 @@ class KeyOp:
 
 
 def _key_data(key) -> bytes | None:
-    import jax
-    import numpy as np
 
     if isinstance(key, jax.core.Tracer):
         return None
@@ -69,8 +75,6 @@ def _key_data(key) -> bytes | None:
 
 
 def _record_key_op(ops: list[KeyOp], kind: str, local_vars, output) -> None:
-    import jax
-    import numpy as np
 
     key = _key_data(local_vars.get("key"))
     if key is None or isinstance(output, jax.core.Tracer):
@@ -89,8 +93,6 @@ def resolve(data: bytes, lookup, ops: list[KeyOp], depth: int = 0):
     """``(own key, text)`` for the key whose raw data is ``data``: ``lookup(data)`` for a key
     initcheck derived, else through a recorded split or fold-in of such a key, computed with
     initcheck's own ``split``/``fold_in``; None when neither leads to one."""
-    import jax
-    import jax.numpy as jnp
 
     found = lookup(data)
     if found is not None or depth > 8:
@@ -103,7 +105,6 @@ def resolve(data: bytes, lookup, ops: list[KeyOp], depth: int = 0):
             continue
         if op.kind == "fold_in":
             return jax.random.fold_in(base[0], jnp.uint32(op.arg)), f"fold_in({base[1]}, {op.arg})"
-        from initcheck.derivation import flat_keys
 
         i = op.outputs.index(data)
         return flat_keys(jax.random.split(base[0], op.arg))[i], f"split({base[1]}, {op.arg})[{i}]"
@@ -120,7 +121,6 @@ class DerivedKeys:
 
     def add(self, own, text: str, actual=None) -> None:
         """``own`` (and how, ``text``) for the framework's key ``actual`` (default: ``own`` itself)."""
-        from initcheck.derivation import key_bytes
 
         self.known.setdefault(key_bytes(own if actual is None else actual), (own, text))
 
@@ -137,7 +137,6 @@ def _inner_code(builder) -> types.CodeType:
 
 
 def _jax_entry(name: str, builder):
-    from initcheck.audit._declared import law_of_jax_builder
 
     parameters = list(inspect.signature(builder).parameters)
 
@@ -152,10 +151,7 @@ def _jax_entry(name: str, builder):
 
 def _known_codes() -> dict:
     """code object -> reader(frame locals) -> (law, re-runnable init, name)."""
-    import haiku as hk
-    from jax._src.nn import initializers as jinit
-
-    from initcheck.audit._declared import _haiku_law
+    import haiku as hk  # lazy: Haiku loads only when a Haiku target is used
 
     codes: dict = {}
     for name in JAX_BUILDERS:
@@ -194,7 +190,6 @@ def watching(calls: list[KnownCall], key_ops: list[KeyOp] | None = None):
     if _CODES is None:
         _CODES = _known_codes()
     codes = _CODES
-    from jax._src import random as jrandom
 
     key_codes = {jrandom.split.__code__: "split", jrandom.fold_in.__code__: "fold_in"}
     busy = []  # recording a key op runs JAX code: not watched

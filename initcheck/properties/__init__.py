@@ -5,7 +5,7 @@ from initcheck.properties.contract import check_contract, check_errors, describe
 from initcheck.properties.elementwise import check_bounds, check_distribution, check_independence, check_moments
 from initcheck.properties.keys import check_determinism, check_key_sensitivity
 from initcheck.properties.precision import check_precision
-from initcheck.properties.structure import check_structure
+from initcheck.properties.structure import check_structure, first_problem
 
 PROPERTIES = {
     "contract": check_contract,
@@ -45,4 +45,16 @@ def select_properties(properties, known, *, refusal: str = "unknown {}") -> list
     return [p for p in known if p in properties]
 
 
-__all__ = ["PER_INITIALIZER", "PROPERTIES", "CaseContext", "NotApplicable", "run_property", "select_properties"]
+__all__ = [
+    "PER_INITIALIZER",
+    "PROPERTIES",
+    "CaseContext",
+    "NotApplicable",
+    "check_bounds",
+    "check_distribution",
+    "check_independence",
+    "check_moments",
+    "first_problem",
+    "run_property",
+    "select_properties",
+]

@@ -89,7 +89,7 @@ class CaseContext:
     def pooled(self) -> np.ndarray:
         """The draws with derived keys that the properties already make: the pooled sample for
         i.i.d. laws, the ``profile.haar_draws`` draws of ``structure`` for orthogonal ones."""
-        return self.sample if self.law.kind == "iid" else self.draws("structure", self.profile.haar_draws)
+        return self.sample if self.law.iid else self.draws("structure", self.profile.haar_draws)
 
     @functools.cached_property
     def sample64(self) -> np.ndarray:

@@ -26,7 +26,7 @@ MAX_SHIFTS = 12  # per axis, for the independence property
 
 
 def _iid_law(ctx: CaseContext):
-    if ctx.law.kind != "iid":
+    if not ctx.law.iid:
         raise NotApplicable(f"{ctx.law!r} is not an element-wise i.i.d. law (see structure)")
     return ctx.element_law
 

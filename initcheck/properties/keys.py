@@ -76,8 +76,8 @@ def _pair_collision_probability(ctx: CaseContext) -> float:
     of freedom of the Stiefel manifold (rows*cols - cols(cols+1)/2), 1/2 for a 1x1 matrix (+-scale).
     """
     res = _dtypes.resolution(ctx.dtype)
-    if ctx.law.kind != "iid":
-        rows, cols = _matrix_dims(ctx)
+    if not ctx.law.iid:
+        rows, cols = ctx.law.matrix_dims(ctx.shape)
         rows, cols = max(rows, cols), min(rows, cols)
         free = rows * cols - cols * (cols + 1) // 2
         return 0.5 if free == 0 else min(1.0, 2 * res) ** free
@@ -94,13 +94,6 @@ def _pair_collision_probability(ctx: CaseContext) -> float:
     if per_element <= 0:
         return 0.0
     return math.exp(ctx.size * math.log(per_element)) if per_element < 1 else 1.0
-
-
-def _matrix_dims(ctx) -> tuple[int, int]:
-    """(rows, columns) of the orthogonal matrix of an orthogonal or delta-orthogonal law."""
-    shape = ctx.shape if ctx.law.kind == "orthogonal" else ctx.shape[-2:]
-    cols = shape[ctx.law.column_axis]
-    return math.prod(shape) // max(cols, 1), cols
 
 
 def _duplicate_pairs(rows: np.ndarray) -> int:
@@ -144,7 +137,7 @@ def check_key_sensitivity(ctx: CaseContext):
     # i.i.d. laws: centred on the sample's own mean (a mean bias is the business of moments, and
     # would read as correlation of every pair); the structured laws (orthogonal) have mean 0
     x = x.reshape((base_count, len(RELATED_NAMES), -1))
-    if ctx.law.kind == "iid":
+    if ctx.law.iid:
         x = x - x.mean()
     for i in range(len(RELATED_NAMES)):
         for j in range(i + 1, len(RELATED_NAMES)):
@@ -156,7 +149,7 @@ def check_key_sensitivity(ctx: CaseContext):
     p_pair = _pair_collision_probability(ctx)
     # Distinct keys, distinct outputs: the pooled draws the other properties use (derived keys, no
     # extra sampling), and PRNGKey(0..K-1), whose first words are all 0, up to n/4 values.
-    pooled = sampler.draws_for(ctx.profile.n, ctx.shape) if ctx.law.kind == "iid" else ctx.profile.haar_draws
+    pooled = sampler.draws_for(ctx.profile.n, ctx.shape) if ctx.law.iid else ctx.profile.haar_draws
     seeds = max(32, min(count, ctx.profile.n // (4 * max(ctx.size, 1))))
     for label, available, outputs_of in (
         ("derived keys", pooled, lambda k: ctx.pooled[:k]),

@@ -15,7 +15,7 @@ def check_precision(ctx: CaseContext):
     name = "precision"
     if not _dtypes.is_low_precision(ctx.dtype):
         raise NotApplicable(f"{ctx.dtype_name} is not a 16-bit dtype (distribution covers it)")
-    if ctx.law.kind != "iid" or isinstance(ctx.element_law, ComplexLaw):
+    if not ctx.law.iid or isinstance(ctx.element_law, ComplexLaw):
         raise NotApplicable("only real element-wise laws have a rounded law to compare with")
     law = ctx.element_law
     x = np.sort(ctx.sample64.ravel())

@@ -3,37 +3,21 @@ delta-orthogonal (orthogonal centre tap, zeros elsewhere), identity, constant an
 
 from __future__ import annotations
 
-import ml_dtypes
 import numpy as np
 from scipy import stats as sps
 
 from initcheck import _dtypes, stats
-from initcheck.laws import matrix_view
+from initcheck.laws import Law, orthogonality_error
 from initcheck.properties._context import CaseContext, NotApplicable
 
-ORTHO_EPS = 32  # tolerance on |QᵀQ/scale² - I| in units of the dtype's eps (measured error <= 7 eps)
 
-
-def _exact(ctx: CaseContext, expected: np.ndarray, what: str):
-    draws = ctx.draws("structure", 4)
-    want = np.asarray(expected, np.float64).astype(ctx.dtype)
-    bad = [i for i, d in enumerate(draws) if not np.array_equal(d, want)]
-    if bad:
-        diff = np.abs(_dtypes.to_float64(draws[bad[0]]) - _dtypes.to_float64(want))
-        return ctx.failed(
-            "structure",
-            f"output is not {what}: {int(np.sum(diff > 0))} of {want.size} elements differ, by up to {diff.max():.3g}",
-            n=4,
-        )
-    return ctx.passed("structure", f"exactly {what} for 4 keys", n=4)
-
-
-def _table(ctx: CaseContext):
-    draws = _dtypes.to_float64(ctx.draws("structure", 4))
+def first_problem(law: Law, draws: np.ndarray, shape: tuple[int, ...], dtype, what: str) -> str | None:
+    """The first of ``draws`` (float64) that lacks the structure of ``law``, with why, or None.
+    One structure check for ``check`` (draws of one key each) and ``audit`` (a value's slices)."""
     for i, x in enumerate(draws):
-        if problem := ctx.law.mismatch(x, ctx.shape, ctx.dtype):
-            return ctx.failed("structure", f"output for key {i} of 4 is not {ctx.law!r}: {problem}", n=4)
-    return ctx.passed("structure", f"the table within {ctx.law.ulps} ulp for 4 keys", n=4)
+        if problem := law.draw_problem(x, shape, dtype):
+            return f"{what} {i} of {len(draws)}: {problem}" if len(draws) > 1 else problem
+    return None
 
 
 def haar_tests(q: np.ndarray) -> list[stats.TestResult]:
@@ -54,68 +38,22 @@ def haar_tests(q: np.ndarray) -> list[stats.TestResult]:
     return results
 
 
-def orthogonality_error(q: np.ndarray) -> float:
-    """max |QᵀQ - I| over K matrices ``q`` of shape (K, rows, cols) (QQᵀ for wide ones)."""
-    rows, cols = q.shape[1:]
-    gram = np.einsum("kri,krj->kij", q, q) if rows >= cols else np.einsum("kir,kjr->kij", q, q)
-    return float(np.max(np.abs(gram - np.eye(gram.shape[1]))))
-
-
-def dtype_eps(dtype) -> float:
-    return float(ml_dtypes.finfo(_dtypes.real_part(dtype)).eps)
-
-
-def _orthogonal(ctx: CaseContext, matrices: np.ndarray, scale: float, column_axis: int, where: str):
-    q = np.stack([matrix_view(m, column_axis) for m in matrices]) / scale
-    rows, cols = q.shape[1:]
-    error = orthogonality_error(q)
-    eps = dtype_eps(ctx.dtype)
-    if error > ORTHO_EPS * eps:
-        side = "QᵀQ" if rows >= cols else "QQᵀ"
-        return ctx.failed(
-            "structure",
-            f"{where}: max |{side}/scale² - I| = {error:.3g} > {ORTHO_EPS} eps ({ORTHO_EPS * eps:.2g}); not orthogonal",
-            n=len(q),
-            statistic=error,
-        )
-    worst = stats.bonferroni(haar_tests(q))
-    return ctx.verdict(
-        "structure", worst, n=len(q), message=f"{where}: orthogonal to {error / eps:.1f} eps; Haar: {worst.detail}"
-    )
-
-
-def _per_draw(ctx: CaseContext):
-    """Laws with an i.i.d. marginal and extra structure: every one of 16 outputs must have it."""
-    draws = _dtypes.to_float64(ctx.draws("structure", 16))
-    for i, x in enumerate(draws):
-        if problem := ctx.law.structure_problem(x, ctx.dtype):
-            return ctx.failed("structure", f"draw {i} of 16: {problem}", n=16)
-    return ctx.passed("structure", f"all 16 draws have the structure of {ctx.law!r}", n=16)
-
-
 def check_structure(ctx: CaseContext):
-    kind = ctx.law.kind
+    """Every draw has the law's structure (4 draws of an exact law, 16 of an i.i.d. law with
+    structure, ``profile.haar_draws`` of an orthogonal one, whose matrices are then tested Haar)."""
+    law, name = ctx.law, "structure"
     if ctx.size == 0:
         raise NotApplicable("a zero-size output has no structure")
-    if kind == "iid":
-        if ctx.law.has_structure:
-            return _per_draw(ctx)
+    if not law.has_structure:
         raise NotApplicable("element-wise i.i.d. laws have no structure beyond their elements")
-    if kind == "constant":
-        return _exact(ctx, np.full(ctx.shape, ctx.law.value), f"the constant {ctx.law.value!r}")
-    if kind == "identity":
-        return _exact(ctx, ctx.law.expected(ctx.shape, ctx.dtype), f"{ctx.law!r}")
-    if kind == "deterministic":
-        return _table(ctx)
-    draws = _dtypes.to_float64(ctx.draws("structure", ctx.profile.haar_draws))
-    if kind == "orthogonal":
-        return _orthogonal(ctx, draws, ctx.law.scale, ctx.law.column_axis, "orthogonal")
-    centre = ctx.law.centre(ctx.shape)
-    taps = draws[(slice(None),) + centre]
-    rest = draws.copy()
-    rest[(slice(None),) + centre] = 0
-    if np.any(rest):
-        return ctx.failed(
-            "structure", f"{int(np.count_nonzero(rest))} non-zero values off the centre tap {centre}", n=len(draws)
-        )
-    return _orthogonal(ctx, taps, ctx.law.scale, ctx.law.column_axis, f"centre tap {centre}")
+    count = 4 if law.exact else 16 if law.iid else ctx.profile.haar_draws
+    draws = _dtypes.to_float64(ctx.draws(name, count))
+    if problem := first_problem(law, draws, ctx.shape, ctx.dtype, "draw"):
+        return ctx.failed(name, problem, n=count)
+    if law.exact or law.iid:
+        return ctx.passed(name, f"all {count} draws have the structure of {law!r}", n=count)
+    q = np.stack([law.matrix(x, ctx.shape) for x in draws])
+    error, worst = orthogonality_error(q), stats.bonferroni(haar_tests(q))
+    return ctx.verdict(
+        name, worst, n=count, message=f"orthogonal to {error / _dtypes.eps(ctx.dtype):.1f} eps; Haar: {worst.detail}"
+    )
