@@ -195,10 +195,18 @@ def test_laws_compare_and_hash_as_laws():
     [
         (laws.Constant(2.0), np.full((3, 4), 2.0), np.full((3, 4), 2.5), "12 of 12 elements differ"),
         (laws.Identity(), np.eye(4), np.eye(4) * 1.01, "4 of 16 elements differ"),
-        (laws.Orthogonal(), np.linalg.qr(np.random.default_rng(0).normal(size=(8, 4)))[0],
-         np.ones((8, 4)) / 8, "not orthogonal"),
-        (laws.DeltaOrthogonal(), np.pad(np.eye(4)[None], ((1, 1), (0, 0), (0, 0))),
-         np.ones((3, 4, 4)), "off the centre tap"),
+        (
+            laws.Orthogonal(),
+            np.linalg.qr(np.random.default_rng(0).normal(size=(8, 4)))[0],
+            np.ones((8, 4)) / 8,
+            "not orthogonal",
+        ),
+        (
+            laws.DeltaOrthogonal(),
+            np.pad(np.eye(4)[None], ((1, 1), (0, 0), (0, 0))),
+            np.ones((3, 4, 4)),
+            "off the centre tap",
+        ),
     ],
     ids=["constant", "identity", "orthogonal", "delta-orthogonal"],
 )
