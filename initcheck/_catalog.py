@@ -10,7 +10,8 @@ from typing import Any
 
 import jax
 
-from initcheck import _defects, _frameworks, api, inits, laws, strategies
+import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
+from initcheck import _defects, _frameworks, api, inits, laws
 from initcheck._defects import KnownDefect
 from initcheck._fans import haiku_input_size_fans
 from initcheck._frameworks import FRAMEWORKS, JAX_PRESETS
@@ -26,7 +27,6 @@ def real_dtypes() -> tuple[str, ...]:
 
 
 def complex_dtypes() -> tuple[str, ...]:
-
     return ("complex64",) + (("complex128",) if jax.config.jax_enable_x64 else ())
 
 
@@ -144,7 +144,6 @@ def _jax_scaling_defects(distribution: str) -> tuple[KnownDefect, ...]:
 
 
 def _jax() -> list[CatalogEntry]:
-
     return _jax_like("jax.nn.initializers", "jax", jax.nn.initializers)
 
 
@@ -236,7 +235,6 @@ def _haiku() -> list[CatalogEntry]:
 
 
 def _initcheck() -> list[CatalogEntry]:
-
     real = real_dtypes()
     builds = [
         (

@@ -7,8 +7,9 @@ import functools
 import jax.numpy as jnp
 import ml_dtypes
 import numpy as np
+import numpy.typing as npt
 
-DTypeLike = object
+DTypeLike = npt.DTypeLike
 
 
 def canonical(dtype: DTypeLike) -> np.dtype:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
@@ -54,7 +55,9 @@ def part_moment(part, k: int) -> float:
     return {0: 1.0, 1: m, 2: v + m * m, 3: mu3 + 3 * m * v + m**3, 4: mu4 + 4 * m * mu3 + 6 * m * m * v + m**4}[k]
 
 
-_MVSK: dict[tuple[int, str], tuple[object, tuple[float, ...]]] = {}
+Part = Any  # a frozen scipy.stats distribution (continuous, or a degenerate one for an atom)
+
+_MVSK: dict[tuple[int, str], tuple[Part, tuple[float, float, float, float]]] = {}
 
 
 def _mvsk(part, moments: str) -> tuple[float, float, float, float]:
@@ -62,8 +65,8 @@ def _mvsk(part, moments: str) -> tuple[float, float, float, float]:
     object: some (truncexpon's 3rd and 4th moments) integrate numerically, 0.1 s a call."""
     key = (id(part), moments)
     if key not in _MVSK or _MVSK[key][0] is not part:  # the part is kept, so its id is not reused
-        values = tuple(float(x) for x in part.stats(moments=moments))
-        _MVSK[key] = (part, values + (0.0,) * (4 - len(values)))
+        values = [float(x) for x in part.stats(moments=moments)] + [0.0] * 4
+        _MVSK[key] = (part, (values[0], values[1], values[2], values[3]))
     return _MVSK[key][1]
 
 
@@ -71,7 +74,7 @@ def _mvsk(part, moments: str) -> tuple[float, float, float, float]:
 class RealLaw:
     """A mixture of continuous scipy distributions and atoms; weights sum to one."""
 
-    parts: tuple[tuple[float, object], ...]
+    parts: tuple[tuple[float, Part], ...]
 
     @property
     def atoms(self) -> list[tuple[float, float]]:
@@ -79,7 +82,7 @@ class RealLaw:
         return [(p.value, w) for w, p in self.parts if isinstance(p, Atom)]
 
     @property
-    def continuous(self) -> list[tuple[float, object]]:
+    def continuous(self) -> list[tuple[float, Part]]:
         return [(w, p) for w, p in self.parts if not isinstance(p, Atom)]
 
     @property
@@ -88,12 +91,12 @@ class RealLaw:
 
     def cdf(self, x) -> np.ndarray:
         x = np.asarray(x, np.float64)
-        return sum(w * part_cdf(p, x) for w, p in self.parts)
+        return np.asarray(sum(w * part_cdf(p, x) for w, p in self.parts))
 
     def continuous_cdf(self, x) -> np.ndarray:
         """CDF of the continuous part alone, renormalized to mass one."""
         x = np.asarray(x, np.float64)
-        return sum(w * part_cdf(p, x) for w, p in self.continuous) / self.continuous_mass
+        return np.asarray(sum(w * part_cdf(p, x) for w, p in self.continuous) / self.continuous_mass)
 
     def raw_moment(self, k: int) -> float:
         return float(sum(w * part_moment(p, k) for w, p in self.parts))
@@ -118,7 +121,7 @@ class RealLaw:
 
     def intervals(self) -> list[tuple[float, float]]:
         """Closed hulls of each part's support (atoms are degenerate intervals)."""
-        return [tuple(float(b) for b in p.support()) for _, p in self.parts]
+        return [(float(p.support()[0]), float(p.support()[1])) for _, p in self.parts]
 
     @property
     def bounded(self) -> bool:

@@ -18,9 +18,10 @@ import jax
 
 from initcheck import document, html
 from initcheck import plots as drawing
-from initcheck._catalog import catalog, check_entry
+from initcheck._catalog import CatalogEntry, catalog, check_entry
+from initcheck._defects import Triage
 
-_ENTRIES: list | None = None
+_ENTRIES: list[CatalogEntry] = []  # this worker's catalog, built once by _start
 
 
 def _start(frameworks, x64: bool, shares=None) -> None:
@@ -83,7 +84,7 @@ def check_entries(
     profile,
     seed: int,
     jobs: int,
-    on_result: Callable[[int, object, dict], None],
+    on_result: Callable[[int, Triage, dict], None],
     plots: bool = False,
 ) -> None:
     """Check ``catalog(frameworks)[i]`` in ``dtypes`` for each ``(i, dtypes)`` on ``jobs`` processes
@@ -137,12 +138,12 @@ def same_function(a, b) -> bool:
     return True
 
 
-def duplicates(chosen: Sequence[tuple[int, object, Sequence[str]]]) -> dict[int, int]:
+def duplicates(chosen: Sequence[tuple[int, CatalogEntry, Sequence[str]]]) -> dict[int, int]:
     """{i: j} for the chosen entries i whose verdicts are an earlier entry j's: the same function
     (``same_function``), law, known defects and dtypes. Keys and shapes derive from the seed, the
     law and the case, not from the initializer, so i's check would draw exactly j's samples and
     reach j's verdicts. j is always an entry that is itself checked."""
-    originals: list[tuple[int, object, list]] = []
+    originals: list[tuple[int, CatalogEntry, list]] = []
     found = {}
     for i, entry, dtypes in chosen:
         dtypes = list(dtypes)

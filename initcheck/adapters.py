@@ -63,7 +63,7 @@ def from_haiku(init: Callable) -> Initializer:
         shape = tuple(shape)
         return hk.transform(lambda: init(shape, dtype)).apply({}, key)
 
-    canonical.__initcheck_name__ = describe(init)
+    canonical.__initcheck_name__ = describe(init)  # type: ignore[attr-defined]
     return canonical
 
 

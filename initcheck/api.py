@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, Phase, find, settings
 from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
-from initcheck import _dtypes, adapters, laws, profiles, sampler, strategies
+import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
+from initcheck import _dtypes, adapters, laws, profiles, sampler
 from initcheck.properties import PER_INITIALIZER, PROPERTIES, CaseContext, run_property, select_properties
 from initcheck.properties.contract import check_contract
 from initcheck.verdict import ERROR, FAIL, Conformance, ConformanceError, Verdict
@@ -65,7 +66,6 @@ def _draw_examples(strategy: st.SearchStrategy, count: int, seed: int) -> list[t
 
 
 def _shapes(shapes, law: laws.Law, count: int, seed: int) -> list[tuple[int, ...]]:
-
     if shapes is None:
         shapes = strategies.shapes_for(law)
     if isinstance(shapes, st.SearchStrategy):

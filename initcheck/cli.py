@@ -14,8 +14,7 @@ import jax
 
 import initcheck
 from initcheck import __version__, _output, _runner, _xla, adapters, document, law_syntax, profiles, sampler
-from initcheck import document as doc
-from initcheck._catalog import catalog
+from initcheck._catalog import CatalogEntry, catalog
 from initcheck._frameworks import FRAMEWORKS
 from initcheck.audit import AUDIT_PROPERTIES
 from initcheck.audit._model import factory_origin
@@ -23,7 +22,7 @@ from initcheck.law_syntax import EXAMPLES
 from initcheck.properties import PROPERTIES
 
 
-def _entries(args) -> list[tuple[int, object]]:
+def _entries(args) -> list[tuple[int, CatalogEntry]]:
     """(index in catalog(args.frameworks), entry) of the chosen entries."""
 
     if args.x64:
@@ -36,16 +35,15 @@ def _entries(args) -> list[tuple[int, object]]:
 
 
 def _report(args) -> int:
-
     chosen = [(i, e, [d for d in e.dtypes if not args.dtypes or d in args.dtypes]) for i, e in _entries(args)]
     chosen = [(i, e, dtypes) for i, e, dtypes in chosen if dtypes]
     if not chosen:
-        given = []
+        options = []
         if args.entries:
-            given.append(f"--entries {' '.join(args.entries)}")
+            options.append(f"--entries {' '.join(args.entries)}")
         if args.dtypes:
-            given.append(f"--dtypes {','.join(args.dtypes)}")
-        given = " ".join(given)
+            options.append(f"--dtypes {','.join(args.dtypes)}")
+        given = " ".join(options)
         print(
             f"initcheck report: {given} matches no catalog entry; see `initcheck list` for the ids and dtypes",
             file=sys.stderr,
@@ -108,9 +106,9 @@ def _report(args) -> int:
 
     seconds = time.perf_counter() - started
     shared = {entries[i].id: entries[j].id for i, j in copies.items()}
-    report_document = doc.build(
+    report_document = document.build(
         "initcheck report",
-        [doc.catalog_target(e, r, verdicts_of=shared.get(e.id)) for e, r in results],
+        [document.catalog_target(e, r, verdicts_of=shared.get(e.id)) for e, r in results],
         profile=args.profile,
         seed=args.seed,
         seconds=seconds,
@@ -201,7 +199,6 @@ def _load_target(spec: str):
 
 
 def _check(args) -> int:
-
     try:
         init = _load_target(args.target)
         if args.expect is not None:
@@ -230,7 +227,7 @@ def _check(args) -> int:
         return 2
     print(report)
     if args.json or args.html:
-        target = doc.target(
+        target = document.target(
             args.target,
             "initializer",
             verdicts=[v.to_dict() for v in report.verdicts],
@@ -238,7 +235,7 @@ def _check(args) -> int:
             seconds=report.seconds,
         )
         for path in _output.write(
-            doc.build("initcheck check", [target], profile=args.profile, seed=args.seed, seconds=report.seconds),
+            document.build("initcheck check", [target], profile=args.profile, seed=args.seed, seconds=report.seconds),
             json_path=args.json,
             html_path=args.html,
         ):
@@ -260,7 +257,6 @@ def _origin_of_check(args) -> str:
 
 
 def _audit(args) -> int:
-
     def progress(line: str) -> None:
         print(f"initcheck audit: {line}", file=sys.stderr, flush=True)
 
@@ -286,7 +282,7 @@ def _audit(args) -> int:
         return 2
     print(report)
     if args.json or args.html:
-        row = doc.target(
+        row = document.target(
             args.target,
             "model",
             verdicts=[v.to_dict() for v in report.verdicts],
@@ -295,7 +291,7 @@ def _audit(args) -> int:
             coverage=report.coverage.to_dict(),
         )
         for path in _output.write(
-            doc.build("initcheck audit", [row], profile=args.profile, seed=args.seed, seconds=report.seconds),
+            document.build("initcheck audit", [row], profile=args.profile, seed=args.seed, seconds=report.seconds),
             json_path=args.json,
             html_path=args.html,
         ):
@@ -325,12 +321,10 @@ def _subset(text: str, known) -> list[str]:
 
 
 def _properties(text: str) -> list[str]:
-
     return _subset(text, list(PROPERTIES))
 
 
 def _audit_properties(text: str) -> list[str]:
-
     return _subset(text, list(AUDIT_PROPERTIES))
 
 

@@ -97,7 +97,7 @@ def haiku_walk(rng, *, reserve_size: int = 1) -> Iterator[tuple]:
     ``init(rng)``, in order: the key and the sequence state that continues after it."""
     if reserve_size < 1:
         raise ValueError(f"reserve_size={reserve_size} must be >= 1")
-    state, queue = haiku_root(rng), []
+    state, queue = haiku_root(rng), list[jax.Array]()
     while True:
         if not queue:
             state, *queue = list(jax.random.split(state, reserve_size + 1))

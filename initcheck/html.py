@@ -84,7 +84,7 @@ def _details(target: dict, draw: bool = True) -> dict:
     the ``distribution`` verdict's on the same sample) unless not ``draw``, and the values its
     coverage misses."""
     plotted = _plotted(target)
-    failures, drawn = [], set()
+    failures, drawn = [], set[tuple]()
     for v in target["verdicts"]:
         if not _broken(v) or v.get("known_defect"):
             continue
@@ -108,7 +108,7 @@ def _details(target: dict, draw: bool = True) -> dict:
 
 def _defect_examples(target: dict) -> dict[str, tuple[dict, dict | None]]:
     """For each known defect the target shows: its first failure, and a plot of it if there is one."""
-    plotted, out = _plotted(target), {}
+    plotted, out = _plotted(target), dict[str, tuple[dict, dict | None]]()
     for v in target["verdicts"]:
         name = v.get("known_defect")
         if not name or not _broken(v):

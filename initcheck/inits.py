@@ -24,13 +24,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any, Protocol, cast
 
 import jax
 import jax.numpy as jnp
 
 from initcheck import _fans, laws
 
-Initializer = Callable[..., jax.Array]
+
+class Initializer(Protocol):
+    """``init(key, shape, dtype) -> Array``, carrying the law it promises."""
+
+    __initcheck_law__: laws.Law
+
+    def __call__(self, key: Any, shape: Sequence[int], dtype: Any = ...) -> jax.Array: ...
+
+
 NONLINEARITIES = (
     "linear",
     "conv1d",
@@ -47,11 +56,11 @@ NONLINEARITIES = (
 )
 
 
-def _with_law(init: Initializer, law: laws.Law, name: str) -> Initializer:
-    init.__initcheck_law__ = law
+def _with_law(init: Callable[..., jax.Array], law: laws.Law, name: str) -> Initializer:
     init.__qualname__ = init.__name__ = name
     init.__module__ = __name__
-    return init
+    init.__initcheck_law__ = law  # type: ignore[attr-defined]
+    return cast(Initializer, init)
 
 
 def _compute_dtype(dtype) -> jnp.dtype:

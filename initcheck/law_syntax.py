@@ -114,7 +114,7 @@ def _law(call: ast.Call, text: str, what: str):
         except (TypeError, ValueError) as exc:
             raise LawSyntaxError(f"{what}={text!r}: stats.{func.attr}: {exc}") from None
     name = func.id if isinstance(func, ast.Name) else ast.get_source_segment(text, func)
-    cls = _BY_NAME.get(name)
+    cls = _BY_NAME.get(name or "")
     if cls is None:
         raise LawSyntaxError(
             f"{what}={text!r}: unknown law {name!r}; use one of "
@@ -171,4 +171,4 @@ def literal_call(text: str, what: str) -> tuple[str, list, dict] | None:
     if not isinstance(node, ast.Call):
         raise LawSyntaxError(f"{what}={text!r} must be NAME or NAME(literal arguments)")
     args, kwargs = _arguments(node, text, what, allow_laws=False)
-    return ast.get_source_segment(text, node.func), args, kwargs
+    return ast.get_source_segment(text, node.func) or "", args, kwargs

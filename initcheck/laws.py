@@ -79,7 +79,7 @@ class Law:
         return repr(self)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._identity() == other._identity()  # type: ignore[attr-defined]
+        return isinstance(other, Law) and type(other) is type(self) and self._identity() == other._identity()
 
     def __hash__(self) -> int:
         return hash((type(self).__name__, self._identity()))
@@ -96,6 +96,14 @@ class Law:
         law = copy.copy(self)
         law.refused = {**self.refused, **{_dtypes.canonical(d).name: reason for d in dtypes}}
         return law
+
+    def matrix_dims(self, shape: Sequence[int]) -> tuple[int, int]:
+        """(rows, columns) of the orthogonal matrix a structured law promises in ``shape``."""
+        raise NotImplementedError(f"{self!r} promises no orthogonal matrix")
+
+    def matrix(self, x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+        """One output's orthogonal matrix, over its scale (orthogonal laws)."""
+        raise NotImplementedError(f"{self!r} promises no orthogonal matrix")
 
     def without_refusals(self) -> Law:
         """This law with no documented refusals (what it promises, wherever it applies)."""
@@ -321,7 +329,9 @@ class VarianceScaling(Law):
             return _fans.jax_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
         if self.fans == "haiku":
             return _fans.haiku_fans(shape, self.fan_in_axes)
-        return tuple(float(f) for f in self.fans(tuple(shape)))
+        assert callable(self.fans)  # (a custom rule: shape -> (fan_in, fan_out))
+        fan_in, fan_out = self.fans(tuple(shape))
+        return float(fan_in), float(fan_out)
 
     def variance(self, shape: Sequence[int]) -> float:
         fan_in, fan_out = self.fan(shape)

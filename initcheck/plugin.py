@@ -28,18 +28,21 @@ import importlib
 import json
 import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from initcheck import _frameworks, _output, _runner, adapters, document, profiles
-from initcheck._catalog import catalog, check_entry
+from initcheck._catalog import CatalogEntry, catalog, check_entry
+from initcheck._defects import Triage
 from initcheck._frameworks import FRAMEWORKS
 from initcheck.api import assert_conforms, check
-from initcheck.audit import AUDIT_PROPERTIES, audit
+from initcheck.audit import AUDIT_PROPERTIES, Model, audit
 from initcheck.audit._model import factory_origin
 from initcheck.properties import PROPERTIES
-from initcheck.verdict import ERROR, FAIL, SKIP, Case, Verdict
+from initcheck.verdict import ERROR, FAIL, SKIP, Case, Conformance, Verdict
 
 MARKER = "initcheck"
 PROPERTY_KEY = "initcheck"
@@ -226,6 +229,11 @@ def _conformance(target: Target, settings: Settings):
     return _CACHE[key]
 
 
+def _returns(thing: Any) -> Callable[[], Any]:
+    """A loader that returns ``thing`` (already loaded)."""
+    return lambda: thing
+
+
 @dataclasses.dataclass(frozen=True)
 class Target:
     """Something to check: a declared initializer, a model factory or a catalog entry (``kind``);
@@ -233,18 +241,16 @@ class Target:
 
     name: str
     kind: str
-    load: object  # () -> the initializer, the model factory or the catalog entry; raises a clear error
+    load: Callable[[], Any]  # () -> the initializer, the model factory or the catalog entry; raises a clear error
     order: int = 0
     origin: str = ""  # Python that imports it, for reproduction snippets that run as printed
 
     def properties(self) -> tuple[str, ...]:
-
         if self.kind == "broken":
             return ("import",)
         return (*AUDIT_PROPERTIES, "coverage") if self.kind == "model" else tuple(PROPERTIES)
 
     def run(self, settings: Settings) -> Checked:
-
         thing = self.load()
         profile = settings.profile_object
         if self.kind == "catalog":
@@ -252,7 +258,7 @@ class Target:
             return Checked(triage.report, thing, triage)
         if self.kind == "initializer":
             return Checked(_check_declared(thing, profile, settings.seed, self.origin))
-        target = initcheck.Model.of(thing(), rng=settings.seed)  # a Model says its own rng
+        target = Model.of(thing(), rng=settings.seed)  # a Model says its own rng
         return Checked(audit(target, profile=profile, seed=settings.seed, origin=self.origin))
 
 
@@ -283,12 +289,11 @@ def _check_declared(init, profile, seed: int, origin: str):
 class Checked:
     """A target's conformance, with its catalog entry and triage for catalog targets."""
 
-    report: object
-    entry: object = None
-    triage: object = None
+    report: Conformance
+    entry: CatalogEntry | None = None
+    triage: Triage | None = None
 
     def unexplained(self, verdicts) -> list:
-
         return [v for v in verdicts if v.status in (FAIL, ERROR) and not v.known_defect]
 
     def missing_defects(self, prop: str) -> list:
@@ -306,7 +311,6 @@ def _failing_load(message: str):
 
 
 def _initializer_targets(module_name: str) -> list[Target]:
-
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - reported as the module's errored item
@@ -329,7 +333,7 @@ def _initializer_targets(module_name: str) -> list[Target]:
             f"\ninit = initcheck.adapters.from_haiku({name})" if adapters.takes_haiku_form(obj) else f"\ninit = {name}"
         )
         origin = f"from {module_name} import {name}{wrap}\nlaw = {name}.__initcheck_law__"
-        found.append(Target(f"{module_name}.{name}", "initializer", (lambda obj=obj: obj), origin=origin))
+        found.append(Target(f"{module_name}.{name}", "initializer", _returns(obj), origin=origin))
     if not marked:
         return [
             Target(
@@ -364,12 +368,7 @@ def _model_target(spec: str) -> Target:
 
 
 def _catalog_targets(frameworks) -> list[Target]:
-
-    return (
-        [Target(entry.id, "catalog", (lambda entry=entry: entry)) for entry in catalog(frameworks)]
-        if frameworks
-        else []
-    )
+    return [Target(entry.id, "catalog", _returns(entry)) for entry in catalog(frameworks)] if frameworks else []
 
 
 class InitcheckCollector(pytest.Collector):
@@ -411,7 +410,6 @@ class InitcheckItem(pytest.Item):
         )
 
     def runtest(self):
-
         result = _conformance(self.target, self.config.stash[_SETTINGS])
         if isinstance(result, Exception):
             error = f"{type(result).__name__}: {result}"
@@ -664,15 +662,12 @@ class _Bound:
         self.profile, self.seed = profile, seed
 
     def check(self, init, expect, **options):
-
         return check(init, expect, **{"profile": self.profile, "seed": self.seed, **options})
 
     def assert_conforms(self, init, expect, **options):
-
         return assert_conforms(init, expect, **{"profile": self.profile, "seed": self.seed, **options})
 
     def audit(self, model, *inputs, **options):
-
         return audit(model, *inputs, **{"profile": self.profile, "seed": self.seed, **options})
 
 

@@ -11,6 +11,7 @@ import functools
 import math
 import threading
 import zlib
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -53,7 +54,7 @@ def _compile(init, shape, dtype):
 _cached_compile = functools.lru_cache(maxsize=512)(_compile)
 
 
-def batched(init, shape: tuple[int, ...], dtype) -> object:
+def batched(init, shape: tuple[int, ...], dtype) -> Callable[[np.ndarray], jax.Array]:
     """``jit(vmap(init))`` over a batch of keys, compiled once per (init, shape, dtype, batch)."""
     dtype = _dtypes.canonical(dtype)
     try:

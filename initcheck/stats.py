@@ -129,14 +129,14 @@ def distinct_shortfall(observed: int, expected: float, name: str) -> TestResult:
 
 def chisquare_cells(counts: Sequence[int], probs: Sequence[float], name: str) -> TestResult:
     """Pearson chi-square of ``counts`` against cell probabilities ``probs``."""
-    counts = np.asarray(counts, np.float64)
-    expected = np.asarray(probs, np.float64) * counts.sum()
-    stat, p = stats.chisquare(counts, expected)
+    observed = np.asarray(counts, np.float64)
+    expected = np.asarray(probs, np.float64) * observed.sum()
+    stat, p = stats.chisquare(observed, expected)
     return TestResult(
         float(stat),
         float(p),
         name,
-        f"{name}: chi2={float(stat):.3g}, counts {counts.astype(int).tolist()} vs "
+        f"{name}: chi2={float(stat):.3g}, counts {observed.astype(int).tolist()} vs "
         f"expected {np.round(expected).astype(int).tolist()}",
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import enum
 import math
@@ -61,11 +62,11 @@ class Verdict:
     def __post_init__(self):
         object.__setattr__(self, "status", Status(self.status))
 
-    @property
+    @builtins.property  # (the field ``property`` hides the builtin in this class body)
     def passed(self) -> bool:
         return self.status is PASS
 
-    @property
+    @builtins.property
     def statistical(self) -> bool:
         return self.alpha > 0 and self.status in (PASS, FAIL)
 

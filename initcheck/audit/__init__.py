@@ -88,12 +88,22 @@ def _name(model, framework: str) -> str:
     return f"{framework} {getattr(target, '__qualname__', repr(target))}"
 
 
+def _no_initializer(*args, **kwargs):
+    raise NotApplicable("needs the initializer called again; an audited value is what the model made")
+
+
 class _ParameterContext(CaseContext):
     """A case whose sample is the value itself: its slices (one draw each), pooled."""
 
     def __init__(self, parameter: Parameter, law: laws.Law, profile, seed: int, call: tuple[str, str]):
         super().__init__(
-            None, parameter.path, law, parameter.slice_shape, _dtypes.canonical(parameter.dtype), profile, seed
+            _no_initializer,
+            parameter.path,
+            law,
+            parameter.slice_shape,
+            _dtypes.canonical(parameter.dtype),
+            profile,
+            seed,
         )
         self.parameter, self.call_text = parameter, call
 
@@ -203,7 +213,7 @@ def _intent(ctx: _ParameterContext) -> Verdict:
             f"{where}: the declared initializer's law is unknown; its values are tested against "
             f"the intended {p.intended!r}",
         )
-    if same_law(p.law, p.intended):
+    if p.intended is not None and same_law(p.law, p.intended):
         return ctx.passed(name, f"{where}: the declared initializer promises the intended {p.intended!r}")
     declared = declared_name(p.declared) if p.declared is not None else "its initializer"
     return ctx.failed(

@@ -62,7 +62,6 @@ def _axes(axis):
 
 
 def _jax_law(init) -> laws.Law | None:
-
     if init is jinit.zeros:
         return laws.Constant(0.0)
     if init is jinit.ones:

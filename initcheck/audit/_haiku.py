@@ -20,7 +20,10 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -45,7 +48,7 @@ class _Obs:
 @dataclasses.dataclass(eq=False)
 class _Next:
     obs: _Obs
-    seq: object = None  # the _Seq it came from
+    seq: Any = None  # the _Seq it came from
     own: dict = dataclasses.field(default_factory=dict)  # slice -> initcheck's key
     spare: dict = dataclasses.field(default_factory=dict)  # slice -> the sequence's key after it
     text: dict = dataclasses.field(default_factory=dict)  # slice -> the key as an expression
@@ -75,12 +78,12 @@ class _Created:
     collection: str  # "params" or "state"
     name: str  # the full name as stored, lift prefix included
     shape: tuple
-    dtype: object
-    init: object
-    value: object
+    dtype: Any
+    init: Callable[..., Any]
+    value: Any
     nexts: list  # keys its initializer drew
     stacks: tuple  # layer stacks it was made in, outermost first
-    seen: object = None  # a known initializer whose output its initializer returned
+    seen: Any = None  # a known initializer whose output its initializer returned
 
 
 @dataclasses.dataclass
@@ -269,7 +272,7 @@ def _simulate(s: _Seq, j: int, keys: observed.DerivedKeys, reserve_size: int) ->
         if found is None:
             s.fixed = f"a sequence started at the fixed seed {what}, the same for every rng the model is given"
             return False
-        state, queue, text = found[0], collections.deque(), found[1]
+        state, queue, text = found[0], collections.deque[jax.Array](), found[1]
     elif kind == "key":
         found = keys.get(what.data[j]) if j < len(what.data) else None
         if found is None:
@@ -384,7 +387,7 @@ def record(transformed, inputs, rng, *, kwargs=None, reserve_size: int | None = 
                         path,
                         value,
                         collection,
-                        lambda p=path, v=value, c=c, col=collection: _value(p, col, v, c, p in rec.set_names),
+                        functools.partial(_value, path, collection, value, c, path in rec.set_names),
                     )
                 )
     return values

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import inspect
 import math
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -71,7 +73,7 @@ class _Draw:
     path: tuple[str, ...]  # the scope's path
     stream: str  # the stream it draws from (a missing stream falls back to params)
     frames: tuple  # the transforms active when it was drawn, outermost first
-    key: object  # what Flax handed over (a tracer inside lifted transforms)
+    key: Any  # what Flax handed over (a tracer inside lifted transforms)
     counter: int = 0  # its make_rng number in the scope, counted by initcheck
 
 
@@ -86,8 +88,8 @@ class _Created:
     frames: tuple
     draw: _Draw | None  # the key a parameter's init was called with
     draws: list  # keys drawn while a variable's init function ran
-    module: object = None
-    made: object = None  # what a variable's init function returned (its value at creation)
+    module: Any = None
+    made: Any = None  # what a variable's init function returned (its value at creation)
     key_arg: tuple | None = None  # (argument index, _Draw) of a key handed to a variable's init function
     seen: observed.KnownCall | None = None  # a known initializer whose output its init function returned
 
@@ -452,7 +454,7 @@ def record(module, inputs, rng, *, kwargs=None, fix_separator: bool | None = Non
     legacy = any(not jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) for k in roots.values())
     ctx = _Context({s: derivation.typed(k) for s, k in roots.items()}, legacy, fix)
     return [
-        guarded("/".join(key[1]), value, key[0], lambda k=key, v=value: _parameter(k, v, created.get(k), ctx))
+        guarded("/".join(key[1]), value, key[0], functools.partial(_parameter, key, value, created.get(key), ctx))
         for key, value in values.items()
     ]
 
@@ -612,6 +614,7 @@ def _variable(path, value, c, stacks, stacked, ctx) -> Parameter:
 def _keyed_variable(base: Parameter, c: _Created, stacks, ctx) -> Parameter:
     """``self.variable(col, name, init, self.make_rng(stream), *shape)``: an initializer handed a
     key drawn just before; that draw is derived like a parameter's."""
+    assert c.key_arg is not None  # (only called for a variable handed a key)
     index, draw = c.key_arg
 
     def leaf(bases):

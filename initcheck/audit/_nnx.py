@@ -19,7 +19,8 @@ import contextlib
 import dataclasses
 import functools
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -42,8 +43,8 @@ class _Slice:
     state: bytes
     count: int
     key: bytes
-    impl: object = None  # the PRNG implementation of the keys
-    own: object = None  # initcheck's key for this call (None: its state is not one initcheck derived)
+    impl: Any = None  # the PRNG implementation of the keys
+    own: Any = None  # initcheck's key for this call (None: its state is not one initcheck derived)
     own_count: int = -1  # initcheck's count of the calls made with this state before it
     text: str = ""  # initcheck's key as an expression, e.g. fold_in(split(fold_in(default, 0), 3)[i], 1)
 
@@ -51,7 +52,7 @@ class _Slice:
 @dataclasses.dataclass(eq=False)
 class _Draw:
     tag: str
-    key: object  # the key returned (a tracer inside transforms)
+    key: Any  # the key returned (a tracer inside transforms)
     purpose: tuple = ()  # ("split", splits), ("fork",), ("broadcast", shape) or ()
     batched: bool = False  # drawn under jax.vmap (nnx.vmap): its initializer ran batched
     slices: list = dataclasses.field(default_factory=list)  # one _Slice per concrete call (per slice)
@@ -63,25 +64,25 @@ class _Call:
     """An initializer call that made a value: an ``*_init`` argument of a layer (``module``, and the
     attribute ``name`` it makes), or a known initializer seen called (``module`` None)."""
 
-    module: object
+    module: Any
     name: str  # the attribute: the argument's name without "_init" ('' for a seen call)
-    init: object  # re-runnable: init(key, *args, **kwargs)
+    init: Callable[..., Any]  # re-runnable: init(key, *args, **kwargs)
     args: tuple
     kwargs: dict
-    key: object
-    value: object  # what it returned, unboxed
-    law: object = None  # its law (declared, or read from a known initializer called inside it)
-    declared: object = None  # what the model declared, for messages
+    key: Any
+    value: Any  # what it returned, unboxed
+    law: laws.Law | None = None  # its law (declared, or read from a known initializer called inside it)
+    declared: Callable[..., Any] | str | None = None  # what the model declared, for messages
 
 
 @dataclasses.dataclass(eq=False)
 class _Assigned:
     """A Variable stored as an attribute of a layer while the model was built."""
 
-    module: object
+    module: Any
     name: str
-    variable: object
-    raw: object
+    variable: Any
+    raw: Any
 
 
 class _States:
@@ -264,7 +265,7 @@ def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned:
     for (owner, attr), fn in patches.items():
         setattr(owner, attr, fn)
     for cls, (_, init) in layers.items():
-        cls.__init__ = init
+        setattr(cls, "__init__", init)  # noqa: B010 - a class's __init__, swapped while it is watched
     try:
         with observed.watching(known, states.key_ops):
             yield
@@ -272,7 +273,7 @@ def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned:
         for (owner, attr), fn in originals.items():
             setattr(owner, attr, fn)
         for cls, (original, _) in layers.items():
-            cls.__init__ = original
+            setattr(cls, "__init__", original)  # noqa: B010
 
 
 def _batched_values(*tracers):
@@ -331,7 +332,7 @@ def _check_factory(factory) -> None:
         )
 
 
-def record(factory, inputs, rng, kwargs=None) -> tuple[object, list[Parameter]]:
+def record(factory, inputs, rng, kwargs=None) -> tuple[Any, list[Parameter]]:
     """Build ``factory(*inputs, **kwargs, rngs=nnx.Rngs(...))``; return the model and every value it holds."""
     from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
@@ -436,7 +437,7 @@ def _values(model, makers: list[tuple[_Assigned, _Call | None]], draws: list[_Dr
                 name,
                 node.get_raw_value(),
                 type(node).__name__,
-                lambda n=name, v=node, o=owner, c=call: _value(n, v, o, c, draws, states),
+                functools.partial(_value, name, node, owner, call, draws, states),
             )
         )
     return out
@@ -486,9 +487,8 @@ def _value(name: str, variable, owner, call: _Call | None, draws, states: _State
 def _from_array(name, value, collection, variable, owner) -> Parameter:
     """A Variable built from an array, not by an ``*_init`` argument: known when its layer documents
     it (BatchNorm's statistics) or its metadata declares it (``initcheck_law=<law>``)."""
-    law = getattr(variable, "get_metadata", dict)().get("initcheck_law") or _known_layer_law(
-        owner, name.rsplit("/", 1)[-1]
-    )
+    metadata: dict[str, Any] = getattr(variable, "get_metadata", dict)()
+    law = metadata.get("initcheck_law") or _known_layer_law(owner, name.rsplit("/", 1)[-1])
     base = Parameter(path=name, value=value, declared=None, collection=collection, law=law)
     if law is None:
         return dataclasses.replace(

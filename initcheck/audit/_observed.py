@@ -20,6 +20,8 @@ import dataclasses
 import inspect
 import sys
 import types
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -47,11 +49,11 @@ class KnownCall:
     """One call of a known initializer: ``init(key, shape, dtype) -> output``."""
 
     law: laws.Law
-    init: object  # a callable that draws what the call drew: init(key, shape, dtype)
-    key: object
+    init: Callable[..., Any]  # a callable that draws what the call drew: init(key, shape, dtype)
+    key: Any
     shape: tuple
-    dtype: object
-    output: object
+    dtype: Any
+    output: Any
     name: str  # the call in words, e.g. variance_scaling(1.0, 'fan_in', 'normal', ...)
 
 
@@ -62,12 +64,11 @@ class KeyOp:
 
     kind: str
     key: bytes
-    arg: object
+    arg: Any
     outputs: list
 
 
 def _key_data(key) -> bytes | None:
-
     if isinstance(key, jax.core.Tracer):
         return None
     typed = jax.dtypes.issubdtype(getattr(key, "dtype", None), jax.dtypes.prng_key)
@@ -75,7 +76,6 @@ def _key_data(key) -> bytes | None:
 
 
 def _record_key_op(ops: list[KeyOp], kind: str, local_vars, output) -> None:
-
     key = _key_data(local_vars.get("key"))
     if key is None or isinstance(output, jax.core.Tracer):
         return
@@ -85,8 +85,12 @@ def _record_key_op(ops: list[KeyOp], kind: str, local_vars, output) -> None:
     typed = jax.dtypes.issubdtype(output.dtype, jax.dtypes.prng_key)
     data = np.asarray(jax.random.key_data(output) if typed else output)
     rows = data.reshape(-1, data.shape[-1]) if kind == "split" else data.reshape(1, -1)
-    arg = tuple(int(a) for a in np.atleast_1d(arg)) if kind == "split" else int(np.asarray(arg))
-    ops.append(KeyOp(kind, key, arg if kind == "fold_in" or len(arg) > 1 else arg[0], [row.tobytes() for row in rows]))
+    if kind == "split":
+        counts = tuple(int(a) for a in np.atleast_1d(arg))
+        arg = counts if len(counts) > 1 else counts[0]
+    else:
+        arg = int(np.asarray(arg))
+    ops.append(KeyOp(kind, key, arg, [row.tobytes() for row in rows]))
 
 
 def resolve(data: bytes, lookup, ops: list[KeyOp], depth: int = 0):
@@ -116,7 +120,7 @@ class DerivedKeys:
     it was derived; ``get`` also follows the splits and fold-ins the model made by hand from them."""
 
     def __init__(self, key_ops: list[KeyOp]):
-        self.known: dict[bytes, tuple[object, str]] = {}
+        self.known: dict[bytes, tuple[Any, str]] = {}
         self.key_ops = key_ops
 
     def add(self, own, text: str, actual=None) -> None:
@@ -137,7 +141,6 @@ def _inner_code(builder) -> types.CodeType:
 
 
 def _jax_entry(name: str, builder):
-
     parameters = list(inspect.signature(builder).parameters)
 
     def read(frame_locals) -> tuple[laws.Law | None, object, str]:
@@ -192,7 +195,7 @@ def watching(calls: list[KnownCall], key_ops: list[KeyOp] | None = None):
     codes = _CODES
 
     key_codes = {jrandom.split.__code__: "split", jrandom.fold_in.__code__: "fold_in"}
-    busy = []  # recording a key op runs JAX code: not watched
+    busy: list[bool] = []  # recording a key op runs JAX code: not watched
 
     def hook(frame, event, arg):
         if event != "return" or busy:

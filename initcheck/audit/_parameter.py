@@ -26,7 +26,7 @@ ULPS = 4  # an initializer run compiled (inside scan, jit) may differ from its e
 class Parameter:
     path: str  # e.g. "Dense_0/kernel", "mlp/~/linear_0/w"
     value: Any  # the framework's value (an array), every slice of it
-    declared: Callable | None  # the declared initializer, as the framework called it
+    declared: Callable | str | None  # the declared initializer, as the framework called it (or the call in words)
     collection: str = "params"  # linen collection, Haiku "params"/"state", nnx Variable type
     expected: Any = None  # ``declared`` applied to the derived key(s), laid out like ``value``
     key: Any = None  # the derived key(s): a typed key array, one per slice (None: no key)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -22,7 +24,7 @@ class NotApplicable(Exception):
 
 @dataclasses.dataclass
 class CaseContext:
-    init: object
+    init: Callable[..., Any]
     label: str
     law: Law
     shape: tuple[int, ...]
@@ -125,6 +127,7 @@ class CaseContext:
         (``alpha=0`` and an explicit ``passed``)."""
         alpha = self.profile.alpha if alpha is None else alpha
         if passed is None:
+            assert result is not None, "a verdict without a test result says whether it passed"
             passed = result.pvalue >= alpha
         if not message:
             message = result.detail if result is not None else ""
