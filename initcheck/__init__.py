@@ -2,12 +2,11 @@
 
 from initcheck import laws
 from initcheck._catalog import CatalogEntry, catalog
+from initcheck._version import __version__ as __version__
 from initcheck.api import assert_conforms, check, expects
 from initcheck.audit import Model, audit
 from initcheck.profiles import Profile
 from initcheck.verdict import Case, Conformance, ConformanceError, Verdict
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Case",

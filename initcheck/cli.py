@@ -13,9 +13,10 @@ import time
 import jax
 
 import initcheck
-from initcheck import __version__, _output, _runner, _xla, adapters, document, law_syntax, profiles, sampler
+from initcheck import _output, _runner, _xla, adapters, document, law_syntax, profiles, sampler
 from initcheck._catalog import CatalogEntry, catalog
 from initcheck._frameworks import FRAMEWORKS
+from initcheck._version import __version__
 from initcheck.audit import AUDIT_PROPERTIES
 from initcheck.audit._model import factory_origin
 from initcheck.law_syntax import EXAMPLES

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import jax
 
-from initcheck import __version__, profiles, sampler
+from initcheck import profiles, sampler
+from initcheck._version import __version__
 from initcheck.audit import AUDIT_PROPERTIES
 from initcheck.properties import PROPERTIES
 
