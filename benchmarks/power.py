@@ -19,7 +19,9 @@ import time
 import jax
 
 import initcheck
-from initcheck import laws, profiles, stats
+from initcheck import _profiles as profiles
+from initcheck import _stats as stats
+from initcheck import laws
 
 STATISTICAL = ["key_sensitivity", "independence", "bounds", "distribution", "moments"]
 

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initcheck import sampler
+from initcheck import _sampler as sampler
 
 N = 2**20
 

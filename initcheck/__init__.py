@@ -1,12 +1,12 @@
 """initcheck: property-based verification of neural-network parameter initializers."""
 
 from initcheck import laws
+from initcheck._api import assert_conforms, check, expects
 from initcheck._catalog import CatalogEntry, catalog
+from initcheck._profiles import Profile
+from initcheck._verdict import Case, Conformance, ConformanceError, Verdict
 from initcheck._version import __version__ as __version__
-from initcheck.api import assert_conforms, check, expects
 from initcheck.audit import Model, audit
-from initcheck.profiles import Profile
-from initcheck.verdict import Case, Conformance, ConformanceError, Verdict
 
 __all__ = [
     "Case",

@@ -11,7 +11,8 @@ from typing import Any
 import jax
 
 import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
-from initcheck import _defects, _frameworks, api, inits, laws
+from initcheck import _api as api
+from initcheck import _defects, _frameworks, inits, laws
 from initcheck._defects import KnownDefect
 from initcheck._fans import haiku_input_size_fans
 from initcheck._frameworks import FRAMEWORKS, JAX_PRESETS

@@ -14,7 +14,7 @@ import importlib.metadata
 
 from packaging.version import Version
 
-from initcheck.verdict import ERROR, FAIL, Conformance, Verdict
+from initcheck._verdict import ERROR, FAIL, Conformance, Verdict
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,11 +1,11 @@
-"""Writing a report document (``initcheck.document``: plain data) as JSON and as HTML."""
+"""Writing a report document (``initcheck._document``: plain data) as JSON and as HTML."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from initcheck import html
+from initcheck import _html as html
 
 
 def write(

@@ -16,8 +16,9 @@ from collections.abc import Callable, Sequence
 
 import jax
 
-from initcheck import document, html
-from initcheck import plots as drawing
+from initcheck import _document as document
+from initcheck import _html as html
+from initcheck import _plots as drawing
 from initcheck._catalog import CatalogEntry, catalog, check_entry
 from initcheck._defects import Triage
 

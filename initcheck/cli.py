@@ -13,14 +13,17 @@ import time
 import jax
 
 import initcheck
-from initcheck import _output, _runner, _xla, adapters, document, law_syntax, profiles, sampler
+from initcheck import _document as document
+from initcheck import _output, _runner, _xla, adapters, law_syntax
+from initcheck import _profiles as profiles
+from initcheck import _sampler as sampler
 from initcheck._catalog import CatalogEntry, catalog
 from initcheck._frameworks import FRAMEWORKS
+from initcheck._properties import PROPERTIES
 from initcheck._version import __version__
 from initcheck.audit import AUDIT_PROPERTIES
 from initcheck.audit._model import factory_origin
 from initcheck.law_syntax import EXAMPLES
-from initcheck.properties import PROPERTIES
 
 
 def _entries(args) -> list[tuple[int, CatalogEntry]]:

@@ -34,15 +34,17 @@ from typing import Any
 
 import pytest
 
-from initcheck import _frameworks, _output, _runner, adapters, document, profiles
+from initcheck import _document as document
+from initcheck import _frameworks, _output, _runner, adapters
+from initcheck import _profiles as profiles
+from initcheck._api import assert_conforms, check
 from initcheck._catalog import CatalogEntry, catalog, check_entry
 from initcheck._defects import Triage
 from initcheck._frameworks import FRAMEWORKS
-from initcheck.api import assert_conforms, check
+from initcheck._properties import PROPERTIES
+from initcheck._verdict import ERROR, FAIL, SKIP, Case, Conformance, Verdict
 from initcheck.audit import AUDIT_PROPERTIES, Model, audit
 from initcheck.audit._model import factory_origin
-from initcheck.properties import PROPERTIES
-from initcheck.verdict import ERROR, FAIL, SKIP, Case, Conformance, Verdict
 
 MARKER = "initcheck"
 PROPERTY_KEY = "initcheck"

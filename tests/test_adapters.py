@@ -6,7 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import initcheck
-from initcheck import adapters, laws, sampler
+from initcheck import _sampler as sampler
+from initcheck import adapters, laws
 
 
 def test_haiku_adapter_is_hk_transform_apply():

@@ -8,7 +8,7 @@ import jax
 import pytest
 
 import initcheck
-from initcheck import profiles
+from initcheck import _profiles as profiles
 from initcheck._catalog import CatalogEntry, catalog, check_entry
 
 ENTRIES = initcheck.catalog()
@@ -173,7 +173,7 @@ def test_configurations_are_valid(entry: CatalogEntry):
 
 
 def test_a_catalog_check_pairs_the_drawn_shapes_with_the_dtypes_and_thorough_runs_the_grid():
-    from initcheck import api
+    from initcheck import _api as api
 
     assert api.paired_cases(["a", "b", "c"], [1, 2, 3, 4]) == [("a", 1), ("b", 2), ("c", 3), ("a", 4)]
     assert api.paired_cases(["a", "b", "c"], [1]) == [("a", 1), ("b", 1), ("c", 1)]

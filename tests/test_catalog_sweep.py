@@ -18,7 +18,7 @@ import dataclasses
 
 import pytest
 
-from initcheck import profiles
+from initcheck import _profiles as profiles
 from initcheck._catalog import catalog, check_entry
 
 QUICK_ONE_CASE = dataclasses.replace(profiles.PROFILES["quick"], cases=1)

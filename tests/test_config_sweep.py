@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 
 import initcheck
-from initcheck import profiles, strategies
+from initcheck import _profiles as profiles
+from initcheck import strategies
 from initcheck.strategies._configs import HAIKU_BUILDERS, INITCHECK_BUILDERS, JAX_BUILDERS
 
 QUICK_ONE_CASE = dataclasses.replace(profiles.PROFILES["quick"], cases=1)

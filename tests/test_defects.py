@@ -16,9 +16,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from initcheck import _defects, laws, profiles
+from initcheck import _defects, laws
+from initcheck import _profiles as profiles
 from initcheck._catalog import catalog, check_entry
-from initcheck.verdict import FAIL, PASS, Case, Conformance, Verdict
+from initcheck._verdict import FAIL, PASS, Case, Conformance, Verdict
 
 QUICK_ONE_CASE = dataclasses.replace(profiles.PROFILES["quick"], cases=1)
 BY_ID = {e.id: e for e in catalog()}

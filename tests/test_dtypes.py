@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from initcheck import _dtypes, laws
-from initcheck.properties.precision import rounded_law_cdf
+from initcheck._properties.precision import rounded_law_cdf
 
 
 @pytest.mark.parametrize(

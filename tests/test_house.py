@@ -17,13 +17,13 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 # Bottom to top: a module may import its own layer or the ones below (see CONTRIBUTING.md).
 LAYERS = [
     ["initcheck._dtypes", "initcheck._element", "initcheck._fans", "initcheck._frameworks", "initcheck._rounding",
-     "initcheck._version", "initcheck._xla", "initcheck.stats", "initcheck.profiles", "initcheck.verdict",
+     "initcheck._version", "initcheck._xla", "initcheck._stats", "initcheck._profiles", "initcheck._verdict",
      "initcheck.laws", "initcheck.derivation", "initcheck.adapters"],
-    ["initcheck.sampler", "initcheck.properties", "initcheck.strategies", "initcheck.inits", "initcheck.law_syntax",
+    ["initcheck._sampler", "initcheck._properties", "initcheck.strategies", "initcheck.inits", "initcheck.law_syntax",
      "initcheck._defects"],
-    ["initcheck.api", "initcheck.audit"],
+    ["initcheck._api", "initcheck.audit"],
     ["initcheck._catalog"],
-    ["initcheck.document", "initcheck.html", "initcheck.plots", "initcheck._output", "initcheck._runner"],
+    ["initcheck._document", "initcheck._html", "initcheck._plots", "initcheck._output", "initcheck._runner"],
     ["initcheck.cli", "initcheck.plugin", "initcheck"],
 ]  # fmt: skip
 

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import initcheck
-from initcheck import inits, laws, profiles
+from initcheck import _profiles as profiles
+from initcheck import inits, laws
 
 QUICK_ONE_CASE = dataclasses.replace(profiles.PROFILES["quick"], cases=1)
 

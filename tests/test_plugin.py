@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from initcheck.properties import PROPERTIES
+from initcheck._properties import PROPERTIES
 from tests.report_view import json_matrix, shown_matrix
 
 PYPROJECT = """

@@ -12,7 +12,8 @@ import jax
 import pytest
 
 import initcheck
-from initcheck import _output, document, laws
+from initcheck import _document as document
+from initcheck import _output, laws
 from tests.report_view import json_matrix, shown_matrix
 
 
@@ -127,7 +128,7 @@ def test_the_json_is_the_same_data_with_a_version(report_files):
 def test_plots_drawn_on_two_processes_equal_those_drawn_on_one_and_their_ids_are_unique(report_files):
     import re
 
-    from initcheck import plots
+    from initcheck import _plots as plots
 
     data = json.loads(report_files[1].read_text())
     plot = next(v["plot"] for t in data["targets"] for v in t["verdicts"] if v.get("plot"))
@@ -141,7 +142,8 @@ def test_plots_drawn_on_two_processes_equal_those_drawn_on_one_and_their_ids_are
 
 
 def test_plots_drawn_ahead_by_the_check_workers_give_the_same_page_as_plots_drawn_at_the_end(report_files):
-    from initcheck import html, plots
+    from initcheck import _html as html
+    from initcheck import _plots as plots
 
     data = json.loads(report_files[1].read_text())
     requests = [r for t in data["targets"] for r in html.plot_requests(t)]
@@ -155,7 +157,7 @@ def test_plots_drawn_ahead_by_the_check_workers_give_the_same_page_as_plots_draw
 def test_a_title_that_repeats_on_a_page_gets_a_plot_of_its_own_with_its_own_ids(report_files):
     import re
 
-    from initcheck import plots
+    from initcheck import _plots as plots
 
     data = json.loads(report_files[1].read_text())
     plot = next(v["plot"] for t in data["targets"] for v in t["verdicts"] if v.get("plot"))

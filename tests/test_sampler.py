@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from initcheck import sampler
+from initcheck import _sampler as sampler
 
 
 def test_case_keys_are_deterministic_and_distinct():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from initcheck import stats
+from initcheck import _stats as stats
 
 
 def _null_pvalues(test, draws=200, n=4000, seed=1):

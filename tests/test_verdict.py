@@ -2,8 +2,9 @@
 
 import json
 
-from initcheck import profiles, stats
-from initcheck.verdict import Case, Conformance, Verdict
+from initcheck import _profiles as profiles
+from initcheck import _stats as stats
+from initcheck._verdict import Case, Conformance, Verdict
 
 
 def verdict(prop, status, alpha=1e-7, pvalue=0.5):

@@ -17,13 +17,10 @@ import time
 
 import numpy as np
 
-from initcheck import _defects, _dtypes, derivation, laws, profiles, sampler
-from initcheck.audit import _haiku, _key_use, _linen, _nnx
-from initcheck.audit._declared import declared_name, unwrap
-from initcheck.audit._model import Model, match, patterns, same_law
-from initcheck.audit._parameter import Parameter, compare
-from initcheck.laws import orthogonality_error
-from initcheck.properties import (
+from initcheck import _defects, _dtypes, derivation, laws
+from initcheck import _profiles as profiles
+from initcheck import _sampler as sampler
+from initcheck._properties import (
     CaseContext,
     NotApplicable,
     check_bounds,
@@ -34,7 +31,12 @@ from initcheck.properties import (
     run_property,
     select_properties,
 )
-from initcheck.verdict import FAIL, Case, Conformance, Coverage, Verdict
+from initcheck._verdict import FAIL, Case, Conformance, Coverage, Verdict
+from initcheck.audit import _haiku, _key_use, _linen, _nnx
+from initcheck.audit._declared import declared_name, unwrap
+from initcheck.audit._model import Model, match, patterns, same_law
+from initcheck.audit._parameter import Parameter, compare
+from initcheck.laws import orthogonality_error
 
 STATISTICAL = {
     "independence": check_independence,

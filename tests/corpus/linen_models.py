@@ -68,9 +68,9 @@ class Encoder(nn.Module):
                 split_rngs={"params": True, "dropout": True},
                 in_axes=nn.broadcast,
                 length=self.depth,
-            )(name="encoderblock", mlp_dim=self.mlp_dim, num_heads=self.num_heads, dropout=self.dropout)(
-                x, deterministic
-            )
+            )(
+                name="encoderblock", mlp_dim=self.mlp_dim, num_heads=self.num_heads, dropout=self.dropout
+            )(x, deterministic)
         else:
             for lyr in range(self.depth):
                 x, _ = Encoder1DBlock(

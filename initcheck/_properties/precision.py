@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from initcheck import _dtypes, stats
+from initcheck import _dtypes
+from initcheck import _stats as stats
 from initcheck._element import ComplexLaw
+from initcheck._properties._context import CaseContext, NotApplicable
 from initcheck._rounding import rounded_law_cdf
-from initcheck.properties._context import CaseContext, NotApplicable
 
 
 def check_precision(ctx: CaseContext):

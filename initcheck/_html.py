@@ -1,5 +1,5 @@
 """The HTML conformance report: one self-contained file (inline CSS, JS and SVG; no network),
-rendered with Jinja2 from a conformance document (``initcheck.document``)."""
+rendered with Jinja2 from a conformance document (``initcheck._document``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import re
 
 import jinja2
 
-from initcheck import document as doc
-from initcheck import plots
+from initcheck import _document as doc
+from initcheck import _plots as plots
 
 SYMBOLS = {"pass": "✓", "fail": "✗", "error": "!", "known": "K", "skip": "–", "": ""}
 MAX_PLOTS_PER_TARGET = 3  # one per failing dtype (and parameter), at most this many: the file stays small

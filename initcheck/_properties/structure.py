@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sps
 
-from initcheck import _dtypes, stats
+from initcheck import _dtypes
+from initcheck import _stats as stats
+from initcheck._properties._context import CaseContext, NotApplicable
 from initcheck.laws import Law, orthogonality_error
-from initcheck.properties._context import CaseContext, NotApplicable
 
 
 def first_problem(law: Law, draws: np.ndarray, shape: tuple[int, ...], dtype, what: str) -> str | None:

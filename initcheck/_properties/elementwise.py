@@ -15,10 +15,11 @@ import math
 
 import numpy as np
 
-from initcheck import _dtypes, _rounding, stats
+from initcheck import _dtypes, _rounding
+from initcheck import _stats as stats
 from initcheck._element import ComplexLaw, RealLaw
-from initcheck.properties import _tails
-from initcheck.properties._context import CaseContext, NotApplicable
+from initcheck._properties import _tails
+from initcheck._properties._context import CaseContext, NotApplicable
 
 CDF_ALLOWANCE_R, MEAN_ALLOWANCE_R, VAR_ALLOWANCE_R = 2, 4, 8
 BOUND_ULPS = 4  # rounding allowance at a support bound

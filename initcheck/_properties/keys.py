@@ -10,9 +10,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initcheck import _dtypes, _rounding, sampler, stats
+from initcheck import _dtypes, _rounding
+from initcheck import _sampler as sampler
+from initcheck import _stats as stats
 from initcheck._element import ComplexLaw
-from initcheck.properties._context import CaseContext, NotApplicable
+from initcheck._properties._context import CaseContext, NotApplicable
 
 ULPS = 4  # eager vs jit: XLA may reassociate (e.g. sqrt2 * erfinv(u) * stddev), a few ulp apart
 

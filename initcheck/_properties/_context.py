@@ -11,11 +11,12 @@ from typing import Any
 import jax
 import numpy as np
 
-from initcheck import _dtypes, sampler
+from initcheck import _dtypes
+from initcheck import _sampler as sampler
+from initcheck._profiles import Profile
+from initcheck._stats import TestResult
+from initcheck._verdict import ERROR, FAIL, PASS, SKIP, Case, Verdict
 from initcheck.laws import Law
-from initcheck.profiles import Profile
-from initcheck.stats import TestResult
-from initcheck.verdict import ERROR, FAIL, PASS, SKIP, Case, Verdict
 
 
 class NotApplicable(Exception):

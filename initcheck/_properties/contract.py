@@ -9,8 +9,9 @@ import math
 import jax
 import numpy as np
 
-from initcheck import _dtypes, adapters, sampler
-from initcheck.properties._context import CaseContext
+from initcheck import _dtypes, adapters
+from initcheck import _sampler as sampler
+from initcheck._properties._context import CaseContext
 
 # Exceptions whose type says what went wrong; others (IndexError: tuple index out of range, ...)
 # still count as a refusal, not garbage, and are named in the verdict's message.

@@ -16,10 +16,12 @@ from hypothesis import strategies as st
 from hypothesis.errors import NoSuchExample
 
 import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
-from initcheck import _dtypes, adapters, laws, profiles, sampler
-from initcheck.properties import PER_INITIALIZER, PROPERTIES, CaseContext, run_property, select_properties
-from initcheck.properties.contract import check_contract
-from initcheck.verdict import ERROR, FAIL, Conformance, ConformanceError, Verdict
+from initcheck import _dtypes, adapters, laws
+from initcheck import _profiles as profiles
+from initcheck import _sampler as sampler
+from initcheck._properties import PER_INITIALIZER, PROPERTIES, CaseContext, run_property, select_properties
+from initcheck._properties.contract import check_contract
+from initcheck._verdict import ERROR, FAIL, Conformance, ConformanceError, Verdict
 
 DEFAULT_DTYPES = ("float32",)
 

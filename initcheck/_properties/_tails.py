@@ -17,7 +17,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.stats
 
-from initcheck import _dtypes, _rounding, stats
+from initcheck import _dtypes, _rounding
+from initcheck import _stats as stats
 
 TAIL_COUNTS = (16, 128, 1024, 8192)
 MAX_TAIL_SHARE = 0.05

@@ -16,10 +16,11 @@ from pathlib import Path
 
 import jax
 
-from initcheck import profiles, sampler
+from initcheck import _profiles as profiles
+from initcheck import _sampler as sampler
+from initcheck._properties import PROPERTIES
 from initcheck._version import __version__
 from initcheck.audit import AUDIT_PROPERTIES
-from initcheck.properties import PROPERTIES
 
 SCHEMA_VERSION = 4
 RESULTS = ("pass", "partial", "known", "fail", "error")  # a target's result, best to worst
@@ -182,7 +183,7 @@ def build(generator: str, targets: Iterable[dict], *, profile, seed: int, second
 
 
 def _ordered_properties(seen: Iterable[str]) -> list[str]:
-    """The checked properties in the order of ``initcheck.properties.PROPERTIES``, then the audit's."""
+    """The checked properties in the order of ``initcheck._properties.PROPERTIES``, then the audit's."""
 
     order = list(dict.fromkeys([*PROPERTIES, *AUDIT_PROPERTIES]))
     seen = list(seen)

@@ -1,11 +1,11 @@
 """The properties, in the order they run. Each is ``check_<property>(ctx) -> Verdict``."""
 
-from initcheck.properties._context import CaseContext, NotApplicable
-from initcheck.properties.contract import check_contract, check_errors, describe_error
-from initcheck.properties.elementwise import check_bounds, check_distribution, check_independence, check_moments
-from initcheck.properties.keys import check_determinism, check_key_sensitivity
-from initcheck.properties.precision import check_precision
-from initcheck.properties.structure import check_structure, first_problem
+from initcheck._properties._context import CaseContext, NotApplicable
+from initcheck._properties.contract import check_contract, check_errors, describe_error
+from initcheck._properties.elementwise import check_bounds, check_distribution, check_independence, check_moments
+from initcheck._properties.keys import check_determinism, check_key_sensitivity
+from initcheck._properties.precision import check_precision
+from initcheck._properties.structure import check_structure, first_problem
 
 PROPERTIES = {
     "contract": check_contract,
