@@ -69,7 +69,7 @@ class Settings:
         return profile if self.time_limit is None else dataclasses.replace(profile, time_limit_s=self.time_limit)
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("initcheck", "initializer conformance (initcheck)")
     group.addoption(
         "--initcheck",
@@ -197,38 +197,70 @@ def _pin_worker(config) -> None:
     _runner.run_on(shares[int(str(workerinput.get("workerid", "gw0"))[2:] or 0) % len(shares)])
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
+    """With ``--initcheck``: this process's session state (workers too), and on the controller
+    the reporter that gathers every item's verdicts into the session's report."""
     config.addinivalue_line("markers", f"{MARKER}: a conformance item of initcheck (pytest --initcheck)")
-    if config.getoption("initcheck"):
-        _pin_worker(config)
-        config.stash[_SETTINGS] = load_settings(config)
-
-        for option in ("initcheck_report", "initcheck_json"):
-            path = config.getoption(option)
-            problem = path and document.file_problem(path)
-            if problem:  # refused now, not after every check has run
-                raise pytest.UsageError(f"initcheck: --{option.replace('_', '-')}={path}: {problem}")
-
-
-_SETTINGS = pytest.StashKey[Settings]()
+    if not config.getoption("initcheck"):
+        return
+    _pin_worker(config)
+    settings = load_settings(config)
+    for option in ("initcheck_report", "initcheck_json"):
+        path = config.getoption(option)
+        problem = path and document.file_problem(path)
+        if problem:  # refused now, not after every check has run
+            raise pytest.UsageError(f"initcheck: --{option.replace('_', '-')}={path}: {problem}")
+    state = InitcheckSession(settings)
+    config.stash[_SESSION] = state
+    config.pluginmanager.register(state, "initcheck-session")
+    if not hasattr(config, "workerinput"):
+        config.pluginmanager.register(InitcheckReporter(settings), "initcheck-reporter")
 
 
 class ConformanceFailure(Exception):
     """Raised by an item whose property failed; its text is all the item shows."""
 
 
-_CACHE: dict = {}  # (target, settings) -> Conformance or exception: one check per target and process
-_errors_shown: dict[str, str] = {}  # target -> the item whose failure shows why it could not be checked
+class InitcheckSession:
+    """One ``pytest --initcheck`` session in this process (the controller or an xdist worker): its
+    settings, one check per target, and the item that told each broken target's error."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.checked: dict[str, Checked | Exception] = {}
+        self.errors_shown: dict[str, str] = {}  # target -> the item whose failure shows why it could not be checked
+        self.seen_initializers: set[int] = set()  # one initializer bound in two declared modules: checked once
+
+    def conformance(self, target: Target) -> Checked | Exception:
+        """The target's check, run once in this process (its error, if it could not be checked)."""
+        if target.name not in self.checked:
+            try:
+                self.checked[target.name] = target.run(self.settings)
+            except Exception as exc:  # noqa: BLE001 - one broken target is its own errored items
+                self.checked[target.name] = exc
+        return self.checked[target.name]
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list) -> None:
+        """Add the conformance items before ``-m``/``-k`` select among all items, reported like any
+        collected node (so that "collected N items" counts them)."""
+        from _pytest.runner import collect_one_node  # lazy: pytest internals, only here
+
+        report = collect_one_node(InitcheckCollector.from_parent(session, name="initcheck", nodeid="initcheck"))
+        config.hook.pytest_collectreport(report=report)
+        items.extend(item for item in report.result if isinstance(item, pytest.Item))
+
+    @pytest.hookimpl(tryfirst=True, optionalhook=True)
+    def pytest_xdist_make_scheduler(self, config: pytest.Config, log: Any) -> Any:
+        """Under ``pytest -n`` with xdist's default ``--dist load``: the items of one target go to
+        one worker together, which checks the target once (spread over workers, each would check it
+        again); every other test is scheduled as xdist's load would."""
+        if config.getvalue("dist") != "load":
+            return None
+        return _target_scheduling(config, log)
 
 
-def _conformance(target: Target, settings: Settings):
-    key = (target.name, settings)
-    if key not in _CACHE:
-        try:
-            _CACHE[key] = target.run(settings)
-        except Exception as exc:  # noqa: BLE001 - one broken target is its own errored items
-            _CACHE[key] = exc
-    return _CACHE[key]
+_SESSION = pytest.StashKey[InitcheckSession]()
 
 
 def _returns(thing: Any) -> Callable[[], Any]:
@@ -312,7 +344,7 @@ def _failing_load(message: str):
     return load
 
 
-def _initializer_targets(module_name: str) -> list[Target]:
+def _initializer_targets(module_name: str, seen: set[int]) -> list[Target]:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - reported as the module's errored item
@@ -328,9 +360,9 @@ def _initializer_targets(module_name: str) -> list[Target]:
         if getattr(obj, "__initcheck_law__", None) is None:
             continue
         marked += 1
-        if id(obj) in _seen_initializers:
+        if id(obj) in seen:
             continue  # one bound in two declared modules is checked once, under the first
-        _seen_initializers.add(id(obj))
+        seen.add(id(obj))
         wrap = (
             f"\ninit = initcheck.adapters.from_haiku({name})" if adapters.takes_haiku_form(obj) else f"\ninit = {name}"
         )
@@ -348,9 +380,6 @@ def _initializer_targets(module_name: str) -> list[Target]:
             )
         ]
     return found
-
-
-_seen_initializers: set[int] = set()
 
 
 def _model_target(spec: str) -> Target:
@@ -375,9 +404,10 @@ def _catalog_targets(frameworks) -> list[Target]:
 
 class InitcheckCollector(pytest.Collector):
     def collect(self):
-        settings = self.config.stash[_SETTINGS]
-        _seen_initializers.clear()
-        targets = [t for m in settings.modules for t in _initializer_targets(m)]
+        state = self.config.stash[_SESSION]
+        settings = state.settings
+        state.seen_initializers.clear()
+        targets = [t for m in settings.modules for t in _initializer_targets(m, state.seen_initializers)]
         targets += [_model_target(spec) for spec in settings.models]
         targets += _catalog_targets(settings.frameworks)
         for order, target in enumerate(targets):
@@ -412,16 +442,16 @@ class InitcheckItem(pytest.Item):
         )
 
     def runtest(self):
-        result = _conformance(self.target, self.config.stash[_SETTINGS])
+        state = self.config.stash[_SESSION]
+        result = state.conformance(self.target)
         if isinstance(result, Exception):
             error = f"{type(result).__name__}: {result}"
             self._record(error=error, verdicts=[])
-            if self.target.name in _errors_shown:  # one error, told once: the other items point to it
+            shown = state.errors_shown.setdefault(self.target.name, self.nodeid)
+            if shown != self.nodeid:  # one error, told once: the other items point to it
                 raise ConformanceFailure(
-                    f"[initcheck] {self.target.name} could not be checked (the error is "
-                    f"shown once, under {_errors_shown[self.target.name]})"
+                    f"[initcheck] {self.target.name} could not be checked (the error is shown once, under {shown})"
                 )
-            _errors_shown[self.target.name] = self.nodeid
             raise ConformanceFailure(f"[initcheck] {self.target.name} could not be checked: {error}")
         report = result.report
         verdicts = [v for v in report.verdicts if v.property == self.prop]
@@ -466,7 +496,7 @@ class InitcheckItem(pytest.Item):
         if coverage.complete:
             return
         text = f"PARTIAL: {self.target.name}: {coverage}; not covered: " + "; ".join(coverage.gaps)
-        if self.config.stash[_SETTINGS].strict:
+        if self.config.stash[_SESSION].settings.strict:
             raise ConformanceFailure(f"[initcheck] {text} (strict: a PARTIAL model fails)")
         pytest.skip(text)
 
@@ -479,25 +509,8 @@ class InitcheckItem(pytest.Item):
         return self.path, None, f"initcheck {self.name}"
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(session, config, items):
-    """Add the conformance items before ``-m``/``-k`` select among all items, reported like any
-    collected node (so that "collected N items" counts them)."""
-    if _SETTINGS in config.stash:
-        from _pytest.runner import collect_one_node  # lazy: pytest internals, only under xdist
-
-        report = collect_one_node(InitcheckCollector.from_parent(session, name="initcheck", nodeid="initcheck"))
-        config.hook.pytest_collectreport(report=report)
-        items.extend(item for item in report.result if isinstance(item, pytest.Item))
-
-
-@pytest.hookimpl(tryfirst=True, optionalhook=True)
-def pytest_xdist_make_scheduler(config, log):
-    """Under ``pytest -n`` with xdist's default ``--dist load``: the items of one target go to one
-    worker together, which checks the target once (spread over workers, each would check it again);
-    every other test is scheduled as xdist's load would."""
-    if _SETTINGS not in config.stash or config.getvalue("dist") != "load":
-        return None
+def _target_scheduling(config: pytest.Config, log: Any) -> Any:
+    """xdist's LoadScopeScheduling with a target's items as one scope."""
     from xdist.scheduler import LoadScopeScheduling  # lazy: only when pytest-xdist runs the session
 
     class TargetScheduling(LoadScopeScheduling):
@@ -520,34 +533,6 @@ def pytest_xdist_make_scheduler(config, log):
             return crashitem
 
     return TargetScheduling(config, log)
-
-
-def pytest_runtest_logreport(report):
-    """Keep each item's verdicts and outcome (on the controller too, under xdist)."""
-    if _results is None or not report.nodeid.startswith("initcheck::"):
-        return
-    data = next((json.loads(v) for k, v in report.user_properties if k == PROPERTY_KEY), None)
-    entry = _results.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "data": None})
-    if data is not None:
-        entry["data"] = data
-    if report.failed:
-        entry["outcome"] = "failed" if report.when == "call" else "error"
-        if data is None:  # e.g. a crashed xdist worker: no verdicts came back
-            entry["message"] = str(report.longrepr)[-2000:]
-    elif report.skipped and report.when in ("setup", "call"):
-        entry["outcome"] = "xfailed" if hasattr(report, "wasxfail") else "skipped"
-
-
-_results: dict | None = None
-_started = 0.0
-
-
-def pytest_sessionstart(session):
-    global _results, _started
-    _results = {} if _SETTINGS in session.config.stash else None
-    _started = time.perf_counter()
-    _written.clear()
-    _errors_shown.clear()
 
 
 def _split_nodeid(nodeid: str) -> tuple[str, str]:
@@ -622,39 +607,57 @@ def conformance_document(results: dict, settings: Settings, seconds: float) -> d
     )
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """The controller builds the session's document once: written where asked, summarized in the
-    terminal summary (which pytest runs after this hook)."""
-    config = session.config
-    _document.clear()
-    if not _results or hasattr(config, "workerinput"):
-        return
+class InitcheckReporter:
+    """Controller-only work: keep every item's verdicts and outcome (the workers' too, under
+    xdist), build the session's document once, write it where asked and summarize it."""
 
-    report = conformance_document(_results, config.stash[_SETTINGS], time.perf_counter() - _started)
-    _document.append(report)
-    json_path, html_path = config.getoption("initcheck_json"), config.getoption("initcheck_report")
-    if json_path is not None or html_path is not None:
-        _written.extend(_output.write(report, json_path=json_path, html_path=html_path))
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.results: dict[str, dict] = {}
+        self.started = time.perf_counter()
+        self.document: dict | None = None
+        self.written: list[Path] = []
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.started = time.perf_counter()
 
-_written: list = []
-_document: list = []  # the controller's document of this session, once built
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not report.nodeid.startswith("initcheck::"):
+            return
+        data = next((json.loads(str(v)) for k, v in report.user_properties if k == PROPERTY_KEY), None)
+        entry = self.results.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "data": None})
+        if data is not None:
+            entry["data"] = data
+        if report.failed:
+            entry["outcome"] = "failed" if report.when == "call" else "error"
+            if data is None:  # e.g. a crashed xdist worker: no verdicts came back
+                entry["message"] = str(report.longrepr)[-2000:]
+        elif report.skipped and report.when in ("setup", "call"):
+            entry["outcome"] = "xfailed" if hasattr(report, "wasxfail") else "skipped"
 
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Build the document once: written here, summarized by the terminal summary (after)."""
+        if not self.results:
+            return
+        config = session.config
+        self.document = conformance_document(self.results, self.settings, time.perf_counter() - self.started)
+        json_path, html_path = config.getoption("initcheck_json"), config.getoption("initcheck_report")
+        if json_path is not None or html_path is not None:
+            self.written = _output.write(self.document, json_path=json_path, html_path=html_path)
 
-def pytest_terminal_summary(terminalreporter, config):
-    if _document:
-        report = _document[0]
-        counts = ", ".join(f"{n} {r.upper()}" for r, n in report["counts"].items() if n)
-        terminalreporter.write_line(f"initcheck: {len(report['targets'])} targets: {counts}")
-        for target in report["targets"]:
-            if target["result"] == "partial":
-                coverage = target["coverage"]
-                terminalreporter.write_line(
-                    f"initcheck: PARTIAL {target['id']}: {coverage['covered']} of "
-                    f"{coverage['values']} values covered (law known and derivation modelled)"
-                )
-    for path in _written:
-        terminalreporter.write_line(f"initcheck: wrote {path}")
+    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+        if self.document is not None:
+            counts = ", ".join(f"{n} {r.upper()}" for r, n in self.document["counts"].items() if n)
+            terminalreporter.write_line(f"initcheck: {len(self.document['targets'])} targets: {counts}")
+            for target in self.document["targets"]:
+                if target["result"] == "partial":
+                    coverage = target["coverage"]
+                    terminalreporter.write_line(
+                        f"initcheck: PARTIAL {target['id']}: {coverage['covered']} of "
+                        f"{coverage['values']} values covered (law known and derivation modelled)"
+                    )
+        for path in self.written:
+            terminalreporter.write_line(f"initcheck: wrote {path}")
 
 
 class _Bound:
@@ -674,7 +677,8 @@ class _Bound:
 
 
 @pytest.fixture
-def initcheck(request):
+def initcheck(request: pytest.FixtureRequest) -> _Bound:
     """initcheck's API bound to the session's ``--initcheck-profile`` and ``--initcheck-seed``."""
-    settings = request.config.stash.get(_SETTINGS, None) or load_settings(request.config)
+    state = request.config.stash.get(_SESSION, None)
+    settings = state.settings if state is not None else load_settings(request.config)
     return _Bound(settings.profile_object if settings.time_limit else settings.profile, settings.seed)
