@@ -8,7 +8,8 @@ import functools
 import math
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeAlias, TypeVar
 
 import jax
 from hypothesis import HealthCheck, Phase, find, settings
@@ -22,6 +23,11 @@ from initcheck import _sampler as sampler
 from initcheck._properties import PER_INITIALIZER, PROPERTIES, CaseContext, run_property, select_properties
 from initcheck._properties.contract import check_contract
 from initcheck._verdict import ERROR, FAIL, Conformance, ConformanceError, Verdict
+
+F = TypeVar("F", bound=Callable[..., Any])
+LawLike: TypeAlias = Any  # a law of initcheck.laws, or a frozen continuous scipy.stats distribution
+ShapesLike: TypeAlias = Sequence[Sequence[int]] | st.SearchStrategy | None  # shapes, or a Hypothesis strategy of them
+DTypesLike: TypeAlias = Sequence[Any] | st.SearchStrategy | None  # dtypes (names, numpy or JAX types), or a strategy
 
 DEFAULT_DTYPES = ("float32",)
 
@@ -116,11 +122,11 @@ def _gated(gate: Verdict, ctx: CaseContext, name: str) -> Verdict:
 
 
 def check(
-    init,
-    expect,
+    init: Callable[..., Any],
+    expect: LawLike,
     *,
-    shapes=None,
-    dtypes=None,
+    shapes: ShapesLike = None,
+    dtypes: DTypesLike = None,
     properties: Sequence[str] | None = None,
     seed: int = 0,
     profile: str | profiles.Profile = "ci",
@@ -140,10 +146,10 @@ def check(
 
 
 def check_paired(
-    init,
-    expect,
+    init: Callable[..., Any],
+    expect: LawLike,
     *,
-    dtypes,
+    dtypes: Sequence[str],
     properties: Sequence[str] | None = None,
     seed: int = 0,
     profile: str | profiles.Profile = "ci",
@@ -220,7 +226,7 @@ def _check(
     )
 
 
-def assert_conforms(init, expect, **options) -> Conformance:
+def assert_conforms(init: Callable[..., Any], expect: LawLike, **options: Any) -> Conformance:
     """``check`` and raise :class:`ConformanceError` listing every failure unless it passes."""
     report = check(init, expect, **options)
     if not report.passed:
@@ -228,7 +234,9 @@ def assert_conforms(init, expect, **options) -> Conformance:
     return report
 
 
-def expects(expect, *, shapes=None, dtypes=None, skip=None):
+def expects(
+    expect: LawLike, *, shapes: ShapesLike = None, dtypes: DTypesLike = None, skip: Mapping[str, str] | None = None
+) -> Callable[[F], F]:
     """Mark a user initializer with the law it promises (read by ``initcheck.audit``, ``initcheck
     check`` and ``pytest --initcheck``). ``shapes`` and ``dtypes`` (as for ``check``) are the cases
     the plugin checks it on; by default those ``check`` chooses. ``skip`` maps properties the

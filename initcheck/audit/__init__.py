@@ -14,6 +14,8 @@ import dataclasses
 import inspect
 import sys
 import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -325,17 +327,17 @@ def coverage(parameters: list[Parameter]) -> Coverage:
 
 
 def audit(
-    model,
-    *inputs,
-    rng=None,
-    expect=None,
-    properties=None,
-    profile="ci",
+    model: Any,
+    *inputs: Any,
+    rng: Any = None,
+    expect: Mapping[str, Any] | None = None,
+    properties: Sequence[str] | None = None,
+    profile: str | profiles.Profile = "ci",
     seed: int = 0,
     fix_separator: bool | None = None,
     reserve_size: int | None = None,
     origin: str | None = None,
-    progress=None,
+    progress: Callable[[str], None] | None = None,
 ) -> Conformance:
     """Audit every value ``model`` creates at init: a Flax linen Module (``model.init(rng, *inputs)``),
     an nnx Module class or factory (``model(*inputs, rngs=nnx.Rngs(rng))``), a Haiku ``Transformed``
