@@ -108,7 +108,7 @@ class Law:
     def without_refusals(self) -> Law:
         """This law with no documented refusals (what it promises, wherever it applies)."""
         law = copy.copy(self)
-        law.refused = types.MappingProxyType({})
+        law.refused = {}
         return law
 
     def structure_problem(self, x: np.ndarray, dtype) -> str | None:

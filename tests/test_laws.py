@@ -213,3 +213,11 @@ def test_laws_compare_and_hash_as_laws():
 def test_each_structured_law_says_what_is_wrong_with_one_draw(law, good, bad, says):
     assert law.draw_problem(good, good.shape, "float32") is None
     assert says in law.draw_problem(bad, bad.shape, "float32")
+
+
+def test_laws_survive_pickling_as_the_same_law():
+    import pickle
+
+    for law in [laws.Normal(0.5), laws.Orthogonal().refusing(["bfloat16"], "no 16-bit QR"),
+                laws.VarianceScaling(2.0, "fan_in", "uniform").without_refusals()]:  # fmt: skip
+        assert pickle.loads(pickle.dumps(law)) == law
