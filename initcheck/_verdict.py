@@ -70,6 +70,18 @@ class Verdict:
     def statistical(self) -> bool:
         return self.alpha > 0 and self.status in (PASS, FAIL)
 
+    def failure_lines(self, *, named: bool = True, figures: bool = False) -> list[str]:
+        """This failed verdict for a person: what failed on which case and why (with the test's
+        statistic, p-value, n and alpha when ``figures``), then the snippet that reproduces it."""
+        what = f"property {self.property} {self.status}" if named else str(self.status)
+        stats = ""
+        if figures and self.pvalue is not None:
+            stats = f" (statistic {self.statistic:.4g}, p={self.pvalue:.3g}, n={self.n}, alpha={self.alpha:g})"
+        lines = [f"- {what} on {self.case}: {self.message}{stats}"]
+        if self.reproduce:
+            lines.append("  reproduce:\n" + "\n".join("    " + line for line in self.reproduce.splitlines()))
+        return lines
+
     def to_dict(self) -> dict[str, Any]:
         def num(x):
             return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
@@ -194,8 +206,7 @@ class Conformance:
             f"({len(self.failures)} of {len(self.verdicts)} verdicts failed):"
         ]
         for v in self.failures:
-            lines.append(f"- property {v.property} {v.status} on {v.case}: {v.message}")
-            lines.append("  reproduce:\n" + "\n".join("    " + line for line in v.reproduce.splitlines()))
+            lines += v.failure_lines()
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -470,14 +470,7 @@ class InitcheckItem(pytest.Item):
         if failures or missing:
             lines = [f"[initcheck] {self.target.name}: property {self.prop} failed against {report.law}"]
             for v in failures:
-                stats = (
-                    ""
-                    if v.pvalue is None
-                    else f" (statistic {v.statistic:.4g}, p={v.pvalue:.3g}, n={v.n}, alpha={v.alpha:g})"
-                )
-                lines.append(f"- {v.status} on {v.case}: {v.message}{stats}")
-                if v.reproduce:
-                    lines.append("  reproduce:\n" + "\n".join("    " + line for line in v.reproduce.splitlines()))
+                lines += v.failure_lines(named=False, figures=True)
             for d in missing:
                 lines.append(
                     f"- known defect {d.name} was expected with {d.package} {d.installed} but not seen: "
