@@ -14,7 +14,6 @@ import initcheck.strategies as strategies  # (installed from strategies/: mypy r
 from initcheck import _api as api
 from initcheck import _defects, _frameworks, inits, laws
 from initcheck._defects import KnownDefect
-from initcheck._fans import haiku_input_size_fans
 from initcheck._frameworks import FRAMEWORKS, JAX_PRESETS
 
 NO_16BIT_QR = "the QR decomposition has no 16-bit kernels (NotImplementedError: Unsupported dtype)"
@@ -184,7 +183,7 @@ def _haiku() -> list[CatalogEntry]:
         (
             "UniformScaling(2.0)",
             hi.UniformScaling(2.0),
-            laws.VarianceScaling(4.0, "fan_in", "uniform", fans=haiku_input_size_fans).refusing(cplx, no_complex),
+            laws.VarianceScaling(4.0, "fan_in", "uniform", fans="haiku_input_size").refusing(cplx, no_complex),
             real,
             low,
         ),

@@ -27,6 +27,10 @@ TRUNCATED_NORMAL_STD = float(stats.truncnorm(-2.0, 2.0).std())
 COMPLEX_TRUNCATED_MODULUS2_MEAN = float(stats.truncexpon(4.0).mean())
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
+# Named fan rules of VarianceScaling: JAX's (in_axis, out_axis, batch_axis), Haiku's
+# (fan_in_axes; a fan below 1 counts as 1), and Haiku's UniformScaling (the input size is
+# prod(shape[:-1])).
+FAN_RULES = ("jax", "haiku", "haiku_input_size")
 DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 
 
@@ -314,9 +318,10 @@ class VarianceScaling(Law):
             raise ValueError(f"VarianceScaling: mode={mode!r} is not one of {', '.join(MODES)}")
         if distribution not in DISTRIBUTIONS:
             raise ValueError(f"VarianceScaling: distribution={distribution!r} is not one of {', '.join(DISTRIBUTIONS)}")
-        if not (fans in ("jax", "haiku") or callable(fans)):
+        if not (fans in FAN_RULES or callable(fans)):
             raise ValueError(
-                f"VarianceScaling: fans={fans!r} must be 'jax', 'haiku' or a callable shape -> (fan_in, fan_out)"
+                f"VarianceScaling: fans={fans!r} must be one of {', '.join(map(repr, FAN_RULES))} or a callable "
+                "shape -> (fan_in, fan_out)"
             )
         if fans == "haiku" and mode == "fan_geo_avg":
             raise ValueError("VarianceScaling: mode='fan_geo_avg' is not a Haiku mode; use fans='jax'")
@@ -329,6 +334,8 @@ class VarianceScaling(Law):
             return _fans.jax_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
         if self.fans == "haiku":
             return _fans.haiku_fans(shape, self.fan_in_axes)
+        if self.fans == "haiku_input_size":
+            return _fans.haiku_input_size_fans(shape)
         assert callable(self.fans)  # (a custom rule: shape -> (fan_in, fan_out))
         fan_in, fan_out = self.fans(tuple(shape))
         return float(fan_in), float(fan_out)

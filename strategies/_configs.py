@@ -10,7 +10,6 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from initcheck import _frameworks, inits, laws
-from initcheck._fans import haiku_input_size_fans
 from initcheck._frameworks import FRAMEWORKS
 from initcheck._frameworks import JAX_PRESETS as _PRESETS
 from initcheck.strategies._core import axis_layouts, conv_shapes, fan_modes, weight_shapes
@@ -189,7 +188,7 @@ def haiku_initializers(draw, *, names=None):
         return (
             f"UniformScaling({scale})",
             hi.UniformScaling(scale),
-            laws.VarianceScaling(scale**2, "fan_in", "uniform", fans=haiku_input_size_fans),
+            laws.VarianceScaling(scale**2, "fan_in", "uniform", fans="haiku_input_size"),
         )
     if name in ("Orthogonal", "Identity"):
         scale = draw(st.sampled_from([1.0, 0.5, 2.0]))

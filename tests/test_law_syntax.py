@@ -86,3 +86,13 @@ def test_literal_calls_for_the_target():
     )
     with pytest.raises(LawSyntaxError, match="not allowed"):
         literal_call("variance_scaling(open('x'))", "target")
+
+
+def test_the_repr_of_every_catalog_entry_s_law_reads_back():
+    # every entry, not a Hypothesis draw of configurations: Haiku's UniformScaling fan rule is a
+    # named rule (fans='haiku_input_size'), since a function's import path does not parse
+    import initcheck
+
+    for entry in initcheck.catalog():
+        text = repr(entry.law).split(".refusing(")[0]
+        assert parse_law(text) == entry.law.without_refusals(), text

@@ -21,7 +21,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from initcheck import adapters, laws
-from initcheck._fans import haiku_input_size_fans
 
 _JAX_MODULE = "jax._src.nn.initializers"
 
@@ -90,7 +89,7 @@ def _haiku_law(init) -> laws.Law | None:
             float(init.scale), init.mode, init.distribution, fans="haiku", fan_in_axes=init.fan_in_axes
         )
     if name == "UniformScaling":
-        return laws.VarianceScaling(float(init.scale) ** 2, "fan_in", "uniform", fans=haiku_input_size_fans)
+        return laws.VarianceScaling(float(init.scale) ** 2, "fan_in", "uniform", fans="haiku_input_size")
     if name == "Orthogonal":
         return laws.Orthogonal(float(init.scale), init.axis)
     if name == "Identity":
