@@ -1,5 +1,6 @@
 """The public API, and the examples of the README and the docs, checked literally."""
 
+import pathlib
 import re
 
 import jax
@@ -208,3 +209,9 @@ def test_bad_arguments_name_the_argument_and_the_fix(kwargs, error, pattern):
     expect = kwargs.pop("expect", laws.Normal(1.0))
     with pytest.raises(error, match=pattern):
         initcheck.check(jax.nn.initializers.normal(1.0), expect, **kwargs)
+
+
+def test_the_readme_check_example_runs_as_written():
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = readme.split("## Check an initializer", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(example, "README.md", "exec"), {"print": lambda *args: None})
