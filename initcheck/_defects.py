@@ -114,7 +114,7 @@ def of_initializer(init) -> tuple[KnownDefect, ...]:
     """The known defects a framework's own initializer ``init`` (already unwrapped of metadata and
     partials) shows when the framework calls it in a 16-bit dtype: JAX's and Flax's samplers, and
     Haiku's initializers, which call them. A user's own initializer is never excused."""
-    if init is None or getattr(init, "__initcheck_law__", None) is not None:
+    if not callable(init) or getattr(init, "__initcheck_law__", None) is not None:
         return ()
     module = getattr(init, "__module__", None)
     module = module if isinstance(module, str) else type(init).__module__

@@ -392,7 +392,7 @@ def audit(
     for i, p in enumerate(parameters, 1):
         if progress is not None and (i == len(parameters) or i % 25 == 0):
             say(f"checked {i}/{len(parameters)} values")
-        defects = _defects.of_initializer(unwrap(p.declared)) if p.declared is not None else ()
+        defects = _defects.of_initializer(unwrap(p.declared)) or _defects.of_initializer(p.drawn_by)
         verdicts += _defects.mark(_verdicts(p, framework, sharing.get(p.path, []), names, prof, seed, call), defects)
     return Conformance(
         _name(target.model, framework),

@@ -421,6 +421,7 @@ def _value(path: str, collection: str, value, c: _Created | None, set_by_model: 
         path=path,
         value=value,
         declared=c.init,
+        drawn_by=c.seen.init if c.seen is not None else None,
         collection=collection,
         law=law,
         stacked=tuple(range(len(counts))),

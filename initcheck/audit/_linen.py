@@ -569,6 +569,7 @@ def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
         path=path,
         value=value,
         declared=c.init,
+        drawn_by=c.seen.init if c.seen is not None else None,
         expected=stack_axes(expected, _insert_axes(stacks, c)),
         key=jax.numpy.reshape(keys, (-1,)) if stacks else keys,
         problem=problem,

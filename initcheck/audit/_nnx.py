@@ -610,7 +610,7 @@ def _layer_law(owner, call: _Call, slice_shape) -> tuple[laws.Law | None, str, b
 
 
 def _initialized(name, value, collection, owner, call: _Call, draws, states: _States) -> Parameter:
-    law_base = Parameter(path=name, value=value, declared=call.declared, collection=collection)
+    law_base = Parameter(path=name, value=value, declared=call.declared, drawn_by=call.init, collection=collection)
     draw = _draw_of(call, draws)
     drawn_shape = tuple(np.shape(_raw(call.value)))
     if draw is None:

@@ -33,6 +33,7 @@ class Parameter:
     derivation: str = ""  # how the key was derived, in words
     problem: str | None = None  # why the derivation does not hold, found while recording
     law: laws.Law | None = None  # the law the declared initializer promises (None: unknown)
+    drawn_by: Callable | None = None  # the known initializer that drew the value, when initcheck saw one
     hint: str = ""  # context for a failing scale (e.g. how the layer computes its fan)
     underived: str = ""  # why initcheck cannot derive its key (the other checks still run)
     unaudited: str = ""  # why this value cannot be audited at all (e.g. an unmodelled transform)
