@@ -358,5 +358,7 @@ def _maxtext_bf16(rngs):
                          ids=["linen-wrapped", "nnx-maxtext-dense-general"])  # fmt: skip
 def test_a_framework_sampler_called_inside_a_models_own_init_is_excused_too(model, inputs):
     report = initcheck.audit(model, *inputs, rng=1, properties=["derivation", "distribution", "moments"])
-    assert report.failures, "JAX's bfloat16 sampler should fail distribution here"
-    assert report.result == "known", report.failure_text()
+    failed = {(v.case.path.rsplit("/", 1)[-1], v.property): v.known_defect for v in report.failures}
+    assert ("kernel", "distribution") in failed, "JAX's bfloat16 sampler fails distribution here"
+    assert set(failed.values()) == {"jax-low-precision-sampling"}, report.failure_text()
+    assert report.result == "known"

@@ -73,6 +73,7 @@ class _Call:
     value: Any  # what it returned, unboxed
     law: laws.Law | None = None  # its law (declared, or read from a known initializer called inside it)
     declared: Callable[..., Any] | str | None = None  # what the model declared, for messages
+    drawn_by: Callable[..., Any] | None = None  # the known initializer that drew the value, when seen
 
 
 @dataclasses.dataclass(eq=False)
@@ -165,10 +166,10 @@ def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned:
         def spy(key, *args, **kwargs):
             start = len(known)
             value = init(key, *args, **kwargs)
-            law = declared_law(init)
+            law, drawn_by = declared_law(init), init
             if law is None and (seen := made_by(_raw(value), known[start:])) is not None:
-                law = seen.law  # a wrapper around a known initializer, which returned its output
-            calls.append(_Call(module, name, init, args, kwargs, key, _raw(value), law, init))
+                law, drawn_by = seen.law, seen.init  # a wrapper around a known initializer, which returned its output
+            calls.append(_Call(module, name, init, args, kwargs, key, _raw(value), law, init, drawn_by))
             return value
 
         spy.__initcheck_spied__ = init
@@ -374,7 +375,16 @@ def _makers(assigned: list[_Assigned], calls: list[_Call], known: list) -> list[
             if seen is not None:
                 used.add(id(seen))
                 call = _Call(
-                    None, "", seen.init, (seen.shape, seen.dtype), {}, seen.key, seen.output, seen.law, seen.name
+                    None,
+                    "",
+                    seen.init,
+                    (seen.shape, seen.dtype),
+                    {},
+                    seen.key,
+                    seen.output,
+                    seen.law,
+                    seen.name,
+                    seen.init,
                 )
         out.append((a, call))
     return out
@@ -610,7 +620,7 @@ def _layer_law(owner, call: _Call, slice_shape) -> tuple[laws.Law | None, str, b
 
 
 def _initialized(name, value, collection, owner, call: _Call, draws, states: _States) -> Parameter:
-    law_base = Parameter(path=name, value=value, declared=call.declared, drawn_by=call.init, collection=collection)
+    law_base = Parameter(path=name, value=value, declared=call.declared, drawn_by=call.drawn_by, collection=collection)
     draw = _draw_of(call, draws)
     drawn_shape = tuple(np.shape(_raw(call.value)))
     if draw is None:
