@@ -230,21 +230,25 @@ def _check(args) -> int:
         print(f"initcheck check: {exc}", file=sys.stderr)
         return 2
     print(report)
-    if args.json or args.html:
-        target = document.target(
-            args.target,
-            "initializer",
-            verdicts=[v.to_dict() for v in report.verdicts],
-            law=report.law,
-            seconds=report.seconds,
-        )
-        for path in _output.write(
-            document.build("initcheck check", [target], profile=args.profile, seed=args.seed, seconds=report.seconds),
-            json_path=args.json,
-            html_path=args.html,
-        ):
-            print(f"wrote {path}")
+    _write_report(args, "initcheck check", "initializer", report)
     return 0 if report.passed else 1
+
+
+def _write_report(args, command: str, kind: str, report, **extra) -> None:
+    """``--json``/``--html``: the one target's report, as ``initcheck report`` writes the catalog's."""
+    if not (args.json or args.html):
+        return
+    row = document.target(
+        args.target,
+        kind,
+        verdicts=[v.to_dict() for v in report.verdicts],
+        law=report.law,
+        seconds=report.seconds,
+        **extra,
+    )
+    built = document.build(command, [row], profile=args.profile, seed=args.seed, seconds=report.seconds)
+    for path in _output.write(built, json_path=args.json, html_path=args.html):
+        print(f"wrote {path}")
 
 
 def _origin_of_check(args) -> str:
@@ -285,21 +289,7 @@ def _audit(args) -> int:
         print(f"initcheck audit: {exc}", file=sys.stderr)
         return 2
     print(report)
-    if args.json or args.html:
-        row = document.target(
-            args.target,
-            "model",
-            verdicts=[v.to_dict() for v in report.verdicts],
-            law=report.law,
-            seconds=report.seconds,
-            coverage=report.coverage.to_dict(),
-        )
-        for path in _output.write(
-            document.build("initcheck audit", [row], profile=args.profile, seed=args.seed, seconds=report.seconds),
-            json_path=args.json,
-            html_path=args.html,
-        ):
-            print(f"wrote {path}")
+    _write_report(args, "initcheck audit", "model", report, coverage=report.coverage.to_dict())
     if report.unexplained:
         return 1
     return 1 if args.strict and report.result == "partial" else 0
