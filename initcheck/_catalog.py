@@ -290,7 +290,7 @@ def catalog(frameworks: Sequence[str] | None = None) -> list[CatalogEntry]:
     """The catalog entries of ``frameworks`` (default: all of ``FRAMEWORKS``), in that order.
     The dtypes include float64 and complex128 when JAX's x64 mode is on."""
     chosen = _frameworks.parse(frameworks)
-    if _frameworks.unknown(chosen):
+    if not _frameworks.valid(chosen):
         raise ValueError(f"frameworks={frameworks!r}: choose from {', '.join(FRAMEWORKS)}")
     return [entry for framework in chosen for entry in _BUILDERS[framework]()]
 

@@ -30,6 +30,6 @@ def parse(value: str | Iterable[str] | None) -> list[str]:
     return list(value)
 
 
-def unknown(chosen: list[str]) -> list[str]:
-    """The names in ``chosen`` that are not frameworks; ``["(none)"]`` when ``chosen`` is empty."""
-    return [f for f in chosen if f not in FRAMEWORKS] or ([] if chosen else ["(none)"])
+def valid(chosen: list[str]) -> bool:
+    """``chosen`` names at least one framework, and only frameworks."""
+    return bool(chosen) and all(f in FRAMEWORKS for f in chosen)

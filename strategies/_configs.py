@@ -278,7 +278,7 @@ def catalog_initializers(*, frameworks=None) -> st.SearchStrategy:
     """``(name, init, law)`` drawn from every builder of the catalog's frameworks (default: all):
     JAX, Flax, Haiku and initcheck's own."""
     chosen = _frameworks.parse(frameworks)
-    if _frameworks.unknown(chosen):
+    if not _frameworks.valid(chosen):
         raise InvalidArgument(f"frameworks={frameworks!r}: choose from {', '.join(FRAMEWORKS)}")
     by_framework = {
         "jax": jax_initializers,
