@@ -130,6 +130,8 @@ def test_the_readme_has_two_set_up_commands_and_ci_runs_the_second():
     assert len(commands) == 2 and commands[0].endswith("initcheck report --out reports/"), commands
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
     assert len(readme.splitlines()) <= 200
+    shots = re.findall(r"!\[[^\]]*\]\((docs/[^)]+\.png)\)", readme)
+    assert shots and all((ROOT / shot).stat().st_size > 10_000 for shot in shots), shots  # the report's screenshot
 
 
 def test_the_version_is_written_once():
