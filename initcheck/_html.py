@@ -202,6 +202,8 @@ def render(document: dict, jobs: int = 1, drawn: dict[str, str] | None = None) -
                 "cells": [_cell(target, p) for p in properties],
                 "coverage_text": _coverage_text(target),
                 "details": _shown_details(target, draw=not original),
+                "signal": target.get("signal"),
+                "signal_svg": _signal_svg(target),
             }
         )
     defects = _defects(
@@ -219,6 +221,15 @@ def render(document: dict, jobs: int = 1, drawn: dict[str, str] | None = None) -
     return _ENVIRONMENT.get_template("report.html.j2").render(
         document=document, rows=rows, properties=properties, symbols=SYMBOLS, defects=defects
     )
+
+
+def _signal_svg(target: dict) -> str | None:
+    """The plot of an audited model's signal profile, when it has one with layers."""
+    signal = target.get("signal")
+    if not signal or not signal.get("layers"):
+        return None
+    title = f"{target['id']}: signal at init"
+    return plots.signal_svg(signal, title, plots.salt_of(title))
 
 
 def _coverage_text(target: dict) -> str:

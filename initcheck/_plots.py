@@ -45,8 +45,50 @@ def sample_vs_law_svg(plot: dict, title: str, salt: str = "0") -> str:
         qq.set_title("QQ plot")
         qq.legend(frameon=False, loc="upper left")
         figure.suptitle(title, fontsize=9)
-        buffer = io.StringIO()
-        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+        return _svg_text(figure)
+
+
+def signal_svg(signal: dict, title: str, salt: str = "0") -> str:
+    """The signal profile of an audited model (``initcheck.audit.Profile.as_dict()``) across depth,
+    on a log scale: each layer's output second moment E[y^2] (forward) and the second moment E[g^2]
+    of the loss's gradient at its output (backward). Flat lines near 1 keep the signal; a straight
+    slope is a constant factor per layer (growth or decay)."""
+    import matplotlib  # lazy: Matplotlib loads only to draw plots
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    layers = signal["layers"]
+    depth = np.arange(len(layers))
+
+    def positive(key):  # a log scale shows no zero: a dead layer's 0 is left out of the line
+        values = np.array([layer[key] for layer in layers], dtype=float)
+        return np.where(values > 0, values, np.nan)
+
+    with matplotlib.rc_context(
+        {"svg.fonttype": "none", "svg.hashsalt": f"initcheck-{salt}", "font.size": 8, "axes.titlesize": 9}
+    ):
+        figure = Figure(figsize=(7.2, 3.0))
+        axes = figure.subplots(gridspec_kw={"left": 0.1, "right": 0.985, "bottom": 0.15, "top": 0.86})
+        axes.set_yscale("log")
+        axes.axhline(1.0, color="#888888", linewidth=0.8, linestyle="--", label="1 (unit second moment)")
+        axes.plot(
+            depth, positive("forward"), "o-", markersize=3, color="#1f4e79", label="forward: E[y^2] of the output"
+        )
+        axes.plot(
+            depth, positive("gradient"), "s-", markersize=3, color="#b3261e", label="backward: E[g^2] of its gradient"
+        )
+        axes.set_xlabel("depth (layers in the order the forward pass runs them)")
+        axes.set_ylabel("second moment (log scale)")
+        axes.set_title("signal at init, layer by layer")
+        axes.legend(frameon=False, loc="best")
+        figure.suptitle(title, fontsize=9)
+        return _svg_text(figure)
+
+
+def _svg_text(figure) -> str:
+    """The figure as SVG text to sit inside HTML, its coordinates rounded and its ids pruned."""
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
     svg = buffer.getvalue()
     svg = svg[svg.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inside HTML
     svg = _COORDINATES.sub(lambda m: m.group(1) + _DIGITS.sub(r"\1", m.group(2)) + '"', svg)

@@ -168,6 +168,8 @@ class Conformance:
     device: str
     seconds: float = 0.0
     coverage: Coverage = FULL
+    signal: Any = None  # an audit's signal profile (``initcheck.audit.Signal``), when it was asked for
+    signal_unavailable: str = ""  # why an audit that asked for the signal profile has none
 
     @property
     def passed(self) -> bool:
@@ -229,6 +231,10 @@ class Conformance:
         text = f"{head}\n{table}\n{verdict}"
         if self.coverage is not FULL:
             text += f"\n{self.coverage}" + "".join(f"\n- not covered: {gap}" for gap in self.coverage.gaps)
+        if self.signal is not None:
+            text += "\n" + self.signal.table()
+        elif self.signal_unavailable:
+            text += f"\nsignal at init: not profiled ({self.signal_unavailable})"
         if not self.passed:
             text += "\n" + self.failure_text()
         return text
@@ -246,6 +252,8 @@ class Conformance:
             "seconds": self.seconds,
             "false_alarm_bound": self.false_alarm_bound,
             "verdicts": [v.to_dict() for v in self.verdicts],
+            **({"signal": self.signal.as_dict()} if self.signal is not None else {}),
+            **({"signal_unavailable": self.signal_unavailable} if self.signal_unavailable else {}),
         }
 
 

@@ -289,7 +289,8 @@ def _audit(args) -> int:
         print(f"initcheck audit: {exc}", file=sys.stderr)
         return 2
     print(report)
-    _write_report(args, "initcheck audit", "model", report, coverage=report.coverage.to_dict())
+    signal = {"signal": report.signal.as_dict()} if report.signal is not None else {}
+    _write_report(args, "initcheck audit", "model", report, coverage=report.coverage.to_dict(), **signal)
     if report.unexplained:
         return 1
     return 1 if args.strict and report.result == "partial" else 0

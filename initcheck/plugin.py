@@ -456,6 +456,8 @@ class InitcheckItem(pytest.Item):
         report = result.report
         verdicts = [v for v in report.verdicts if v.property == self.prop]
         facts = document.catalog_facts(result.entry, result.triage) if result.triage is not None else {}
+        if self.prop == "coverage" and getattr(report, "signal", None) is not None:
+            facts["signal"] = report.signal.as_dict()  # the model's signal profile: one item carries it
         self._record(
             law=report.law,
             seconds=report.seconds,
@@ -567,7 +569,15 @@ def conformance_document(results: dict, settings: Settings, seconds: float) -> d
         row["facts"].update(
             {
                 k: data[k]
-                for k in ("framework", "same_as", "dtypes", "notes", "known_defects", "expected_defect_missing")
+                for k in (
+                    "framework",
+                    "same_as",
+                    "dtypes",
+                    "notes",
+                    "known_defects",
+                    "expected_defect_missing",
+                    "signal",
+                )
                 if k in data
             }
         )

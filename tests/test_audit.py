@@ -91,17 +91,6 @@ def test_ab_cdef_vs_abc_def_fails_derivation_naming_both_paths():
     assert fixed.passed, fixed.failure_text()
 
 
-def test_dense_general_with_batch_dims_fails_with_the_fan_explained():
-    report = initcheck.audit(nn.DenseGeneral(32, batch_dims=(0,)), jnp.ones((8, 4, 64)), rng=0)
-    assert statuses(report, "derivation") == {"kernel": "pass", "bias": "pass"}
-    moments = next(v for v in report.verdicts if v.property == "moments" and v.case.path == "kernel")
-    assert moments.status == "fail"
-    assert "fan_in = 512 instead of 64" in moments.message
-    assert "batch dims (8,)" in moments.message and "x0.125" in moments.message
-    # Without batch dims the same layer keeps its promise.
-    assert initcheck.audit(nn.DenseGeneral((4, 8), axis=(-2, -1)), jnp.ones((2, 16, 32)), rng=0).passed
-
-
 class HiddenState(nn.Module):
     @nn.compact
     def __call__(self, x):

@@ -1,6 +1,7 @@
 """The audit on a corpus of realistic models (``tests/corpus``): no false alarm, no crash, no value
 recorded twice, every value covered (law known and derivation modelled), the true defects still
-flagged, and the failures of the frameworks' own 16-bit samplers marked as their known defect.
+flagged, the failures of the frameworks' own 16-bit samplers marked as their known defect, and the
+forward pass traced for ``effective_fan`` (exact) and the signal profile.
 
 Statistical verdicts use the ci profile (alpha 1e-7 each); the corpus makes about 4,000 of them, so
 the chance that a correct model here fails by chance is below 4e-4. The rngs are fixed, so a run
@@ -45,3 +46,8 @@ def test_realistic_model_audits_clean_or_flags_its_known_defect(entry):
     ]
     assert not unflagged, [f"{v.case.path}: {v.message}" for v in unflagged]
     assert report.result == ("fail" if entry.flagged else "known" if entry.known else "pass")
+    # effective_fan and the signal profile ran on the traced forward pass (skips name their reason)
+    fans = [v for v in report.verdicts if v.property == "effective_fan"]
+    assert any(v.status == "pass" for v in fans) or entry.flagged, [v.message for v in fans]
+    assert not [v.message for v in fans if "could not be traced" in v.message or "call_args" in v.message]
+    assert report.signal is not None and report.signal.layers, report.signal_unavailable

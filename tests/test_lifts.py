@@ -171,7 +171,7 @@ def test_scan_law_is_tested_on_the_slice_shape_with_the_slices_pooled():
     report = initcheck.audit(Stack(), jnp.ones((2, 64)), rng=0)
     assert report.result == "pass", report.failure_text()
     kernel = [v for v in report.verdicts if v.case.path.endswith("kernel")]
-    assert len(kernel) == 6  # one record per parameter, whatever the number of traces
+    assert len(kernel) == 7  # one record per parameter and property (intent aside), whatever the number of traces
     assert {v.case.shape for v in kernel} == {(64, 64)}
     moments = next(v for v in kernel if v.property == "moments")
     assert moments.status == "pass" and moments.n == 4 * 64 * 64

@@ -108,8 +108,13 @@ def test_downstream_project(downstream, mode, request):
     assert got["initcheck::mypkg.inits.wrong_scale[moments]"] == "failed"
     assert got["initcheck::mypkg.inits.raises[contract]"] == "failed"
     audit = {k: v for k, v in got.items() if "mypkg.models:mlp[" in k}
-    assert len(audit) == 8 and set(audit.values()) <= {"passed", "skipped"}  # 7 properties and coverage
+    assert len(audit) == 9 and set(audit.values()) <= {"passed", "skipped"}  # 8 properties and coverage
     assert audit["initcheck::mypkg.models:mlp[derivation]"] == "passed"
+    assert audit["initcheck::mypkg.models:mlp[effective_fan]"] == "passed"
+    model = next(
+        t for t in json.loads((downstream.path / "r.json").read_text())["targets"] if t["id"] == "mypkg.models:mlp"
+    )
+    assert [layer["name"] for layer in model["signal"]["layers"]], model.get("signal")  # the coverage item carries it
     text = result.stdout.str()
     # The failure shows the conformance message, not the plugin's traceback.
     assert "property moments failed against Normal(std=0.05, mean=0.0)" in text

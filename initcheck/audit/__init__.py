@@ -34,7 +34,7 @@ from initcheck._properties import (
     select_properties,
 )
 from initcheck._verdict import FAIL, Case, Conformance, Coverage, Verdict
-from initcheck.audit import _haiku, _key_use, _linen, _nnx
+from initcheck.audit import _contractions, _fan_use, _forward, _haiku, _key_use, _linen, _nnx, _signal
 from initcheck.audit._declared import declared_name, unwrap
 from initcheck.audit._model import Model, match, patterns, same_law
 from initcheck.audit._parameter import Parameter, compare
@@ -46,7 +46,8 @@ STATISTICAL = {
     "distribution": check_distribution,
     "moments": check_moments,
 }
-AUDIT_PROPERTIES = ("derivation", *STATISTICAL, "structure", "intent")
+AUDIT_PROPERTIES = ("derivation", *STATISTICAL, "structure", "intent", "effective_fan")
+SIGNAL = "signal"  # the signal profile: selected like a property, it gives no verdict
 MIN_VALUES = 20  # fewer values than this in a parameter: too few for a statistical test
 UNKNOWN_LAW = "initcheck does not know the law of {}; mark it with @initcheck.expects(law)"
 
@@ -75,14 +76,15 @@ def _framework(model) -> str:
     )
 
 
-def _record(framework: str, target: Model, *, fix_separator, reserve_size) -> list[Parameter]:
+def _record(framework: str, target: Model, *, fix_separator, reserve_size) -> tuple[list[Parameter], Any]:
+    """Every value the model's init made, and the built nnx module (None for linen and Haiku)."""
     model, inputs, kwargs, rng = target.model, target.args, dict(target.kwargs), target.rng
     if framework == "flax.linen":
-        return _linen.record(model, inputs, rng, kwargs=kwargs, fix_separator=fix_separator)
+        return _linen.record(model, inputs, rng, kwargs=kwargs, fix_separator=fix_separator), None
     if framework == "haiku":
-        return _haiku.record(model, inputs, rng, kwargs=kwargs, reserve_size=reserve_size)
-
-    return _nnx.record(model, inputs, rng, kwargs)[1]
+        return _haiku.record(model, inputs, rng, kwargs=kwargs, reserve_size=reserve_size), None
+    built, parameters = _nnx.record(model, inputs, rng, kwargs)
+    return parameters, built
 
 
 def _name(model, framework: str) -> str:
@@ -262,7 +264,7 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
     return out
 
 
-def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call) -> list[Verdict]:
+def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call, uses: _Uses) -> list[Verdict]:
     tested = p.intended or p.law  # the values are tested against what the author intends, when said
     law = tested if tested is not None and not p.unaudited else laws.Constant(0.0)
     ctx = _ParameterContext(p, law, prof, seed, call)
@@ -276,10 +278,68 @@ def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call) ->
             if p.unaudited and not p.key_use
             else run_property(lambda c: _derivation(c, framework, sharing), ctx, "derivation")
         )
-    checks = [n for n in names if n != "derivation"]
+    checks = [n for n in names if n not in ("derivation", _fan_use.NAME)]
     if p.unaudited:
-        return out + [ctx.skipped(n, f"{p.path}: {p.unaudited}") for n in checks]
-    return out + _law_checks(p, ctx, checks)
+        out += [ctx.skipped(n, f"{p.path}: {p.unaudited}") for n in checks]
+    else:
+        out += _law_checks(p, ctx, checks)
+    if _fan_use.NAME in names and p.unaudited:
+        out.append(ctx.skipped(_fan_use.NAME, f"{p.path}: {p.unaudited}"))
+    elif _fan_use.NAME in names:
+        fan_law = None if p.is_key else tested
+        out.append(
+            run_property(lambda c: _fan_use.check(c, p, fan_law, uses.found, uses.unavailable), ctx, _fan_use.NAME)
+        )
+    return out
+
+
+@dataclasses.dataclass
+class _Uses:
+    """The forward pass's contractions of each value, or why there are none."""
+
+    found: _contractions.Uses | None = None
+    unavailable: str = ""
+
+
+def _forward_of(framework: str, target: Model, parameters: list[Parameter], built) -> _forward.Forward:
+    call_args = target.call_args if target.call_args is not None else None
+    if framework == "flax.nnx":
+        return _forward.of_nnx(built, parameters, call_args, target.call_kwargs)
+    args = target.args if call_args is None else call_args
+    kwargs = {**target.kwargs, **target.call_kwargs} if call_args is None else dict(target.call_kwargs)
+    if framework == "flax.linen":
+        return _forward.of_linen(target, parameters, args, kwargs)
+    return _forward.of_haiku(target, parameters, args, kwargs)
+
+
+def _path_of(key) -> str:
+    """A value's path from its ``(collection, path)`` key."""
+    return key[1]
+
+
+def _traced(framework, target, parameters, built, names, seed, say) -> tuple[_Uses, Any, str]:
+    """The contractions of each value (for ``effective_fan``) and the signal profile, as asked."""
+    if _fan_use.NAME not in names and SIGNAL not in names:
+        return _Uses(), None, ""
+    say("tracing the forward pass: the contractions that use each value")
+    try:
+        forward = _forward_of(framework, target, parameters, built)
+        closed = forward.jaxpr()
+    except _forward.NoForward as exc:
+        return _Uses(unavailable=str(exc)), None, str(exc)
+    except Exception as exc:  # noqa: BLE001 - a model initcheck cannot trace is a skip, never a crash
+        untraced = f"its forward pass ({type(exc).__name__}: {str(exc)[:300]}) could not be traced"
+        return _Uses(unavailable=untraced), None, untraced
+    found = _contractions.find_uses(closed, dict(enumerate(forward.keys)))
+    profile, why = None, ""
+    if SIGNAL in names:
+        say("profiling the signal at init: second moments forward and backward, layer by layer")
+        try:
+            with forward.context():
+                profile = _signal.profile(closed, forward.values, forward.inputs, forward.keys, _path_of, seed)
+        except Exception as exc:  # noqa: BLE001 - the verdicts stand without the profile
+            why = f"initcheck could not evaluate the forward pass ({type(exc).__name__}: {str(exc)[:300]})"
+    return _Uses(found), profile, why
 
 
 def _sharing(parameters: list[Parameter]) -> dict[str, list[str]]:
@@ -331,6 +391,8 @@ def audit(
     *inputs: Any,
     rng: Any = None,
     expect: Mapping[str, Any] | None = None,
+    call_args: tuple | None = None,
+    call_kwargs: Mapping[str, Any] | None = None,
     properties: Sequence[str] | None = None,
     profile: str | profiles.Profile = "ci",
     seed: int = 0,
@@ -349,6 +411,11 @@ def audit(
     law, and the ``intent`` property fails when its declared initializer promises another; a pattern
     that matches nothing raises ``ValueError``.
 
+    ``call_args`` / ``call_kwargs``: the inputs of the forward pass that ``effective_fan`` and the
+    ``signal`` profile trace (default: the model's inputs for linen and Haiku; an nnx model's
+    inputs are its constructor's, so it needs ``call_args``). ``properties`` selects the properties
+    (default: all of ``AUDIT_PROPERTIES``) and ``"signal"``, the signal profile (``report.signal``).
+
     ``fix_separator``: the linen ``flax_fix_rng_separator`` flag in force (default: Flax's config);
     ``reserve_size``: Haiku's ``rng_reserve_size`` (default: Haiku's config). ``origin``: Python that
     defines ``target`` (the model to audit), used in reproduction snippets; ``progress``: called with
@@ -361,7 +428,7 @@ def audit(
     started = time.perf_counter()
     say = progress or (lambda line: None)
     prof = profiles.get(profile)
-    names = select_properties(properties, AUDIT_PROPERTIES, refusal="{} do not apply to an audit")
+    names = select_properties(properties, (*AUDIT_PROPERTIES, SIGNAL), refusal="{} do not apply to an audit")
     if isinstance(model, Model):
         if inputs:
             raise TypeError("model=initcheck.Model(...) carries its inputs; pass none beside it")
@@ -371,11 +438,15 @@ def audit(
     if expect is not None:
         patterns(expect)  # refused now, with the fix, before the model is built
     target = dataclasses.replace(
-        target, rng=target.rng if rng is None else rng, expect={**target.expect, **(expect or {})}
+        target,
+        rng=target.rng if rng is None else rng,
+        expect={**target.expect, **(expect or {})},
+        call_args=target.call_args if call_args is None else call_args,
+        call_kwargs={**target.call_kwargs, **(call_kwargs or {})},
     )
     framework = _framework(target.model)
     say(f"initializing {_name(target.model, framework)} and watching every value it creates")
-    parameters = _record(framework, target, fix_separator=fix_separator, reserve_size=reserve_size)
+    parameters, built = _record(framework, target, fix_separator=fix_separator, reserve_size=reserve_size)
     intended = match(target.expect, [p.path for p in parameters]) if target.expect else {}
     parameters = [
         dataclasses.replace(p, intended=intended[p.path][1], intent_pattern=intended[p.path][0])
@@ -385,6 +456,7 @@ def audit(
     ]
     if "derivation" in names:
         parameters = _key_use_checked(parameters, framework, target, fix_separator, reserve_size, say)
+    uses, signal, no_signal = _traced(framework, target, parameters, built, names, seed, say)
     say(f"recorded {len(parameters)} values; checking them")
     sharing = _sharing(parameters)
     verdicts = []
@@ -393,7 +465,10 @@ def audit(
         if progress is not None and (i == len(parameters) or i % 25 == 0):
             say(f"checked {i}/{len(parameters)} values")
         defects = _defects.of_initializer(unwrap(p.declared)) or _defects.of_initializer(p.drawn_by)
-        verdicts += _defects.mark(_verdicts(p, framework, sharing.get(p.path, []), names, prof, seed, call), defects)
+        checked = _verdicts(
+            p, framework, sharing.get(p.path, []), [n for n in names if n != SIGNAL], prof, seed, call, uses
+        )
+        verdicts += _defects.mark(checked, defects)
     return Conformance(
         _name(target.model, framework),
         "the declared initializer of each value",
@@ -403,6 +478,8 @@ def audit(
         sampler.device_description(),
         seconds=time.perf_counter() - started,
         coverage=coverage(parameters),
+        signal=signal,
+        signal_unavailable=no_signal,
     )
 
 
@@ -417,7 +494,7 @@ def _key_use_checked(parameters, framework, target, fix_separator, reserve_size,
             dataclasses.replace(target, rng=_key_use.other_rng(target.rng)),
             fix_separator=fix_separator,
             reserve_size=reserve_size,
-        )
+        )[0]
     }
     problems = {**_key_use.copies(parameters, again), **_key_use.unchanged(parameters, again, framework)}
     return [dataclasses.replace(p, key_use=problems[p.path]) if p.path in problems else p for p in parameters]
@@ -432,4 +509,7 @@ def _call_text(target: Model, origin: str | None) -> tuple[str, str]:
     return "", f"model, {'*inputs, ' if target.args else ''}{rng_text}"
 
 
-__all__ = ["AUDIT_PROPERTIES", "Model", "Parameter", "audit", "coverage"]
+Signal = _signal.Signal
+SignalLayer = _signal.SignalLayer
+
+__all__ = ["AUDIT_PROPERTIES", "SIGNAL", "Model", "Parameter", "Signal", "SignalLayer", "audit", "coverage"]

@@ -285,64 +285,47 @@ def _tuple(x) -> tuple:
     return tuple(x) if isinstance(x, (tuple, list)) else (x,)
 
 
-def _dense_general(module, shape) -> tuple[laws.Law | None, str]:
-    """``nn.DenseGeneral``'s kernel is ``batch + inputs + features``; its docs make the batch dims
-    batch axes of the kernel, but it calls ``kernel_init`` on the kernel reshaped to
-    ``(prod(batch) * prod(inputs), prod(features))``, so the batch dims count in fan_in."""
+def _dense_general(module, shape) -> tuple[laws.Law | None, tuple[int, ...] | None]:
+    """``nn.DenseGeneral``'s kernel is ``batch + inputs + features``; it calls ``kernel_init`` on
+    the kernel reshaped to ``(prod(batch) * prod(inputs), prod(features))``."""
     return general_kernel_law(
-        declared_law(module.kernel_init),
-        shape,
-        len(_tuple(module.batch_dims)),
-        len(_tuple(module.features)),
-        f"flax.linen.DenseGeneral(batch_dims={module.batch_dims!r})",
+        declared_law(module.kernel_init), shape, len(_tuple(module.batch_dims)), len(_tuple(module.features))
     )
 
 
-def general_kernel_law(base, shape, n_batch: int, n_out: int, layer: str) -> tuple[laws.Law | None, str]:
+def general_kernel_law(base, shape, n_batch: int, n_out: int) -> tuple[laws.Law | None, tuple[int, ...] | None]:
     """The law of a ``batch + inputs + outputs`` kernel drawn flat as ``(batch * inputs, outputs)``
-    and reshaped (linen ``DenseGeneral``, nnx ``LinearGeneral``): variance scaling over the inputs,
-    with a hint when the layer counts its batch axes in fan_in."""
+    and reshaped (linen ``DenseGeneral``, nnx ``LinearGeneral``), and the flat shape when the law
+    holds on it only. Without batch axes: variance scaling over the stored inputs and outputs (the
+    flat draw's fans). With batch axes the layer counts them in fan_in: the declared law holds on the
+    flat draw, and ``effective_fan`` shows the fan the layer really contracts over."""
     n_in = len(shape) - n_batch - n_out
+    if n_batch:
+        return base, (math.prod(shape[: n_batch + n_in]), math.prod(shape[n_batch + n_in :]))
     if not isinstance(base, laws.VarianceScaling) or base.fans != "jax":
-        return base, ""
+        return base, None
     axes = lambda a, b: tuple(range(a, b))
     law = laws.VarianceScaling(
-        base.scale,
-        base.mode,
-        base.distribution,
-        in_axis=axes(n_batch, n_batch + n_in),
-        out_axis=axes(n_batch + n_in, len(shape)),
-        batch_axis=axes(0, n_batch),
+        base.scale, base.mode, base.distribution, in_axis=axes(0, n_in), out_axis=axes(n_in, len(shape))
     )
-    if not n_batch:
-        return law, ""
-    batch, inputs = shape[:n_batch], shape[n_batch : n_batch + n_in]
-    flat = (math.prod(batch + inputs), math.prod(shape[n_batch + n_in :]))
-    fan_flat, _ = base.fan(flat)
-    fan_doc, _ = law.fan(shape)
-    ratio = base.variance(flat) / law.variance(shape)
-    hint = (
-        f"{layer} calls kernel_init on the kernel {shape} reshaped to {flat}, so it counts the batch "
-        f"dims {batch} in the fan: fan_in = {fan_flat:g} instead of {fan_doc:g} for the inputs {inputs} "
-        f"that the layer's kernel layout (batch, inputs, features) implies; the variance is x{ratio:.4g} "
-        "the promised one"
-    )
-    return law, hint
+    return law, None
 
 
-def _law(c: _Created, shape) -> tuple[laws.Law | None, str]:
+def _law(c: _Created, shape) -> tuple[laws.Law | None, tuple[int, ...] | None]:
+    """The law of a value made by ``c`` (laid out as ``shape``), and the shape the initializer drew
+    when the layer reshaped its draw and the law holds on the draw only."""
     import flax.linen as nn  # lazy: Flax loads only when a Flax target is used
 
     if isinstance(c.module, nn.DenseGeneral):  # calls wrappers of kernel_init and bias_init
         if c.name == "kernel":
             return _dense_general(c.module, shape)
-        return declared_law(c.module.bias_init), ""
+        return declared_law(c.module.bias_init), None
     if isinstance(c.module, nn.PReLU) and c.name == "negative_slope":  # a lambda of its constructor's value
-        return laws.Constant(float(c.module.negative_slope_init)), ""
+        return laws.Constant(float(c.module.negative_slope_init)), None
     law = declared_law(c.init)
     if law is None and c.seen is not None and tuple(c.seen.shape) == tuple(shape):
-        return c.seen.law, ""  # an init function around a known initializer that returned its output
-    return law, ""
+        return c.seen.law, None  # an init function around a known initializer that returned its output
+    return law, None
 
 
 @dataclasses.dataclass
@@ -538,7 +521,7 @@ def _key_text(draw: _Draw, c: _Created, stacks: dict, ctx: _Context) -> tuple[st
 def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
     from flax.core import meta  # lazy: Flax loads only when a Flax target is used
 
-    law, hint = _law(c, slice_shape)
+    law, draw_shape = _law(c, slice_shape)
     draw = c.draw
     if draw is None:
         return Parameter(
@@ -546,7 +529,7 @@ def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
             value=value,
             declared=c.init,
             law=law,
-            hint=hint,
+            draw_shape=draw_shape,
             stacked=stacked,
             underived="Flax drew no key for it (make_rng was not called while it was created)",
         )
@@ -574,7 +557,7 @@ def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
         key=jax.numpy.reshape(keys, (-1,)) if stacks else keys,
         problem=problem,
         law=law,
-        hint=hint,
+        draw_shape=draw_shape,
         derivation=text,
         stacked=stacked,
         transform=transform,

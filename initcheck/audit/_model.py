@@ -16,19 +16,27 @@ class Model:
     """A model with its inputs: ``model.init(rng, *args, **kwargs)`` for a Flax linen Module or a
     Haiku ``Transformed``, ``model(*args, **kwargs, rngs=nnx.Rngs(rng))`` for an nnx Module class or
     factory. ``rng`` is an int, a key or a dict of streams (``{"params": 0, "dropout": 1}``).
-    ``expect`` maps value path patterns to the laws the author intends (see :func:`match`)."""
+    ``expect`` maps value path patterns to the laws the author intends (see :func:`match`).
+    ``call_args`` / ``call_kwargs``: the forward pass's inputs (default: ``args`` and ``kwargs`` for
+    linen and Haiku; an nnx module is called on ``call_args``, which it needs)."""
 
     model: Any
     args: tuple = ()
     kwargs: Mapping = dataclasses.field(default_factory=dict)
     rng: Any = 0
     expect: Mapping = dataclasses.field(default_factory=dict)
+    call_args: tuple | None = None
+    call_kwargs: Mapping = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
         if not isinstance(self.args, tuple):
             raise TypeError(f"Model: args={self.args!r} must be a tuple of inputs, e.g. args=(x,)")
         if not isinstance(self.kwargs, Mapping):
             raise TypeError(f"Model: kwargs={self.kwargs!r} must be a dict of keyword inputs")
+        if self.call_args is not None and not isinstance(self.call_args, tuple):
+            raise TypeError(f"Model: call_args={self.call_args!r} must be a tuple of inputs, e.g. call_args=(x,)")
+        if not isinstance(self.call_kwargs, Mapping):
+            raise TypeError(f"Model: call_kwargs={self.call_kwargs!r} must be a dict of keyword inputs")
         patterns(self.expect)  # bad patterns and laws are refused now, not after the model is built
 
     @classmethod

@@ -601,22 +601,16 @@ def _fixed_seed(key) -> int | None:
     return hit[0] if hit else None
 
 
-def _layer_law(owner, call: _Call, slice_shape) -> tuple[laws.Law | None, str, bool]:
-    """The law of a value made by ``call`` (laid out as ``slice_shape``), a hint, and whether the
-    law is on the stored layout (True) or on the shape the initializer drew (False)."""
+def _layer_law(owner, call: _Call, slice_shape) -> tuple[laws.Law | None, bool]:
+    """The law of a value made by ``call`` (laid out as ``slice_shape``), and whether the law is on
+    the stored layout (True) or on the shape the initializer drew (False)."""
     from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
     base = call.law
     if isinstance(owner, nnx.LinearGeneral) and call.name == "kernel":
-        law, hint = general_kernel_law(
-            base,
-            slice_shape,
-            len(owner.batch_axis),
-            len(owner.out_features),
-            f"flax.nnx.LinearGeneral(batch_axis={dict(owner.batch_axis)!r})",
-        )
-        return law, hint, True
-    return base, "", False
+        law, flat = general_kernel_law(base, slice_shape, len(owner.batch_axis), len(owner.out_features))
+        return law, flat is None
+    return base, False
 
 
 def _initialized(name, value, collection, owner, call: _Call, draws, states: _States) -> Parameter:
@@ -656,13 +650,12 @@ def _initialized(name, value, collection, owner, call: _Call, draws, states: _St
             ),
         )
     slice_shape = tuple(s for i, s in enumerate(np.shape(value)) if i not in stacked)
-    law, hint, on_layout = _layer_law(owner, call, slice_shape)
+    law, on_layout = _layer_law(owner, call, slice_shape)
     draw_shape = None if on_layout or drawn_shape == slice_shape else drawn_shape
     missing = [s for s in slices if s.own is None]
     base = dataclasses.replace(
         law_base,
         law=law,
-        hint=hint,
         stacked=stacked,
         draw_shape=draw_shape,
         transform=_transform_text(draw, np.shape(value)[stacked[0]] if stacked else 1),

@@ -588,7 +588,7 @@ ENTRIES = [
     Entry(
         "linen-dense-general-batch-dims",
         lambda: (nn.DenseGeneral(32, batch_dims=(0,)), (jnp.ones((8, 4, 64)),), {}),
-        flagged={"kernel": "counts the batch dims"},
+        flagged={"kernel": "the law counts its batch axis 0 (8) in the fan: output variance x0.125"},
     ),
     Entry(
         "linen-path-collision",

@@ -55,6 +55,12 @@ class TinyGPT(nnx.Module):
         self.blocks = nnx.List([TransformerBlock(dim, rngs=rngs) for _ in range(depth)])
         self.final_norm = nnx.RMSNorm(dim, rngs=rngs)
 
+    def __call__(self, tokens):
+        x = self.tokens(tokens) + self.positions(jnp.arange(tokens.shape[-1]))
+        for block in self.blocks:
+            x = block(x)
+        return self.tokens.attend(self.final_norm(x))
+
 
 class ScannedStack(nnx.Module):
     """The nnx guide's scan over layers: blocks created with split rngs under nnx.vmap."""
@@ -83,6 +89,9 @@ class MLP(nnx.Module):
         self.bn = nnx.BatchNorm(dhidden, rngs=rngs)
         self.linear2 = nnx.Linear(dhidden, dout, rngs=rngs)
 
+    def __call__(self, x):
+        return self.linear2(self.bn(self.dropout(nnx.relu(self.linear1(x)))))
+
 
 class SplitEnsemble(nnx.Module):
     def __init__(self, members: int = 4, *, rngs: nnx.Rngs):
@@ -92,6 +101,13 @@ class SplitEnsemble(nnx.Module):
             return MLP(6, 32, 1, rngs=rngs)
 
         self.members = create(rngs)
+
+    def __call__(self, x):
+        @nnx.vmap(in_axes=(0, None), out_axes=0)
+        def forward(member, x):
+            return member(x)
+
+        return forward(self.members, x)
 
 
 class KeyEnsemble(nnx.Module):
@@ -103,6 +119,9 @@ class KeyEnsemble(nnx.Module):
             return nnx.Linear(8, 16, rngs=nnx.Rngs(params=key))
 
         self.members = create(jax.random.split(rngs.params(), members))
+
+    def __call__(self, x):
+        return nnx.vmap(lambda member, x: member(x), in_axes=(0, None))(self.members, x)
 
 
 class CNN(nnx.Module):
@@ -118,6 +137,12 @@ class CNN(nnx.Module):
         self.linear2 = nnx.Linear(64, 10, rngs=rngs)
         self.avg_pool = functools.partial(nnx.avg_pool, window_shape=(2, 2), strides=(2, 2))
 
+    def __call__(self, x):
+        x = self.avg_pool(nnx.relu(self.bn1(self.conv1(x))))
+        x = self.avg_pool(nnx.relu(self.bn2(self.conv2(x))))
+        x = x.reshape(x.shape[0], -1)
+        return self.linear2(nnx.relu(self.dropout(self.linear1(x))))
+
 
 class Recurrent(nnx.Module):
     def __init__(self, *, rngs: nnx.Rngs):
@@ -125,6 +150,15 @@ class Recurrent(nnx.Module):
         self.optimized = nnx.OptimizedLSTMCell(8, 16, rngs=rngs)
         self.gru = nnx.GRUCell(16, 16, rngs=rngs)
         self.head = nnx.Linear(16, 2, rngs=rngs)
+
+    def __call__(self, xs):
+        carry = (jnp.zeros((xs.shape[1], 16)), jnp.zeros((xs.shape[1], 16)))
+        gru_carry = jnp.zeros((xs.shape[1], 16))
+        for x in xs:
+            carry, h = self.lstm(carry, x)
+            _, h2 = self.optimized(carry, x)
+            gru_carry, y = self.gru(gru_carry, h + h2)
+        return self.head(y)
 
 
 def nd_dense_init(scale, mode, distribution):
@@ -170,6 +204,14 @@ class DenseGeneral(nnx.Module):
         else:
             self.bias = None
 
+    def __call__(self, inputs):
+        axis = tuple(range(inputs.ndim - len(self.in_features_shape), inputs.ndim))
+        contract_ind = tuple(range(len(axis)))
+        output = jax.lax.dot_general(inputs, self.kernel[...], ((axis, contract_ind), ((), ())))
+        if self.bias is not None:
+            output = output + self.bias[...]
+        return output
+
 
 class MaxTextMlp(nnx.Module):
     def __init__(self, dim: int = 32, hidden: int = 64, heads: int = 4, *, rngs: nnx.Rngs):
@@ -179,6 +221,11 @@ class MaxTextMlp(nnx.Module):
             dim, (3, heads, dim // heads), kernel_axes=("embed", "qkv", "heads", "kv"), use_bias=False, rngs=rngs
         )
 
+    def __call__(self, x):
+        q, k, v = jnp.moveaxis(self.qkv(x), -3, 0)
+        attended = jax.nn.dot_product_attention(q, k, v).reshape(x.shape)
+        return self.wo(nnx.gelu(self.wi(x + attended)))
+
 
 class Bf16Layers(nnx.Module):
     def __init__(self, *, rngs: nnx.Rngs):
@@ -186,6 +233,9 @@ class Bf16Layers(nnx.Module):
         self.linear = nnx.Linear(64, 64, param_dtype=jnp.bfloat16, rngs=rngs)
         self.norm = nnx.LayerNorm(64, param_dtype=jnp.bfloat16, rngs=rngs)
         self.conv = nnx.Conv(64, 64, (3,), param_dtype=jnp.bfloat16, rngs=rngs)
+
+    def __call__(self, tokens):
+        return self.conv(self.norm(self.linear(self.embed(tokens))))
 
 
 class Partitioned(nnx.Module):
@@ -204,38 +254,67 @@ class Partitioned(nnx.Module):
             rngs=rngs,
         )
 
+    def __call__(self, tokens):
+        return self.linear(self.embed(tokens))
+
 
 def in_mesh(cls):
     """A factory that builds ``cls`` under a one-device mesh whose axes carry the model's logical
-    names (eager sharding needs a mesh for sharding metadata)."""
+    names (eager sharding needs a mesh for sharding metadata); the audit runs the forward pass in it."""
     names = ("embed", "mlp", "vocab", "heads", "kv", "qkv")
 
     def factory(rngs):
-        with jax.set_mesh(jax.make_mesh((1,) * len(names), names)):
+        auto = (jax.sharding.AxisType.Auto,) * len(names)  # as MaxText's meshes: XLA propagates shardings
+        with jax.set_mesh(jax.make_mesh((1,) * len(names), names, axis_types=auto)):
             return cls(rngs=rngs)
 
     return factory
 
 
+def _x(*shape):
+    return jnp.ones(shape)
+
+
+def _tokens(*shape):
+    return jnp.ones(shape, jnp.int32)
+
+
 ENTRIES = [
-    Entry("nnx-transformer-block", lambda: (TransformerBlock, (), {"rng": {"params": 0, "dropout": 1}})),
-    Entry("nnx-tiny-gpt", lambda: (TinyGPT, (), {"rng": 0})),
-    Entry("nnx-mha", lambda: (nnx.MultiHeadAttention, (4, 32), {"rng": 0})),
-    Entry("nnx-scanned-stack", lambda: (ScannedStack, (), {"rng": 0})),
-    Entry("nnx-split-ensemble", lambda: (SplitEnsemble, (), {"rng": {"params": 2, "dropout": 3}})),
-    Entry("nnx-key-ensemble", lambda: (KeyEnsemble, (), {"rng": 5})),
-    Entry("nnx-cnn-batchnorm", lambda: (CNN, (), {"rng": 0})),
-    Entry("nnx-recurrent", lambda: (Recurrent, (), {"rng": 0})),
-    Entry("nnx-maxtext-dense", lambda: (in_mesh(MaxTextMlp), (), {"rng": 0})),
+    Entry(
+        "nnx-transformer-block",
+        lambda: (TransformerBlock, (), {"rng": {"params": 0, "dropout": 1}, "call_args": (_x(2, 8, 32),)}),
+    ),
+    Entry("nnx-tiny-gpt", lambda: (TinyGPT, (), {"rng": 0, "call_args": (_tokens(2, 8),)})),
+    Entry(
+        "nnx-mha",
+        lambda: (
+            nnx.MultiHeadAttention,
+            (4, 32),
+            {"rng": 0, "call_args": (_x(2, 5, 32),), "call_kwargs": {"decode": False}},
+        ),
+    ),
+    Entry("nnx-scanned-stack", lambda: (ScannedStack, (), {"rng": 0, "call_args": (_x(2, 8, 32),)})),
+    Entry(
+        "nnx-split-ensemble",
+        lambda: (SplitEnsemble, (), {"rng": {"params": 2, "dropout": 3}, "call_args": (_x(5, 6),)}),
+    ),
+    Entry("nnx-key-ensemble", lambda: (KeyEnsemble, (), {"rng": 5, "call_args": (_x(2, 8),)})),
+    Entry("nnx-cnn-batchnorm", lambda: (CNN, (), {"rng": 0, "call_args": (_x(2, 28, 28, 1),)})),
+    Entry("nnx-recurrent", lambda: (Recurrent, (), {"rng": 0, "call_args": (_x(5, 2, 8),)})),
+    Entry("nnx-maxtext-dense", lambda: (in_mesh(MaxTextMlp), (), {"rng": 0, "call_args": (_x(2, 8, 32),)})),
     Entry(
         "nnx-bf16",
-        lambda: (Bf16Layers, (), {"rng": 0}),
+        lambda: (Bf16Layers, (), {"rng": 0, "call_args": (_tokens(2, 8),)}),
         known=dict.fromkeys(["conv/kernel", "embed/embedding", "linear/kernel"], "jax-low-precision-sampling"),
     ),
-    Entry("nnx-partitioned", lambda: (in_mesh(Partitioned), (), {"rng": 0})),
+    Entry("nnx-partitioned", lambda: (in_mesh(Partitioned), (), {"rng": 0, "call_args": (_tokens(2, 8),)})),
     Entry(
         "nnx-linear-general-batch-axis",
-        lambda: (lambda rngs: nnx.LinearGeneral((16,), (8,), batch_axis={0: 4}, rngs=rngs), (), {"rng": 0}),
-        flagged={"kernel": "counts the batch dims"},
+        lambda: (
+            lambda rngs: nnx.LinearGeneral((16,), (8,), batch_axis={0: 4}, rngs=rngs),
+            (),
+            {"rng": 0, "call_args": (_x(4, 3, 16),)},
+        ),
+        flagged={"kernel": "the law counts its batch axis 0 (4) in the fan: output variance x0.25"},
     ),
 ]

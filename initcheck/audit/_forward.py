@@ -1,0 +1,161 @@
+"""A model's forward pass as a function of the values its init made: ``fn(values, inputs)``.
+
+Linen: ``module.apply(variables, *inputs, rngs=..., mutable=True)`` (batch statistics update as in
+training); Haiku: ``transformed.apply(params[, state], rng, *inputs)``; nnx: the built module,
+``nnx.merge``d with the values, called on ``call_args``. Every floating value is an input of ``fn``
+(in the order of ``keys``, one ``(collection, path)`` each); random state and integers stay fixed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import jax
+
+from initcheck import _dtypes
+from initcheck.audit._model import Model
+from initcheck.audit._parameter import Parameter, is_key
+
+
+class NoForward(Exception):
+    """The forward pass cannot be traced; the message says why and what to pass."""
+
+
+@dataclasses.dataclass
+class Forward:
+    fn: Callable  # (values, inputs) -> outputs
+    keys: list  # (collection, path) of each value, in order
+    values: list  # the values the init made
+    inputs: tuple  # the forward pass's inputs
+    call: str  # the call, in words
+
+    mesh: Any = None  # the mesh the values were made in (sharded models), or None
+
+    def context(self):
+        """The context the forward pass runs in: the values' mesh, when they were made in one."""
+        return jax.set_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()
+
+    def jaxpr(self):
+        """The forward pass's ``ClosedJaxpr``; its first ``len(keys)`` inputs are the values."""
+        with self.context():
+            return jax.make_jaxpr(self.fn)(self.values, self.inputs)
+
+
+def mesh_of(leaves) -> Any:
+    """The mesh of the first value laid out with a ``NamedSharding``, or None."""
+    for x in jax.tree_util.tree_leaves(leaves):
+        sharding = getattr(x, "sharding", None)
+        if isinstance(sharding, jax.sharding.NamedSharding) and sharding.mesh.size >= 1 and sharding.mesh.axis_names:
+            return sharding.mesh
+    return None
+
+
+def _tracked(p: Parameter) -> bool:
+    return not p.is_key and _dtypes.is_inexact(p.dtype)
+
+
+def _nested(parameters: list[Parameter], split: Callable[[str], list[str]]) -> dict:
+    tree: dict = {}
+    for p in parameters:
+        node = tree.setdefault(p.collection, {})
+        *parents, leaf = split(p.path)
+        for name in parents:
+            node = node.setdefault(name, {})
+        node[leaf] = p.value
+    return tree
+
+
+def _replaced(tree: dict, keys: list, values: list, split: Callable[[str], list[str]]) -> dict:
+    def copy(node):
+        return {k: copy(v) for k, v in node.items()} if isinstance(node, dict) else node
+
+    out = copy(tree)
+    for (collection, path), value in zip(keys, values):
+        node = out[collection]
+        *parents, leaf = split(path)
+        for name in parents:
+            node = node[name]
+        node[leaf] = value
+    return out
+
+
+def _key(seed):
+    return jax.random.key(seed) if isinstance(seed, int) else seed
+
+
+def of_linen(target: Model, parameters: list[Parameter], call_args: tuple, call_kwargs: Mapping) -> Forward:
+    split = lambda path: path.split("/")
+    tree = _nested(parameters, split)
+    keys = [(p.collection, p.path) for p in parameters if _tracked(p)]
+    rng = target.rng
+    rngs = {s: _key(k) for s, k in rng.items()} if isinstance(rng, Mapping) else {"params": _key(rng)}
+
+    def fn(values, inputs):
+        variables = _replaced(tree, keys, values, split)
+        return target.model.apply(variables, *inputs, rngs=rngs, mutable=True, **call_kwargs)[0]
+
+    values = _values(parameters, keys)
+    return Forward(fn, keys, values, call_args, "model.apply(variables, *inputs, mutable=True)", mesh_of(values))
+
+
+def of_haiku(target: Model, parameters: list[Parameter], call_args: tuple, call_kwargs: Mapping) -> Forward:
+    import haiku as hk  # lazy: Haiku loads only when a Haiku target is used
+
+    split = lambda path: path.rsplit("/", 1)
+    tree = _nested(parameters, split)
+    keys = [(p.collection, p.path) for p in parameters if _tracked(p)]
+    with_state = isinstance(target.model, hk.TransformedWithState)
+
+    def fn(values, inputs):
+        t = _replaced(tree, keys, values, split)
+        params, state = t.get("params", {}), t.get("state", {})
+        if with_state:
+            return target.model.apply(params, state, target.rng, *inputs, **call_kwargs)[0]
+        return target.model.apply(params, target.rng, *inputs, **call_kwargs)
+
+    call = f"transformed.apply(params{', state' if with_state else ''}, rng, *inputs)"
+    return Forward(fn, keys, _values(parameters, keys), call_args, call)
+
+
+def _nnx_path(path) -> str:
+    names = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path]
+    if names and names[-1] == "value":
+        names = names[:-1]
+    return "/".join(str(n) for n in names)
+
+
+def of_nnx(built, parameters: list[Parameter], call_args: tuple | None, call_kwargs: Mapping) -> Forward:
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
+
+    if call_args is None:
+        raise NoForward(
+            "an nnx model's inputs are its constructor's; pass the forward pass's inputs as call_args=(x,) "
+            "(initcheck.audit(..., call_args=...) or initcheck.Model(..., call_args=...))"
+        )
+    graphdef, state = nnx.split(built)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
+    by_path = {p.path: p for p in parameters}
+    positions, keys = [], []
+    for i, (path, leaf) in enumerate(leaves):
+        p = by_path.get(_nnx_path(path))
+        if p is not None and _tracked(p) and not is_key(leaf):
+            positions.append(i)
+            keys.append((p.collection, p.path))
+    fixed = [leaf for _, leaf in leaves]
+
+    def fn(values, inputs):
+        now = list(fixed)
+        for i, value in zip(positions, values):
+            now[i] = value
+        model = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, now))
+        return model(*inputs, **call_kwargs)
+
+    return Forward(fn, keys, [fixed[i] for i in positions], tuple(call_args), "model(*call_args)", mesh_of(fixed))
+
+
+def _values(parameters: list[Parameter], keys: list) -> list[Any]:
+    by_key = {(p.collection, p.path): p.value for p in parameters}
+    return [by_key[k] for k in keys]
