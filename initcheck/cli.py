@@ -21,7 +21,7 @@ from initcheck._catalog import CatalogEntry, catalog
 from initcheck._frameworks import FRAMEWORKS
 from initcheck._properties import PROPERTIES
 from initcheck._version import __version__
-from initcheck.audit import AUDIT_PROPERTIES
+from initcheck.audit import AUDIT_PROPERTIES, SIGNAL
 from initcheck.audit._model import factory_origin
 from initcheck.law_syntax import EXAMPLES
 
@@ -320,7 +320,7 @@ def _properties(text: str) -> list[str]:
 
 
 def _audit_properties(text: str) -> list[str]:
-    return _subset(text, list(AUDIT_PROPERTIES))
+    return _subset(text, [*AUDIT_PROPERTIES, SIGNAL])
 
 
 def _frameworks(text: str) -> list[str]:
@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         type=_audit_properties,
         default=None,
         metavar="derivation,moments",
-        help="audit properties to check (default: all)",
+        help="audit properties to check, and 'signal' for the signal profile (default: all)",
     )
     audit.add_argument(
         "--strict",
