@@ -302,7 +302,7 @@ class _Uses:
 
 
 def _forward_of(framework: str, target: Model, parameters: list[Parameter], built) -> _forward.Forward:
-    call_args = target.call_args if target.call_args is not None else None
+    call_args = target.call_args
     if framework == "flax.nnx":
         return _forward.of_nnx(built, parameters, call_args, target.call_kwargs)
     args = target.args if call_args is None else call_args

@@ -26,12 +26,12 @@ class NoForward(Exception):
 
 @dataclasses.dataclass
 class Forward:
+    """The forward pass ``fn(values, inputs)`` with the values the init made and the inputs."""
+
     fn: Callable  # (values, inputs) -> outputs
     keys: list  # (collection, path) of each value, in order
     values: list  # the values the init made
     inputs: tuple  # the forward pass's inputs
-    call: str  # the call, in words
-
     mesh: Any = None  # the mesh the values were made in (sharded models), or None
 
     def context(self):
@@ -48,7 +48,7 @@ def mesh_of(leaves) -> Any:
     """The mesh of the first value laid out with a ``NamedSharding``, or None."""
     for x in jax.tree_util.tree_leaves(leaves):
         sharding = getattr(x, "sharding", None)
-        if isinstance(sharding, jax.sharding.NamedSharding) and sharding.mesh.size >= 1 and sharding.mesh.axis_names:
+        if isinstance(sharding, jax.sharding.NamedSharding):
             return sharding.mesh
     return None
 
@@ -98,7 +98,7 @@ def of_linen(target: Model, parameters: list[Parameter], call_args: tuple, call_
         return target.model.apply(variables, *inputs, rngs=rngs, mutable=True, **call_kwargs)[0]
 
     values = _values(parameters, keys)
-    return Forward(fn, keys, values, call_args, "model.apply(variables, *inputs, mutable=True)", mesh_of(values))
+    return Forward(fn, keys, values, call_args, mesh_of(values))
 
 
 def of_haiku(target: Model, parameters: list[Parameter], call_args: tuple, call_kwargs: Mapping) -> Forward:
@@ -116,8 +116,8 @@ def of_haiku(target: Model, parameters: list[Parameter], call_args: tuple, call_
             return target.model.apply(params, state, target.rng, *inputs, **call_kwargs)[0]
         return target.model.apply(params, target.rng, *inputs, **call_kwargs)
 
-    call = f"transformed.apply(params{', state' if with_state else ''}, rng, *inputs)"
-    return Forward(fn, keys, _values(parameters, keys), call_args, call)
+    values = _values(parameters, keys)
+    return Forward(fn, keys, values, call_args, mesh_of(values))
 
 
 def _nnx_path(path) -> str:
@@ -153,7 +153,7 @@ def of_nnx(built, parameters: list[Parameter], call_args: tuple | None, call_kwa
         model = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, now))
         return model(*inputs, **call_kwargs)
 
-    return Forward(fn, keys, [fixed[i] for i in positions], tuple(call_args), "model(*call_args)", mesh_of(fixed))
+    return Forward(fn, keys, [fixed[i] for i in positions], tuple(call_args), mesh_of(fixed))
 
 
 def _values(parameters: list[Parameter], keys: list) -> list[Any]:

@@ -3,14 +3,17 @@
 The forward pass's jaxpr is evaluated on the values the init made and on inputs of unit variance
 (floating inputs replaced by standard normal draws of a fixed key; integer inputs, e.g. token ids,
 kept). A *layer* is one contraction that consumes a parameter (see ``_contractions``), in the order
-the forward pass runs them; a scan over layers is unrolled, each of its steps a layer of its own.
-For each layer: the second moment ``E[x^2]`` of its input (the operand that is not the parameter), of
-its output (the contraction, before any bias), and of the gradient ``E[g^2]`` of the loss
-``L = sum(y * u)`` with respect to its output, ``u`` standard normal draws of a fixed key laid over
-every floating model output ``y`` (so the gradient arriving at the output has unit variance).
+the forward pass runs them; each step of a scan over layers is a layer of its own (the scan stays a
+scan: its body returns each step's moments). For each layer: the second moment ``E[x^2]`` of its
+input (the operand that is not the parameter), of its output (the contraction, before any bias),
+and of the gradient ``E[g^2]`` of the loss ``L = sum(y * u)`` with respect to its output, ``u``
+standard normal draws of a fixed key laid over every floating model output ``y`` (so the gradient
+arriving at the outputs has unit variance).
 
-The gradients come from one ``jax.grad`` of the same evaluation with a zero added to every layer's
-output. Layers inside ``while`` loops are not unrolled (their trip count is data); the profile says so.
+An abstract evaluation finds the layers; then one compiled program (XLA's quickest compile) runs
+``jax.grad`` of the evaluation with a zero added to every layer's output, whose gradient is the
+gradient at that output. Layers inside ``while`` loops and ``cond`` branches are not shown (which
+steps run is data); the profile says so.
 """
 
 from __future__ import annotations
