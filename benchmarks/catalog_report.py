@@ -3,6 +3,7 @@
     python benchmarks/catalog_report.py                       # runs the README's main job (ci profile) into a temp folder
     python benchmarks/catalog_report.py --from reports/conformance.json   # reads a report already made
     python benchmarks/catalog_report.py --compile-cache DIR   # other options go to `initcheck report`
+    python benchmarks/catalog_report.py --fresh-and-warm      # twice, into an empty compile cache then from it
 
 Prints the wall time of the run and, per framework, the entries, how many were checked (the rest
 share the verdicts of the same function), the (shape, dtype) cases they were checked on, the
@@ -30,10 +31,45 @@ def run_report(extra: list[str]) -> tuple[dict, float]:
         return json.loads((pathlib.Path(folder) / "conformance.json").read_text()), wall
 
 
+def machine() -> str:
+    """The machine, in words: CPU model and the cores this process may use."""
+    import os
+
+    from initcheck import _xla
+
+    cpu = json.loads(_xla.cpu_identity()).get("model name", "unknown CPU")
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return f"{cpu}, {cores} cores"
+
+
+def verdicts(document: dict) -> list:
+    return [
+        (t["id"], v["property"], v["case"].get("shape"), v["case"]["dtype"], v["status"], v["statistic"], v["pvalue"])
+        for t in document["targets"]
+        for v in t["verdicts"]
+    ]
+
+
+def fresh_and_warm(extra: list[str]) -> None:
+    """The catalog into an empty compile cache (a fresh machine), then again from that cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        fresh, fresh_wall = run_report(["--compile-cache", cache, *extra])
+        warm, warm_wall = run_report(["--compile-cache", cache, *extra])
+    print(f"machine: {machine()}")
+    print(f"fresh (empty compile cache): {fresh_wall:.1f} s wall, {fresh['seconds']:.1f} s of checks")
+    print(f"warm (the same cache again): {warm_wall:.1f} s wall, {warm['seconds']:.1f} s of checks")
+    same = verdicts(fresh) == verdicts(warm)
+    print(f"every verdict, statistic and p-value the same in both runs: {same}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--from", dest="source", default=None, help="a conformance.json to read instead of running")
+    parser.add_argument("--fresh-and-warm", action="store_true", help="run twice: empty compile cache, then warm")
     args, extra = parser.parse_known_args()
+    if args.fresh_and_warm:
+        fresh_and_warm(extra)
+        return
     if args.source:
         document, wall = json.loads(pathlib.Path(args.source).read_text()), None
     else:
@@ -44,7 +80,7 @@ def main() -> None:
         f"device {env['device']}"
     )
     if wall is not None:
-        print(f"wall time of the command: {wall:.1f} s (interpreter start and imports included)")
+        print(f"wall time of the command: {wall:.1f} s (interpreter start and imports included); {machine()}")
     print(f"wall time of the checks (as the report states): {document['seconds']:.1f} s")
     rows = collections.defaultdict(collections.Counter)
     for target in document["targets"]:

@@ -154,10 +154,14 @@ def check_paired(
     seed: int = 0,
     profile: str | profiles.Profile = "ci",
     origin: str | None = None,
+    eager_dtype: str | None = None,
 ) -> Conformance:
     """``check`` on ``paired_cases`` of the drawn shapes and ``dtypes`` (the whole grid when
-    ``profile.full_grid``)."""
-    return _check(init, expect, None, dtypes, properties, seed, profile, paired=True, origin=origin)
+    ``profile.full_grid``); with ``eager_dtype``, only that dtype's cases call the initializer
+    eagerly (``contract`` and ``determinism``; the jitted path is checked in every case)."""
+    return _check(
+        init, expect, None, dtypes, properties, seed, profile, paired=True, origin=origin, eager_dtype=eager_dtype
+    )
 
 
 def paired_cases(shapes: Sequence, dtypes: Sequence) -> list[tuple]:
@@ -167,7 +171,17 @@ def paired_cases(shapes: Sequence, dtypes: Sequence) -> list[tuple]:
 
 
 def _check(
-    init, expect, shapes, dtypes, properties, seed, profile, *, paired: bool, origin: str | None = None
+    init,
+    expect,
+    shapes,
+    dtypes,
+    properties,
+    seed,
+    profile,
+    *,
+    paired: bool,
+    origin: str | None = None,
+    eager_dtype: str | None = None,
 ) -> Conformance:
     """Every property on every case (the contract first: a case whose contract fails runs nothing
     else), and the per-initializer properties on the first case."""
@@ -190,7 +204,7 @@ def _check(
     # initializer must raise there; neither the contract nor the statistics run on it.
     refused = [(shape, dtype) for shape, dtype in cases if law.error_reason(shape, dtype) is not None]
     contexts = [
-        CaseContext(fn, label, law, shape, dtype, prof, seed, origin=origin)
+        CaseContext(fn, label, law, shape, dtype, prof, seed, origin=origin, eager_dtype=eager_dtype)
         for shape, dtype in cases
         if (shape, dtype) not in refused
     ]

@@ -15,6 +15,7 @@ from initcheck import _api as api
 from initcheck import _defects, _frameworks, inits, laws
 from initcheck._defects import KnownDefect
 from initcheck._frameworks import FRAMEWORKS, JAX_PRESETS
+from initcheck._profiles import get as get_profile
 
 NO_16BIT_QR = "the QR decomposition has no 16-bit kernels (NotImplementedError: Unsupported dtype)"
 NO_COMPLEX_SAMPLER = "jax.random.uniform and truncated_normal have no complex dtypes (ValueError)"
@@ -295,6 +296,16 @@ def catalog(frameworks: Sequence[str] | None = None) -> list[CatalogEntry]:
     return [entry for framework in chosen for entry in _BUILDERS[framework]()]
 
 
+def eager_dtype_of(index: int, dtypes: Sequence[str], profile) -> str | None:
+    """The dtype in which entry ``index`` of a catalog run calls its initializer eagerly: under a
+    profile without the full grid (``ci``), one dtype per entry, rotating over its ``dtypes`` with
+    the entry's index so that every dtype is called eagerly across the catalog; None (every dtype)
+    under ``thorough``."""
+    if get_profile(profile).full_grid or not dtypes:
+        return None
+    return str(dtypes[index % len(dtypes)])
+
+
 def check_entry(
     entry: CatalogEntry,
     *,
@@ -302,10 +313,12 @@ def check_entry(
     seed: int = 0,
     dtypes: Sequence[str] | None = None,
     properties: Sequence[str] | None = None,
+    eager_dtype: str | None = None,
 ) -> _defects.Triage:
     """Check ``entry`` in its dtypes (or ``dtypes``), each on one of the drawn shapes and every
     drawn shape in one dtype at least (``api.paired_cases``; the whole grid under a
-    ``full_grid`` profile), and mark the failures its known defects explain."""
+    ``full_grid`` profile), and mark the failures its known defects explain. ``eager_dtype``: the
+    one dtype whose cases call the initializer eagerly (``eager_dtype_of``)."""
 
     origin = f"entry = next(e for e in initcheck.catalog() if e.id == {entry.id!r})\ninit, law = entry.init, entry.law"
     report = api.check_paired(
@@ -316,6 +329,7 @@ def check_entry(
         profile=profile,
         seed=seed,
         origin=origin,
+        eager_dtype=eager_dtype,
     )
     report.initializer = entry.id
     return _defects.triage(report, entry.defects)

@@ -158,8 +158,11 @@ def catalog_target(entry, triage, verdicts_of: str | None = None) -> dict:
     return row
 
 
-def build(generator: str, targets: Iterable[dict], *, profile, seed: int, seconds: float) -> dict:
-    """The whole document; ``generator`` says what made it (``initcheck report``, ``pytest --initcheck``)."""
+def build(
+    generator: str, targets: Iterable[dict], *, profile, seed: int, seconds: float, eager_calls: str | None = None
+) -> dict:
+    """The whole document; ``generator`` says what made it (``initcheck report``, ``pytest --initcheck``);
+    ``eager_calls`` says in which dtypes a catalog run called the initializers eagerly."""
 
     prof = profiles.get(profile)
     targets = list(targets)
@@ -179,6 +182,7 @@ def build(generator: str, targets: Iterable[dict], *, profile, seed: int, second
         "counts": {r: sum(1 for t in targets if t["result"] == r) for r in RESULTS},
         "properties": _ordered_properties(seen),
         "targets": targets,
+        **({"eager_calls": eager_calls} if eager_calls else {}),
     }
 
 

@@ -150,7 +150,7 @@ def _defects(targets: list[dict], draw: bool = True) -> list[dict]:
     return list(sections.values())
 
 
-_ENVIRONMENT = _ENVIRONMENT = jinja2.Environment(
+_ENVIRONMENT = jinja2.Environment(
     loader=jinja2.PackageLoader("initcheck", "templates"),
     autoescape=jinja2.select_autoescape(default=True),
     trim_blocks=True,

@@ -19,7 +19,7 @@ import jax
 from initcheck import _document as document
 from initcheck import _html as html
 from initcheck import _plots as drawing
-from initcheck._catalog import CatalogEntry, catalog, check_entry
+from initcheck._catalog import CatalogEntry, catalog, check_entry, eager_dtype_of
 from initcheck._defects import Triage
 
 _ENTRIES: list[CatalogEntry] = []  # this worker's catalog, built once by _start
@@ -41,7 +41,9 @@ def _check(index: int, profile, seed: int, dtypes: Sequence[str], plots: bool):
     """``(index, triage, svgs)``: the entry's check and, when ``plots``, the SVGs of its report's
     plots by title (drawn here, where the cores are already busy, rather than all at the end)."""
 
-    triage = check_entry(_ENTRIES[index], profile=profile, seed=seed, dtypes=dtypes)
+    entry = _ENTRIES[index]
+    eager = eager_dtype_of(index, list(dtypes or entry.dtypes), profile)
+    triage = check_entry(entry, profile=profile, seed=seed, dtypes=dtypes, eager_dtype=eager)
     svgs = {}
     if plots:
         svgs = drawing.draw_all(html.plot_requests(document.catalog_target(_ENTRIES[index], triage)))

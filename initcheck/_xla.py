@@ -22,7 +22,11 @@ user's process: ``initcheck.check`` runs under whatever XLA settings the caller 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
+import pathlib
+import platform
 
 # (the setting's name, the flag that sets it, whether it needs a verified jaxlib); none is added
 # where the user set any of these names. XLA aborts the process on a flag it does not know: the
@@ -80,6 +84,78 @@ def compile_cache(folder):
         for name, value in saved_config.items():
             jax.config.update(name, value)
         _reset_cache()
+
+
+CACHE_LIMIT_BYTES = 1 << 30  # a machine's cache folder is pruned, oldest files first, past 1 GiB
+CPU_FIELDS = ("model name", "flags", "Features", "CPU implementer", "CPU architecture", "CPU part")
+
+
+def cpu_identity(cpuinfo: str | None = None) -> str:
+    """The CPU as far as it decides XLA's machine code: its model name and instruction-set flags
+    (``/proc/cpuinfo`` on Linux; ``platform``'s words elsewhere)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = pathlib.Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        name, _, value = (part.strip() for part in line.partition(":"))
+        if name in CPU_FIELDS and name not in fields:  # the first core speaks for all
+            fields[name] = " ".join(sorted(value.split())) if name in ("flags", "Features") else value
+    if not fields:
+        fields = {"machine": platform.machine(), "processor": platform.processor()}
+    return json.dumps(fields, sort_keys=True)
+
+
+def machine_identity() -> dict[str, str]:
+    """Everything that decides the machine code XLA compiles: jax and jaxlib versions, backend and
+    device kind, the XLA flags in force and the CPU (starts JAX's backend: call it after the flags
+    are set)."""
+    import jax  # lazy: the XLA flags are set first
+    from jaxlib import version
+
+    device = jax.devices()[0]
+    return {
+        "jax": jax.__version__,
+        "jaxlib": version.__version__,
+        "backend": device.platform,
+        "device_kind": str(device.device_kind),
+        "xla_flags": " ".join(os.environ.get("XLA_FLAGS", "").split()),
+        "cpu": cpu_identity(),
+    }
+
+
+def machine_key(identity: dict[str, str]) -> str:
+    """A folder name for ``identity``: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_cache_root() -> pathlib.Path:
+    """``$XDG_CACHE_HOME/initcheck/xla`` (``~/.cache/initcheck/xla`` without it)."""
+    base = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+    return pathlib.Path(base) / "initcheck" / "xla"
+
+
+def machine_folder(root, identity: dict[str, str] | None = None) -> pathlib.Path:
+    """The cache folder of this machine (``identity``, default ``machine_identity()``) under
+    ``root``: code compiled elsewhere, or under other flags or versions, is never loaded."""
+    return pathlib.Path(root) / machine_key(identity or machine_identity())
+
+
+def prune(folder, limit: int = CACHE_LIMIT_BYTES) -> int:
+    """Delete the oldest files of ``folder`` (by modification time) until the rest holds at most
+    ``limit`` bytes; returns how many were deleted."""
+    files = [p for p in pathlib.Path(folder).rglob("*") if p.is_file()]
+    sizes = {p: p.stat().st_size for p in files}
+    total, deleted = sum(sizes.values()), 0
+    for path in sorted(files, key=lambda p: p.stat().st_mtime):
+        if total <= limit:
+            break
+        with contextlib.suppress(OSError):
+            path.unlink()
+            total, deleted = total - sizes[path], deleted + 1
+    return deleted
 
 
 def _reset_cache() -> None:

@@ -60,7 +60,7 @@ def _report(args) -> int:
     print(
         f"initcheck {__version__}: {len(chosen)} catalog entries, profile={args.profile}, seed={args.seed}, "
         f"device={sampler.device_description()}, {jobs} process{'es' if jobs > 1 else ''}, "
-        f"compile cache {_cache_description(args)}",
+        f"eager calls in {_eager_calls(args.profile)}, compile cache {_cache_description(args)}",
         flush=True,
     )
     entries = {i: e for i, e, _ in chosen}
@@ -116,6 +116,7 @@ def _report(args) -> int:
         profile=args.profile,
         seed=args.seed,
         seconds=seconds,
+        eager_calls=_eager_calls(args.profile),
     )
     json_path, html_path = _output.write(
         report_document, json_path=out / "conformance.json", html_path=out / "conformance.html", jobs=jobs, drawn=drawn
@@ -331,11 +332,20 @@ def _dtypes(text: str) -> list[str]:
     return _subset(text, ("float32", "bfloat16", "float16", "float64", "complex64", "complex128"))
 
 
+def _eager_calls(profile: str) -> str:
+    """In which dtypes a catalog run calls each initializer eagerly (``contract``, ``determinism``)."""
+    if profiles.get(profile).full_grid:
+        return "every dtype"
+    return "one dtype per entry, rotating over its dtypes (the jitted path in every case)"
+
+
 def _cache_description(args) -> str:
-    """Where compiled code is kept: --compile-cache, the run's own folder, or JAX's variable."""
+    """Where compiled code is kept: this machine's cache folder, the run's own folder, or JAX's variable."""
     if getattr(args, "run_only_cache", None):
         return f"{args.run_only_cache} (this run only)"
-    return args.compile_cache or os.environ.get("JAX_COMPILATION_CACHE_DIR") or "none"
+    if getattr(args, "machine_cache", None):
+        return f"{args.machine_cache} (this machine's, kept between runs)"
+    return os.environ.get("JAX_COMPILATION_CACHE_DIR") or "none"
 
 
 def _unwritable_path(args) -> str | None:
@@ -457,13 +467,21 @@ def main(argv: list[str] | None = None) -> int:
             f"{_xla.FAST_COMPILE_SETTING}: compiles dominate a check)",
         )
     for sub in (check, report, audit):
-        sub.add_argument(
+        caching = sub.add_mutually_exclusive_group()
+        caching.add_argument(
             "--compile-cache",
             metavar="DIR",
             default=None,
-            help="keep XLA's compiled code in DIR and reuse it in later runs (JAX's persistent "
-            "compilation cache; a rerun of the catalog takes about 20%% less time; without it, "
-            "`report` keeps a cache of its run only, in a temporary folder)",
+            help="keep XLA's compiled code under DIR (default: $XDG_CACHE_HOME/initcheck/xla, else "
+            "~/.cache/initcheck/xla) and reuse it in later runs, in a subfolder named after a hash of "
+            "this machine's jax/jaxlib versions, backend, device, XLA flags and CPU, so that no run "
+            "loads code compiled for another; pruned, oldest first, past 1 GiB",
+        )
+        caching.add_argument(
+            "--no-compile-cache",
+            action="store_true",
+            help="keep no compiled code between runs (`report` still shares its compiles between "
+            "its processes, through a temporary folder of this run only)",
         )
     for sub in (report, listing):
         sub.add_argument(
@@ -490,14 +508,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"initcheck {args.command}: {refusal}", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as stack:
-        folder = getattr(args, "compile_cache", None)
-        if not folder and args.command == "report" and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-            # The run's workers share their compiled code (the same framework samplers, shapes and
-            # dtypes) through a cache of this run only: about 10% of the run's time.
-            folder = args.run_only_cache = stack.enter_context(tempfile.TemporaryDirectory(prefix="initcheck-xla-"))
+        folder = _cache_folder(args, stack)
         if folder:
             stack.enter_context(_xla.compile_cache(folder))
         return args.run(args)
+
+
+def _cache_folder(args, stack: contextlib.ExitStack) -> str | None:
+    """Where this run keeps compiled code: JAX's variable when the user set it; else this
+    machine's folder of the compile cache (``--compile-cache`` or the default root), pruned; with
+    ``--no-compile-cache``, a temporary folder of this run for ``report`` (its processes share their
+    compiles: about 10% of the run) and none for the others."""
+    if args.command not in ("check", "report", "audit") or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return None
+    if args.no_compile_cache:
+        if args.command != "report":
+            return None
+        args.run_only_cache = stack.enter_context(tempfile.TemporaryDirectory(prefix="initcheck-xla-"))
+        return args.run_only_cache
+    folder = _xla.machine_folder(args.compile_cache or _xla.default_cache_root()).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    _xla.prune(folder)
+    args.machine_cache = str(folder)
+    return args.machine_cache
 
 
 if __name__ == "__main__":

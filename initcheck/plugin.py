@@ -23,9 +23,11 @@ items are errors there).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
+import os
 import time
 import tomllib
 from collections.abc import Callable
@@ -35,7 +37,7 @@ from typing import Any
 import pytest
 
 from initcheck import _document as document
-from initcheck import _frameworks, _output, _runner, adapters
+from initcheck import _frameworks, _output, _runner, _xla, adapters
 from initcheck import _profiles as profiles
 from initcheck._api import assert_conforms, check
 from initcheck._catalog import CatalogEntry, catalog, check_entry
@@ -48,7 +50,8 @@ from initcheck.audit._model import factory_origin
 
 MARKER = "initcheck"
 PROPERTY_KEY = "initcheck"
-KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit", "strict")
+KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit", "strict", "compile_cache")
+NO_CACHE = ("none", "false", "off")  # compile_cache values that turn the compile cache off
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,6 +63,7 @@ class Settings:
     seed: int
     time_limit: float | None = None
     strict: bool = False
+    compile_cache: str | None = ""  # the cache root ("": the default root; None: no compile cache)
 
     @property
     def profile_object(self):
@@ -105,6 +109,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("initcheck_frameworks", "frameworks of the built-in catalog to include", type="linelist")
     parser.addini("initcheck_time_limit", "seconds per initializer call before it counts as hung", default="")
     parser.addini("initcheck_strict", "true: a PARTIAL model fails", type="bool", default=None)
+    group.addoption(
+        "--initcheck-compile-cache",
+        metavar="DIR",
+        default=None,
+        help="keep XLA's compiled code under DIR, in a subfolder of this machine's identity "
+        "(default: $XDG_CACHE_HOME/initcheck/xla, else ~/.cache/initcheck/xla)",
+    )
+    group.addoption(
+        "--initcheck-no-compile-cache",
+        action="store_true",
+        default=False,
+        help="keep no compiled code between sessions",
+    )
+    parser.addini("initcheck_compile_cache", "the compile cache's folder, or none to turn it off", default="")
 
 
 def _table(rootpath: Path) -> dict:
@@ -182,7 +200,13 @@ def load_settings(config) -> Settings:
         strict = table.get("strict", False)
     if not isinstance(strict, bool):
         raise pytest.UsageError(f"initcheck: [tool.initcheck] strict={strict!r} must be true or false")
-    return Settings(tuple(modules), tuple(models), frameworks, profile, seed, limit, strict)
+    cache = config.getoption("initcheck_compile_cache") or config.getini("initcheck_compile_cache")
+    cache = cache or table.get("compile_cache", "")
+    if not isinstance(cache, str):
+        raise pytest.UsageError(f"initcheck: compile_cache={cache!r} must be a folder, or 'none' to turn it off")
+    if config.getoption("initcheck_no_compile_cache") or cache.lower() in NO_CACHE:
+        cache = None
+    return Settings(tuple(modules), tuple(models), frameworks, profile, seed, limit, strict, cache)
 
 
 def _pin_worker(config) -> None:
@@ -195,6 +219,23 @@ def _pin_worker(config) -> None:
 
     shares = _runner.cpu_shares(int(workerinput.get("workercount", 1)), _runner.available_cpus())
     _runner.run_on(shares[int(str(workerinput.get("workerid", "gw0"))[2:] or 0) % len(shares)])
+
+
+def _use_compile_cache(config, settings: Settings) -> None:
+    """Keep compiled code in this machine's folder of the compile cache for the session (the
+    controller's choice reaches xdist workers through JAX's variable), unless the user set that
+    variable or turned the cache off."""
+    if settings.compile_cache is None or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+        return
+    folder = _xla.machine_folder(settings.compile_cache or _xla.default_cache_root()).resolve()
+    problem = document.folder_problem(str(folder))
+    if problem:
+        raise pytest.UsageError(f"initcheck: compile_cache {folder}: {problem}")
+    folder.mkdir(parents=True, exist_ok=True)
+    _xla.prune(folder)
+    stack = contextlib.ExitStack()
+    stack.enter_context(_xla.compile_cache(folder))
+    config.add_cleanup(stack.close)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -210,6 +251,7 @@ def pytest_configure(config: pytest.Config) -> None:
         problem = path and document.file_problem(path)
         if problem:  # refused now, not after every check has run
             raise pytest.UsageError(f"initcheck: --{option.replace('_', '-')}={path}: {problem}")
+    _use_compile_cache(config, settings)
     state = InitcheckSession(settings)
     config.stash[_SESSION] = state
     config.pluginmanager.register(state, "initcheck-session")

@@ -2,11 +2,13 @@
 JAX compile of a shape exceeds any sensible deadline), no example database.
 
 XLA compiles with the command line's fast-compile settings here (see initcheck/_xla.py): the suite's
-cost is compiles; the verdicts do not depend on them. Under xdist each worker runs on its own CPUs,
+cost is compiles; the verdicts do not depend on them. The compile cache of the command lines and
+pytest sessions the suite starts is a temporary folder, never the user's. Under xdist each worker runs on its own CPUs,
 as ``initcheck report``'s workers do (``_runner.cpu_shares``): unpinned JAX processes spin on every
 core and slow each other down."""
 
 import os
+import tempfile
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -14,6 +16,9 @@ from hypothesis import HealthCheck, settings
 from initcheck import _runner, _xla
 
 _xla.prefer_fast_compiles()
+# The command line and the plugin keep compiled code in the user's cache folder by default; the
+# suite's runs (and their subprocesses) keep theirs in a folder of this process instead.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="initcheck-tests-cache-")
 if os.environ.get("PYTEST_XDIST_WORKER", "").startswith("gw"):
     _shares = _runner.cpu_shares(int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")), _runner.available_cpus())
     _runner.run_on(_shares[int(os.environ["PYTEST_XDIST_WORKER"][2:]) % len(_shares)])  # before JAX's backend starts

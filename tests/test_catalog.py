@@ -187,3 +187,40 @@ def test_a_catalog_check_pairs_the_drawn_shapes_with_the_dtypes_and_thorough_run
         (shape, dtype) for shape, _ in cases for dtype in entry.dtypes
     }
     assert grid.passed
+
+
+def test_under_ci_a_catalog_run_calls_each_initializer_eagerly_in_one_dtype_rotating_over_the_catalog():
+    from initcheck._catalog import eager_dtype_of
+
+    dtypes = ["float32", "bfloat16", "float16"]
+    assert [eager_dtype_of(i, dtypes, "ci") for i in range(4)] == ["float32", "bfloat16", "float16", "float32"]
+    assert eager_dtype_of(5, dtypes, "thorough") is None  # the full grid keeps every dtype eager
+    entry = next(e for e in catalog(["jax"]) if e.id == "jax.nn.initializers.he_normal()")
+    report = check_entry(
+        entry, profile="quick", dtypes=["float32", "bfloat16"], properties=["contract", "determinism"],
+        eager_dtype="bfloat16",
+    ).report  # fmt: skip
+    assert report.passed, report.failure_text()
+    by_dtype = {(v.property, v.case.dtype): v.message for v in report.verdicts}
+    assert "eager and jitted" in by_dtype["contract", "bfloat16"]
+    assert "eager vs jit" in by_dtype["determinism", "bfloat16"]
+    assert by_dtype["contract", "float32"].startswith("jitted: exact shape and dtype, finite")
+    assert "eager calls checked in bfloat16" in by_dtype["determinism", "float32"]
+
+
+def test_a_defect_that_shows_only_eagerly_is_caught_in_the_eager_dtype():
+    from initcheck import _api as api
+
+    calls = []
+
+    def stateful(key, shape, dtype=jax.numpy.float32):  # a hidden counter: eager calls differ, a jit bakes it in
+        calls.append(1)
+        return jax.random.normal(key, shape, dtype) * (1.0 + 1e-3 * len(calls))
+
+    law = initcheck.laws.Normal(1.0)
+    eager = api.check_paired(stateful, law, dtypes=["float32"], properties=["determinism"], profile="quick")
+    assert not eager.passed and "two eager calls with the same key differ" in eager.failure_text()
+    lazy = api.check_paired(
+        stateful, law, dtypes=["float32"], properties=["determinism"], profile="quick", eager_dtype="bfloat16"
+    )
+    assert lazy.passed  # not called eagerly in float32: the rotation checks it in another entry's dtype

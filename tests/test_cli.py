@@ -36,8 +36,10 @@ def test_report_writes_html_and_json_and_a_summary(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "PASS jax.nn.initializers.zeros [float32]" in result.stdout and "2 processes" in result.stdout
     assert "2 passed, 0 failed with known defects only, 0 failed unexpectedly" in result.stdout
+    assert "eager calls in one dtype per entry, rotating over its dtypes" in result.stdout
     document = json.loads((tmp_path / "out" / "conformance.json").read_text())
     assert document["schema_version"] == 4 and document["profile"]["name"] == "quick"
+    assert document["eager_calls"].startswith("one dtype per entry")
     assert [t["id"] for t in document["targets"]] == ["jax.nn.initializers.zeros", "jax.nn.initializers.he_normal()"]
     assert [t["result"] for t in document["targets"]] == ["pass", "pass"]
     assert document["environment"]["device"].startswith(("cpu", "gpu", "cuda"))
@@ -61,12 +63,14 @@ def test_a_compile_cache_is_reused_by_the_next_run_with_the_same_verdicts(tmp_pa
     )
     first = run(*args, "--out", "first", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    kept = sorted(p.name for p in (tmp_path / "xla-cache").iterdir())
+    (machine,) = (tmp_path / "xla-cache").iterdir()  # one folder per machine identity
+    assert f"compile cache {machine} (this machine's, kept between runs)" in first.stdout
+    kept = sorted(p.name for p in machine.iterdir())
     assert any(name.startswith("jit_one-") for name in kept)  # the case's jit(vmap(init)), among others
     second = run(*args, "--out", "second", cwd=tmp_path)
     assert second.returncode == 0, second.stderr
     # Nothing new was compiled: every compile of the second run was found in the cache.
-    assert sorted(p.name for p in (tmp_path / "xla-cache").iterdir()) == kept
+    assert sorted(p.name for p in machine.iterdir()) == kept
 
     def verdicts(folder):
         target = json.loads((tmp_path / folder / "conformance.json").read_text())["targets"][0]
@@ -114,6 +118,7 @@ def test_report_without_compile_cache_keeps_one_for_its_run_only_unless_jax_s_va
             "float32",
             "--out",
             "out",
+            "--no-compile-cache",
         ],
         cwd=tmp_path,
         capture_output=True,
@@ -327,3 +332,66 @@ def test_check_refuses_bad_input_naming_it(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as exited:
         cli.main(["check", "jax.nn.initializers:normal()", "--shapes", "64by32"])
     assert exited.value.code == 2 and "write shapes as sides joined by x" in capsys.readouterr().err
+
+
+def test_by_default_the_compile_cache_is_this_machine_s_folder_in_the_user_s_cache(tmp_path):
+    import os
+
+    from initcheck import _xla
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "home-cache")}
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    args = ["check", "jax.nn.initializers:zeros", "--expect", "constant(0.0)", "--profile", "quick"]
+    done = subprocess.run([sys.executable, "-m", "initcheck.cli", *args], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=600, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (machine,) = (tmp_path / "home-cache" / "initcheck" / "xla").iterdir()
+    assert len(machine.name) == 16 and any(machine.iterdir())
+    off = subprocess.run([sys.executable, "-m", "initcheck.cli", *args, "--no-compile-cache"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=600, env={**env, "XDG_CACHE_HOME": str(tmp_path / "b")})  # fmt: skip
+    assert off.returncode == 0, off.stderr
+    assert not (tmp_path / "b").exists()
+    both = run(*args, "--compile-cache", "c", "--no-compile-cache", cwd=tmp_path)
+    assert both.returncode == 2 and "not allowed with argument" in both.stderr
+    assert _xla.machine_folder(tmp_path, {"cpu": "x"}) != _xla.machine_folder(tmp_path, {"cpu": "y"})
+
+
+IDENTITY = {"jax": "0.10.2", "jaxlib": "0.10.2", "backend": "cpu", "device_kind": "cpu", "xla_flags": "", "cpu": ""}
+CPUINFO = """processor\t: 0
+model name\t: {model}
+flags\t\t: fpu sse2 {extra} avx2
+processor\t: 1
+model name\t: {model}
+flags\t\t: fpu sse2 {extra} avx2
+"""
+
+
+def test_two_cpus_or_two_flag_sets_get_two_cache_folders_and_one_machine_one_folder(tmp_path):
+    from initcheck import _xla
+
+    epyc = _xla.cpu_identity(CPUINFO.format(model="AMD EPYC 9654", extra="avx512f"))
+    xeon = _xla.cpu_identity(CPUINFO.format(model="Intel Xeon", extra="avx512f"))
+    no_avx512 = _xla.cpu_identity(CPUINFO.format(model="AMD EPYC 9654", extra=""))
+    assert len({epyc, xeon, no_avx512}) == 3 and "avx512f" in epyc
+    folder = lambda **changes: _xla.machine_folder(tmp_path, {**IDENTITY, **changes})
+    assert folder(cpu=epyc) == folder(cpu=epyc)  # the same machine finds its code again
+    assert len({folder(cpu=epyc), folder(cpu=xeon), folder(cpu=no_avx512)}) == 3
+    assert folder(xla_flags="--xla_backend_optimization_level=2") != folder(xla_flags="")
+    assert folder(jaxlib="0.10.1") != folder() and folder(backend="gpu", device_kind="NVIDIA H200") != folder()
+    assert folder().parent == tmp_path
+    identity = _xla.machine_identity()
+    assert set(identity) == set(IDENTITY) and identity["cpu"] == _xla.cpu_identity()
+
+
+def test_the_cache_is_pruned_oldest_first_past_its_limit(tmp_path):
+    import os
+
+    from initcheck import _xla
+
+    for age, name in enumerate(["newest", "middle", "oldest"]):
+        path = tmp_path / name
+        path.write_bytes(b"x" * 100)
+        os.utime(path, (1_000_000 - age * 1000, 1_000_000 - age * 1000))
+    assert _xla.prune(tmp_path, limit=250) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["middle", "newest"]
+    assert _xla.prune(tmp_path, limit=1000) == 0

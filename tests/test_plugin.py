@@ -198,6 +198,7 @@ def test_a_dying_worker_is_an_error_and_the_report_is_still_written(downstream):
         ('colour = "red"', "unknown keys \\['colour'\\]"),
         ('frameworks = ["torch"]', "names unknown frameworks \\['torch'\\]; choose from jax, flax, haiku, initcheck"),
         ("time_limit = 0", "time_limit=0 must be a positive number of seconds"),
+        ("compile_cache = 3", "compile_cache=3 must be a folder, or 'none' to turn it off"),
     ],
 )
 def test_bad_configuration_is_a_usage_error_naming_the_key(pytester, table, match):
@@ -404,3 +405,18 @@ def test_a_model_with_an_unknown_law_is_partial_and_fails_only_when_strict(pytes
     assert "initcheck: 1 targets: 1 PARTIAL" in text
     (target,) = json.loads((pytester.path / "r.json").read_text())["targets"]
     assert target["result"] == "partial" and target["coverage"]["covered"] == 3
+
+
+def test_the_session_keeps_compiled_code_in_this_machine_s_cache_folder_unless_told_not_to(
+    downstream, monkeypatch, tmp_path
+):
+    monkeypatch.delenv("JAX_COMPILATION_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
+    result = run(downstream, "-n", "2", "-k", "good")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    (machine,) = (tmp_path / "cache-home" / "initcheck" / "xla").iterdir()
+    kept = {p.name for p in machine.iterdir()}
+    assert any(name.startswith("jit_") for name in kept)  # compiled by the -n 2 workers, in one folder
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "elsewhere"))
+    assert run(downstream, "-p", "no:xdist", "-k", "good", "--initcheck-no-compile-cache").ret == 0
+    assert not (tmp_path / "elsewhere").exists()

@@ -35,6 +35,13 @@ class CaseContext:
     _drawn: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
     refused_shapes: list = dataclasses.field(default_factory=list)  # given shapes the law refuses: errors cases
     origin: str | None = None  # Python that defines ``init`` and ``law`` (reproduction snippets run as printed)
+    eager_dtype: str | None = None  # the one dtype whose cases call the initializer eagerly (None: every dtype)
+
+    @property
+    def eager(self) -> bool:
+        """Whether this case calls the initializer eagerly (``contract``, ``determinism``): every
+        case, or only the cases of ``eager_dtype`` (a catalog run under ``ci``)."""
+        return self.eager_dtype is None or self.eager_dtype == self.dtype_name
 
     @property
     def size(self) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 from initcheck import _dtypes, adapters
 from initcheck import _sampler as sampler
 from initcheck._properties._context import CaseContext
+from initcheck._verdict import Verdict
 
 # Exceptions whose type says what went wrong; others (IndexError: tuple index out of range, ...)
 # still count as a refusal, not garbage, and are named in the verdict's message.
@@ -71,6 +72,32 @@ def check_contract(ctx: CaseContext):
                 f"refused before sampling: the output would be shape {abstract.shape} "
                 f"({out_bytes / 2**30:.1f} GiB) for requested shape={ctx.shape}",
             )
+    problems = _eager_problems(ctx, key) if ctx.eager else []
+    if isinstance(problems, Verdict):
+        return problems
+    if jit_error is not None:
+        problems.append(f"fails under jax.jit: {describe_error(jit_error)}")
+    else:
+        try:
+            problems += output_problems(ctx.jitted(key), ctx.shape, ctx.dtype, "jax.jit(jax.vmap(init))")
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"fails under jax.jit(jax.vmap(init)): {describe_error(exc)}")
+    if problems:
+        return ctx.failed(name, "; ".join(problems))
+    if not ctx.eager:
+        return ctx.passed(
+            name, f"jitted: exact shape and dtype, finite; eager calls and typed keys checked in {ctx.eager_dtype}"
+        )
+    return ctx.passed(
+        name,
+        "callable as (key, shape, dtype) with legacy and typed keys, eager and jitted; exact shape and dtype; finite",
+    )
+
+
+def _eager_problems(ctx: CaseContext, key) -> list[str] | Verdict:
+    """The eager calls' problems (legacy and typed key), or the failed verdict of a call that hangs
+    or raises."""
+    name, call, limit = "contract", ctx.call, ctx.profile.time_limit_s
     try:
         value = sampler.call_with_timeout(lambda: call(key), limit)
     except sampler.CallTimeout as exc:
@@ -84,19 +111,7 @@ def check_contract(ctx: CaseContext):
         )
     except Exception as exc:  # noqa: BLE001
         problems.append(f"fails with a typed key (jax.random.key): {describe_error(exc)}")
-    if jit_error is not None:
-        problems.append(f"fails under jax.jit: {describe_error(jit_error)}")
-    else:
-        try:
-            problems += output_problems(ctx.jitted(key), ctx.shape, ctx.dtype, "jax.jit(jax.vmap(init))")
-        except Exception as exc:  # noqa: BLE001
-            problems.append(f"fails under jax.jit(jax.vmap(init)): {describe_error(exc)}")
-    if problems:
-        return ctx.failed(name, "; ".join(problems))
-    return ctx.passed(
-        name,
-        "callable as (key, shape, dtype) with legacy and typed keys, eager and jitted; exact shape and dtype; finite",
-    )
+    return problems
 
 
 def check_errors(ctx: CaseContext):
