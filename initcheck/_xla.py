@@ -143,6 +143,15 @@ def machine_folder(root, identity: dict[str, str] | None = None) -> pathlib.Path
     return pathlib.Path(root) / machine_key(identity or machine_identity())
 
 
+def ready_machine_folder(root=None) -> pathlib.Path:
+    """This machine's cache folder under ``root`` (default ``default_cache_root()``), absolute,
+    made if missing and pruned past ``CACHE_LIMIT_BYTES``."""
+    folder = machine_folder(root or default_cache_root()).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    prune(folder)
+    return folder
+
+
 def prune(folder, limit: int = CACHE_LIMIT_BYTES) -> int:
     """Delete the oldest files of ``folder`` (by modification time) until the rest holds at most
     ``limit`` bytes; returns how many were deleted."""

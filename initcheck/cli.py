@@ -526,10 +526,7 @@ def _cache_folder(args, stack: contextlib.ExitStack) -> str | None:
             return None
         args.run_only_cache = stack.enter_context(tempfile.TemporaryDirectory(prefix="initcheck-xla-"))
         return args.run_only_cache
-    folder = _xla.machine_folder(args.compile_cache or _xla.default_cache_root()).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
-    _xla.prune(folder)
-    args.machine_cache = str(folder)
+    args.machine_cache = str(_xla.ready_machine_folder(args.compile_cache))
     return args.machine_cache
 
 

@@ -227,12 +227,11 @@ def _use_compile_cache(config, settings: Settings) -> None:
     variable or turned the cache off."""
     if settings.compile_cache is None or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
-    folder = _xla.machine_folder(settings.compile_cache or _xla.default_cache_root()).resolve()
-    problem = document.folder_problem(str(folder))
+    root = settings.compile_cache or _xla.default_cache_root()
+    problem = document.folder_problem(str(root))
     if problem:
-        raise pytest.UsageError(f"initcheck: compile_cache {folder}: {problem}")
-    folder.mkdir(parents=True, exist_ok=True)
-    _xla.prune(folder)
+        raise pytest.UsageError(f"initcheck: compile_cache {root}: {problem}")
+    folder = _xla.ready_machine_folder(root)
     stack = contextlib.ExitStack()
     stack.enter_context(_xla.compile_cache(folder))
     config.add_cleanup(stack.close)
@@ -498,7 +497,7 @@ class InitcheckItem(pytest.Item):
         report = result.report
         verdicts = [v for v in report.verdicts if v.property == self.prop]
         facts = document.catalog_facts(result.entry, result.triage) if result.triage is not None else {}
-        if self.prop == "coverage" and getattr(report, "signal", None) is not None:
+        if self.prop == "coverage" and report.signal is not None:
             facts["signal"] = report.signal.as_dict()  # the model's signal profile: one item carries it
         self._record(
             law=report.law,

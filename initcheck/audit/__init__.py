@@ -302,11 +302,12 @@ class _Uses:
 
 
 def _forward_of(framework: str, target: Model, parameters: list[Parameter], built) -> _forward.Forward:
-    call_args = target.call_args
     if framework == "flax.nnx":
-        return _forward.of_nnx(built, parameters, call_args, target.call_kwargs)
-    args = target.args if call_args is None else call_args
-    kwargs = {**target.kwargs, **target.call_kwargs} if call_args is None else dict(target.call_kwargs)
+        return _forward.of_nnx(built, parameters, target.call_args, target.call_kwargs)
+    if target.call_args is not None:
+        args, kwargs = target.call_args, dict(target.call_kwargs)
+    else:
+        args, kwargs = target.args, {**target.kwargs, **target.call_kwargs}
     if framework == "flax.linen":
         return _forward.of_linen(target, parameters, args, kwargs)
     return _forward.of_haiku(target, parameters, args, kwargs)
