@@ -32,10 +32,16 @@ def _iid_law(ctx: CaseContext):
     return ctx.element_law
 
 
+def _divisors(length: int) -> set[int]:
+    """Every d with 1 < d < length that divides ``length`` (pairs d, length // d up to its root)."""
+    small = [d for d in range(2, math.isqrt(length) + 1) if length % d == 0]
+    return {*small, *(length // d for d in small)} - {length}
+
+
 def _shifts(length: int) -> list[int]:
     """Lags at which a broadcast row, a tiled block or a repeated half would show: 1..3, L/2 and
     the divisors of L (smallest and largest first when there are many)."""
-    candidates = {1, 2, 3, length // 2} | {d for d in range(2, length) if length % d == 0}
+    candidates = {1, 2, 3, length // 2} | _divisors(length)
     lags = sorted(s for s in candidates if 0 < s < length)
     if len(lags) > MAX_SHIFTS:
         lags = lags[: MAX_SHIFTS // 2] + lags[-MAX_SHIFTS // 2 :]

@@ -334,6 +334,7 @@ def profile(closed, values: list, inputs, keys: list, names: Callable[[Hashable]
     except Exception as exc:  # noqa: BLE001 - the forward profile stands without its gradients
         plan.skipped.add(f"the gradients ({type(exc).__name__}: {str(exc)[:200]})")
         grads, (moments, ys) = _run_once(without_gradients, zeros, data)
+    grads, moments, ys = jax.device_get((grads, moments, ys))  # one host copy, not one per layer and step
     measured = _with_moments(plan.entries, moments)
     gradients = {id(leaf): g for leaf, g in zip(_leaves(measured), grads)}
     layers = _rows(measured, gradients, names)
