@@ -150,6 +150,7 @@ def check_paired(
     expect: LawLike,
     *,
     dtypes: Sequence[str],
+    shapes: ShapesLike = None,
     properties: Sequence[str] | None = None,
     seed: int = 0,
     profile: str | profiles.Profile = "ci",
@@ -160,7 +161,7 @@ def check_paired(
     ``profile.full_grid``); with ``eager_dtype``, only that dtype's cases call the initializer
     eagerly (``contract`` and ``determinism``; the jitted path is checked in every case)."""
     return _check(
-        init, expect, None, dtypes, properties, seed, profile, paired=True, origin=origin, eager_dtype=eager_dtype
+        init, expect, shapes, dtypes, properties, seed, profile, paired=True, origin=origin, eager_dtype=eager_dtype
     )
 
 

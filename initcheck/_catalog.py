@@ -1,56 +1,27 @@
-"""The built-in catalog: the public initializers of JAX, Flax (linen and nnx) and Haiku, each with
-the law its documentation promises. Entries that are the very same object as a JAX initializer say
-so (``same_as``) and are still checked."""
+"""The built-in catalog: the public initializers of JAX, Flax (linen and nnx), Haiku and Keras, and
+the default initialization of every Equinox layer, each with the law its documentation promises.
+Entries that are the very same object as a JAX initializer say so (``same_as``) and are still
+checked."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import jax
 
 import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
 from initcheck import _api as api
 from initcheck import _defects, _frameworks, inits, laws
-from initcheck._defects import KnownDefect
+from initcheck._entries import (
+    NO_16BIT_QR,
+    NO_COMPLEX_SAMPLER,
+    CatalogEntry,
+    complex_dtypes,
+    real_dtypes,
+    wide_dtypes,
+)
 from initcheck._frameworks import FRAMEWORKS, JAX_PRESETS
 from initcheck._profiles import get as get_profile
-
-NO_16BIT_QR = "the QR decomposition has no 16-bit kernels (NotImplementedError: Unsupported dtype)"
-NO_COMPLEX_SAMPLER = "jax.random.uniform and truncated_normal have no complex dtypes (ValueError)"
-
-
-def real_dtypes() -> tuple[str, ...]:
-    """float32, bfloat16, float16, and float64 when JAX's x64 mode is on."""
-
-    return ("float32", "bfloat16", "float16") + (("float64",) if jax.config.jax_enable_x64 else ())
-
-
-def complex_dtypes() -> tuple[str, ...]:
-    return ("complex64",) + (("complex128",) if jax.config.jax_enable_x64 else ())
-
-
-def wide_dtypes() -> tuple[str, ...]:
-    """The dtypes that have a QR decomposition: float32 (and float64 under x64)."""
-    return tuple(d for d in real_dtypes() if d in ("float32", "float64"))
-
-
-@dataclasses.dataclass(frozen=True)
-class CatalogEntry:
-    """One initializer of a framework, configured, with the law it promises, the dtypes it is
-    checked in, the known defects it shows there and, for builders, a Hypothesis strategy of
-    ``(label, init, law)`` configurations (``configurations``; None for parameterless ones)."""
-
-    id: str
-    framework: str
-    init: Callable
-    law: laws.Law
-    dtypes: tuple[str, ...] = ("float32",)
-    same_as: str | None = None
-    defects: tuple[KnownDefect, ...] = ()
-    configurations: Any = None
-    notes: str = ""
 
 
 def _jax_like(prefix: str, framework: str, mod) -> list[CatalogEntry]:
@@ -139,7 +110,7 @@ def _jax_like(prefix: str, framework: str, mod) -> list[CatalogEntry]:
     return entries
 
 
-def _jax_scaling_defects(distribution: str) -> tuple[KnownDefect, ...]:
+def _jax_scaling_defects(distribution: str) -> tuple[_defects.KnownDefect, ...]:
     complex_defect = (_defects.JAX_COMPLEX_TRUNCATED_NORMAL,) if distribution == "truncated_normal" else ()
     return (_defects.LOW_PRECISION_SAMPLING,) + complex_defect
 
@@ -284,7 +255,26 @@ def _initcheck() -> list[CatalogEntry]:
     ]
 
 
-_BUILDERS = {"jax": _jax, "flax": _flax, "haiku": _haiku, "initcheck": _initcheck}
+def _equinox() -> list[CatalogEntry]:
+    from initcheck._catalog_ecosystem import equinox_entries  # lazy: Equinox is optional
+
+    return equinox_entries()
+
+
+def _keras() -> list[CatalogEntry]:
+    from initcheck._catalog_ecosystem import keras_entries  # lazy: Keras is optional
+
+    return keras_entries()
+
+
+_BUILDERS = {
+    "jax": _jax,
+    "flax": _flax,
+    "haiku": _haiku,
+    "initcheck": _initcheck,
+    "equinox": _equinox,
+    "keras": _keras,
+}
 
 
 def catalog(frameworks: Sequence[str] | None = None) -> list[CatalogEntry]:
@@ -293,6 +283,7 @@ def catalog(frameworks: Sequence[str] | None = None) -> list[CatalogEntry]:
     chosen = _frameworks.parse(frameworks)
     if not _frameworks.valid(chosen):
         raise ValueError(f"frameworks={frameworks!r}: choose from {', '.join(FRAMEWORKS)}")
+    _frameworks.require(chosen)
     return [entry for framework in chosen for entry in _BUILDERS[framework]()]
 
 
@@ -324,6 +315,7 @@ def check_entry(
     report = api.check_paired(
         entry.init,
         entry.law,
+        shapes=entry.shapes,
         dtypes=list(dtypes or entry.dtypes),
         properties=properties,
         profile=profile,

@@ -74,6 +74,38 @@ HAIKU_LOW_PRECISION_SAMPLING = dataclasses.replace(
     summary="Haiku's initializers call jax.random in the requested dtype and inherit its 16-bit "
     "coarseness: " + LOW_PRECISION_SAMPLING.summary,
 )
+KERAS_LOW_PRECISION_SAMPLING = dataclasses.replace(
+    LOW_PRECISION_SAMPLING,
+    name="keras-low-precision-sampling",
+    package="keras",
+    last_seen="3.15.1",
+    summary="Keras's JAX backend calls jax.random in the requested dtype and inherits its 16-bit "
+    "coarseness: " + LOW_PRECISION_SAMPLING.summary,
+    reference="https://github.com/keras-team/keras/blob/v3.15.1/keras/src/backend/jax/random.py "
+    "(normal, uniform, truncated_normal pass the dtype to jax.random)",
+)
+EQUINOX_LOW_PRECISION_SAMPLING = dataclasses.replace(
+    LOW_PRECISION_SAMPLING,
+    name="equinox-low-precision-sampling",
+    package="equinox",
+    last_seen="0.13.8",
+    summary="Equinox's layers draw with jax.random in the layer's dtype and inherit its 16-bit "
+    "coarseness: " + LOW_PRECISION_SAMPLING.summary,
+    reference="https://github.com/patrick-kidger/equinox/blob/v0.13.8/equinox/nn/_misc.py "
+    "(default_init: jax.random.uniform(key, shape, dtype, ...)); Embedding: jax.random.normal",
+)
+KERAS_STFT_INPUT_CHANNELS = KnownDefect(
+    "keras-stft-input-channels",
+    "keras",
+    "3.15.1",
+    ("errors", "contract"),
+    ("float32", "float64"),
+    "keras.initializers.STFT ignores the input-channel axis of its (frame_length, input_channels, "
+    "bins) shape: any input_channels other than 1 (0 or 2, say) gets an array of shape "
+    "(frame_length, 1, bins) instead of the shape asked for or an error",
+    "https://github.com/keras-team/keras/blob/v3.15.1/keras/src/initializers/constant_initializers.py "
+    "(STFT.__call__ unpacks input_channels and never uses it)",
+)
 JAX_COMPLEX_TRUNCATED_NORMAL = KnownDefect(
     "jax-complex-truncated-normal-variance",
     "jax",
@@ -120,6 +152,8 @@ def of_initializer(init) -> tuple[KnownDefect, ...]:
     module = module if isinstance(module, str) else type(init).__module__
     if module.startswith("haiku"):
         return (HAIKU_LOW_PRECISION_SAMPLING,)
+    if module.startswith("keras"):
+        return (KERAS_LOW_PRECISION_SAMPLING,)
     if module.split(".")[0] in ("jax", "flax"):
         return (LOW_PRECISION_SAMPLING,)
     return ()

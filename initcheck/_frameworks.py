@@ -1,11 +1,18 @@
 """The frameworks initcheck covers, the JAX presets of variance scaling, and the one validation of
-a ``frameworks`` argument that the catalog, the strategies, the CLI and the plugin share."""
+a ``frameworks`` argument that the catalog, the strategies, the CLI and the plugin share.
+
+Equinox and Keras are optional (``pip install 'initcheck[equinox]'``, ``'initcheck[keras]'``): by
+default only the installed frameworks are chosen; naming one that is not installed is an error that
+says how to install it."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from collections.abc import Iterable
 
-FRAMEWORKS = ("jax", "flax", "haiku", "initcheck")
+FRAMEWORKS = ("jax", "flax", "haiku", "initcheck", "equinox", "keras")
+OPTIONAL = {"equinox": "Equinox", "keras": "Keras 3"}  # framework: its name in messages
 
 JAX_PRESETS = {  # name: (scale, mode, distribution), as documented by jax.nn.initializers
     "glorot_uniform": (1.0, "fan_avg", "uniform"),
@@ -21,10 +28,34 @@ JAX_PRESETS = {  # name: (scale, mode, distribution), as documented by jax.nn.in
 }
 
 
+class FrameworkUnavailable(ImportError):
+    """An optional framework that was asked for cannot be used here; the message says how to fix it."""
+
+
+def installed(framework: str) -> bool:
+    """The framework's package can be imported (the required ones always can)."""
+    if framework not in OPTIONAL:
+        return True
+    try:
+        return importlib.util.find_spec(framework) is not None
+    except (ImportError, ValueError):  # a module blocked with sys.modules[name] = None
+        return False
+
+
+def missing_reason(framework: str) -> str | None:
+    """Why ``framework`` cannot be used here, with the fix; None when it can."""
+    if installed(framework):
+        return None
+    return (
+        f"{OPTIONAL[framework]} is not installed: pip install 'initcheck[{framework}]' "
+        f"(or leave {framework} out of frameworks)"
+    )
+
+
 def parse(value: str | Iterable[str] | None) -> list[str]:
-    """``value`` as a list of names: ``None`` is every framework, a string is comma-separated."""
+    """``value`` as a list of names: ``None`` is every installed framework, a string is comma-separated."""
     if value is None:
-        return list(FRAMEWORKS)
+        return [f for f in FRAMEWORKS if installed(f)]
     if isinstance(value, str):
         return [f.strip() for f in value.split(",") if f.strip()]
     return list(value)
@@ -33,3 +64,26 @@ def parse(value: str | Iterable[str] | None) -> list[str]:
 def valid(chosen: list[str]) -> bool:
     """``chosen`` names at least one framework, and only frameworks."""
     return bool(chosen) and all(f in FRAMEWORKS for f in chosen)
+
+
+def require(chosen: Iterable[str]) -> None:
+    """Raise FrameworkUnavailable naming the first of ``chosen`` that is not installed and how to install it."""
+    for framework in chosen:
+        if reason := missing_reason(framework):
+            raise FrameworkUnavailable(f"frameworks: {framework}: {reason}")
+
+
+def import_keras():
+    """``keras`` on the JAX backend (KERAS_BACKEND=jax unless the user chose one); FrameworkUnavailable
+    with the fix when Keras is missing or runs on another backend, since initcheck samples on JAX."""
+    require(["keras"])
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras  # lazy: Keras loads only when a Keras target is used
+
+    backend = keras.backend.backend()
+    if backend != "jax":
+        raise FrameworkUnavailable(
+            f"Keras runs on the {backend!r} backend here; initcheck checks Keras on JAX: set the environment "
+            "variable KERAS_BACKEND=jax before Keras is imported"
+        )
+    return keras

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 from collections.abc import Callable
 
 import jax.nn.initializers
+import jax.numpy
 
 Initializer = Callable[..., object]
 
@@ -18,6 +20,8 @@ def describe(init) -> str:
     label = getattr(init, "__initcheck_name__", None)
     if label:
         return label
+    if is_keras_initializer(init):
+        return _keras_call(init)
     module = getattr(init, "__module__", None) or type(init).__module__
     qualname = getattr(init, "__qualname__", None)
     if qualname is None:
@@ -67,6 +71,46 @@ def from_haiku(init: Callable) -> Initializer:
     return canonical
 
 
+def _keras_call(init) -> str:
+    """``keras.initializers.GlorotUniform(seed=5)``: the class and its non-default config."""
+    cls = type(init)
+    try:
+        config = {k: v for k, v in init.get_config().items() if v is not None}
+    except Exception:  # noqa: BLE001 - a user's initializer without a config is named by its class
+        config = {}
+    where = "keras.initializers" if cls.__module__.startswith("keras.") else cls.__module__
+    return f"{where}.{cls.__qualname__}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
+
+
+def is_keras_initializer(init) -> bool:
+    """An object of a subclass of ``keras.initializers.Initializer`` (Keras's own or the user's)."""
+    return callable(init) and any(
+        c.__name__ == "Initializer" and c.__module__.startswith("keras.") for c in type(init).__mro__
+    )
+
+
+def from_keras(init: Callable) -> Initializer:
+    """Wrap a Keras 3 initializer ``init(shape, dtype=None)`` (JAX backend) as ``f(key, shape,
+    dtype)``; jit- and vmap-compatible, and ``init`` itself is left unchanged.
+
+    The key mapping: ``f`` calls a copy of ``init`` whose ``seed`` is the JAX key itself. Keras's JAX
+    backend uses an array seed as the PRNG key of ``jax.random`` (``jax_draw_seed`` in
+    ``keras/src/backend/jax/random.py``) and turns an int seed ``s`` into the key ``[s, 0]``, so
+    ``f(jax.random.wrap_key_data(jnp.array([s, 0], jnp.uint32)), shape, dtype)`` is exactly what
+    ``type(init)(..., seed=s)(shape, dtype)`` draws. Initializers without a seed (``Zeros``,
+    ``Constant``, ``Identity``, ``STFT``) are called as they are."""
+
+    def canonical(key, shape, dtype):
+        seeded = init
+        if hasattr(init, "seed"):
+            seeded = copy.copy(init)
+            seeded.seed = key
+        return seeded(tuple(shape), dtype=jax.numpy.dtype(dtype).name)
+
+    canonical.__initcheck_name__ = describe(init)  # type: ignore[attr-defined]
+    return canonical
+
+
 def signature_problem(init) -> str | None:
     """Why ``init`` cannot take ``(key, shape, dtype)`` positionally, or None."""
     if not callable(init):
@@ -93,7 +137,7 @@ def is_haiku_style(init) -> bool:
     ``hk.next_rng_key()``): it takes ``(shape, dtype)`` but not ``(key, shape, dtype)``, and its first
     parameter is not a key. Library functions of that form (``jnp.zeros``) are not initializers and
     are left alone."""
-    if not callable(init) or is_haiku_initializer(init):
+    if not callable(init) or is_haiku_initializer(init) or is_keras_initializer(init):
         return False
     module = getattr(init, "__module__", None) or ""
     if module.split(".")[0] in ("jax", "jaxlib", "numpy", "haiku", "flax"):
@@ -125,6 +169,8 @@ def takes_haiku_form(init) -> bool:
 
 
 def canonical(init) -> Initializer:
-    """``init`` in canonical form: Haiku-form initializers (``takes_haiku_form``) are wrapped,
-    others are returned as they are."""
+    """``init`` in canonical form: Keras initializers and Haiku-form ones (``takes_haiku_form``) are
+    wrapped, others are returned as they are."""
+    if is_keras_initializer(init):
+        return from_keras(init)
     return from_haiku(init) if takes_haiku_form(init) else init

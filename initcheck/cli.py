@@ -14,6 +14,7 @@ import jax
 
 import initcheck
 from initcheck import _document as document
+from initcheck import _frameworks as frameworks
 from initcheck import _output, _runner, _xla, adapters, law_syntax
 from initcheck import _profiles as profiles
 from initcheck import _sampler as sampler
@@ -325,7 +326,11 @@ def _audit_properties(text: str) -> list[str]:
 
 
 def _frameworks(text: str) -> list[str]:
-    return _subset(text, FRAMEWORKS)
+    chosen = _subset(text, FRAMEWORKS)
+    for framework in chosen:
+        if reason := frameworks.missing_reason(framework):
+            raise argparse.ArgumentTypeError(f"{framework}: {reason}")
+    return chosen
 
 
 def _dtypes(text: str) -> list[str]:
@@ -488,8 +493,8 @@ def main(argv: list[str] | None = None) -> int:
             "--frameworks",
             type=_frameworks,
             default=None,
-            metavar="jax,flax,haiku,initcheck",
-            help="frameworks of the catalog to include (default: all)",
+            metavar=",".join(FRAMEWORKS),
+            help="frameworks of the catalog to include (default: every installed one)",
         )
         sub.add_argument(
             "--x64",
@@ -511,7 +516,11 @@ def main(argv: list[str] | None = None) -> int:
         folder = _cache_folder(args, stack)
         if folder:
             stack.enter_context(_xla.compile_cache(folder))
-        return args.run(args)
+        try:
+            return args.run(args)
+        except frameworks.FrameworkUnavailable as exc:
+            print(f"initcheck {args.command}: {exc}", file=sys.stderr)
+            return 2
 
 
 def _cache_folder(args, stack: contextlib.ExitStack) -> str | None:

@@ -149,6 +149,9 @@ def _framework_names(value, where: str) -> tuple[str, ...]:
         raise pytest.UsageError(
             f"initcheck: {where}={shown!r} names unknown frameworks {unknown}; choose from {', '.join(FRAMEWORKS)}"
         )
+    for framework in chosen:
+        if reason := _frameworks.missing_reason(framework):
+            raise pytest.UsageError(f"initcheck: {where} names {framework}: {reason}")
     return tuple(chosen)
 
 

@@ -11,7 +11,6 @@ towards fewer dimensions and shorter sides.
 """
 
 from initcheck.strategies._configs import (
-    catalog_initializers,
     flax_initializers,
     haiku_initializers,
     initcheck_initializers,
@@ -29,6 +28,7 @@ from initcheck.strategies._core import (
     keys,
     weight_shapes,
 )
+from initcheck.strategies._ecosystem import catalog_initializers, equinox_initializers, keras_initializers
 
 __all__ = [
     "SIDES",
@@ -37,12 +37,14 @@ __all__ = [
     "complex_dtypes",
     "conv_shapes",
     "edge_shapes",
+    "equinox_initializers",
     "fan_modes",
     "flax_initializers",
     "float_dtypes",
     "haiku_initializers",
     "initcheck_initializers",
     "jax_initializers",
+    "keras_initializers",
     "keys",
     "shapes_for",
     "weight_shapes",

@@ -9,8 +9,7 @@ import jax
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from initcheck import _frameworks, inits, laws
-from initcheck._frameworks import FRAMEWORKS
+from initcheck import inits, laws
 from initcheck._frameworks import JAX_PRESETS as _PRESETS
 from initcheck.strategies._core import axis_layouts, conv_shapes, fan_modes, weight_shapes
 
@@ -272,18 +271,3 @@ def initcheck_initializers(draw, *, names=None):
     init = builder(**kwargs)
     label = f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
     return label, init, init.__initcheck_law__
-
-
-def catalog_initializers(*, frameworks=None) -> st.SearchStrategy:
-    """``(name, init, law)`` drawn from every builder of the catalog's frameworks (default: all):
-    JAX, Flax, Haiku and initcheck's own."""
-    chosen = _frameworks.parse(frameworks)
-    if not _frameworks.valid(chosen):
-        raise InvalidArgument(f"frameworks={frameworks!r}: choose from {', '.join(FRAMEWORKS)}")
-    by_framework = {
-        "jax": jax_initializers,
-        "flax": flax_initializers,
-        "haiku": haiku_initializers,
-        "initcheck": initcheck_initializers,
-    }
-    return st.one_of([by_framework[f]() for f in chosen])

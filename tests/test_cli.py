@@ -208,7 +208,10 @@ def test_list_groups_the_catalog_by_framework_with_counts():
         in lines
     )
     bad = run("list", "--frameworks", "torch", cwd=".")
-    assert bad.returncode == 2 and "'torch': choose a comma-separated subset of jax,flax,haiku,initcheck" in bad.stderr
+    assert (
+        bad.returncode == 2
+        and "'torch': choose a comma-separated subset of jax,flax,haiku,initcheck,equinox,keras" in bad.stderr
+    )
 
 
 def test_report_separates_known_defects_from_unexpected_failures(tmp_path):

@@ -196,7 +196,10 @@ def test_a_dying_worker_is_an_error_and_the_report_is_still_written(downstream):
         ("seed = -1", "seed=-1 must be a non-negative int"),
         ('modules = "mypkg.inits"', "must be a list of strings"),
         ('colour = "red"', "unknown keys \\['colour'\\]"),
-        ('frameworks = ["torch"]', "names unknown frameworks \\['torch'\\]; choose from jax, flax, haiku, initcheck"),
+        (
+            'frameworks = ["torch"]',
+            "names unknown frameworks \\['torch'\\]; choose from jax, flax, haiku, initcheck, equinox, keras",
+        ),
         ("time_limit = 0", "time_limit=0 must be a positive number of seconds"),
         ("compile_cache = 3", "compile_cache=3 must be a folder, or 'none' to turn it off"),
     ],

@@ -1,0 +1,79 @@
+"""The laws Keras 3's initializers promise (``keras.initializers``, JAX backend), from each object's
+class and config, written from Keras 3.15.1's documentation and sources (not imported)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.signal
+
+from initcheck import laws
+from initcheck._entries import NO_16BIT_QR
+
+KERAS_DISTRIBUTIONS = {"truncated_normal": "truncated_normal", "untruncated_normal": "normal", "uniform": "uniform"}
+STFT_SHAPES = ((8, 1, 5), (16, 1, 9))  # (frame_length, 1, fft_length // 2 + 1): see KERAS_STFT_INPUT_CHANNELS
+
+
+def keras_law(name: str, init) -> laws.Law:
+    """The law a Keras initializer object promises, from its class and config. Keras's fans are
+    Haiku's (``compute_fans``: (n, n) for 1-D, receptive field times the last two axes, divided by
+    max(1, n))."""
+    config = init.get_config()
+    if name in ("Zeros", "Ones", "Constant"):
+        return laws.Constant({"Zeros": 0.0, "Ones": 1.0}.get(name, config.get("value")))
+    if name == "RandomNormal":
+        return laws.Normal(config["stddev"], config["mean"])
+    if name == "RandomUniform":
+        return laws.Uniform(config["minval"], config["maxval"])
+    if name == "TruncatedNormal":  # jax.random.truncated_normal(-2, 2) * stddev + mean
+        return laws.TruncatedNormal(config["stddev"], -2.0, 2.0, config["mean"])
+    if name == "Orthogonal":
+        return laws.Orthogonal(config["gain"]).refusing(("bfloat16", "float16"), NO_16BIT_QR)
+    if name == "Identity":
+        return laws.Identity(init.gain)  # (its get_config() leaves the gain out)
+    if name == "STFT":
+        return laws.Deterministic(stft_table(**config), ulps=stft_ulps(max(s[0] for s in STFT_SHAPES)))
+    scale = config.get("scale", 1.0)
+    mode = config.get("mode", "fan_in")
+    distribution = KERAS_DISTRIBUTIONS[config.get("distribution", "truncated_normal")]
+    if name != "VarianceScaling":  # the presets' config holds only the seed and axes
+        scale, mode, distribution = KERAS_PRESETS[name]
+    return laws.VarianceScaling(scale, mode, distribution, fans="haiku")
+
+
+KERAS_PRESETS = {  # as documented by keras.initializers
+    "GlorotUniform": (1.0, "fan_avg", "uniform"),
+    "GlorotNormal": (1.0, "fan_avg", "truncated_normal"),
+    "HeNormal": (2.0, "fan_in", "truncated_normal"),
+    "HeUniform": (2.0, "fan_in", "uniform"),
+    "LecunNormal": (1.0, "fan_in", "truncated_normal"),
+    "LecunUniform": (1.0, "fan_in", "uniform"),
+}
+
+
+def stft_table(side="real", window="hann", scaling="density", periodic=False):
+    """``keras.initializers.STFT``'s documented kernel, in float64 from the definition: for a
+    (T, C, K) kernel, phase(t, k) = -2 pi t k / (2 (K - 1)); cos (side 'real') or sin ('imag') of it,
+    times the window w(t) over sqrt(sum w^2) ('density') or sum |w| ('spectrum'); the same for every
+    input channel."""
+
+    def table(shape, dtype):
+        frames, channels, bins = shape
+        phase = -2 * np.pi * np.outer(np.arange(frames), np.arange(bins)) / (2 * (bins - 1))
+        kernel = np.cos(phase) if side == "real" else np.sin(phase)
+        if window is not None:
+            w = scipy.signal.get_window(window, frames, periodic) if isinstance(window, str) else np.asarray(window)
+            norm = {"density": np.sqrt(np.sum(w**2)), "spectrum": np.sum(np.abs(w))}.get(scaling, 1.0)
+            kernel = kernel * w[:, None] / norm
+        return np.broadcast_to(kernel[:, None, :], (frames, channels, bins))
+
+    table.__qualname__ = f"stft_table(side={side!r}, window={window!r}, scaling={scaling!r}, periodic={periodic!r})"
+    return table
+
+
+def stft_ulps(frames: int) -> int:
+    """Keras computes the phase in the dtype: four float32 roundings of a phase up to pi (T - 1)
+    move cos and sin by up to 4 pi (T - 1) ulps of 1, then the window product and the norm (a sum
+    of T squares) add about 2 T + 8 ulps."""
+    return math.ceil(4 * math.pi * (frames - 1) + 2 * frames + 8)
