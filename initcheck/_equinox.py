@@ -38,30 +38,6 @@ DERIVED = {
 }
 
 
-def _first_side(shape, what: str) -> int:
-    if len(shape) == 0:
-        raise ValueError(f"shape=() has no {what} axis; an Equinox RNN cell's arrays are 1-D or 2-D")
-    return shape[0]
-
-
-def gru_gate_fans(shape) -> tuple[float, float]:
-    """GRUCell: lim = 1/sqrt(hidden_size), hidden_size = shape[0] / 3 (three gates stacked)."""
-    hidden = _first_side(shape, "gate") / 3
-    return hidden, hidden
-
-
-def lstm_gate_fans(shape) -> tuple[float, float]:
-    """LSTMCell: lim = 1/sqrt(hidden_size), hidden_size = shape[0] / 4 (four gates stacked)."""
-    hidden = _first_side(shape, "gate") / 4
-    return hidden, hidden
-
-
-def hidden_fans(shape) -> tuple[float, float]:
-    """GRUCell's ``bias_n`` of shape (hidden_size,): lim = 1/sqrt(hidden_size)."""
-    hidden = _first_side(shape, "hidden")
-    return hidden, hidden
-
-
 def _uniform_fan(**fans) -> laws.Law:
     """U(-1/sqrt(fan), 1/sqrt(fan)): variance 1/(3 fan)."""
     return laws.VarianceScaling(1 / 3, "fan_in", "uniform", **fans)
@@ -225,7 +201,7 @@ def layer_arrays() -> list[LayerArray]:
             {"num_heads": 1, "query_size": 8},
         ),
     ]
-    for cell, gates, fans in (("GRUCell", 3, gru_gate_fans), ("LSTMCell", 4, lstm_gate_fans)):
+    for cell, gates, fans in (("GRUCell", 3, "equinox_gru"), ("LSTMCell", 4, "equinox_lstm")):
         stacked = _sides(WIDTHS, WIDTHS).map(lambda s, g=gates: (g * s[0], s[1]))
         square = _sides(WIDTHS).map(lambda s, g=gates: (g * s[0], s[0]))
         items += [
@@ -258,7 +234,7 @@ def layer_arrays() -> list[LayerArray]:
             "GRUCell",
             "bias_n",
             lambda s: {"hidden_size": s[0]},
-            _uniform_fan(fans=hidden_fans),
+            _uniform_fan(fans="equinox_hidden"),
             vector,
             {"input_size": 3},
         )

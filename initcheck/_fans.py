@@ -8,6 +8,8 @@ A weight of shape ``s`` maps ``fan_in`` inputs to ``fan_out`` outputs:
 * Haiku convention: ``()`` -> (1, 1); ``(n,)`` -> (n, n); ``(a, b)`` -> (a, b); higher ranks are
   convolution kernels ``(..., in, out)`` with ``r = prod(s[:-2])``, unless ``fan_in_axes`` names the
   input axes, in which case ``fan_out`` is the product of all the other axes.
+* Equinox's recurrent cells: U(+-1/sqrt(hidden_size)) with ``hidden_size = shape[0] / gates``
+  (the gates are stacked along the first axis), so fan_in = fan_out = hidden_size.
 """
 
 from __future__ import annotations
@@ -91,3 +93,15 @@ def fan_denominator(mode: str, fan_in: float, fan_out: float) -> float:
 def haiku_input_size_fans(shape: Sequence[int]) -> tuple[float, float]:
     """Haiku's UniformScaling: the input size is prod(shape[:-1])."""
     return float(math.prod(shape[:-1])), float(shape[-1] if shape else 1)
+
+
+def stacked_gates_fans(shape: Sequence[int], gates: int) -> tuple[float, float]:
+    """Equinox's GRUCell (3 gates) and LSTMCell (4): hidden_size = shape[0] / gates."""
+    if len(shape) == 0:
+        raise ValueError("shape=() has no gate axis; an Equinox RNN cell's arrays are 1-D or 2-D")
+    hidden = shape[0] / gates
+    return hidden, hidden
+
+
+# Named rules whose fans are the leading axis over a gate count (see stacked_gates_fans).
+STACKED_GATES = {"equinox_gru": 3, "equinox_lstm": 4, "equinox_hidden": 1}

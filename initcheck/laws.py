@@ -29,8 +29,8 @@ COMPLEX_TRUNCATED_MODULUS2_MEAN = float(stats.truncexpon(4.0).mean())
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 # Named fan rules of VarianceScaling: JAX's (in_axis, out_axis, batch_axis), Haiku's
 # (fan_in_axes; a fan below 1 counts as 1), and Haiku's UniformScaling (the input size is
-# prod(shape[:-1])).
-FAN_RULES = ("jax", "haiku", "haiku_input_size")
+# prod(shape[:-1])), and Equinox's recurrent cells (shape[0] over the gate count).
+FAN_RULES = ("jax", "haiku", "haiku_input_size", *_fans.STACKED_GATES)
 DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 
 
@@ -297,7 +297,8 @@ class VarianceScaling(Law):
     rescaled so that E|z|^2 = v after truncation.
 
     ``fans``: ``"jax"`` (``in_axis``, ``out_axis``, ``batch_axis``), ``"haiku"`` (``fan_in_axes``;
-    Haiku divides by ``max(1, n)``) or a callable ``shape -> (fan_in, fan_out)``.
+    Haiku divides by ``max(1, n)``), ``"haiku_input_size"``, ``"equinox_gru"``/``"equinox_lstm"``/
+    ``"equinox_hidden"`` (``shape[0]`` over 3, 4 or 1 gates) or a callable ``shape -> (fan_in, fan_out)``.
     """
 
     complex_ok = True
@@ -336,6 +337,8 @@ class VarianceScaling(Law):
             return _fans.haiku_fans(shape, self.fan_in_axes)
         if self.fans == "haiku_input_size":
             return _fans.haiku_input_size_fans(shape)
+        if self.fans in _fans.STACKED_GATES:
+            return _fans.stacked_gates_fans(shape, _fans.STACKED_GATES[self.fans])
         assert callable(self.fans)  # (a custom rule: shape -> (fan_in, fan_out))
         fan_in, fan_out = self.fans(tuple(shape))
         return float(fan_in), float(fan_out)
@@ -637,7 +640,8 @@ class Deterministic(Law):
     def _repr(self) -> str:
         if self.array is not None:
             return f"Deterministic(<table of shape {self.array.shape}>, ulps={self.ulps})"
-        return f"Deterministic({_fans_name(self.expected)}, ulps={self.ulps})"
+        name = f"{getattr(self.expected, '__module__', '?')}:{getattr(self.expected, '__qualname__', '?')}"
+        return f"Deterministic({name!r}, ulps={self.ulps})"  # reads back when the table is importable
 
 
 class Dirac(Law):

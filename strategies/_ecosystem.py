@@ -5,6 +5,7 @@ together (``catalog_initializers``)."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import math
 
 from hypothesis import strategies as st
@@ -42,12 +43,18 @@ KERAS_BUILDERS = (
 )
 
 
-@st.composite
-def keras_initializers(draw, *, names=None):
+def keras_initializers(*, names=None) -> st.SearchStrategy:
     """``(name, init, law)`` for every class of ``keras.initializers`` with drawn parameters; ``init``
-    is in canonical form (``initcheck.adapters.from_keras``)."""
+    is in canonical form (``initcheck.adapters.from_keras``). Keras is imported here, not while
+    drawing: its first import seeds ``rich`` from Python's global ``random``, which Hypothesis
+    forbids inside a strategy."""
     ki = _frameworks.import_keras().initializers
-    name = draw(st.sampled_from(_names(names, KERAS_BUILDERS, "keras.initializers")))
+    return _keras_configs(ki, _names(names, KERAS_BUILDERS, "keras.initializers"))
+
+
+@st.composite
+def _keras_configs(draw, ki, chosen):
+    name = draw(st.sampled_from(chosen))
     kwargs: dict = {}
     if name == "Constant":
         kwargs = {"value": draw(st.sampled_from([-1.5, 0.0, 0.1, 3.0]))}
@@ -72,7 +79,14 @@ def keras_initializers(draw, *, names=None):
             "scaling": draw(st.sampled_from(["density", "spectrum", None])),
             "periodic": draw(st.booleans()),
         }
-    init = getattr(ki, name)(**kwargs)
+    cls = getattr(ki, name)
+    if "seed" in inspect.signature(cls).parameters:
+        # from_keras seeds every call from the JAX key; a fixed seed here keeps Keras from drawing a
+        # default one from Python's global random module inside the strategy
+        kwargs_with_seed = {**kwargs, "seed": 0}
+    else:
+        kwargs_with_seed = kwargs
+    init = cls(**kwargs_with_seed)
     label = f"{name}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
     return label, adapters.from_keras(init), keras_law(name, init)
 

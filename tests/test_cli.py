@@ -197,7 +197,9 @@ def test_list_groups_the_catalog_by_framework_with_counts():
         "flax (42 entries)",
         "haiku (16 entries)",
         "initcheck (20 entries)",
-        "108 entries",
+        "equinox (32 entries)",
+        "keras (18 entries)",
+        "158 entries",
     ]
     assert "  flax.linen.initializers.zeros_init()  ->  Constant(0.0)" in lines
     listed = [line.split("  ->  ")[0].strip() for line in lines if line.startswith("  ") and "  ->  " in line]

@@ -112,7 +112,8 @@ def test_declared_with_expects_and_audited_in_a_model():
 def test_the_law_syntax_names_the_table_function():
     law = parse_law('deterministic("tests.corpus.linen_models:sincos_table", ulps=2)')
     assert isinstance(law, laws.Deterministic) and law.expected is sincos_table and law.ulps == 2
-    assert repr(law) == "Deterministic(tests.corpus.linen_models.sincos_table, ulps=2)"
+    assert repr(law) == "Deterministic('tests.corpus.linen_models:sincos_table', ulps=2)"
+    assert parse_law(repr(law)) == law
     with pytest.raises(LawSyntaxError, match='takes the table function as "MODULE:ATTR"'):
         parse_law("deterministic(1.0)")
     with pytest.raises(LawSyntaxError, match="has no attribute 'nope'"):

@@ -90,9 +90,17 @@ def test_literal_calls_for_the_target():
 
 def test_the_repr_of_every_catalog_entry_s_law_reads_back():
     # every entry, not a Hypothesis draw of configurations: Haiku's UniformScaling fan rule is a
-    # named rule (fans='haiku_input_size'), since a function's import path does not parse
+    # named rule (fans='haiku_input_size'), since a function's import path does not parse. Keras's
+    # STFT tables are made from each initializer's config (closures), so they have no import path:
+    # those, and only those, are left out.
     import initcheck
+    from initcheck import laws
 
+    configured_tables = []
     for entry in initcheck.catalog():
         text = repr(entry.law).split(".refusing(")[0]
+        if isinstance(entry.law, laws.Deterministic) and "(" in entry.law.expected.__qualname__:
+            configured_tables.append(entry.id)
+            continue
         assert parse_law(text) == entry.law.without_refusals(), text
+    assert configured_tables and all(".STFT(" in name for name in configured_tables), configured_tables
