@@ -18,7 +18,8 @@ STFT_SHAPES = ((8, 1, 5), (16, 1, 9))  # (frame_length, 1, fft_length // 2 + 1):
 def keras_law(name: str, init) -> laws.Law:
     """The law a Keras initializer object promises, from its class and config. Keras's fans are
     Haiku's (``compute_fans``: (n, n) for 1-D, receptive field times the last two axes, divided by
-    max(1, n))."""
+    max(1, n)), or, when the config names ``input_axes`` and ``output_axes`` (as ``EinsumDense``
+    sets them), the products of those axes."""
     config = init.get_config()
     if name in ("Zeros", "Ones", "Constant"):
         return laws.Constant({"Zeros": 0.0, "Ones": 1.0}.get(name, config.get("value")))
@@ -39,6 +40,11 @@ def keras_law(name: str, init) -> laws.Law:
     distribution = KERAS_DISTRIBUTIONS[config.get("distribution", "truncated_normal")]
     if name != "VarianceScaling":  # the presets' config holds only the seed and axes
         scale, mode, distribution = KERAS_PRESETS[name]
+    inputs, outputs = config.get("input_axes"), config.get("output_axes")
+    if inputs is not None and outputs is not None:  # fans from the named axes only (EinsumDense's kernels)
+        return laws.VarianceScaling(
+            scale, mode, distribution, in_axis=tuple(inputs), out_axis=tuple(outputs), fans="jax"
+        )
     return laws.VarianceScaling(scale, mode, distribution, fans="haiku")
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from initcheck import _defects, _dtypes, derivation, laws
+from initcheck import _defects, _dtypes, _frameworks, derivation, laws
 from initcheck import _profiles as profiles
 from initcheck import _sampler as sampler
 from initcheck._properties import (
@@ -34,7 +34,18 @@ from initcheck._properties import (
     select_properties,
 )
 from initcheck._verdict import FAIL, Case, Conformance, Coverage, Verdict
-from initcheck.audit import _contractions, _fan_use, _forward, _haiku, _key_use, _linen, _nnx, _signal
+from initcheck.audit import (
+    _contractions,
+    _equinox,
+    _fan_use,
+    _forward,
+    _haiku,
+    _keras,
+    _key_use,
+    _linen,
+    _nnx,
+    _signal,
+)
 from initcheck.audit._declared import declared_name, unwrap
 from initcheck.audit._model import Model, match, patterns, same_law
 from initcheck.audit._parameter import Parameter, compare
@@ -61,6 +72,16 @@ def _framework(model) -> str:
         return "flax.linen"
     if is_a("haiku", "Transformed", "TransformedWithState"):
         return "haiku"
+    if _keras.is_model(model):
+        return "keras"
+    if is_a("equinox", "Module"):
+        raise TypeError(
+            f"model={type(model).__name__}(...) is an Equinox model that is already built; pass a factory "
+            "taking key= (e.g. lambda key: eqx.nn.MLP(8, 2, 32, 3, key=key)) or its class with its arguments "
+            "as inputs, so that initcheck can watch the construction"
+        )
+    if _equinox_factory(model):
+        return "equinox"
     nnx = sys.modules.get("flax.nnx")
     if nnx is not None and isinstance(model, nnx.Module):
         raise TypeError(
@@ -71,9 +92,24 @@ def _framework(model) -> str:
     if nnx is not None and callable(model):
         return "flax.nnx"
     raise TypeError(
-        f"model={model!r} is not a Flax linen Module, an nnx Module class or factory, or a Haiku "
-        "Transformed; wrap a Haiku function with hk.transform(f) first"
+        f"model={model!r} is not a Flax linen Module, an nnx Module class or factory, a Haiku "
+        "Transformed, an Equinox factory taking key= or a Keras model; wrap a Haiku function with "
+        "hk.transform(f) first"
     )
+
+
+def _equinox_factory(model) -> bool:
+    """An Equinox model class, or a callable that takes ``key`` (and not nnx's ``rngs``)."""
+    eqx = sys.modules.get("equinox")
+    if eqx is not None and inspect.isclass(model) and issubclass(model, eqx.Module):
+        return True
+    if not callable(model) or inspect.isclass(model):
+        return False
+    try:
+        parameters = inspect.signature(model).parameters
+    except (TypeError, ValueError):
+        return False
+    return "key" in parameters and "rngs" not in parameters
 
 
 def _record(framework: str, target: Model, *, fix_separator, reserve_size) -> tuple[list[Parameter], Any]:
@@ -83,6 +119,12 @@ def _record(framework: str, target: Model, *, fix_separator, reserve_size) -> tu
         return _linen.record(model, inputs, rng, kwargs=kwargs, fix_separator=fix_separator), None
     if framework == "haiku":
         return _haiku.record(model, inputs, rng, kwargs=kwargs, reserve_size=reserve_size), None
+    if framework == "equinox":
+        _frameworks.require(["equinox"])
+        built, parameters = _equinox.record(model, inputs, rng, kwargs)
+        return parameters, built
+    if framework == "keras":
+        return _keras.record(model, inputs, kwargs), model
     built, parameters = _nnx.record(model, inputs, rng, kwargs)
     return parameters, built
 
@@ -90,6 +132,8 @@ def _record(framework: str, target: Model, *, fix_separator, reserve_size) -> tu
 def _name(model, framework: str) -> str:
     if framework == "haiku":
         return "haiku.Transformed"
+    if framework == "keras":
+        return f"keras {type(model).__qualname__} {model.name!r}"
     target = model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
     return f"{framework} {getattr(target, '__qualname__', repr(target))}"
 
@@ -136,6 +180,13 @@ def _key_cause(framework: str) -> str:
         return (
             "Flax linen hashes the module path and the counter without separators, so both hash the same "
             "bytes (flax issue 2157); set flax.config.update('flax_fix_rng_separator', True) or rename a module"
+        )
+    if framework == "equinox":
+        return "both layers were handed the same key (split the key once per layer: jax.random.split(key, n))"
+    if framework == "keras":
+        return (
+            "their initializers hold the same int seed, so they draw from the same key (pass each layer its own "
+            "initializer with its own seed, or none: keras.utils.set_random_seed seeds unseeded ones)"
         )
     return "the framework handed both the same key"
 
@@ -304,6 +355,11 @@ class _Uses:
 def _forward_of(framework: str, target: Model, parameters: list[Parameter], built) -> _forward.Forward:
     if framework == "flax.nnx":
         return _forward.of_nnx(built, parameters, target.call_args, target.call_kwargs)
+    if framework == "equinox":
+        return _forward.of_equinox(built, parameters, target.call_args, target.call_kwargs)
+    if framework == "keras":
+        args = target.call_args if target.call_args is not None else (target.args or None)
+        return _forward.of_keras(built, parameters, args, target.call_kwargs)
     if target.call_args is not None:
         args, kwargs = target.call_args, dict(target.call_kwargs)
     else:
@@ -404,8 +460,11 @@ def audit(
 ) -> Conformance:
     """Audit every value ``model`` creates at init: a Flax linen Module (``model.init(rng, *inputs)``),
     an nnx Module class or factory (``model(*inputs, rngs=nnx.Rngs(rng))``), a Haiku ``Transformed``
-    (``model.init(rng, *inputs)``), or an :class:`initcheck.Model` that carries its inputs, keyword
-    inputs, rng and intended laws. ``rng`` (default 0) is an int, a key or a dict of streams.
+    (``model.init(rng, *inputs)``), an Equinox model class or factory taking ``key``
+    (``model(*inputs, key=key)``), a Keras 3 model (built on ``inputs`` unless built; Keras seeds
+    its initializers itself, so ``rng`` is not used), or an :class:`initcheck.Model` that carries
+    its inputs, keyword inputs, rng and intended laws. ``rng`` (default 0) is an int, a key or a
+    dict of streams.
 
     ``expect`` maps value path globs (``"**/Dense_1/kernel"``, ``"**/bias"``: ``*`` within a segment,
     ``**`` across) to the laws the author intends: a matching value is tested against the intended
@@ -487,6 +546,8 @@ def audit(
 def _key_use_checked(parameters, framework, target, fix_separator, reserve_size, say) -> list[Parameter]:
     """``parameters`` with ``key_use`` set where a random value ignores the model's key: it comes
     out the same from another root key, or copies another random value (``_key_use``)."""
+    if framework == "keras":  # a built Keras model cannot be made again: only copies are looked for
+        return _with_key_use(parameters, _key_use.copies(parameters, {}))
     say("initializing it again from another root key: every random value must change")
     again = {
         p.path: p
@@ -497,7 +558,12 @@ def _key_use_checked(parameters, framework, target, fix_separator, reserve_size,
             reserve_size=reserve_size,
         )[0]
     }
-    problems = {**_key_use.copies(parameters, again), **_key_use.unchanged(parameters, again, framework)}
+    return _with_key_use(
+        parameters, {**_key_use.copies(parameters, again), **_key_use.unchanged(parameters, again, framework)}
+    )
+
+
+def _with_key_use(parameters: list[Parameter], problems: dict[str, str]) -> list[Parameter]:
     return [dataclasses.replace(p, key_use=problems[p.path]) if p.path in problems else p for p in parameters]
 
 

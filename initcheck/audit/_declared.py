@@ -126,8 +126,9 @@ def unwrap(init):
 
 def declared_name(init) -> str:
     """A true name for ``init``: a wrapper made with ``functools.wraps`` carries the wrapped
-    function's name, so say what wraps what."""
-
+    function's name, so say what wraps what. A call already in words is its own name."""
+    if isinstance(init, str):
+        return init
     inner = unwrap(init)
     if inner is not init:
         return f"{adapters.describe(inner)} (under {'a Flax metadata wrapper' if _flax_wrapper(init) else 'partial'})"

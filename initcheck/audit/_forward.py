@@ -2,7 +2,8 @@
 
 Linen: ``module.apply(variables, *inputs, rngs=..., mutable=True)`` (batch statistics update as in
 training); Haiku: ``transformed.apply(params[, state], rng, *inputs)``; nnx: the built module,
-``nnx.merge``d with the values, called on ``call_args``. Every floating value is an input of ``fn``
+``nnx.merge``d with the values, called on ``call_args``; Equinox: the model pytree with the values
+in place, called on ``call_args``; Keras: ``model.stateless_call(trainable, non_trainable, *inputs)``. Every floating value is an input of ``fn``
 (in the order of ``keys``, one ``(collection, path)`` each); random state and integers stay fixed.
 """
 
@@ -154,6 +155,57 @@ def of_nnx(built, parameters: list[Parameter], call_args: tuple | None, call_kwa
         return model(*inputs, **call_kwargs)
 
     return Forward(fn, keys, [fixed[i] for i in positions], tuple(call_args), mesh_of(fixed))
+
+
+def of_equinox(built, parameters: list[Parameter], call_args: tuple | None, call_kwargs: Mapping) -> Forward:
+    """An Equinox model called on ``call_args`` (per example, as Equinox layers are), its arrays
+    replaced by the traced values; a stateful one (its factory returned ``(model, state)``, as
+    ``eqx.nn.make_with_state`` does) is called ``model(*call_args, state)`` and its output taken."""
+    from initcheck.audit._equinox import path_text
+
+    if call_args is None:
+        raise NoForward(
+            "an Equinox model's forward inputs are not its factory's; pass them as call_args=(x,) "
+            "(one example: Equinox layers are called per example)"
+        )
+    model, state = built if isinstance(built, tuple) else (built, None)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(model)
+    by_path = {p.path: p for p in parameters if p.collection == "params"}
+    positions, keys = [], []
+    for i, (path, _) in enumerate(leaves):
+        p = by_path.get(path_text(path))
+        if p is not None and _tracked(p):
+            positions.append(i)
+            keys.append((p.collection, p.path))
+    fixed = [leaf for _, leaf in leaves]
+
+    def fn(values, inputs):
+        now = list(fixed)
+        for i, value in zip(positions, values):
+            now[i] = value
+        called = jax.tree_util.tree_unflatten(treedef, now)
+        if state is None:
+            return called(*inputs, **call_kwargs)
+        return called(*inputs, state, **call_kwargs)[0]  # a stateful model: model(x, state) -> (y, state)
+
+    return Forward(fn, keys, [fixed[i] for i in positions], tuple(call_args))
+
+
+def of_keras(built, parameters: list[Parameter], call_args: tuple | None, call_kwargs: Mapping) -> Forward:
+    """A Keras model's ``stateless_call`` on ``call_args`` with its weights replaced by the traced values."""
+    if call_args is None:
+        raise NoForward("pass the Keras model's forward inputs as call_args=(x,) or as the audit's inputs")
+    by_path = {p.path: p for p in parameters}
+    trainable = [v.path for v in built.trainable_variables]
+    frozen = [v.path for v in built.non_trainable_variables]
+    current = {v.path: v.value for v in built.variables}
+    keys = [(by_path[n].collection, n) for n in trainable + frozen if n in by_path and _tracked(by_path[n])]
+
+    def fn(values, inputs):
+        now = {**current, **{path: value for (_, path), value in zip(keys, values)}}
+        return built.stateless_call([now[n] for n in trainable], [now[n] for n in frozen], *inputs, **call_kwargs)[0]
+
+    return Forward(fn, keys, [current[path] for _, path in keys], tuple(call_args))
 
 
 def _values(parameters: list[Parameter], keys: list) -> list[Any]:

@@ -1,0 +1,457 @@
+"""Equinox models: every array of the model a factory ``factory(key=...)`` builds, with the
+``equinox.nn`` layer that made it, the key that layer was handed, and the value Equinox's own rules
+give on that key (written here from equinox 0.13.8's sources, not imported; tested bit for bit).
+
+While the factory runs, every construction of an ``equinox.nn`` layer is recorded (the outermost
+one only: an ``MLP``'s ``Linear`` layers are derived from the ``MLP``'s key by its rule). An array is
+then found in the built model by identity. Equinox's rules, for a layer handed ``key``:
+
+* ``Linear``, ``Conv*``, ``ConvTranspose*``: ``wkey, bkey = split(key, 2)``; weight and bias
+  U(-lim, lim), lim = 1/sqrt(fan), fan = in_features, or in_channels/groups times the window;
+* ``Embedding``: N(0, 1) on ``key`` itself;
+* ``MLP``: ``split(key, depth + 1)``, one key per ``Linear`` (the hidden ones stacked under
+  ``scan=True``); ``MultiheadAttention``: ``split(key, 4)`` for the query, key, value, output projections;
+* ``GRUCell``: ``split(key, 4)`` for weight_ih, weight_hh, bias, bias_n; ``LSTMCell``: ``split(key, 3)``;
+  U(-1/sqrt(hidden_size), 1/sqrt(hidden_size));
+* norm layers: weight 1, bias 0 (``BatchNorm(mode='batch')``'s running mean 0 and variance 1 in its
+  ``State``; in mode 'ema' placeholders that its first batch overwrites);
+  ``PReLU``: ``init_alpha``.
+
+Arrays the model holds that no ``equinox.nn`` layer made (user code, ``eqx.tree_at`` re-initializations,
+layers built inside ``eqx.filter_vmap``) are not derived; their law is the one ``expect=`` gives
+them, and without one they are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import inspect
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from initcheck import _equinox, laws
+from initcheck.audit._parameter import Parameter, guarded
+
+USER_MADE = (
+    "no equinox.nn layer made it (user code, or a re-initialization with eqx.tree_at): initcheck "
+    "cannot derive its key; give its law with expect={'<path>': law}"
+)
+IN_TRANSFORM = (
+    "it was made inside a JAX transform (eqx.filter_vmap or jax.vmap over layer constructions), whose "
+    "keys initcheck does not model for Equinox; give its law with expect={'<path>': law}"
+)
+
+
+@dataclasses.dataclass
+class Construction:
+    """One outermost ``equinox.nn`` layer built while the factory ran, and its bound arguments."""
+
+    layer: Any
+    arguments: dict
+    failure: str = ""  # why Equinox's rule could not be applied to it
+
+
+@dataclasses.dataclass
+class Rule:
+    """What Equinox's rule gives one array of a layer: its value on the derived key(s)."""
+
+    expected: Any
+    key: Any  # the key(s) of the draw (None: a constant)
+    derivation: str
+    law: laws.Law | None
+    stacked: tuple[int, ...] = ()
+    computed: str = ""  # not an initial value: bookkeeping the layer keeps (a flag, a counter)
+
+
+def _is_layer(cls) -> bool:
+    return (getattr(cls, "__module__", "") or "").startswith("equinox.nn")
+
+
+@contextlib.contextmanager
+def _watching(constructions: list[Construction]):
+    """Record the outermost ``equinox.nn`` constructions (the metaclass's ``__call__``, restored after)."""
+    import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+    meta = type(eqx.Module)
+    original = meta.__call__
+    depth = [0]
+
+    def call(cls, *args, **kwargs):
+        if not _is_layer(cls) or depth[0]:
+            return original(cls, *args, **kwargs)
+        depth[0] += 1
+        try:
+            layer = original(cls, *args, **kwargs)
+        finally:
+            depth[0] -= 1
+        try:
+            bound = inspect.signature(cls).bind_partial(*args, **kwargs).arguments
+        except (TypeError, ValueError):
+            bound = dict(kwargs)
+        constructions.append(Construction(layer, dict(bound)))
+        return layer
+
+    setattr(meta, "__call__", call)  # noqa: B010 - a method of the metaclass, swapped for the factory's run
+    try:
+        yield
+    finally:
+        setattr(meta, "__call__", original)  # noqa: B010
+
+
+def _traced(key) -> bool:
+    return isinstance(key, jax.core.Tracer)
+
+
+def _split(key, n: int):
+    return jax.random.split(key, n)
+
+
+def _uniform(key, shape, dtype, lim: float):
+    """Equinox's ``default_init``: U(-lim, lim); complex dtypes draw the real and imaginary parts
+    from ``split(key, 2)``."""
+    if jnp.issubdtype(dtype, jnp.complexfloating):
+        real_dtype = jnp.finfo(dtype).dtype
+        rkey, ikey = jax.random.split(key, 2)
+        real = jax.random.uniform(rkey, shape, real_dtype, minval=-lim, maxval=lim)
+        imag = jax.random.uniform(ikey, shape, real_dtype, minval=-lim, maxval=lim)
+        return real.astype(dtype) + 1j * imag.astype(dtype)
+    return jax.random.uniform(key, shape, dtype, minval=-lim, maxval=lim)
+
+
+def _uniform_law(lim: float, dtype) -> laws.Law | None:
+    return None if jnp.issubdtype(dtype, jnp.complexfloating) else laws.Uniform(-lim, lim)
+
+
+FAN_IN_UNIFORM = laws.VarianceScaling(1 / 3, "fan_in", "uniform", in_axis=1, out_axis=0)  # lim = 1/sqrt(fan)
+
+
+def _weight_and_bias(layer, key, lim: float, fan_law: bool) -> dict[str, Rule]:
+    """``wkey, bkey = split(key, 2)``, both U(-lim, lim). ``fan_law``: the weight's law names its fan
+    (the ``in`` axis 1 times the window of PyTorch's layout ``(out, in/groups, *window)``), so that
+    ``effective_fan`` can compare it with the contraction; a transposed convolution's is only U(+-lim)."""
+    wkey, bkey = _split(key, 2)
+    rules = {}
+    for name, sub, index in (("weight", wkey, 0), ("bias", bkey, 1)):
+        value = getattr(layer, name, None)
+        if value is None:
+            continue
+        law = _uniform_law(lim, value.dtype)
+        if name == "weight" and fan_law and law is not None and value.ndim >= 2 and value.shape[1] > 0:
+            law = FAN_IN_UNIFORM
+        rules[name] = Rule(
+            _uniform(sub, value.shape, value.dtype, lim),
+            sub,
+            f"split(key, 2)[{index}] of the key {type(layer).__name__} was handed, U(+-{lim:.4g}), lim = 1/sqrt(fan)",
+            law,
+        )
+    return rules
+
+
+def _linear(layer, key) -> dict[str, Rule]:
+    fan = 1 if layer.in_features == "scalar" else layer.in_features
+    return _weight_and_bias(layer, key, 1.0 if fan == 0 else 1 / math.sqrt(fan), fan_law=True)
+
+
+def _conv(layer, key) -> dict[str, Rule]:
+    import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+    fan = (layer.in_channels // layer.groups) * math.prod(layer.kernel_size)
+    return _weight_and_bias(layer, key, 1 / math.sqrt(fan), fan_law=not isinstance(layer, eqx.nn.ConvTranspose))
+
+
+def _embedding(layer, key) -> dict[str, Rule]:
+    w = layer.weight
+    return {
+        "weight": Rule(
+            jax.random.normal(key, w.shape, w.dtype), key, "the key Embedding was handed, N(0, 1)", laws.Normal(1.0)
+        )
+    }
+
+
+def _nested(prefix: str, rules: dict[str, Rule], how: str) -> dict[str, Rule]:
+    return {
+        f"{prefix}/{path}": dataclasses.replace(r, derivation=f"{how}, then {r.derivation}")
+        for path, r in rules.items()
+    }
+
+
+def _mlp(layer, key) -> dict[str, Rule]:
+    keys = _split(key, layer.depth + 1)
+    out: dict[str, Rule] = {}
+    last = len(layer.layers) - 1
+    for i, sub in enumerate(layer.layers):
+        index = layer.depth if i == last and i > 0 else i
+        if getattr(layer, "scan", False) and 0 < i < last:  # the hidden layers, vmapped over keys[1:depth]
+            stacked = jax.vmap(lambda k, s=sub: {p: r.expected for p, r in _linear_like(s, k).items()})(
+                keys[1 : layer.depth]
+            )
+            halves = jax.vmap(lambda k: _split(k, 2))(keys[1 : layer.depth])  # (layers, 2): wkey, bkey
+            for path, value in stacked.items():
+                out[f"layers/{i}/{path}"] = Rule(
+                    value,
+                    halves[:, 0 if path == "weight" else 1],
+                    f"split(key, {layer.depth + 1})[1:{layer.depth}] of the key MLP was handed (scan=True: "
+                    f"one Linear per key, stacked), then split(., 2)[{0 if path == 'weight' else 1}]",
+                    FAN_IN_UNIFORM if path == "weight" else _uniform_law(1 / math.sqrt(layer.width_size), value.dtype),
+                    stacked=(0,),
+                )
+            continue
+        out.update(
+            _nested(
+                f"layers/{i}",
+                _linear(sub, keys[index]),
+                f"split(key, {layer.depth + 1})[{index}] of the key MLP was handed",
+            )
+        )
+    return out
+
+
+def _linear_like(stacked_linear, key) -> dict[str, Rule]:
+    """Rules of one slice of a stacked ``Linear`` (its arrays have a leading layer axis)."""
+    sliced = jax.tree_util.tree_map(lambda x: x[0], stacked_linear)
+    return _linear(sliced, key)
+
+
+def _attention(layer, key) -> dict[str, Rule]:
+    out: dict[str, Rule] = {}
+    for i, name in enumerate(("query_proj", "key_proj", "value_proj", "output_proj")):
+        how = f"split(key, 4)[{i}] of the key MultiheadAttention was handed"
+        out.update(_nested(name, _linear(getattr(layer, name), _split(key, 4)[i]), how))
+    return out
+
+
+def _cell(layer, key, names: tuple[str, ...]) -> dict[str, Rule]:
+    lim = math.sqrt(1 / layer.hidden_size)
+    keys = _split(key, len(names))
+    out = {}
+    for i, name in enumerate(names):
+        value = getattr(layer, name, None)
+        if value is not None:
+            out[name] = Rule(
+                _uniform(keys[i], value.shape, value.dtype, lim),
+                keys[i],
+                f"split(key, {len(names)})[{i}] of the key {type(layer).__name__} was handed, "
+                f"U(+-{lim:.4g}) with lim = 1/sqrt(hidden_size)",
+                _uniform_law(lim, value.dtype),
+            )
+    return out
+
+
+def _constants(layer, values: dict[str, float], how: str) -> dict[str, Rule]:
+    out = {}
+    for name, constant in values.items():
+        value = getattr(layer, name, None)
+        if value is not None:
+            out[name] = Rule(jnp.full(value.shape, constant, value.dtype), None, how, laws.Constant(constant))
+    return out
+
+
+_BOOKKEEPING = {
+    "ema_state_index": "BatchNorm (mode='ema') keeps placeholder buffers that its first batch overwrites",
+}
+
+
+def _batch_norm_state(layer) -> dict[str, Rule]:
+    """BatchNorm's initial state as its ``StateIndex`` fields hold it before ``make_with_state``:
+    the running mean 0 and variance 1; a flag and a counter, which are bookkeeping."""
+    out = {}
+    for field in ("ema_state_index", "batch_state_index", "ema_first_time_index", "batch_counter"):
+        index = getattr(layer, field, None)
+        if index is None:
+            continue
+        for i, value in enumerate(jax.tree_util.tree_leaves(index.init)):
+            statistics = field == "batch_state_index"
+            path = f"{field}/init/{i}" if field.endswith("state_index") else f"{field}/init"
+            constant = (0.0, 1.0)[i] if statistics else None
+            out[path] = Rule(
+                jnp.full(value.shape, constant, value.dtype) if statistics else None,
+                None,
+                f"BatchNorm sets its running {('mean', 'variance')[i]} without a key" if statistics else "",
+                laws.Constant(constant) if constant is not None else None,
+                computed=""
+                if statistics
+                else _BOOKKEEPING.get(field, f"{field}: BatchNorm's bookkeeping (a flag or a counter)"),
+            )
+    return out
+
+
+def rules(construction: Construction) -> dict[str, Rule] | None:
+    """Equinox's rule for every array of the layer, or None when initcheck has none for its class."""
+    import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+    layer, key = construction.layer, construction.arguments.get("key")
+    nn = eqx.nn
+    constant = f"{type(layer).__name__} sets it without a key"
+    if isinstance(layer, nn.BatchNorm):
+        return {**_constants(layer, {"weight": 1.0, "bias": 0.0}, constant), **_batch_norm_state(layer)}
+    if isinstance(layer, nn.LayerNorm | nn.RMSNorm | nn.GroupNorm):
+        return _constants(layer, {"weight": 1.0, "bias": 0.0}, constant)
+    if isinstance(layer, nn.PReLU):
+        alpha = float(construction.arguments.get("init_alpha", 0.25))
+        value = layer.negative_slope
+        return {"negative_slope": Rule(jnp.full(value.shape, alpha, value.dtype), None, constant, laws.Constant(alpha))}
+    if key is None:
+        return None
+    if isinstance(layer, nn.Linear):
+        return _linear(layer, key)
+    if isinstance(layer, nn.Conv | nn.ConvTranspose):
+        return _conv(layer, key)
+    if isinstance(layer, nn.Embedding):
+        return _embedding(layer, key) if construction.arguments.get("weight") is None else None
+    if isinstance(layer, nn.MLP):
+        return _mlp(layer, key)
+    if isinstance(layer, nn.MultiheadAttention):
+        return _attention(layer, key)
+    if isinstance(layer, nn.GRUCell):
+        return _cell(layer, key, ("weight_ih", "weight_hh", "bias", "bias_n"))
+    if isinstance(layer, nn.LSTMCell):
+        return _cell(layer, key, ("weight_ih", "weight_hh", "bias"))
+    return None
+
+
+def path_text(path) -> str:
+    """``layers/0/weight`` (``model.layers[0].weight``) from a pytree path of attribute, index and
+    dict entries: segments joined by ``/`` as for the other frameworks, so that ``expect=``
+    patterns such as ``"**/bias"`` read the same."""
+    names = []
+    for entry in path:
+        for field in ("name", "idx", "key"):
+            if hasattr(entry, field):
+                names.append(str(getattr(entry, field)))
+                break
+        else:
+            names.append(str(entry))
+    return "/".join(names) or "<root>"
+
+
+def _arrays(tree) -> list[tuple[str, Any]]:
+    import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return [(path_text(p), leaf) for p, leaf in leaves if eqx.is_array(leaf)]
+
+
+def root_key(rng):
+    """The factory's key from the audit's ``rng``: an int seeds ``jax.random.key``; a raw uint32 key is wrapped."""
+    if isinstance(rng, int | np.integer):
+        return jax.random.key(int(rng))
+    if not jax.dtypes.issubdtype(getattr(rng, "dtype", None), jax.dtypes.prng_key):
+        return jax.random.wrap_key_data(jnp.asarray(rng, jnp.uint32))
+    return rng
+
+
+def build(factory, inputs, rng, kwargs):
+    """What the factory returns, and the ``equinox.nn`` constructions seen while it ran."""
+    constructions: list[Construction] = []
+    with _watching(constructions):
+        made = factory(*inputs, key=root_key(rng), **kwargs)
+    return made, constructions
+
+
+def record(factory, inputs, rng, kwargs=None) -> tuple[Any, list[Parameter]]:
+    """``(built, values)``: every array of the model ``factory(*inputs, key=key, **kwargs)`` builds
+    (``built``: the model, or ``(model, state)`` when the factory returns its ``State`` too)."""
+    import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+    made, constructions = build(factory, inputs, rng, dict(kwargs or {}))
+    model, state = made, None
+    if isinstance(made, tuple) and len(made) == 2 and isinstance(made[1], eqx.nn.State):
+        model, state = made
+    by_id: dict[int, tuple[Construction, str, Rule | None]] = {}
+    traced = False
+    for c in constructions:
+        if any(_traced(x) for x in jax.tree_util.tree_leaves(c.layer)):
+            traced = True
+            continue
+        try:
+            found = rules(c)
+        except Exception as exc:  # noqa: BLE001 - a layer initcheck cannot derive is that layer's skip
+            found, c.failure = None, f"initcheck could not apply Equinox's rule ({type(exc).__name__}: {exc})"
+        for path, value in _arrays(c.layer):
+            by_id.setdefault(id(value), (c, path, (found or {}).get(path)))
+    unknown = IN_TRANSFORM if traced else USER_MADE
+    values = []
+    for path, value in _arrays(model):
+        values.append(guarded(path, value, "params", functools.partial(_value, path, value, by_id, unknown)))
+    if state is not None:
+        values += _state_values(model, state)
+    return (model if state is None else (model, state)), values
+
+
+def _layer_text(c: Construction) -> str:
+    shown = {
+        k: v for k, v in c.arguments.items() if k not in ("key", "dtype") and isinstance(v, int | str | float | bool)
+    }
+    return f"equinox.nn.{type(c.layer).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
+
+def _value(path: str, value, by_id, unknown: str) -> Parameter:
+    if id(value) not in by_id:
+        return Parameter(path=path, value=value, declared=None, underived=unknown)
+    c, inner, rule = by_id[id(value)]
+    declared = f"{_layer_text(c)}: {inner}"
+    if rule is None:
+        name = type(c.layer).__name__
+        why = _equinox.DERIVED.get(name, c.failure or f"initcheck has no rule for equinox.nn.{name}'s initialization")
+        if name in _equinox.DERIVED:
+            return Parameter(path=path, value=value, declared=declared, computed=why)
+        return Parameter(path=path, value=value, declared=declared, underived=why)
+    if rule.computed:
+        return Parameter(path=path, value=value, declared=declared, computed=rule.computed)
+    return Parameter(
+        path=path,
+        value=value,
+        declared=declared,
+        expected=rule.expected,
+        key=rule.key,
+        derivation=rule.derivation,
+        law=rule.law,
+        stacked=rule.stacked,
+    )
+
+
+def _state_values(model, state) -> list[Parameter]:
+    """The arrays of the model's ``State``, by the stateful layer whose ``StateIndex`` holds them:
+    BatchNorm's running mean 0 and variance 1; its flags and counters, and SpectralNorm's vectors,
+    are computed."""
+    import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+    stateful = lambda x: isinstance(x, eqx.nn.StatefulLayer)
+    out = []
+    for where, layer in jax.tree_util.tree_flatten_with_path(model, is_leaf=stateful)[0]:
+        if not stateful(layer):
+            continue
+        name = type(layer).__name__
+        for field, index in vars(layer).items():
+            if not isinstance(index, eqx.nn.StateIndex):
+                continue
+            base = f"{path_text(where)}/{field}" if where else field
+            leaves = jax.tree_util.tree_leaves(state.get(index))
+            statistics = isinstance(layer, eqx.nn.BatchNorm) and field == "batch_state_index"
+            for i, value in enumerate(leaves):
+                path = f"{base}/{i}" if len(leaves) > 1 else base
+                if not statistics:
+                    why = _equinox.DERIVED.get(
+                        name, _BOOKKEEPING.get(field, f"{field}: {name}'s bookkeeping (a flag or a counter)")
+                    )
+                    out.append(Parameter(path=path, value=value, declared=None, collection="state", computed=why))
+                    continue
+                constant = (0.0, 1.0)[i]
+                out.append(
+                    Parameter(
+                        path=path,
+                        value=value,
+                        declared=f"equinox.nn.{name}.{field}",
+                        collection="state",
+                        expected=jnp.full(value.shape, constant, value.dtype),
+                        derivation=f"{name} sets its running {('mean', 'variance')[i]} without a key",
+                        law=laws.Constant(constant),
+                    )
+                )
+    return out

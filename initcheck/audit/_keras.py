@@ -1,0 +1,182 @@
+"""Keras 3 models (JAX backend): every weight, the initializer its layer declares for it, and what
+that initializer gives again.
+
+Keras seeds a random initializer object once, when it is made: with the user's int seed or, unseeded,
+with an int drawn from Python's ``random`` module (``keras.utils.set_random_seed`` fixes it). An
+int seed ``s`` draws from the JAX key ``[s, 0]`` (see ``initcheck.adapters.from_keras``) and, as
+Keras documents, gives the same values at every call. So a weight's key is ``[s, 0]`` of its
+initializer, its expected value is that initializer called again on the weight's shape and dtype,
+and two weights whose initializers hold one seed share their key. An initializer seeded with a
+``keras.random.SeedGenerator`` advances its state at each draw: its key is not recoverable, and the
+derivation is skipped with the reason (its law is still checked).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from initcheck import laws
+from initcheck._keras import keras_law
+from initcheck.audit._parameter import Parameter, guarded
+
+ATTRIBUTE = {  # weight name -> the layer attribute that holds its initializer, where not "<name>_initializer"
+    "recurrent_kernel": "recurrent_initializer",
+    "depthwise_kernel": "depthwise_initializer",
+    "pointwise_kernel": "pointwise_initializer",
+}
+SEED_GENERATOR = (
+    "its initializer is seeded with a keras.random.SeedGenerator, whose state advances with each draw: "
+    "the key it drew with is not recoverable (seed it with an int to have its derivation checked)"
+)
+
+
+def is_model(model) -> bool:
+    import sys
+
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(model, keras.Layer)
+
+
+def build(model, inputs, kwargs) -> None:
+    """Build ``model`` on ``inputs`` (one call) unless it is built already."""
+    if model.built:
+        return
+    if not inputs:
+        raise TypeError(
+            f"model={type(model).__name__}(...) is a Keras model that is not built yet; pass its inputs "
+            "(initcheck.audit(model, x)) or give it a keras.Input"
+        )
+    model(*inputs, **dict(kwargs))
+
+
+def _builtin(init) -> bool:
+    return type(init).__module__.startswith("keras.") and hasattr(__import__("keras").initializers, type(init).__name__)
+
+
+def law_of(init) -> laws.Law | None:
+    """The law a Keras initializer object promises: by its class and config for Keras's own, the
+    ``@initcheck.expects`` law for a user's, else None."""
+    declared = getattr(init, "__initcheck_law__", None) or getattr(type(init), "__initcheck_law__", None)
+    if declared is not None:
+        return declared
+    if _builtin(init):
+        return keras_law(type(init).__name__, init)
+    return None
+
+
+def _describe(init) -> str:
+    if _builtin(init):
+        config = {k: v for k, v in init.get_config().items() if v is not None}
+        return f"keras.initializers.{type(init).__name__}({', '.join(f'{k}={v!r}' for k, v in config.items())})"
+    return getattr(init, "__qualname__", None) or type(init).__qualname__
+
+
+def key_of(init):
+    """The JAX key an int-seeded Keras initializer draws with, ``[seed, 0]``; None without a seed."""
+    seed = getattr(init, "seed", None)
+    if isinstance(seed, int):
+        return jax.random.wrap_key_data(jnp.array([seed, 0], jnp.uint32))
+    return None
+
+
+def _declared(layer, name: str):
+    """The initializer ``layer`` declares for its weight ``name`` (``DepthwiseConv2D`` names its
+    weight ``kernel`` but its initializer ``depthwise_initializer``)."""
+    for attribute in (ATTRIBUTE.get(name, f"{name}_initializer"), "depthwise_initializer" if name == "kernel" else ""):
+        init = getattr(layer, attribute, None) if attribute else None
+        if init is not None:
+            return init
+    return None
+
+
+def _einsum_initializer(layer, init):
+    """The initializer ``EinsumDense.build`` draws its kernel with: a variance-scaling one without
+    axes is cloned (same seed) with the einsum's input and output axes, which decide its fans."""
+    from keras.src.initializers.random_initializers import VarianceScaling
+    from keras.src.layers.core.einsum_dense import _analyze_einsum_string
+
+    if not isinstance(init, VarianceScaling) or (init.input_axes is not None and init.output_axes is not None):
+        return init
+    input_shape = next(iter(layer._build_shapes_dict.values()))
+    *_, inputs, outputs = _analyze_einsum_string(
+        layer.equation, layer.bias_axes, input_shape, layer.partial_output_shape
+    )
+    return layer._update_kernel_initializer(inputs, outputs)
+
+
+def lstm_forget_bias(shape, dtype):
+    """``LSTMCell(unit_forget_bias=True)``'s bias with its default zeros initializer: zeros but for
+    ones on the forget gate (the second of the four gates)."""
+    units = shape[-1] // 4
+    return np.concatenate([np.zeros(units), np.ones(units), np.zeros(2 * units)]).astype(np.dtype(dtype))
+
+
+def _forget_bias(layer, variable, init, common: dict) -> Parameter | None:
+    """The bias of an ``LSTMCell`` with ``unit_forget_bias``: Keras draws it with its own function,
+    not with ``bias_initializer``."""
+    if type(layer).__name__ != "LSTMCell" or variable.name != "bias" or not getattr(layer, "unit_forget_bias", False):
+        return None
+    if type(init).__name__ != "Zeros":
+        return Parameter(
+            **{**common, "law": None},
+            underived="unit_forget_bias adds ones on the forget gate to its bias_initializer's draw: "
+            "give its law with expect=",
+        )
+    expected = lstm_forget_bias(tuple(variable.shape), variable.dtype)
+    return Parameter(
+        **{**common, "law": laws.Deterministic(lstm_forget_bias, ulps=0)},
+        expected=expected,
+        derivation="unit_forget_bias: zeros, and ones on the forget gate (no key)",
+    )
+
+
+def _value(layer, variable) -> Parameter:
+    path, value = variable.path, variable.value
+    collection = "params" if variable.trainable else "state"
+    init = _declared(layer, variable.name)
+    if init is not None and variable.name == "kernel" and type(layer).__name__ == "EinsumDense":
+        init = _einsum_initializer(layer, init)
+    if init is None:
+        return Parameter(
+            path=path,
+            value=value,
+            declared=None,
+            collection=collection,
+            underived=f"{type(layer).__name__} has no {variable.name}_initializer attribute: initcheck cannot "
+            "tell which initializer made it; give its law with expect=",
+        )
+    law = law_of(init)
+    seed = getattr(init, "seed", None)
+    declared = _describe(init)
+    common = dict(path=path, value=value, declared=declared, collection=collection, law=law)
+    if (forget := _forget_bias(layer, variable, init, common)) is not None:
+        return forget
+    if seed is not None and not isinstance(seed, int):
+        return Parameter(**common, underived=SEED_GENERATOR)
+    if not _builtin(init) and not isinstance(seed, int):
+        return Parameter(**common, underived="a user's initializer without an int seed: its key cannot be derived")
+    key = key_of(init)
+    expected = init(tuple(variable.shape), dtype=variable.dtype)
+    derivation = f"the key [seed={seed}, 0] of its initializer" if key is not None else "no key (a constant)"
+    return Parameter(**common, expected=expected, key=key, derivation=derivation)
+
+
+def record(model, inputs, kwargs=None) -> list[Parameter]:
+    """Every weight of ``model`` (built on ``inputs`` if it is not built), by the layer that owns it."""
+    build(model, inputs, kwargs or {})
+    values = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for variable in [*layer._trainable_variables, *layer._non_trainable_variables]:
+            values.append(
+                guarded(
+                    variable.path,
+                    variable.value,
+                    "params" if variable.trainable else "state",
+                    functools.partial(_value, layer, variable),
+                )
+            )
+    return values
