@@ -145,7 +145,8 @@ HAIKU_COMPLEX_UNIFORM = KnownDefect(
 def of_initializer(init) -> tuple[KnownDefect, ...]:
     """The known defects a framework's own initializer ``init`` (already unwrapped of metadata and
     partials) shows when the framework calls it in a 16-bit dtype: JAX's and Flax's samplers, and
-    Haiku's initializers, which call them. A user's own initializer is never excused."""
+    Haiku's initializers, which call them, Keras's initializers and Equinox's layers (``init`` is then
+    the layer's class). A user's own initializer is never excused."""
     if not callable(init) or getattr(init, "__initcheck_law__", None) is not None:
         return ()
     module = getattr(init, "__module__", None)
@@ -154,6 +155,8 @@ def of_initializer(init) -> tuple[KnownDefect, ...]:
         return (HAIKU_LOW_PRECISION_SAMPLING,)
     if module.startswith("keras"):
         return (KERAS_LOW_PRECISION_SAMPLING,)
+    if module.startswith("equinox"):
+        return (EQUINOX_LOW_PRECISION_SAMPLING,)
     if module.split(".")[0] in ("jax", "flax"):
         return (LOW_PRECISION_SAMPLING,)
     return ()

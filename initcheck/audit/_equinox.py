@@ -412,6 +412,7 @@ def _value(path: str, value, by_id, unknown: str) -> Parameter:
         key=rule.key,
         derivation=rule.derivation,
         law=rule.law,
+        drawn_by=type(c.layer),  # Equinox's own sampling: its 16-bit failures are its known defect
         stacked=rule.stacked,
     )
 

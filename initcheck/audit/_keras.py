@@ -152,7 +152,7 @@ def _value(layer, variable) -> Parameter:
     law = law_of(init)
     seed = getattr(init, "seed", None)
     declared = _describe(init)
-    common = dict(path=path, value=value, declared=declared, collection=collection, law=law)
+    common = dict(path=path, value=value, declared=declared, collection=collection, law=law, drawn_by=init)
     if (forget := _forget_bias(layer, variable, init, common)) is not None:
         return forget
     if seed is not None and not isinstance(seed, int):

@@ -3,7 +3,7 @@ CNN (``Conv2d``, pooling, an ``MLP`` head), a BERT-style encoder (``Embedding``,
 ``MultiheadAttention``, ``LayerNorm``, a learned position table drawn by user code), an RNN over a
 ``GRUCell`` with a user bias, a ResNet with ``BatchNorm`` built with ``make_with_state``, a scanned
 ``MLP`` and a model re-initialized with ``eqx.tree_at`` (the documented way to use a custom
-initializer). The buggy ones: two layers handed one key, a layer seeded with a fixed key, a
+initializer), and a bfloat16 MLP (Equinox's known 16-bit sampling defect). The buggy ones: two layers handed one key, a layer seeded with a fixed key, a
 re-initialization whose scale is not the one intended."""
 
 from __future__ import annotations
@@ -223,6 +223,15 @@ TRUNC = {  # trunc_init: 1/sqrt(fan_in) times a standard normal truncated to [-2
 POSITIONS = {"position_table": laws.Normal(0.02)}
 
 ENTRIES = [
+    Entry(
+        "equinox-bf16-mlp",
+        lambda: (
+            lambda key: eqx.nn.MLP(256, 256, 512, 1, dtype=jnp.bfloat16, key=key),
+            (),
+            {"rng": 9, "call_args": (jnp.ones(256, jnp.bfloat16),)},
+        ),
+        known=dict.fromkeys(["layers/0/weight", "layers/0/bias", "layers/1/weight"], "equinox-low-precision-sampling"),
+    ),
     Entry("equinox-mnist-cnn", lambda: (CNN, (), {"rng": 0, "call_args": (_x(1, 12, 12),)})),
     Entry(
         "equinox-encoder",

@@ -2,8 +2,8 @@
 BatchNormalization and Dropout (the MNIST example), a functional text transformer block
 (``Embedding``, ``MultiHeadAttention`` whose ``EinsumDense`` kernels take their fans from the
 einsum's axes, ``LayerNormalization``), an LSTM classifier (orthogonal recurrent kernels and the
-unit-forget bias), a GRU, a MobileNet-style block (depthwise and separable convolutions), and a
-subclassed model. The buggy ones: one seeded initializer object shared by several layers, and a
+unit-forget bias), a GRU, a MobileNet-style block (depthwise and separable convolutions), a
+subclassed model, and a bfloat16 Dense (Keras's known 16-bit sampling defect). The buggy ones: one seeded initializer object shared by several layers, and a
 user's initializer whose fan is not the one it promises.
 
 Every model is built after ``keras.utils.set_random_seed`` so that its seeds, and so the verdicts,
@@ -157,7 +157,16 @@ def wrong_fan_initializer():
     )
 
 
+def bf16_dense():
+    return keras.Sequential([keras.Input((512,)), layers.Dense(512, dtype="bfloat16", name="wide")], name="bf16")
+
+
 ENTRIES = [
+    Entry(
+        "keras-bf16-dense",
+        lambda: (seeded(bf16_dense)(), (_x(2, 512),), {}),
+        known={"bf16/wide/kernel": "keras-low-precision-sampling"},
+    ),
     Entry("keras-mnist-convnet", lambda: (seeded(mnist_convnet)(), (_x(2, 28, 28, 1),), {})),
     Entry("keras-text-transformer", lambda: (seeded(text_transformer)(), (_tokens(2, 12),), {})),
     Entry("keras-lstm-gru", lambda: (seeded(lstm_classifier)(), (_tokens(2, 6),), {})),
