@@ -257,27 +257,32 @@ _BOOKKEEPING = {
 }
 
 
+def _buffer_rule(name: str, field: str, i: int, value) -> Rule:
+    """The ``i``-th array a stateful layer keeps in its ``StateIndex`` ``field``: BatchNorm's running
+    mean 0 and variance 1 (mode 'batch'); flags, counters, 'ema' placeholders and SpectralNorm's
+    vectors are computed."""
+    if name == "BatchNorm" and field == "batch_state_index":
+        constant = (0.0, 1.0)[i]
+        return Rule(
+            jnp.full(value.shape, constant, value.dtype),
+            None,
+            f"{name} sets its running {('mean', 'variance')[i]} without a key",
+            laws.Constant(constant),
+        )
+    bookkeeping = _BOOKKEEPING.get(field, f"{field}: {name}'s bookkeeping (a flag or a counter)")
+    return Rule(None, None, "", None, computed=_equinox.DERIVED.get(name, bookkeeping))
+
+
 def _batch_norm_state(layer) -> dict[str, Rule]:
-    """BatchNorm's initial state as its ``StateIndex`` fields hold it before ``make_with_state``:
-    the running mean 0 and variance 1; a flag and a counter, which are bookkeeping."""
+    """BatchNorm's initial state as its ``StateIndex`` fields hold it before ``make_with_state``."""
     out = {}
     for field in ("ema_state_index", "batch_state_index", "ema_first_time_index", "batch_counter"):
         index = getattr(layer, field, None)
         if index is None:
             continue
         for i, value in enumerate(jax.tree_util.tree_leaves(index.init)):
-            statistics = field == "batch_state_index"
             path = f"{field}/init/{i}" if field.endswith("state_index") else f"{field}/init"
-            constant = (0.0, 1.0)[i] if statistics else None
-            out[path] = Rule(
-                jnp.full(value.shape, constant, value.dtype) if statistics else None,
-                None,
-                f"BatchNorm sets its running {('mean', 'variance')[i]} without a key" if statistics else "",
-                laws.Constant(constant) if constant is not None else None,
-                computed=""
-                if statistics
-                else _BOOKKEEPING.get(field, f"{field}: BatchNorm's bookkeeping (a flag or a counter)"),
-            )
+            out[path] = _buffer_rule("BatchNorm", field, i, value)
     return out
 
 
@@ -402,25 +407,30 @@ def _value(path: str, value, by_id, unknown: str) -> Parameter:
         if name in _equinox.DERIVED:
             return Parameter(path=path, value=value, declared=declared, computed=why)
         return Parameter(path=path, value=value, declared=declared, underived=why)
+    # drawn_by: Equinox's own sampling, so that its 16-bit failures are marked with its known defect
+    return _from_rule(path, value, declared, rule, drawn_by=type(c.layer))
+
+
+def _from_rule(path: str, value, declared, rule: Rule, collection: str = "params", drawn_by=None) -> Parameter:
     if rule.computed:
-        return Parameter(path=path, value=value, declared=declared, computed=rule.computed)
+        return Parameter(path=path, value=value, declared=declared, collection=collection, computed=rule.computed)
     return Parameter(
         path=path,
         value=value,
         declared=declared,
+        collection=collection,
         expected=rule.expected,
         key=rule.key,
         derivation=rule.derivation,
         law=rule.law,
-        drawn_by=type(c.layer),  # Equinox's own sampling: its 16-bit failures are its known defect
+        drawn_by=drawn_by,
         stacked=rule.stacked,
     )
 
 
 def _state_values(model, state) -> list[Parameter]:
-    """The arrays of the model's ``State``, by the stateful layer whose ``StateIndex`` holds them:
-    BatchNorm's running mean 0 and variance 1; its flags and counters, and SpectralNorm's vectors,
-    are computed."""
+    """The arrays of the model's ``State``, by the stateful layer whose ``StateIndex`` holds them
+    (see ``_buffer_rule``)."""
     import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
 
     stateful = lambda x: isinstance(x, eqx.nn.StatefulLayer)
@@ -434,25 +444,8 @@ def _state_values(model, state) -> list[Parameter]:
                 continue
             base = f"{path_text(where)}/{field}" if where else field
             leaves = jax.tree_util.tree_leaves(state.get(index))
-            statistics = isinstance(layer, eqx.nn.BatchNorm) and field == "batch_state_index"
             for i, value in enumerate(leaves):
-                path = f"{base}/{i}" if len(leaves) > 1 else base
-                if not statistics:
-                    why = _equinox.DERIVED.get(
-                        name, _BOOKKEEPING.get(field, f"{field}: {name}'s bookkeeping (a flag or a counter)")
-                    )
-                    out.append(Parameter(path=path, value=value, declared=None, collection="state", computed=why))
-                    continue
-                constant = (0.0, 1.0)[i]
-                out.append(
-                    Parameter(
-                        path=path,
-                        value=value,
-                        declared=f"equinox.nn.{name}.{field}",
-                        collection="state",
-                        expected=jnp.full(value.shape, constant, value.dtype),
-                        derivation=f"{name} sets its running {('mean', 'variance')[i]} without a key",
-                        law=laws.Constant(constant),
-                    )
-                )
+                rule = _buffer_rule(name, field, i, value)
+                declared = f"equinox.nn.{name}.{field}" if not rule.computed else None
+                out.append(_from_rule(f"{base}/{i}" if len(leaves) > 1 else base, value, declared, rule, "state"))
     return out

@@ -121,6 +121,28 @@ def of_haiku(target: Model, parameters: list[Parameter], call_args: tuple, call_
     return Forward(fn, keys, values, call_args, mesh_of(values))
 
 
+class _Leaves:
+    """A pytree's leaves, those that are tracked values (found by ``path_of(leaf path)`` in
+    ``by_path``) swappable for traced ones: ``with_values(values)`` is the tree with them in place."""
+
+    def __init__(self, tree, by_path: Mapping[str, Parameter], path_of: Callable[[Any], str]):
+        flat, self.treedef = jax.tree_util.tree_flatten_with_path(tree)
+        self.fixed = [leaf for _, leaf in flat]
+        self.positions, self.keys = [], []
+        for i, (path, leaf) in enumerate(flat):
+            p = by_path.get(path_of(path))
+            if p is not None and _tracked(p) and not is_key(leaf):
+                self.positions.append(i)
+                self.keys.append((p.collection, p.path))
+        self.values = [self.fixed[i] for i in self.positions]
+
+    def with_values(self, values):
+        now = list(self.fixed)
+        for i, value in zip(self.positions, values):
+            now[i] = value
+        return jax.tree_util.tree_unflatten(self.treedef, now)
+
+
 def _nnx_path(path) -> str:
     names = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path]
     if names and names[-1] == "value":
@@ -137,24 +159,12 @@ def of_nnx(built, parameters: list[Parameter], call_args: tuple | None, call_kwa
             "(initcheck.audit(..., call_args=...) or initcheck.Model(..., call_args=...))"
         )
     graphdef, state = nnx.split(built)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
-    by_path = {p.path: p for p in parameters}
-    positions, keys = [], []
-    for i, (path, leaf) in enumerate(leaves):
-        p = by_path.get(_nnx_path(path))
-        if p is not None and _tracked(p) and not is_key(leaf):
-            positions.append(i)
-            keys.append((p.collection, p.path))
-    fixed = [leaf for _, leaf in leaves]
+    leaves = _Leaves(state, {p.path: p for p in parameters}, _nnx_path)
 
     def fn(values, inputs):
-        now = list(fixed)
-        for i, value in zip(positions, values):
-            now[i] = value
-        model = nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, now))
-        return model(*inputs, **call_kwargs)
+        return nnx.merge(graphdef, leaves.with_values(values))(*inputs, **call_kwargs)
 
-    return Forward(fn, keys, [fixed[i] for i in positions], tuple(call_args), mesh_of(fixed))
+    return Forward(fn, leaves.keys, leaves.values, tuple(call_args), mesh_of(leaves.fixed))
 
 
 def of_equinox(built, parameters: list[Parameter], call_args: tuple | None, call_kwargs: Mapping) -> Forward:
@@ -169,26 +179,15 @@ def of_equinox(built, parameters: list[Parameter], call_args: tuple | None, call
             "(one example: Equinox layers are called per example)"
         )
     model, state = built if isinstance(built, tuple) else (built, None)
-    leaves, treedef = jax.tree_util.tree_flatten_with_path(model)
-    by_path = {p.path: p for p in parameters if p.collection == "params"}
-    positions, keys = [], []
-    for i, (path, _) in enumerate(leaves):
-        p = by_path.get(path_text(path))
-        if p is not None and _tracked(p):
-            positions.append(i)
-            keys.append((p.collection, p.path))
-    fixed = [leaf for _, leaf in leaves]
+    leaves = _Leaves(model, {p.path: p for p in parameters if p.collection == "params"}, path_text)
 
     def fn(values, inputs):
-        now = list(fixed)
-        for i, value in zip(positions, values):
-            now[i] = value
-        called = jax.tree_util.tree_unflatten(treedef, now)
+        called = leaves.with_values(values)
         if state is None:
             return called(*inputs, **call_kwargs)
         return called(*inputs, state, **call_kwargs)[0]  # a stateful model: model(x, state) -> (y, state)
 
-    return Forward(fn, keys, [fixed[i] for i in positions], tuple(call_args))
+    return Forward(fn, leaves.keys, leaves.values, tuple(call_args))
 
 
 def of_keras(built, parameters: list[Parameter], call_args: tuple | None, call_kwargs: Mapping) -> Forward:

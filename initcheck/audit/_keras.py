@@ -14,6 +14,7 @@ derivation is skipped with the reason (its law is still checked).
 from __future__ import annotations
 
 import functools
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -35,8 +36,6 @@ SEED_GENERATOR = (
 
 
 def is_model(model) -> bool:
-    import sys
-
     keras = sys.modules.get("keras")
     return keras is not None and isinstance(model, keras.Layer)
 
@@ -54,7 +53,9 @@ def build(model, inputs, kwargs) -> None:
 
 
 def _builtin(init) -> bool:
-    return type(init).__module__.startswith("keras.") and hasattr(__import__("keras").initializers, type(init).__name__)
+    return type(init).__module__.startswith("keras.") and hasattr(
+        sys.modules["keras"].initializers, type(init).__name__
+    )
 
 
 def law_of(init) -> laws.Law | None:
@@ -134,9 +135,12 @@ def _forget_bias(layer, variable, init, common: dict) -> Parameter | None:
     )
 
 
+def _collection(variable) -> str:
+    return "params" if variable.trainable else "state"
+
+
 def _value(layer, variable) -> Parameter:
-    path, value = variable.path, variable.value
-    collection = "params" if variable.trainable else "state"
+    path, value, collection = variable.path, variable.value, _collection(variable)
     init = _declared(layer, variable.name)
     if init is not None and variable.name == "kernel" and type(layer).__name__ == "EinsumDense":
         init = _einsum_initializer(layer, init)
@@ -175,7 +179,7 @@ def record(model, inputs, kwargs=None) -> list[Parameter]:
                 guarded(
                     variable.path,
                     variable.value,
-                    "params" if variable.trainable else "state",
+                    _collection(variable),
                     functools.partial(_value, layer, variable),
                 )
             )
