@@ -188,6 +188,19 @@ def _cli(*args, env=None, block=()):
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
+def test_list_of_equinox_and_keras_names_every_keras_initializer_and_every_equinox_layer_array():
+    from initcheck.strategies._ecosystem import KERAS_BUILDERS
+
+    listed = _cli("list", "--frameworks", "equinox,keras")
+    assert listed.returncode == 0, listed.stderr
+    assert "equinox (32 entries)" in listed.stdout and "keras (18 entries)" in listed.stdout
+    for name in KERAS_BUILDERS:
+        assert f"keras.initializers.{name}(" in listed.stdout, name
+    for array in _equinox.layer_arrays():
+        assert f"  {array.id}  ->" in listed.stdout, array.id
+    assert "jax.nn.initializers" not in listed.stdout
+
+
 def test_without_equinox_the_rest_works_and_asking_for_it_says_how_to_install():
     listed = _cli("list", block=["equinox", "keras"])
     assert listed.returncode == 0, listed.stderr
