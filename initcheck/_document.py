@@ -159,10 +159,18 @@ def catalog_target(entry, triage, verdicts_of: str | None = None) -> dict:
 
 
 def build(
-    generator: str, targets: Iterable[dict], *, profile, seed: int, seconds: float, eager_calls: str | None = None
+    generator: str,
+    targets: Iterable[dict],
+    *,
+    profile,
+    seed: int,
+    seconds: float,
+    eager_calls: str | None = None,
+    lock: dict | None = None,
 ) -> dict:
     """The whole document; ``generator`` says what made it (``initcheck report``, ``pytest --initcheck``);
-    ``eager_calls`` says in which dtypes a catalog run called the initializers eagerly."""
+    ``eager_calls`` says in which dtypes a catalog run called the initializers eagerly; ``lock`` is
+    the lock section of a run compared with a lock (``initcheck.lock.section``)."""
 
     prof = profiles.get(profile)
     targets = list(targets)
@@ -183,13 +191,14 @@ def build(
         "properties": _ordered_properties(seen),
         "targets": targets,
         **({"eager_calls": eager_calls} if eager_calls else {}),
+        **({"lock": lock} if lock is not None else {}),
     }
 
 
 def _ordered_properties(seen: Iterable[str]) -> list[str]:
     """The checked properties in the order of ``initcheck._properties.PROPERTIES``, then the audit's."""
 
-    order = list(dict.fromkeys([*PROPERTIES, *AUDIT_PROPERTIES]))
+    order = list(dict.fromkeys([*PROPERTIES, *AUDIT_PROPERTIES, "lock"]))
     seen = list(seen)
     return sorted(seen, key=lambda p: (order.index(p) if p in order else len(order), p))
 

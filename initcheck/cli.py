@@ -9,18 +9,20 @@ import pathlib
 import sys
 import tempfile
 import time
+import tomllib
 
 import jax
 
 import initcheck
 from initcheck import _document as document
 from initcheck import _frameworks as frameworks
-from initcheck import _output, _runner, _xla, adapters, law_syntax
+from initcheck import _output, _runner, _xla, adapters, law_syntax, lock
 from initcheck import _profiles as profiles
 from initcheck import _sampler as sampler
 from initcheck._catalog import CatalogEntry, catalog
 from initcheck._frameworks import FRAMEWORKS
 from initcheck._properties import PROPERTIES
+from initcheck._targets import declared
 from initcheck._version import __version__
 from initcheck.audit import AUDIT_PROPERTIES, SIGNAL
 from initcheck.audit._model import factory_origin
@@ -298,6 +300,85 @@ def _audit(args) -> int:
     return 1 if args.strict and report.result == "partial" else 0
 
 
+def _lock_table(config: pathlib.Path) -> dict:
+    """``[tool.initcheck]`` of ``config`` (empty when the file is missing), checked for ``lock``'s keys."""
+    if not config.is_file():
+        return {}
+    try:
+        table = tomllib.loads(config.read_text()).get("tool", {}).get("initcheck", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"--config {config} is not valid TOML ({exc})") from None
+    for key in ("modules", "models", "frameworks"):
+        value = table.get(key, [])
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise ValueError(
+                f'[tool.initcheck] {key}={value!r} in {config} must be a list of strings, e.g. ["mypkg.inits"]'
+            )
+    return table
+
+
+def _lock(args) -> int:
+    """``initcheck lock``: every target of ``[tool.initcheck]`` against the lock file."""
+    config = pathlib.Path(args.config)
+    try:
+        table = _lock_table(config)
+        path = pathlib.Path(args.lock or config.parent / table.get("lock", lock.DEFAULT_PATH))
+        before = lock.Lock.read(path)
+    except (ValueError, lock.LockError) as exc:
+        print(f"initcheck lock: {exc}", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(config.parent.resolve()))  # the project's packages import as under pytest
+    seed = args.seed if args.seed is not None else int(table.get("seed", 0))
+    chosen = args.frameworks if args.frameworks is not None else frameworks.parse(table.get("frameworks", []))
+    targets = declared(table.get("modules", []), table.get("models", []), chosen)
+    if not targets:
+        print(
+            f"initcheck lock: {config} declares nothing to lock; add modules, models or frameworks to its "
+            "[tool.initcheck] table (or give --frameworks jax)",
+            file=sys.stderr,
+        )
+        return 2
+    backend = lock.backend()
+    print(f"initcheck {__version__}: {len(targets)} targets against {path} ({backend}, seed {seed})", flush=True)
+    hint = "rewrite the lock with initcheck lock --update (or pytest --initcheck --initcheck-lock-update)"
+    outcomes, errors, rows = [], [], []
+    for i, target in enumerate(targets, 1):
+        started = time.perf_counter()
+        try:
+            derive = lock.target_digests(target.kind, target.load(), seed=seed)
+            outcome = lock.check_target(
+                target.name, target.kind, derive, before, backend, update=args.update, update_hint=hint, seed=seed
+            )
+        except Exception as exc:  # noqa: BLE001 - one broken target is one error, the rest still run
+            errors.append(target.name)
+            print(f"[{i}/{len(targets)}] ERROR {target.name}: {type(exc).__name__}: {exc}", flush=True)
+            rows.append(document.target(target.name, target.kind, error=f"{type(exc).__name__}: {exc}"))
+            continue
+        outcomes.append(outcome)
+        seconds = time.perf_counter() - started
+        lines = outcome.lines()
+        print(f"[{i}/{len(targets)}] {outcome.status.upper()} {target.name} ({seconds:.1f}s): {lines[0]}", flush=True)
+        for line in lines[1:]:
+            print(f"    {line.strip()}")
+        rows.append(document.target(target.name, target.kind, verdicts=[outcome.verdict().to_dict()], seconds=seconds))
+    names = [t.name for t in targets if t.kind != "broken"]
+    after = lock.merged(
+        before, backend, outcomes, environment=lock.environment(seed), update=args.update, declared=names
+    )
+    written = after.write()
+    section = lock.section(before, backend, outcomes, update=args.update, written=written, declared=names)
+    counts = ", ".join(f"{n} {status}" for status, n in section["counts"].items() if n)
+    print(f"\n{counts}{f', {len(errors)} errors' if errors else ''}; {'wrote' if written else 'unchanged:'} {path}")
+    for name in section["removed"]:
+        print(f"{name} is in the lock but no longer declared" + ("; dropped" if args.update else "; --update drops it"))
+    if args.json or args.html:
+        built = document.build("initcheck lock", rows, profile="ci", seed=seed, seconds=0.0, lock=section)
+        for written_path in _output.write(built, json_path=args.json, html_path=args.html):
+            print(f"wrote {written_path}")
+    failed = [o for o in outcomes if o.status in (lock.CHANGED, lock.UNREPRODUCIBLE)]
+    return 1 if failed or errors else 0
+
+
 def _shapes(text: str) -> list[tuple[int, ...]]:
     """``64x32,128,3x3x16x32`` -> [(64, 32), (128,), (3, 3, 16, 32)]."""
     try:
@@ -501,12 +582,47 @@ def main(argv: list[str] | None = None) -> int:
             action="store_true",
             help="turn on JAX's x64 mode first, which adds float64 and complex128 to the dtypes",
         )
+    locking = commands.add_parser(
+        "lock",
+        help="record or compare the exact initial values of [tool.initcheck]'s targets in a lock file",
+        description="Compare every declared initializer, model and catalog framework of [tool.initcheck] with the "
+        "lock file (SHA-256 of every initial value, per backend, with the environment that made them); targets "
+        "the lock lacks are added. A changed value is named with its likely cause, found by re-deriving it under "
+        "the alternative settings. Exit status 1 on a change (without --update), 2 on bad arguments. Runs with "
+        "this process's settings: flags that a conftest.py sets apply under pytest --initcheck --initcheck-lock only.",
+    )
+    locking.add_argument(
+        "--lock",
+        metavar="PATH",
+        default=None,
+        help="the lock file (default: [tool.initcheck] lock, else initcheck.lock)",
+    )
+    locking.add_argument("--update", action="store_true", help="rewrite the lock from this run's values")
+    locking.add_argument(
+        "--config",
+        default="pyproject.toml",
+        metavar="PATH",
+        help="the pyproject.toml to read (default: ./pyproject.toml)",
+    )
+    locking.add_argument(
+        "--frameworks",
+        type=_frameworks,
+        default=None,
+        metavar=",".join(FRAMEWORKS),
+        help="catalog frameworks to lock too (default: [tool.initcheck] frameworks)",
+    )
+    locking.add_argument(
+        "--seed", type=int, default=None, help="base seed of the fixed keys (default: [tool.initcheck] seed, else 0)"
+    )
+    locking.add_argument("--json", metavar="PATH", default=None, help="also write the JSON report to PATH")
+    locking.add_argument("--html", metavar="PATH", default=None, help="also write the HTML report to PATH")
+    locking.set_defaults(run=_lock)
     check.set_defaults(run=_check)
     audit.set_defaults(run=_audit)
     report.set_defaults(run=_report)
     listing.set_defaults(run=_list)
     args = parser.parse_args(argv)
-    if not args.xla_optimize:
+    if args.command != "lock" and not args.xla_optimize:  # a lock records the values of the user's settings
         _xla.prefer_fast_compiles()
     refusal = _unwritable_path(args)
     if refusal:

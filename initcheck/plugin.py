@@ -25,32 +25,31 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import json
 import os
 import time
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from initcheck import _document as document
-from initcheck import _frameworks, _output, _runner, _xla, adapters
+from initcheck import _frameworks, _output, _runner, _xla, lock
 from initcheck import _profiles as profiles
 from initcheck._api import assert_conforms, check
-from initcheck._catalog import CatalogEntry, catalog, check_entry
+from initcheck._catalog import CatalogEntry, check_entry
 from initcheck._defects import Triage
 from initcheck._frameworks import FRAMEWORKS
 from initcheck._properties import PROPERTIES
+from initcheck._targets import LOCK, Target, declared
 from initcheck._verdict import ERROR, FAIL, SKIP, Case, Conformance, Verdict
-from initcheck.audit import AUDIT_PROPERTIES, Model, audit
-from initcheck.audit._model import factory_origin
+from initcheck.audit import Model, audit
 
 MARKER = "initcheck"
 PROPERTY_KEY = "initcheck"
-KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit", "strict", "compile_cache")
+KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit", "strict", "compile_cache", "lock")
+UPDATE_HINT = "rewrite the lock with pytest --initcheck --initcheck-lock-update (or initcheck lock --update)"
 NO_CACHE = ("none", "false", "off")  # compile_cache values that turn the compile cache off
 
 
@@ -64,6 +63,8 @@ class Settings:
     time_limit: float | None = None
     strict: bool = False
     compile_cache: str | None = ""  # the cache root ("": the default root; None: no compile cache)
+    lock: Path | None = None  # the lock file compared with (None: no lock)
+    lock_update: bool = False  # rewrite the lock from this run
 
     @property
     def profile_object(self):
@@ -123,6 +124,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="keep no compiled code between sessions",
     )
     parser.addini("initcheck_compile_cache", "the compile cache's folder, or none to turn it off", default="")
+    group.addoption(
+        "--initcheck-lock",
+        metavar="PATH",
+        default=None,
+        help="compare every target's exact initial values with the lock file PATH (written on the first run; "
+        "a changed value fails with its likely cause)",
+    )
+    group.addoption(
+        "--initcheck-lock-update",
+        action="store_true",
+        default=False,
+        help="rewrite the lock from this run's values (changes are reported, not failed)",
+    )
+    parser.addini("initcheck_lock", "the lock file of exact initial values (relative to the rootdir)", default="")
 
 
 def _table(rootpath: Path) -> dict:
@@ -209,7 +224,39 @@ def load_settings(config) -> Settings:
         raise pytest.UsageError(f"initcheck: compile_cache={cache!r} must be a folder, or 'none' to turn it off")
     if config.getoption("initcheck_no_compile_cache") or cache.lower() in NO_CACHE:
         cache = None
-    return Settings(tuple(modules), tuple(models), frameworks, profile, seed, limit, strict, cache)
+    lock_path, update = _lock_path(config, table), bool(config.getoption("initcheck_lock_update"))
+    if update and lock_path is None:
+        raise pytest.UsageError(
+            "initcheck: --initcheck-lock-update rewrites a lock, and none is given; add --initcheck-lock=initcheck.lock "
+            'or lock = "initcheck.lock" to [tool.initcheck]'
+        )
+    return Settings(tuple(modules), tuple(models), frameworks, profile, seed, limit, strict, cache, lock_path, update)
+
+
+def _lock_path(config, table: dict) -> Path | None:
+    """``--initcheck-lock`` (relative to the directory pytest was started in), else the ini key or
+    ``[tool.initcheck] lock`` (relative to the rootdir); the file is read now, so that a damaged
+    lock stops the session before any check runs."""
+    given, where, base = config.getoption("initcheck_lock"), "--initcheck-lock", config.invocation_params.dir
+    if not given:
+        given, where, base = (
+            config.getini("initcheck_lock") or table.get("lock"),
+            "[tool.initcheck] lock",
+            config.rootpath,
+        )
+    if not given:
+        return None
+    if not isinstance(given, str):
+        raise pytest.UsageError(f'initcheck: {where}={given!r} must be a file path, e.g. "initcheck.lock"')
+    path = Path(base, given)
+    problem = document.file_problem(path)
+    if problem:
+        raise pytest.UsageError(f"initcheck: {where}={given}: {problem}")
+    try:
+        lock.Lock.read(path)
+    except lock.LockError as exc:
+        raise pytest.UsageError(f"initcheck: {where}: {exc}") from None
+    return path
 
 
 def _pin_worker(config) -> None:
@@ -273,16 +320,32 @@ class InitcheckSession:
         self.settings = settings
         self.checked: dict[str, Checked | Exception] = {}
         self.errors_shown: dict[str, str] = {}  # target -> the item whose failure shows why it could not be checked
-        self.seen_initializers: set[int] = set()  # one initializer bound in two declared modules: checked once
+        self.lock = lock.Lock.read(settings.lock) if settings.lock is not None else None  # read once per process
 
     def conformance(self, target: Target) -> Checked | Exception:
         """The target's check, run once in this process (its error, if it could not be checked)."""
         if target.name not in self.checked:
             try:
-                self.checked[target.name] = target.run(self.settings)
+                self.checked[target.name] = run_target(target, self.settings)
             except Exception as exc:  # noqa: BLE001 - one broken target is its own errored items
                 self.checked[target.name] = exc
         return self.checked[target.name]
+
+    def lock_outcome(self, target: Target) -> lock.Outcome:
+        """The target's values against the session's lock (``Lock.read`` before the run: every
+        process compares with the same file, which the controller rewrites at the end)."""
+        assert self.lock is not None and self.settings.lock is not None
+        derive = lock.target_digests(target.kind, target.load(), seed=self.settings.seed)
+        return lock.check_target(
+            target.name,
+            target.kind,
+            derive,
+            self.lock,
+            lock.backend(),
+            update=self.settings.lock_update,
+            update_hint=UPDATE_HINT,
+            seed=self.settings.seed,
+        )
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collection_modifyitems(self, session: pytest.Session, config: pytest.Config, items: list) -> None:
@@ -307,37 +370,18 @@ class InitcheckSession:
 _SESSION = pytest.StashKey[InitcheckSession]()
 
 
-def _returns(thing: Any) -> Callable[[], Any]:
-    """A loader that returns ``thing`` (already loaded)."""
-    return lambda: thing
-
-
-@dataclasses.dataclass(frozen=True)
-class Target:
-    """Something to check: a declared initializer, a model factory or a catalog entry (``kind``);
-    ``order`` is its place in the collection, the same in every xdist worker."""
-
-    name: str
-    kind: str
-    load: Callable[[], Any]  # () -> the initializer, the model factory or the catalog entry; raises a clear error
-    order: int = 0
-    origin: str = ""  # Python that imports it, for reproduction snippets that run as printed
-
-    def properties(self) -> tuple[str, ...]:
-        if self.kind == "broken":
-            return ("import",)
-        return (*AUDIT_PROPERTIES, "coverage") if self.kind == "model" else tuple(PROPERTIES)
-
-    def run(self, settings: Settings) -> Checked:
-        thing = self.load()
-        profile = settings.profile_object
-        if self.kind == "catalog":
-            triage = check_entry(thing, profile=profile, seed=settings.seed)
-            return Checked(triage.report, thing, triage)
-        if self.kind == "initializer":
-            return Checked(_check_declared(thing, profile, settings.seed, self.origin))
-        target = Model.of(thing(), rng=settings.seed)  # a Model says its own rng
-        return Checked(audit(target, profile=profile, seed=settings.seed, origin=self.origin))
+def run_target(target: Target, settings: Settings) -> Checked:
+    """The target's conformance: a catalog entry checked and triaged, a declared initializer
+    checked on its declared cases, a model factory's model audited."""
+    thing = target.load()
+    profile = settings.profile_object
+    if target.kind == "catalog":
+        triage = check_entry(thing, profile=profile, seed=settings.seed)
+        return Checked(triage.report, thing, triage)
+    if target.kind == "initializer":
+        return Checked(_check_declared(thing, profile, settings.seed, target.origin))
+    model = Model.of(thing(), rng=settings.seed)  # a Model says its own rng
+    return Checked(audit(model, profile=profile, seed=settings.seed, origin=target.origin))
 
 
 def _check_declared(init, profile, seed: int, origin: str):
@@ -381,82 +425,11 @@ class Checked:
         return [d for d in self.triage.unobserved if d.expected_now and prop in d.properties]
 
 
-def _failing_load(message: str):
-    def load():
-        raise ImportError(message)
-
-    return load
-
-
-def _initializer_targets(module_name: str, seen: set[int]) -> list[Target]:
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:  # noqa: BLE001 - reported as the module's errored item
-        return [
-            Target(
-                module_name,
-                "broken",
-                _failing_load(f"initcheck: cannot import modules entry {module_name!r}: {type(exc).__name__}: {exc}"),
-            )
-        ]
-    found, marked = [], 0
-    for name, obj in sorted(vars(module).items()):
-        if getattr(obj, "__initcheck_law__", None) is None:
-            continue
-        marked += 1
-        if id(obj) in seen:
-            continue  # one bound in two declared modules is checked once, under the first
-        seen.add(id(obj))
-        wrap = (
-            f"\ninit = initcheck.adapters.from_haiku({name})" if adapters.takes_haiku_form(obj) else f"\ninit = {name}"
-        )
-        origin = f"from {module_name} import {name}{wrap}\nlaw = {name}.__initcheck_law__"
-        found.append(Target(f"{module_name}.{name}", "initializer", _returns(obj), origin=origin))
-    if not marked:
-        return [
-            Target(
-                module_name,
-                "broken",
-                _failing_load(
-                    f"initcheck: module {module_name!r} has no @initcheck.expects(...) initializers; decorate them "
-                    "or remove it from [tool.initcheck] modules"
-                ),
-            )
-        ]
-    return found
-
-
-def _model_target(spec: str) -> Target:
-    module_name, _, attr = spec.partition(":")
-
-    def load():
-        if not attr:
-            raise ValueError(f"initcheck: models entry {spec!r} must be 'module:callable'")
-        factory = getattr(importlib.import_module(module_name), attr)
-        if not callable(factory):
-            raise TypeError(
-                f"initcheck: models entry {spec!r} is not callable; give a function returning (model, *inputs)"
-            )
-        return factory
-
-    return Target(spec, "model", load, origin=factory_origin(spec) or "")
-
-
-def _catalog_targets(frameworks) -> list[Target]:
-    return [Target(entry.id, "catalog", _returns(entry)) for entry in catalog(frameworks)] if frameworks else []
-
-
 class InitcheckCollector(pytest.Collector):
     def collect(self):
-        state = self.config.stash[_SESSION]
-        settings = state.settings
-        state.seen_initializers.clear()
-        targets = [t for m in settings.modules for t in _initializer_targets(m, state.seen_initializers)]
-        targets += [_model_target(spec) for spec in settings.models]
-        targets += _catalog_targets(settings.frameworks)
-        for order, target in enumerate(targets):
-            target = dataclasses.replace(target, order=order)
-            for prop in target.properties():
+        settings = self.config.stash[_SESSION].settings
+        for target in declared(settings.modules, settings.models, settings.frameworks):
+            for prop in target.properties(lock=settings.lock is not None):
                 yield InitcheckItem.from_parent(self, name=f"{target.name}[{prop}]", target=target, prop=prop)
 
 
@@ -487,7 +460,13 @@ class InitcheckItem(pytest.Item):
 
     def runtest(self):
         state = self.config.stash[_SESSION]
-        result = state.conformance(self.target)
+        result = state.conformance(self.target) if self.prop != LOCK else self._lock_outcome(state)
+        if isinstance(result, Exception) and self.prop == LOCK:  # its own error: a lock may fail alone
+            self._record(error=f"lock: {type(result).__name__}: {result}", verdicts=[])
+            raise ConformanceFailure(
+                f"[initcheck] {self.target.name}: its initial values could not be derived for the lock: "
+                f"{type(result).__name__}: {result}"
+            )
         if isinstance(result, Exception):
             error = f"{type(result).__name__}: {result}"
             self._record(error=error, verdicts=[])
@@ -497,6 +476,8 @@ class InitcheckItem(pytest.Item):
                     f"[initcheck] {self.target.name} could not be checked (the error is shown once, under {shown})"
                 )
             raise ConformanceFailure(f"[initcheck] {self.target.name} could not be checked: {error}")
+        if isinstance(result, lock.Outcome):
+            return self._lock(result)
         report = result.report
         verdicts = [v for v in report.verdicts if v.property == self.prop]
         facts = document.catalog_facts(result.entry, result.triage) if result.triage is not None else {}
@@ -528,6 +509,25 @@ class InitcheckItem(pytest.Item):
             pytest.xfail(f"known defect{'s' * (len(known) > 1)} {', '.join(known)} (see the report)")
         if not verdicts or all(v.status == SKIP for v in verdicts):
             pytest.skip(verdicts[0].message if verdicts else f"{self.prop} does not apply")
+
+    def _lock_outcome(self, state: InitcheckSession) -> lock.Outcome | Exception:
+        try:
+            return state.lock_outcome(self.target)
+        except Exception as exc:  # noqa: BLE001 - a target that cannot be loaded or derived is its error
+            return exc
+
+    def _lock(self, outcome: lock.Outcome) -> None:
+        """The target's values against the lock: a change fails with its cause; a target the lock
+        lacks is recorded (skipped: nothing was compared)."""
+        verdict = outcome.verdict()
+        self._record(verdicts=[verdict.to_dict()], lock=outcome.to_dict())
+        if verdict.status == FAIL:
+            where = self.config.stash[_SESSION].settings.lock
+            lines = outcome.lines()
+            lines[0] = f"[initcheck] {self.target.name}: initial values against the lock {where}: {lines[0]}"
+            raise ConformanceFailure("\n".join(lines))
+        if verdict.status == SKIP:
+            pytest.skip(verdict.message)
 
     def _coverage(self, report) -> None:
         """PASS needs every value covered: a PARTIAL model is skipped, or failed when strict."""
@@ -581,7 +581,7 @@ def _split_nodeid(nodeid: str) -> tuple[str, str]:
     return inner[:cut], inner[cut + 1 : -1]
 
 
-def conformance_document(results: dict, settings: Settings, seconds: float) -> dict:
+def conformance_document(results: dict, settings: Settings, seconds: float, lock_section: dict | None = None) -> dict:
     """The report of a session from its items' results, one row per target, in collection order."""
 
     rows: dict[str, dict] = {}
@@ -650,7 +650,12 @@ def conformance_document(results: dict, settings: Settings, seconds: float) -> d
         for name, row in ordered
     ]
     return document.build(
-        "pytest --initcheck", targets, profile=settings.profile_object, seed=settings.seed, seconds=seconds
+        "pytest --initcheck",
+        targets,
+        profile=settings.profile_object,
+        seed=settings.seed,
+        seconds=seconds,
+        lock=lock_section,
     )
 
 
@@ -664,6 +669,8 @@ class InitcheckReporter:
         self.started = time.perf_counter()
         self.document: dict | None = None
         self.written: list[Path] = []
+        self.lock_section: dict | None = None
+        self.lock_problem: str | None = None
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.started = time.perf_counter()
@@ -687,10 +694,39 @@ class InitcheckReporter:
         if not self.results:
             return
         config = session.config
-        self.document = conformance_document(self.results, self.settings, time.perf_counter() - self.started)
+        outcomes = [
+            lock.Outcome.from_dict(r["data"]["lock"]) for r in self.results.values() if "lock" in (r["data"] or {})
+        ]
+        if self.settings.lock is not None and outcomes:
+            self.lock_section = self._update_lock(outcomes)
+        self.document = conformance_document(
+            self.results, self.settings, time.perf_counter() - self.started, lock_section=self.lock_section
+        )
         json_path, html_path = config.getoption("initcheck_json"), config.getoption("initcheck_report")
         if json_path is not None or html_path is not None:
             self.written = _output.write(self.document, json_path=json_path, html_path=html_path)
+
+    def _update_lock(self, outcomes: list[lock.Outcome]) -> dict:
+        """Merge this run into the lock file (targets and backends it lacks; everything with
+        ``--initcheck-lock-update``) and return the report's lock section."""
+        settings = self.settings
+        assert settings.lock is not None
+        before = lock.Lock.read(settings.lock)
+        names = [t.name for t in declared(settings.modules, settings.models, settings.frameworks) if t.kind != "broken"]
+        backend = lock.backend()
+        after = lock.merged(
+            before,
+            backend,
+            outcomes,
+            environment=lock.environment(settings.seed),
+            update=settings.lock_update,
+            declared=names,
+        )
+        try:
+            written = after.write()
+        except OSError as exc:
+            written, self.lock_problem = False, f"could not write the lock {settings.lock}: {exc}"
+        return lock.section(before, backend, outcomes, update=settings.lock_update, written=written, declared=names)
 
     def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
         if self.document is not None:
@@ -703,6 +739,22 @@ class InitcheckReporter:
                         f"initcheck: PARTIAL {target['id']}: {coverage['covered']} of "
                         f"{coverage['values']} values covered (law known and derivation modelled)"
                     )
+        if self.lock_section is not None:
+            section = self.lock_section
+            counts = ", ".join(f"{n} {status}" for status, n in section["counts"].items() if n)
+            wrote = ""
+            if section["written"]:
+                wrote = (
+                    "; rewritten" if section["update"] else "; added to the lock" if section["existed"] else "; written"
+                )
+            terminalreporter.write_line(f"initcheck: lock {section['path']} ({section['backend']}): {counts}{wrote}")
+            for name in section["removed"]:
+                terminalreporter.write_line(
+                    f"initcheck: lock: {name} is no longer declared"
+                    + ("; dropped from the lock" if section["update"] else "; --initcheck-lock-update drops it")
+                )
+        if self.lock_problem:
+            terminalreporter.write_line(f"initcheck: {self.lock_problem}", red=True)
         for path in self.written:
             terminalreporter.write_line(f"initcheck: wrote {path}")
 

@@ -409,6 +409,15 @@ def _stacking(c: _Created, shape) -> tuple[dict, tuple[int, ...]]:
     return {f: shape[p] for f, p in zip(frames, positions)}, positions
 
 
+def root_rngs(rng):
+    """``module.init``'s rng from the audit's: an int seeds ``jax.random.key``, in a dict of streams too."""
+    if isinstance(rng, int):
+        return jax.random.key(rng)
+    if isinstance(rng, dict):
+        return {stream: jax.random.key(k) if isinstance(k, int) else k for stream, k in rng.items()}
+    return rng
+
+
 def record(module, inputs, rng, *, kwargs=None, fix_separator: bool | None = None) -> list[Parameter]:
     """Run ``module.init(rng, *inputs, **kwargs)`` eagerly and return every value it created with its
     derived key(s). A value created inside a cached ``nn.jit`` trace is not seen being created:
@@ -416,10 +425,7 @@ def record(module, inputs, rng, *, kwargs=None, fix_separator: bool | None = Non
     from flax import config  # lazy: Flax loads only when a Flax target is used
 
     fix = bool(config.flax_fix_rng_separator) if fix_separator is None else fix_separator
-    if isinstance(rng, int):
-        rng = jax.random.key(rng)
-    elif isinstance(rng, dict):
-        rng = {stream: jax.random.key(k) if isinstance(k, int) else k for stream, k in rng.items()}
+    rng = root_rngs(rng)
     roots = derivation.linen_roots(rng)
     for attempt in range(2):
         rec = _Recording()
