@@ -328,9 +328,15 @@ def _lock(args) -> int:
         print(f"initcheck lock: {exc}", file=sys.stderr)
         return 2
     sys.path.insert(0, str(config.parent.resolve()))  # the project's packages import as under pytest
-    seed = args.seed if args.seed is not None else int(table.get("seed", 0))
+    seed = args.seed if args.seed is not None else table.get("seed", 0)
     chosen = args.frameworks if args.frameworks is not None else frameworks.parse(table.get("frameworks", []))
-    targets = declared(table.get("modules", []), table.get("models", []), chosen)
+    try:
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed={seed!r} must be a non-negative int (--seed or [tool.initcheck] seed)")
+        targets = declared(table.get("modules", []), table.get("models", []), chosen)
+    except ValueError as exc:
+        print(f"initcheck lock: {exc}", file=sys.stderr)
+        return 2
     if not targets:
         print(
             f"initcheck lock: {config} declares nothing to lock; add modules, models or frameworks to its "

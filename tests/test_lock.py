@@ -10,6 +10,7 @@ Nothing here is statistical: every comparison is of exact bytes at fixed keys (n
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 
 import flax.linen as nn
@@ -326,3 +327,17 @@ def test_bad_lock_options_stop_the_session_with_the_fix(project):
     assert "is not an initcheck lock of format 1" in result.stderr.str()
     result = lock_run(project, "--initcheck-lock-update")
     assert "--initcheck-lock-update rewrites a lock, and none is given" in result.stderr.str()
+
+
+def test_the_command_line_refuses_bad_input_with_the_fix(tmp_path):
+    (tmp_path / "pyproject.toml").write_text('[tool.initcheck]\nframeworks = ["nope"]\n')
+    (tmp_path / "damaged.lock").write_text("{")
+    for args, expected in [
+        (["lock"], "frameworks=['nope']: choose from jax"),
+        (["lock", "--lock", "damaged.lock"], "cannot be read as an initcheck lock"),
+        (["lock", "--seed", "-1", "--frameworks", "initcheck"], "seed=-1 must be a non-negative int"),
+    ]:
+        done = subprocess.run(
+            [sys.executable, "-m", "initcheck.cli", *args], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 2 and expected in done.stderr, done.stderr
