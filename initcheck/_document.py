@@ -28,7 +28,7 @@ FULL_COVERAGE = {"values": 1, "law_known": 1, "derived": 1, "covered": 1, "share
 STATUS_ORDER = ("error", "fail", "known", "pass", "skip")  # a matrix cell shows the first present
 
 
-def _version(package: str) -> str | None:
+def package_version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -42,9 +42,9 @@ def environment() -> dict:
         "initcheck": __version__,
         "python": platform.python_version(),
         "jax": jax.__version__,
-        "jaxlib": _version("jaxlib"),
-        "flax": _version("flax"),
-        "haiku": _version("dm-haiku"),
+        "jaxlib": package_version("jaxlib"),
+        "flax": package_version("flax"),
+        "haiku": package_version("dm-haiku"),
         "backend": jax.default_backend(),
         "device": sampler.device_description(),
         "x64": bool(jax.config.jax_enable_x64),

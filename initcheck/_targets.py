@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import tomllib
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from initcheck import adapters
@@ -16,6 +18,23 @@ from initcheck.audit import AUDIT_PROPERTIES
 from initcheck.audit._model import factory_origin
 
 LOCK = "lock"  # the property of a target's values against the lock
+
+
+def read_table(path: Path) -> dict:
+    """``[tool.initcheck]`` of the ``pyproject.toml`` at ``path`` (empty when there is no file)."""
+    if not path.is_file():
+        return {}
+    try:
+        return tomllib.loads(path.read_text()).get("tool", {}).get("initcheck", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML ({exc})") from None
+
+
+def names(value, where: str) -> tuple[str, ...]:
+    """A table's list of names (modules, models, frameworks), checked."""
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f'{where}={value!r} must be a list of strings, e.g. ["mypkg.inits"]')
+    return tuple(value)
 
 
 def _returns(thing: Any) -> Callable[[], Any]:

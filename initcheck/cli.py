@@ -9,7 +9,6 @@ import pathlib
 import sys
 import tempfile
 import time
-import tomllib
 
 import jax
 
@@ -22,7 +21,7 @@ from initcheck import _sampler as sampler
 from initcheck._catalog import CatalogEntry, catalog
 from initcheck._frameworks import FRAMEWORKS
 from initcheck._properties import PROPERTIES
-from initcheck._targets import declared
+from initcheck._targets import declared, names, read_table
 from initcheck._version import __version__
 from initcheck.audit import AUDIT_PROPERTIES, SIGNAL
 from initcheck.audit._model import factory_origin
@@ -302,18 +301,9 @@ def _audit(args) -> int:
 
 def _lock_table(config: pathlib.Path) -> dict:
     """``[tool.initcheck]`` of ``config`` (empty when the file is missing), checked for ``lock``'s keys."""
-    if not config.is_file():
-        return {}
-    try:
-        table = tomllib.loads(config.read_text()).get("tool", {}).get("initcheck", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"--config {config} is not valid TOML ({exc})") from None
+    table = read_table(config)
     for key in ("modules", "models", "frameworks"):
-        value = table.get(key, [])
-        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-            raise ValueError(
-                f'[tool.initcheck] {key}={value!r} in {config} must be a list of strings, e.g. ["mypkg.inits"]'
-            )
+        names(table.get(key, []), f"[tool.initcheck] {key} in {config}")
     return table
 
 
@@ -576,13 +566,7 @@ def main(argv: list[str] | None = None) -> int:
             "its processes, through a temporary folder of this run only)",
         )
     for sub in (report, listing):
-        sub.add_argument(
-            "--frameworks",
-            type=_frameworks,
-            default=None,
-            metavar=",".join(FRAMEWORKS),
-            help="frameworks of the catalog to include (default: every installed one)",
-        )
+        _add_frameworks(sub, "frameworks of the catalog to include (default: every installed one)")
         sub.add_argument(
             "--x64",
             action="store_true",
@@ -610,13 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="PATH",
         help="the pyproject.toml to read (default: ./pyproject.toml)",
     )
-    locking.add_argument(
-        "--frameworks",
-        type=_frameworks,
-        default=None,
-        metavar=",".join(FRAMEWORKS),
-        help="catalog frameworks to lock too (default: [tool.initcheck] frameworks)",
-    )
+    _add_frameworks(locking, "catalog frameworks to lock too (default: [tool.initcheck] frameworks)")
     locking.add_argument(
         "--seed", type=int, default=None, help="base seed of the fixed keys (default: [tool.initcheck] seed, else 0)"
     )
@@ -643,6 +621,10 @@ def main(argv: list[str] | None = None) -> int:
         except frameworks.FrameworkUnavailable as exc:
             print(f"initcheck {args.command}: {exc}", file=sys.stderr)
             return 2
+
+
+def _add_frameworks(sub: argparse.ArgumentParser, help: str) -> None:
+    sub.add_argument("--frameworks", type=_frameworks, default=None, metavar=",".join(FRAMEWORKS), help=help)
 
 
 def _cache_folder(args, stack: contextlib.ExitStack) -> str | None:

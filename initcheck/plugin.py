@@ -28,7 +28,6 @@ import dataclasses
 import json
 import os
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,7 @@ from initcheck._catalog import CatalogEntry, check_entry
 from initcheck._defects import Triage
 from initcheck._frameworks import FRAMEWORKS
 from initcheck._properties import PROPERTIES
-from initcheck._targets import LOCK, Target, declared
+from initcheck._targets import LOCK, Target, declared, names, read_table
 from initcheck._verdict import ERROR, FAIL, SKIP, Case, Conformance, Verdict
 from initcheck.audit import Model, audit
 
@@ -141,19 +140,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _table(rootpath: Path) -> dict:
-    path = rootpath / "pyproject.toml"
-    if not path.is_file():
-        return {}
     try:
-        return tomllib.loads(path.read_text()).get("tool", {}).get("initcheck", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise pytest.UsageError(f"initcheck: {path} is not valid TOML ({exc})") from None
+        return read_table(rootpath / "pyproject.toml")
+    except ValueError as exc:
+        raise pytest.UsageError(f"initcheck: {exc}") from None
 
 
 def _names(value, where: str) -> tuple[str, ...]:
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        raise pytest.UsageError(f'initcheck: {where}={value!r} must be a list of strings, e.g. ["mypkg.inits"]')
-    return tuple(value)
+    try:
+        return names(value, where)
+    except ValueError as exc:
+        raise pytest.UsageError(f"initcheck: {exc}") from None
 
 
 def _framework_names(value, where: str) -> tuple[str, ...]:
@@ -252,10 +249,6 @@ def _lock_path(config, table: dict) -> Path | None:
     problem = document.file_problem(path)
     if problem:
         raise pytest.UsageError(f"initcheck: {where}={given}: {problem}")
-    try:
-        lock.Lock.read(path)
-    except lock.LockError as exc:
-        raise pytest.UsageError(f"initcheck: {where}: {exc}") from None
     return path
 
 
@@ -301,7 +294,10 @@ def pytest_configure(config: pytest.Config) -> None:
         if problem:  # refused now, not after every check has run
             raise pytest.UsageError(f"initcheck: --{option.replace('_', '-')}={path}: {problem}")
     _use_compile_cache(config, settings)
-    state = InitcheckSession(settings)
+    try:
+        state = InitcheckSession(settings)  # reads the lock: a damaged one stops the session before any check
+    except lock.LockError as exc:
+        raise pytest.UsageError(f"initcheck: {exc}") from None
     config.stash[_SESSION] = state
     config.pluginmanager.register(state, "initcheck-session")
     if not hasattr(config, "workerinput"):

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib.metadata
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
 
+from initcheck import _sampler as sampler
+from initcheck._document import package_version
 from initcheck._version import __version__
 
 PRNG_IMPLS = ("threefry2x32", "threefry4x32", "rbg", "unsafe_rbg", "philox2x32", "philox4x32")
@@ -180,16 +181,9 @@ def applied(values: dict[str, Any]) -> Iterator[None]:
         yield
 
 
-def _version(package: str) -> str | None:
-    try:
-        return importlib.metadata.version(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
 def versions() -> dict[str, str]:
     """The versions of initcheck and of the installed packages that make values."""
-    found = {package: _version(package) for package in PACKAGES}
+    found = {package: package_version(package) for package in PACKAGES}
     return {"initcheck": __version__, **{p: v for p, v in found.items() if v is not None}}
 
 
@@ -201,13 +195,10 @@ def backend() -> str:
 def environment(seed: int) -> dict[str, Any]:
     """What made a lock's values: versions, settings, XLA's flags (its compiler settings change the
     last bits of some computed values), the device and the seed of the fixed keys."""
-    device = jax.devices()[0]
     return {
         "versions": versions(),
         "settings": current(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "device": device.device_kind
-        if device.device_kind == device.platform
-        else f"{device.platform} {device.device_kind}",
+        "device": sampler.device_description(),
         "seed": seed,
     }
