@@ -2,11 +2,12 @@
 
 from initcheck import laws
 from initcheck._api import assert_conforms, check, expects
+from initcheck._audit import audit
 from initcheck._catalog import CatalogEntry, catalog
 from initcheck._profiles import Profile
+from initcheck._record import Model
 from initcheck._verdict import Case, Conformance, ConformanceError, Verdict
 from initcheck._version import __version__ as __version__
-from initcheck.audit import Model, audit
 
 __all__ = [
     "Case",

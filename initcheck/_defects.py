@@ -14,21 +14,28 @@ import importlib.metadata
 
 from packaging.version import Version
 
+from initcheck import _property_registry as registry
 from initcheck._verdict import ERROR, FAIL, Conformance, Verdict
 
 
 @dataclasses.dataclass(frozen=True)
 class KnownDefect:
-    """A defect shows as failures of ``properties`` on cases of ``dtypes``. ``contract`` covers the
-    verdicts it gates too (``Verdict.gated``: not run because the contract failed)."""
+    """A defect of ``group`` (``initcheck._property_registry``) shows as failures of the properties
+    that group covers on cases of ``dtypes``. ``contract`` covers the verdicts it gates too
+    (``Verdict.gated``: not run because the contract failed)."""
 
     name: str
     package: str
     last_seen: str
-    properties: tuple[str, ...]
+    group: str
     dtypes: tuple[str, ...]
     summary: str
     reference: str
+
+    @property
+    def properties(self) -> tuple[str, ...]:
+        """The properties whose failures it shows (the registry's properties of its group)."""
+        return registry.covered_by(self.group)
 
     def covers(self, verdict: Verdict) -> bool:
         if verdict.status not in (FAIL, ERROR) or verdict.case.dtype not in self.dtypes:
@@ -58,7 +65,7 @@ LOW_PRECISION_SAMPLING = KnownDefect(
     "jax-low-precision-sampling",
     "jax",
     "0.10.2",
-    ("precision", "distribution", "moments"),
+    registry.LOW_PRECISION,
     ("bfloat16", "float16"),
     "jax.random.uniform/normal/truncated_normal draw 16-bit outputs from only m mantissa bits "
     "(128 distinct bfloat16 values, 1024 float16 values, no normal tail beyond about 2.9 sd in "
@@ -98,7 +105,7 @@ KERAS_STFT_INPUT_CHANNELS = KnownDefect(
     "keras-stft-input-channels",
     "keras",
     "3.15.1",
-    ("errors", "contract"),
+    registry.WRONG_SHAPE,
     ("float32", "float64"),
     "keras.initializers.STFT ignores the input-channel axis of its (frame_length, input_channels, "
     "bins) shape: any input_channels other than 1 (0 or 2, say) gets an array of shape "
@@ -110,7 +117,7 @@ JAX_COMPLEX_TRUNCATED_NORMAL = KnownDefect(
     "jax-complex-truncated-normal-variance",
     "jax",
     "0.10.2",
-    ("bounds", "distribution", "moments"),
+    registry.WRONG_SCALE,
     ("complex64", "complex128"),
     "complex truncated-normal variance scaling divides by 0.95311164380491208, which is not the std "
     "of the modulus-truncated complex normal (0.96196...): E|z|^2 is 1.87% too large and |z| "
@@ -122,7 +129,7 @@ HAIKU_COMPLEX_TRUNCATED_NORMAL = KnownDefect(
     "haiku-complex-truncated-normal-variance",
     "dm-haiku",
     "0.0.17",
-    ("bounds", "distribution", "moments"),
+    registry.WRONG_SCALE,
     ("complex64", "complex128"),
     "complex VarianceScaling with distribution='truncated_normal' draws the real and imaginary parts "
     "each with the full target variance: E|z|^2 is twice scale / n",
@@ -133,7 +140,7 @@ HAIKU_COMPLEX_UNIFORM = KnownDefect(
     "haiku-complex-uniform-raises",
     "dm-haiku",
     "0.0.17",
-    ("contract",),
+    registry.RAISES,
     ("complex64", "complex128"),
     "complex VarianceScaling with distribution='uniform' raises ValueError (jax.random.uniform has "
     "no complex dtypes) although its normal and truncated-normal siblings accept complex dtypes",

@@ -18,9 +18,8 @@ import jax
 
 from initcheck import _profiles as profiles
 from initcheck import _sampler as sampler
-from initcheck._properties import PROPERTIES
+from initcheck._property_registry import REGISTRY
 from initcheck._version import __version__
-from initcheck.audit import AUDIT_PROPERTIES
 
 SCHEMA_VERSION = 4
 RESULTS = ("pass", "partial", "known", "fail", "error")  # a target's result, best to worst
@@ -196,9 +195,9 @@ def build(
 
 
 def _ordered_properties(seen: Iterable[str]) -> list[str]:
-    """The checked properties in the order of ``initcheck._properties.PROPERTIES``, then the audit's."""
+    """The checked properties in the registry's order (``initcheck._property_registry``), then the lock."""
 
-    order = list(dict.fromkeys([*PROPERTIES, *AUDIT_PROPERTIES, "lock"]))
+    order = [p.name for p in REGISTRY] + ["lock"]
     seen = list(seen)
     return sorted(seen, key=lambda p: (order.index(p) if p in order else len(order), p))
 

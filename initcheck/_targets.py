@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from initcheck import adapters
+from initcheck._audit import AUDIT_PROPERTIES
 from initcheck._catalog import catalog
 from initcheck._properties import PROPERTIES
-from initcheck.audit import AUDIT_PROPERTIES
-from initcheck.audit._model import factory_origin
+from initcheck._record import factory_origin
 
 LOCK = "lock"  # the property of a target's values against the lock
 

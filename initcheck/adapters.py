@@ -10,6 +10,8 @@ from collections.abc import Callable
 import jax.nn.initializers
 import jax.numpy
 
+from initcheck._frameworks import haiku_laws
+
 Initializer = Callable[..., object]
 
 
@@ -61,14 +63,7 @@ def from_haiku(init: Callable) -> Initializer:
     """Wrap a Haiku initializer ``init(shape, dtype)`` (which calls ``hk.next_rng_key()``) as
     ``f(key, shape, dtype) = hk.transform(lambda: init(shape, dtype)).apply({}, key)``; jit- and
     vmap-compatible."""
-    import haiku as hk  # lazy: Haiku loads only when a Haiku target is used
-
-    def canonical(key, shape, dtype):
-        shape = tuple(shape)
-        return hk.transform(lambda: init(shape, dtype)).apply({}, key)
-
-    canonical.__initcheck_name__ = describe(init)  # type: ignore[attr-defined]
-    return canonical
+    return haiku_laws.run_as_key_shape_dtype(init, describe(init))
 
 
 def _keras_call(init) -> str:
@@ -174,3 +169,18 @@ def canonical(init) -> Initializer:
     if is_keras_initializer(init):
         return from_keras(init)
     return from_haiku(init) if takes_haiku_form(init) else init
+
+
+__all__ = [
+    "KEY_NAMES",
+    "Initializer",
+    "canonical",
+    "describe",
+    "from_haiku",
+    "from_keras",
+    "is_haiku_initializer",
+    "is_haiku_style",
+    "is_keras_initializer",
+    "signature_problem",
+    "takes_haiku_form",
+]

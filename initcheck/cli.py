@@ -18,13 +18,13 @@ from initcheck import _frameworks as frameworks
 from initcheck import _output, _runner, _xla, adapters, law_syntax, lock
 from initcheck import _profiles as profiles
 from initcheck import _sampler as sampler
+from initcheck._audit import AUDIT_PROPERTIES, SIGNAL
 from initcheck._catalog import CatalogEntry, catalog
 from initcheck._frameworks import FRAMEWORKS
 from initcheck._properties import PROPERTIES
+from initcheck._record import factory_origin
 from initcheck._targets import declared, names, read_table
 from initcheck._version import __version__
-from initcheck.audit import AUDIT_PROPERTIES, SIGNAL
-from initcheck.audit._model import factory_origin
 from initcheck.law_syntax import EXAMPLES
 
 

@@ -37,13 +37,14 @@ from initcheck import _document as document
 from initcheck import _frameworks, _output, _runner, _xla, lock
 from initcheck import _profiles as profiles
 from initcheck._api import assert_conforms, check
+from initcheck._audit import audit
 from initcheck._catalog import CatalogEntry, check_entry
 from initcheck._defects import Triage
 from initcheck._frameworks import FRAMEWORKS
 from initcheck._properties import PROPERTIES
+from initcheck._record import Model
 from initcheck._targets import LOCK, Target, declared, names, read_table
 from initcheck._verdict import ERROR, FAIL, SKIP, Case, Conformance, Verdict
-from initcheck.audit import Model, audit
 
 MARKER = "initcheck"
 PROPERTY_KEY = "initcheck"

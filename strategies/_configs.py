@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from initcheck import inits, laws
-from initcheck._frameworks import JAX_PRESETS as _PRESETS
+from initcheck._frameworks import flax_laws, haiku_laws
+from initcheck._frameworks.jax_laws import PRESETS as _PRESETS
 from initcheck.strategies._core import axis_layouts, conv_shapes, fan_modes, weight_shapes
 
 
@@ -136,34 +137,21 @@ def jax_initializers(draw, *, names=None, module=None):
 def flax_initializers(draw, *, names=None, module=None):
     """``(name, init, law)`` for Flax's initializers (``flax.linen.initializers`` or ``module``):
     JAX's builders, which Flax re-exports, plus ``zeros_init()`` and ``ones_init()``."""
-    import flax.linen as nn  # lazy: Flax loads only when a Flax target is used
-
-    mod = nn.initializers if module is None else module
+    mod = flax_laws.initializer_modules()[0][1] if module is None else module
     name = draw(st.sampled_from(_names(names, JAX_BUILDERS + ("zeros_init", "ones_init"), "flax initializers")))
     if name in ("zeros_init", "ones_init"):
         return f"{name}()", getattr(mod, name)(), laws.Constant(0.0 if name == "zeros_init" else 1.0)
     return draw(jax_initializers(names=[name], module=mod))
 
 
-HAIKU_BUILDERS = (
-    "Constant",
-    "RandomNormal",
-    "RandomUniform",
-    "TruncatedNormal",
-    "VarianceScaling",
-    "UniformScaling",
-    "Orthogonal",
-    "Identity",
-)
+HAIKU_BUILDERS = haiku_laws.CLASSES
 
 
 @st.composite
 def haiku_initializers(draw, *, names=None):
     """``(name, init, law)`` for every class of ``hk.initializers``, with drawn parameters
     (VarianceScaling with ``fan_in_axes`` and Haiku's fan rules, Orthogonal with ``axis``, ...)."""
-    import haiku as hk  # lazy: Haiku loads only when a Haiku target is used
-
-    hi = hk.initializers
+    hi = haiku_laws.initializers()
     name = draw(st.sampled_from(_names(names, HAIKU_BUILDERS, "hk.initializers")))
     if name == "Constant":
         value = draw(st.sampled_from([-1.5, 0.0, 0.1, 3.0]))

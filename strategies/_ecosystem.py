@@ -11,9 +11,9 @@ import math
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
-from initcheck import _equinox, _frameworks, adapters, laws
-from initcheck._frameworks import FRAMEWORKS
-from initcheck._keras import keras_law
+from initcheck import _frameworks, adapters, laws
+from initcheck._frameworks import FRAMEWORKS, equinox_layers
+from initcheck._frameworks.keras_laws import import_keras, keras_law
 from initcheck.strategies._configs import (
     _names,
     _scales,
@@ -48,7 +48,7 @@ def keras_initializers(*, names=None) -> st.SearchStrategy:
     is in canonical form (``initcheck.adapters.from_keras``). Keras is imported here, not while
     drawing: its first import seeds ``rich`` from Python's global ``random``, which Hypothesis
     forbids inside a strategy."""
-    ki = _frameworks.import_keras().initializers
+    ki = import_keras().initializers
     return _keras_configs(ki, _names(names, KERAS_BUILDERS, "keras.initializers"))
 
 
@@ -97,7 +97,7 @@ def equinox_initializers(draw, *, layers=None):
     ``init(key, shape, dtype)`` builds the layer and returns the array; the biases of ``Linear``
     and ``Conv2d`` with a drawn ``in_features`` / ``in_channels`` and window."""
     _frameworks.require(["equinox"])
-    arrays = _equinox.layer_arrays()
+    arrays = equinox_layers.layer_arrays()
     known = sorted({a.layer for a in arrays})
     chosen = _names(layers, known, "equinox.nn")
     array = draw(st.sampled_from([a for a in arrays if a.layer in chosen]))

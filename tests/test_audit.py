@@ -393,7 +393,7 @@ def test_an_intended_law_completes_the_coverage_of_an_unknown_initializer():
     ],
 )
 def test_expect_patterns_are_path_globs(pattern, matches):
-    from initcheck.audit._model import pattern_regex
+    from initcheck._record import pattern_regex
 
     paths = ["bias", "Dense_0/bias", "Dense_0/kernel", "a/b/bias"]
     assert [p for p in paths if pattern_regex(pattern).match(p)] == matches

@@ -1,7 +1,7 @@
 """``initcheck.audit`` on Equinox model factories and Keras models, against the real libraries.
 
 Equinox: every ``equinox.nn`` layer's arrays are derived from the key the layer was handed by
-Equinox's rules as initcheck writes them (``initcheck.audit._equinox``); ``derivation`` passes only
+Equinox's rules as initcheck writes them (``initcheck._frameworks.equinox``); ``derivation`` passes only
 when the derived array equals the one Equinox made bit for bit, so the layer sweep below is the
 bit-exact test of those rules. Keras: every weight is its layer's initializer called again with its
 int seed (the key ``[seed, 0]``).

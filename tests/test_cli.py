@@ -206,7 +206,7 @@ def test_list_groups_the_catalog_by_framework_with_counts():
     assert listed == [entry.id for entry in initcheck.catalog()]
     assert "      dtypes: float32, bfloat16, float16, complex64" in lines
     assert (
-        "      known defect jax-low-precision-sampling (jax <= 0.10.2) on precision/distribution/moments in bfloat16/float16"
+        "      known defect jax-low-precision-sampling (jax <= 0.10.2) on distribution/moments/precision in bfloat16/float16"
         in lines
     )
     bad = run("list", "--frameworks", "torch", cwd=".")

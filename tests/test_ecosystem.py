@@ -22,8 +22,9 @@ keras = pytest.importorskip("keras")
 eqx = pytest.importorskip("equinox")
 
 import initcheck  # noqa: E402
-from initcheck import _equinox, adapters, laws  # noqa: E402
+from initcheck import adapters, laws  # noqa: E402
 from initcheck._catalog import catalog  # noqa: E402
+from initcheck._frameworks import equinox_layers  # noqa: E402
 
 RANDOM_KERAS = [
     "RandomNormal",
@@ -156,13 +157,13 @@ def test_every_public_equinox_layer_with_arrays_is_in_the_catalog_or_named_as_de
         "BatchNorm",
         "PReLU",
     }
-    covered = {a.layer for a in _equinox.layer_arrays()}
+    covered = {a.layer for a in equinox_layers.layer_arrays()}
     assert with_arrays <= covered
-    assert {"WeightNorm", "SpectralNorm"} <= set(_equinox.DERIVED)
+    assert {"WeightNorm", "SpectralNorm"} <= set(equinox_layers.DERIVED)
 
 
 def test_an_equinox_layer_array_refuses_a_shape_it_cannot_make_with_a_clear_error():
-    gru = next(a for a in _equinox.layer_arrays() if a.layer == "GRUCell" and a.path == "weight_ih")
+    gru = next(a for a in equinox_layers.layer_arrays() if a.layer == "GRUCell" and a.path == "weight_ih")
     with pytest.raises(ValueError, match=r"GRUCell\(\)\.weight_ih cannot make shape=\(4, 5\)"):
         gru(jax.random.key(0), (4, 5), jnp.float32)
 
@@ -196,7 +197,7 @@ def test_list_of_equinox_and_keras_names_every_keras_initializer_and_every_equin
     assert "equinox (32 entries)" in listed.stdout and "keras (18 entries)" in listed.stdout
     for name in KERAS_BUILDERS:
         assert f"keras.initializers.{name}(" in listed.stdout, name
-    for array in _equinox.layer_arrays():
+    for array in equinox_layers.layer_arrays():
         assert f"  {array.id}  ->" in listed.stdout, array.id
     assert "jax.nn.initializers" not in listed.stdout
 

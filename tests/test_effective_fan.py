@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 import initcheck
-from initcheck.audit import _contractions
+from initcheck._audit import _contractions
 
 FAN = "effective_fan"
 

@@ -14,19 +14,43 @@ import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
-# Bottom to top: a module may import its own layer or the ones below (see CONTRIBUTING.md).
+# Bottom to top: a module may import its own layer or the ones below (see CONTRIBUTING.md). Each
+# entry names one module exactly; "pkg.*" names every module of the package pkg (not pkg itself).
 LAYERS = [
+    # 0 foundations
     ["initcheck._dtypes", "initcheck._element", "initcheck._fans", "initcheck._frameworks", "initcheck._rounding",
      "initcheck._version", "initcheck._xla", "initcheck._stats", "initcheck._profiles", "initcheck._verdict",
-     "initcheck.laws", "initcheck.derivation", "initcheck.adapters"],
-    ["initcheck._sampler", "initcheck._properties", "initcheck.strategies", "initcheck.inits", "initcheck.law_syntax",
-     "initcheck._defects", "initcheck._entries", "initcheck._keras", "initcheck._equinox",
-     "initcheck._catalog_ecosystem"],
-    ["initcheck._api", "initcheck.audit"],
+     "initcheck.laws", "initcheck.derivation", "initcheck._property_registry"],
+    # 1 what a model's init is recorded as, and the frameworks' law tables
+    ["initcheck._record", "initcheck._record.*", "initcheck._frameworks._protocol", "initcheck._frameworks.jax_laws",
+     "initcheck._frameworks.flax_laws", "initcheck._frameworks.haiku_laws", "initcheck._frameworks.keras_laws",
+     "initcheck._frameworks.equinox_layers", "initcheck._frameworks._observed", "initcheck._frameworks._declared",
+     "initcheck.adapters", "initcheck._defects", "initcheck._entries"],
+    # 2 sampling, properties, strategies
+    ["initcheck._sampler", "initcheck._properties", "initcheck._properties.*", "initcheck.strategies",
+     "initcheck.strategies.*", "initcheck.inits", "initcheck.law_syntax"],
+    # 3 the framework modules and their registry
+    ["initcheck._frameworks.jax_nn", "initcheck._frameworks.own", "initcheck._frameworks.linen",
+     "initcheck._frameworks.nnx", "initcheck._frameworks.haiku", "initcheck._frameworks.equinox",
+     "initcheck._frameworks.keras", "initcheck._frameworks.registry"],
+    # 4 checking and auditing
+    ["initcheck._api", "initcheck._audit", "initcheck._audit.*"],
+    # 5 the catalog
     ["initcheck._catalog"],
+    # 6 reports
     ["initcheck._document", "initcheck._html", "initcheck._plots", "initcheck._output", "initcheck._runner"],
+    # 7 the lock and the targets of the entry points
+    ["initcheck.lock", "initcheck.lock.*", "initcheck._targets"],
+    # 8 entry points
     ["initcheck.cli", "initcheck.plugin", "initcheck"],
 ]  # fmt: skip
+FRAMEWORK_PACKAGES = ("flax", "haiku", "equinox", "keras")  # imported only by their own framework modules
+FRAMEWORK_FILES = {  # the package -> the files of its framework module (at most three, in one folder)
+    "flax": {"initcheck/_frameworks/flax_laws.py", "initcheck/_frameworks/linen.py", "initcheck/_frameworks/nnx.py"},
+    "haiku": {"initcheck/_frameworks/haiku_laws.py", "initcheck/_frameworks/haiku.py"},
+    "equinox": {"initcheck/_frameworks/equinox_layers.py", "initcheck/_frameworks/equinox.py"},
+    "keras": {"initcheck/_frameworks/keras_laws.py", "initcheck/_frameworks/keras.py"},
+}
 
 
 def _module_name(path: pathlib.Path) -> str:
@@ -58,11 +82,32 @@ def import_graph() -> dict[str, set[str]]:
     return graph
 
 
-def layer_of(module: str) -> int:
-    matches = [(len(prefix), i) for i, layer in enumerate(LAYERS) for prefix in layer
-               if module == prefix or module.startswith(prefix + ".")]  # fmt: skip
-    assert matches, f"{module} is in no layer: add it to LAYERS and CONTRIBUTING.md"
-    return max(matches)[1]
+def layer_of(module: str) -> int | None:
+    """The layer that names ``module`` exactly (or names its package with ``pkg.*``), or None."""
+    for i, layer in enumerate(LAYERS):
+        for entry in layer:
+            if module == entry or (entry.endswith(".*") and module.rpartition(".")[0] == entry[:-2]):
+                return i
+    return None
+
+
+def unplaced(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(m for m in graph if layer_of(m) is None)
+
+
+def private_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Imports of another package's private module: ``a.b._c`` may be imported only from inside
+    ``a.b`` (the top package's own private modules, ``initcheck._x``, are its whole package's)."""
+    out = []
+    for importer, targets in graph.items():
+        for target in sorted(targets):
+            parts = target.split(".")
+            for depth in range(2, len(parts)):
+                package = ".".join(parts[:depth])
+                if parts[depth].startswith("_") and not (importer + ".").startswith(package + "."):
+                    out.append(f"{importer} imports {target}, private to {package}")
+                    break
+    return out
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -85,8 +130,11 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
 
 def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    def above(b: str, a: str) -> bool:
+        return (layer_of(b) or 0) > (layer_of(a) or 0)
+
     return [f"{a} (layer {layer_of(a)}) imports {b} (layer {layer_of(b)})"
-            for a, targets in graph.items() for b in sorted(targets) if layer_of(b) > layer_of(a)]  # fmt: skip
+            for a, targets in graph.items() for b in sorted(targets) if above(b, a)]  # fmt: skip
 
 
 def test_the_package_has_no_import_cycle():
@@ -97,11 +145,66 @@ def test_imports_run_one_way_down_the_layers():
     assert not upward_imports(import_graph())
 
 
-def test_the_checks_see_a_cycle_and_an_upward_import():
+def test_every_module_is_in_exactly_one_layer():
+    graph = import_graph()
+    assert not unplaced(graph), "add them to LAYERS and to CONTRIBUTING.md"
+    named = [entry for layer in LAYERS for entry in layer]
+    assert len(named) == len(set(named))
+    assert all(entry.endswith(".*") or entry in graph for entry in named), [e for e in named if e not in graph]
+
+
+def test_no_module_imports_another_packages_private_module():
+    assert not private_imports(import_graph())
+
+
+def framework_importers(sources: dict[str, str]) -> dict[str, set[str]]:
+    """Framework package -> the files (of ``sources``: path -> text) that import it, anywhere in them."""
+    importers: dict[str, set[str]] = {package: set() for package in FRAMEWORK_PACKAGES}
+    for path, text in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            for name in names:
+                if name.split(".")[0] in importers:
+                    importers[name.split(".")[0]].add(path)
+    return importers
+
+
+def _sources() -> dict[str, str]:
+    return {
+        str(p.relative_to(ROOT)): p.read_text()
+        for folder in ("initcheck", "strategies")
+        for p in (ROOT / folder).rglob("*.py")
+    }
+
+
+def test_flax_haiku_equinox_and_keras_are_imported_by_their_own_framework_modules_only():
+    importers = framework_importers(_sources())
+    assert importers == FRAMEWORK_FILES
+    assert all(len(files) <= 3 and len({f.rpartition("/")[0] for f in files}) == 1 for files in importers.values())
+
+
+def test_the_framework_import_check_sees_a_stray_import():
+    sources = {**_sources(), "initcheck/_catalog.py": "def f():\n    from haiku import initializers\n"}
+    assert framework_importers(sources)["haiku"] == FRAMEWORK_FILES["haiku"] | {"initcheck/_catalog.py"}
+
+
+def test_the_checks_see_a_cycle_an_upward_import_an_unplaced_module_and_a_private_import():
     graph = import_graph()
     graph["initcheck.laws"] = graph["initcheck.laws"] | {"initcheck._catalog"}  # the laws reaching up
-    assert upward_imports(graph) == ["initcheck.laws (layer 0) imports initcheck._catalog (layer 3)"]
+    assert upward_imports(graph) == ["initcheck.laws (layer 0) imports initcheck._catalog (layer 5)"]
     assert find_cycle(graph)[0] == find_cycle(graph)[-1] and "initcheck._catalog" in find_cycle(graph)
+    planted = {**import_graph(), "initcheck.nonexistent_module": set()}  # a module no layer names
+    assert unplaced(planted) == ["initcheck.nonexistent_module"]
+    assert layer_of("initcheck.nonexistent_module") is None and layer_of("initcheck._audit._nowhere.deep") is None
+    planted["initcheck.lock._values"] = planted["initcheck.lock._values"] | {"initcheck._frameworks.nnx"}
+    assert not private_imports(planted)  # a public module of a private package: its seam
+    planted["initcheck.lock._values"] |= {"initcheck._audit._key_use", "initcheck._record._model"}
+    assert private_imports(planted) == [
+        "initcheck.lock._values imports initcheck._audit._key_use, private to initcheck._audit",
+        "initcheck.lock._values imports initcheck._record._model, private to initcheck._record",
+    ]
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

@@ -319,7 +319,9 @@ def test_haiku_sequence_is_derived_with_the_reserve_size_initcheck_is_told_not_t
     f = hk.transform(lambda x: hk.nets.MLP([8, 8, 2])(x))
     with hk.config.context(rng_reserve_size=1):
         right = initcheck.audit(f, jnp.ones((1, 4)), rng=0, properties=["derivation"])
-        wrong = initcheck.audit(f, jnp.ones((1, 4)), rng=0, properties=["derivation"], reserve_size=3)
+        wrong = initcheck.audit(
+            f, jnp.ones((1, 4)), rng=0, properties=["derivation"], settings={"haiku_rng_reserve_size": 3}
+        )
     assert_every_value_derived(right)
     failed = [v.case.path for v in wrong.verdicts if v.status == "fail"]
     assert failed and all(path.endswith("/w") for path in failed)

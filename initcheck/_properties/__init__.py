@@ -1,4 +1,5 @@
-"""The properties, in the order they run. Each is ``check_<property>(ctx) -> Verdict``."""
+"""The properties ``check`` runs, in the registry's order (``initcheck._property_registry``). Each
+is ``check_<property>(ctx) -> Verdict``."""
 
 from initcheck._properties._context import CaseContext, NotApplicable
 from initcheck._properties.contract import check_contract, check_errors, describe_error
@@ -6,8 +7,9 @@ from initcheck._properties.elementwise import check_bounds, check_distribution, 
 from initcheck._properties.keys import check_determinism, check_key_sensitivity
 from initcheck._properties.precision import check_precision
 from initcheck._properties.structure import check_structure, first_problem
+from initcheck._property_registry import CHECK_PROPERTIES
 
-PROPERTIES = {
+_CHECKS = {
     "contract": check_contract,
     "determinism": check_determinism,
     "key_sensitivity": check_key_sensitivity,
@@ -19,6 +21,7 @@ PROPERTIES = {
     "structure": check_structure,
     "errors": check_errors,
 }
+PROPERTIES = {name: _CHECKS[name] for name in CHECK_PROPERTIES}  # a registered property without a check fails here
 PER_INITIALIZER = ("errors",)  # run once per initializer, not once per case
 
 

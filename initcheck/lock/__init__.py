@@ -46,7 +46,7 @@ def model_digests(factory: Callable[[], Any], *, seed: int = 0) -> Callable[[], 
     """A function that builds ``factory()`` (``(model, *inputs)`` or an ``initcheck.Model``) and
     computes the digests of its whole init at the audit's rng (``seed`` unless the Model says its
     own), under the settings in force when it is called."""
-    from initcheck.audit._model import Model
+    from initcheck._record import Model
 
     return lambda: digests(model_values(Model.of(factory(), rng=seed)))
 

@@ -17,9 +17,8 @@ from hypothesis import strategies as st
 
 from initcheck import _dtypes, adapters, laws
 from initcheck._api import _draw_examples
-from initcheck.audit import _framework
-from initcheck.audit._equinox import path_text, root_key
-from initcheck.audit._model import Model
+from initcheck._frameworks import registry
+from initcheck._record import Model
 
 CANDIDATE_SHAPES = ((64, 32), (3, 3, 16, 32), (256,), (16, 8, 4), (32, 32))
 SHAPES = 2  # canonical shapes per initializer
@@ -92,58 +91,10 @@ def initializer_values(init: Callable, cases, seed: int) -> dict[str, Any]:
     return out
 
 
-def _tree_values(prefix: str, tree) -> dict[str, Any]:
-    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {f"{prefix}{path_text(p)}": leaf for p, leaf in leaves if hasattr(leaf, "dtype")}
-
-
-def _linen(target: Model) -> dict[str, Any]:
-    from flax.core import meta  # lazy: Flax loads only when a Flax target is locked
-
-    from initcheck.audit._linen import root_rngs
-
-    variables = target.model.init(root_rngs(target.rng), *target.args, **dict(target.kwargs))
-    return _tree_values("", meta.unbox(variables))
-
-
-def _haiku(target: Model) -> dict[str, Any]:
-    out = target.model.init(target.rng, *target.args, **dict(target.kwargs))
-    params, state = out if isinstance(out, tuple) else (out, {})
-    return {**_tree_values("params/", params), **_tree_values("state/", state)}
-
-
-def _nnx(target: Model) -> dict[str, Any]:
-    from flax import nnx  # lazy: Flax loads only when a Flax target is locked
-
-    from initcheck.audit._nnx import _seeds
-
-    model = target.model(*target.args, **dict(target.kwargs), rngs=nnx.Rngs(**_seeds(target.rng)))
-    return {
-        "/".join(str(p) for p in path): node.get_raw_value()
-        for path, node in nnx.iter_graph(model)
-        if isinstance(node, nnx.Variable)
-    }
-
-
-def _equinox(target: Model) -> dict[str, Any]:
-    made = target.model(*target.args, key=root_key(target.rng), **dict(target.kwargs))
-    return _tree_values("", made)
-
-
-def _keras(target: Model) -> dict[str, Any]:
-    from initcheck.audit._keras import build
-
-    build(target.model, target.args, target.kwargs)
-    return {v.path: v.value for v in target.model.weights}
-
-
-_BY_FRAMEWORK = {"flax.linen": _linen, "haiku": _haiku, "flax.nnx": _nnx, "equinox": _equinox, "keras": _keras}
-
-
 def model_values(target: Model) -> dict[str, Any]:
     """Every value ``target``'s init makes, by path (Haiku's and linen's prefixed by their
     collection), as the audit initializes it."""
-    return _BY_FRAMEWORK[_framework(target.model)](target)
+    return registry.of_model(target.model).values(target)
 
 
 def digests(values: dict[str, Any]) -> dict[str, str]:

@@ -15,14 +15,20 @@ from __future__ import annotations
 
 import functools
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from hypothesis import strategies as st
 
-from initcheck import laws
-from initcheck._keras import keras_law
-from initcheck.audit._parameter import Parameter, guarded
+import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
+from initcheck import _defects, adapters, laws
+from initcheck._entries import CatalogEntry, real_dtypes, wide_dtypes
+from initcheck._frameworks._protocol import IGNORED_KEY, Recording, Setting
+from initcheck._frameworks.keras_laws import KERAS_PRESETS, STFT_SHAPES, import_keras, keras_law
+from initcheck._record import Forward, Model, NoForward, Parameter, guarded, tracked
 
 ATTRIBUTE = {  # weight name -> the layer attribute that holds its initializer, where not "<name>_initializer"
     "recurrent_kernel": "recurrent_initializer",
@@ -184,3 +190,131 @@ def record(model, inputs, kwargs=None) -> list[Parameter]:
                 )
             )
     return values
+
+
+def _forward(built, parameters: list[Parameter], call_args: tuple | None, call_kwargs: Mapping) -> Forward:
+    """A Keras model's ``stateless_call`` on ``call_args`` with its weights replaced by the traced values."""
+    if call_args is None:
+        raise NoForward("pass the Keras model's forward inputs as call_args=(x,) or as the audit's inputs")
+    by_path = {p.path: p for p in parameters}
+    trainable = [v.path for v in built.trainable_variables]
+    frozen = [v.path for v in built.non_trainable_variables]
+    current = {v.path: v.value for v in built.variables}
+    keys = [(by_path[n].collection, n) for n in trainable + frozen if n in by_path and tracked(by_path[n])]
+
+    def fn(values, inputs):
+        now = {**current, **{path: value for (_, path), value in zip(keys, values)}}
+        return built.stateless_call([now[n] for n in trainable], [now[n] for n in frozen], *inputs, **call_kwargs)[0]
+
+    return Forward(fn, keys, [current[path] for _, path in keys], tuple(call_args))
+
+
+class Keras:
+    """Keras 3 (JAX backend): a ``keras.Layer`` or ``keras.Model``, built on the inputs unless built.
+    Keras seeds its initializers itself, so the audit's ``rng`` is not used, and a built model
+    cannot be made again from another root key."""
+
+    name, family, reinitializes = "keras", "keras", False
+    settings: tuple[Setting, ...] = ()
+
+    def recognises(self, model) -> bool:
+        return is_model(model)
+
+    def refusal(self, model) -> str | None:
+        return None
+
+    def describe(self, model) -> str:
+        return f"keras {type(model).__qualname__} {model.name!r}"
+
+    def record(self, target: Model, settings: Mapping[str, Any]) -> Recording:
+        return Recording(record(target.model, target.args, target.kwargs), target.model)
+
+    def forward(self, target: Model, recording: Recording) -> Forward:
+        args = target.call_args if target.call_args is not None else (target.args or None)
+        return _forward(recording.built, recording.parameters, args, target.call_kwargs)
+
+    def values(self, target: Model) -> dict[str, Any]:
+        build(target.model, target.args, target.kwargs)
+        return {v.path: v.value for v in target.model.weights}
+
+    def shapes(self, target: Model) -> dict[tuple[str, str], Any]:
+        """The weights' shapes once the model is built (Keras builds a model by running it)."""
+        build(target.model, target.args, target.kwargs)
+        return {
+            (_collection(v), v.path): jax.ShapeDtypeStruct(tuple(v.shape), jnp.dtype(v.dtype))
+            for v in target.model.weights
+        }
+
+    def key_cause(self) -> str:
+        return (
+            "their initializers hold the same int seed, so they draw from the same key (pass each layer its own "
+            "initializer with its own seed, or none: keras.utils.set_random_seed seeds unseeded ones)"
+        )
+
+    def ignored_key_cause(self) -> str:
+        return IGNORED_KEY
+
+
+FRAMEWORK = Keras()
+
+
+def catalog_entries() -> list[CatalogEntry]:
+    """Every public initializer of ``keras.initializers`` in its default configuration (and two
+    more of ``VarianceScaling``), its law read from the one law table (``keras_laws``)."""
+    ki = import_keras().initializers
+    real = real_dtypes()
+    low = (_defects.KERAS_LOW_PRECISION_SAMPLING,)
+    two_d = strategies.weight_shapes(min_dims=2, max_dims=2)
+    items = [  # (label, init, dtypes, defects, shapes, notes)
+        ("Zeros()", ki.Zeros(), real, (), None, ""),
+        ("Ones()", ki.Ones(), real, (), None, ""),
+        ("Constant(0.5)", ki.Constant(0.5), real, (), None, ""),
+        ("RandomNormal()", ki.RandomNormal(), real, low, None, ""),
+        ("RandomUniform()", ki.RandomUniform(), real, low, None, ""),
+        ("TruncatedNormal()", ki.TruncatedNormal(), real, low, None, ""),
+        ("VarianceScaling()", ki.VarianceScaling(), real, low, None, ""),
+        (
+            "VarianceScaling(2.0, 'fan_out', 'untruncated_normal')",
+            ki.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
+            real,
+            low,
+            None,
+            "",
+        ),
+        (
+            "VarianceScaling(0.5, 'fan_avg', 'uniform')",
+            ki.VarianceScaling(0.5, "fan_avg", "uniform"),
+            real,
+            low,
+            None,
+            "",
+        ),
+        *[(f"{name}()", getattr(ki, name)(), real, low, None, "") for name in KERAS_PRESETS],
+        ("Orthogonal()", ki.Orthogonal(), wide_dtypes(), (), None, ""),
+        ("Identity()", ki.Identity(), real, (), two_d, "2-D shapes only (Keras raises ValueError on others)"),
+        (
+            "STFT()",
+            ki.STFT(),
+            wide_dtypes(),
+            (_defects.KERAS_STFT_INPUT_CHANNELS,),
+            st.sampled_from(STFT_SHAPES),
+            "16-bit dtypes: not checked (Keras computes the phase in the dtype, so no table holds there)",
+        ),
+    ]
+    entries = []
+    for label, init, dtypes, defects, shapes, notes in items:
+        name = label.split("(")[0]
+        entries.append(
+            CatalogEntry(
+                f"keras.initializers.{label}",
+                "keras",
+                adapters.from_keras(init),
+                keras_law(name, init),
+                dtypes=dtypes,
+                defects=defects,
+                configurations=strategies.keras_initializers(names=[name]),
+                notes=notes or "complex dtypes: not checked (Keras documents float dtypes for initializers)",
+                shapes=shapes,
+            )
+        )
+    return entries

@@ -11,10 +11,10 @@ failing when any of its contractions has ``n_use != n_law``.
 from __future__ import annotations
 
 from initcheck import _dtypes, _fans, laws
+from initcheck._audit._contractions import Use, Uses
 from initcheck._properties import NotApplicable
+from initcheck._record import Parameter
 from initcheck._verdict import Verdict
-from initcheck.audit._contractions import Use, Uses
-from initcheck.audit._parameter import Parameter
 
 NAME = "effective_fan"
 EFFECT = {

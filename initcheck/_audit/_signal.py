@@ -27,8 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core
 
-from initcheck.audit import _contractions as contractions
-from initcheck.audit._contractions import Tracked
+from initcheck._audit import _contractions as contractions
+from initcheck._audit._contractions import Tracked
 
 
 @dataclasses.dataclass(frozen=True)

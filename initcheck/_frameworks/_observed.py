@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import inspect
 import sys
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -27,21 +25,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax._src import random as jrandom
-from jax._src.nn import initializers as jinit
 
 from initcheck import laws
-from initcheck.audit._declared import _haiku_law, law_of_jax_builder
+from initcheck._frameworks import haiku_laws, jax_laws
 from initcheck.derivation import flat_keys, key_bytes
-
-JAX_BUILDERS = (
-    "constant",
-    "uniform",
-    "normal",
-    "truncated_normal",
-    "variance_scaling",
-    "orthogonal",
-    "delta_orthogonal",
-)
 
 
 @dataclasses.dataclass(eq=False)
@@ -136,46 +123,10 @@ class DerivedKeys:
         return found
 
 
-def _inner_code(builder) -> types.CodeType:
-    return next(c for c in builder.__code__.co_consts if inspect.iscode(c) and c.co_name == "init")
-
-
-def _jax_entry(name: str, builder):
-    parameters = list(inspect.signature(builder).parameters)
-
-    def read(frame_locals) -> tuple[laws.Law | None, object, str]:
-        config = {p: frame_locals[p] for p in parameters if p in frame_locals}
-        law = law_of_jax_builder(name, config)
-        args = ", ".join(f"{k}={v!r}" for k, v in config.items())
-        return law, builder(**config), f"jax.nn.initializers.{name}({args})"
-
-    return read
-
-
 def _known_codes() -> dict:
-    """code object -> reader(frame locals) -> (law, re-runnable init, name)."""
-    import haiku as hk  # lazy: Haiku loads only when a Haiku target is used
-
-    codes: dict = {}
-    for name in JAX_BUILDERS:
-        builder = getattr(jinit, name)
-        codes[_inner_code(builder)] = _jax_entry(name, builder)
-    for fn, value in ((jinit.zeros, 0.0), (jinit.ones, 1.0)):
-        codes[fn.__code__] = (lambda f, v: lambda _: (laws.Constant(v), f, f"jax.nn.initializers.{f.__name__}"))(
-            fn, value
-        )
-    for cls in (
-        hk.initializers.Constant,
-        hk.initializers.RandomNormal,
-        hk.initializers.RandomUniform,
-        hk.initializers.TruncatedNormal,
-        hk.initializers.VarianceScaling,
-        hk.initializers.UniformScaling,
-        hk.initializers.Orthogonal,
-        hk.initializers.Identity,
-    ):
-        codes[cls.__call__.__code__] = lambda loc: (_haiku_law(loc["self"]), loc["self"], repr(loc["self"]))
-    return codes
+    """code object -> reader(frame locals) -> (law, re-runnable init, name): JAX's builders and
+    Haiku's initializer classes."""
+    return {**jax_laws.known_codes(), **haiku_laws.known_codes()}
 
 
 _CODES: dict | None = None

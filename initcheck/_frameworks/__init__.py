@@ -1,5 +1,7 @@
-"""The frameworks initcheck covers, the JAX presets of variance scaling, and the one validation of
-a ``frameworks`` argument that the catalog, the strategies, the CLI and the plugin share.
+"""The frameworks initcheck covers: one vocabulary of their names (``FRAMEWORKS``) and the one
+validation of a ``frameworks`` argument that the catalog, the strategies, the CLI, the plugin and
+the lock share. One module per framework in this folder holds everything initcheck knows of it
+(``registry`` lists them; ``_protocol`` says what each provides).
 
 Equinox and Keras are optional (``pip install 'initcheck[equinox]'``, ``'initcheck[keras]'``): by
 default only the installed frameworks are chosen; naming one that is not installed is an error that
@@ -8,24 +10,10 @@ says how to install it."""
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Iterable
 
 FRAMEWORKS = ("jax", "flax", "haiku", "initcheck", "equinox", "keras")
 OPTIONAL = {"equinox": "Equinox", "keras": "Keras 3"}  # framework: its name in messages
-
-JAX_PRESETS = {  # name: (scale, mode, distribution), as documented by jax.nn.initializers
-    "glorot_uniform": (1.0, "fan_avg", "uniform"),
-    "xavier_uniform": (1.0, "fan_avg", "uniform"),
-    "glorot_normal": (1.0, "fan_avg", "truncated_normal"),
-    "xavier_normal": (1.0, "fan_avg", "truncated_normal"),
-    "lecun_uniform": (1.0, "fan_in", "uniform"),
-    "lecun_normal": (1.0, "fan_in", "truncated_normal"),
-    "he_uniform": (2.0, "fan_in", "uniform"),
-    "kaiming_uniform": (2.0, "fan_in", "uniform"),
-    "he_normal": (2.0, "fan_in", "truncated_normal"),
-    "kaiming_normal": (2.0, "fan_in", "truncated_normal"),
-}
 
 
 class FrameworkUnavailable(ImportError):
@@ -71,19 +59,3 @@ def require(chosen: Iterable[str]) -> None:
     for framework in chosen:
         if reason := missing_reason(framework):
             raise FrameworkUnavailable(f"frameworks: {framework}: {reason}")
-
-
-def import_keras():
-    """``keras`` on the JAX backend (KERAS_BACKEND=jax unless the user chose one); FrameworkUnavailable
-    with the fix when Keras is missing or runs on another backend, since initcheck samples on JAX."""
-    require(["keras"])
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    import keras  # lazy: Keras loads only when a Keras target is used
-
-    backend = keras.backend.backend()
-    if backend != "jax":
-        raise FrameworkUnavailable(
-            f"Keras runs on the {backend!r} backend here; initcheck checks Keras on JAX: set the environment "
-            "variable KERAS_BACKEND=jax before Keras is imported"
-        )
-    return keras

@@ -38,14 +38,19 @@ DERIVED = {
 }
 
 
-def _uniform_fan(**fans) -> laws.Law:
-    """U(-1/sqrt(fan), 1/sqrt(fan)): variance 1/(3 fan)."""
+def uniform_fan(**fans) -> laws.Law:
+    """Equinox's default weight law, U(-1/sqrt(fan), 1/sqrt(fan)): variance 1/(3 fan), the fan
+    read by ``fans`` (the catalog and the audit both use this one)."""
     return laws.VarianceScaling(1 / 3, "fan_in", "uniform", **fans)
 
 
-def _bias(fan: int) -> laws.Law:
-    lim = 1 / math.sqrt(fan)
+def uniform_within(lim: float) -> laws.Law:
+    """Equinox's ``default_init`` with a known bound: U(-lim, lim)."""
     return laws.Uniform(-lim, lim)
+
+
+def _bias(fan: int) -> laws.Law:
+    return uniform_within(1 / math.sqrt(fan))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,7 +136,7 @@ def layer_arrays() -> list[LayerArray]:
             "Linear",
             "weight",
             lambda s: {"in_features": s[1], "out_features": s[0]},
-            _uniform_fan(**TORCH_LAYOUT_UNIFORM),
+            uniform_fan(**TORCH_LAYOUT_UNIFORM),
             matrix,
         ),
         LayerArray("Linear", "bias", lambda s: {"out_features": s[0]}, _bias(64), vector, {"in_features": 64}),
@@ -139,7 +144,7 @@ def layer_arrays() -> list[LayerArray]:
     for d in (1, 2, 3):
         for transpose in (False, True):
             layer = f"Conv{'Transpose' if transpose else ''}{d}d"
-            items.append(LayerArray(layer, "weight", _conv_build, _uniform_fan(**TORCH_LAYOUT_UNIFORM), _conv(d)))
+            items.append(LayerArray(layer, "weight", _conv_build, uniform_fan(**TORCH_LAYOUT_UNIFORM), _conv(d)))
     items += [
         LayerArray(
             "Conv2d",
@@ -156,7 +161,7 @@ def layer_arrays() -> list[LayerArray]:
             "MLP",
             "layers[0].weight",
             lambda s: {"in_size": s[1], "width_size": s[0]},
-            _uniform_fan(**TORCH_LAYOUT_UNIFORM),
+            uniform_fan(**TORCH_LAYOUT_UNIFORM),
             matrix,
             {"out_size": 2, "depth": 2},
         ),
@@ -164,7 +169,7 @@ def layer_arrays() -> list[LayerArray]:
             "MLP",
             "layers[-1].weight",
             lambda s: {"out_size": s[0], "width_size": s[1]},
-            _uniform_fan(**TORCH_LAYOUT_UNIFORM),
+            uniform_fan(**TORCH_LAYOUT_UNIFORM),
             matrix,
             {"in_size": 2, "depth": 2},
         ),
@@ -172,7 +177,7 @@ def layer_arrays() -> list[LayerArray]:
             "MultiheadAttention",
             "query_proj.weight",
             lambda s: {"query_size": s[1], "qk_size": s[0]},
-            _uniform_fan(**TORCH_LAYOUT_UNIFORM),
+            uniform_fan(**TORCH_LAYOUT_UNIFORM),
             matrix,
             {"num_heads": 1},
         ),
@@ -180,7 +185,7 @@ def layer_arrays() -> list[LayerArray]:
             "MultiheadAttention",
             "key_proj.weight",
             lambda s: {"key_size": s[1], "qk_size": s[0]},
-            _uniform_fan(**TORCH_LAYOUT_UNIFORM),
+            uniform_fan(**TORCH_LAYOUT_UNIFORM),
             matrix,
             {"num_heads": 1, "query_size": 8},
         ),
@@ -188,7 +193,7 @@ def layer_arrays() -> list[LayerArray]:
             "MultiheadAttention",
             "value_proj.weight",
             lambda s: {"value_size": s[1], "vo_size": s[0]},
-            _uniform_fan(**TORCH_LAYOUT_UNIFORM),
+            uniform_fan(**TORCH_LAYOUT_UNIFORM),
             matrix,
             {"num_heads": 1, "query_size": 8},
         ),
@@ -196,7 +201,7 @@ def layer_arrays() -> list[LayerArray]:
             "MultiheadAttention",
             "output_proj.weight",
             lambda s: {"output_size": s[0], "vo_size": s[1]},
-            _uniform_fan(**TORCH_LAYOUT_UNIFORM),
+            uniform_fan(**TORCH_LAYOUT_UNIFORM),
             matrix,
             {"num_heads": 1, "query_size": 8},
         ),
@@ -209,14 +214,14 @@ def layer_arrays() -> list[LayerArray]:
                 cell,
                 "weight_ih",
                 functools.partial(_cell_build, gates=gates, with_input=True),
-                _uniform_fan(fans=fans),
+                uniform_fan(fans=fans),
                 stacked,
             ),
             LayerArray(
                 cell,
                 "weight_hh",
                 functools.partial(_cell_build, gates=gates, with_input=False),
-                _uniform_fan(fans=fans),
+                uniform_fan(fans=fans),
                 square,
                 {"input_size": 3},
             ),
@@ -224,7 +229,7 @@ def layer_arrays() -> list[LayerArray]:
                 cell,
                 "bias",
                 functools.partial(_cell_build, gates=gates, with_input=False),
-                _uniform_fan(fans=fans),
+                uniform_fan(fans=fans),
                 _sides(WIDTHS).map(lambda s, g=gates: (g * s[0],)),
                 {"input_size": 3},
             ),
@@ -234,7 +239,7 @@ def layer_arrays() -> list[LayerArray]:
             "GRUCell",
             "bias_n",
             lambda s: {"hidden_size": s[0]},
-            _uniform_fan(fans="equinox_hidden"),
+            uniform_fan(fans="equinox_hidden"),
             vector,
             {"input_size": 3},
         )

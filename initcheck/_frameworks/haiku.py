@@ -22,16 +22,32 @@ import contextlib
 import dataclasses
 import functools
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import numpy as np
 
-from initcheck import derivation
-from initcheck.audit import _observed as observed
-from initcheck.audit._declared import declared_law
-from initcheck.audit._parameter import Parameter, guarded
+import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
+from initcheck import _defects, derivation, laws
+from initcheck._entries import NO_16BIT_QR, CatalogEntry, complex_dtypes, real_dtypes, wide_dtypes
+from initcheck._frameworks import _observed as observed
+from initcheck._frameworks import haiku_laws
+from initcheck._frameworks._declared import declared_law
+from initcheck._frameworks._protocol import IGNORED_KEY, SAME_KEY, Recording, Setting
+from initcheck._record import (
+    Forward,
+    Model,
+    Parameter,
+    guarded,
+    mesh_of,
+    nested,
+    replaced,
+    tracked,
+    tree_values,
+    values_of,
+)
 
 FIXED_SEEDS = 1024  # a sequence started at PRNGKey(s) for s below this was given a fixed key
 
@@ -488,3 +504,128 @@ def _run(c: _Created, keys: list, spare):
 
 
 __all__ = ["record"]
+
+
+def _forward(target: Model, parameters: list[Parameter], call_args: tuple, call_kwargs: Mapping) -> Forward:
+    """``transformed.apply(params[, state], rng, *inputs)``."""
+    import haiku as hk  # lazy: Haiku loads only when a Haiku target is used
+
+    split = lambda path: path.rsplit("/", 1)
+    tree = nested(parameters, split)
+    keys = [(p.collection, p.path) for p in parameters if tracked(p)]
+    with_state = isinstance(target.model, hk.TransformedWithState)
+
+    def fn(values, inputs):
+        t = replaced(tree, keys, values, split)
+        params, state = t.get("params", {}), t.get("state", {})
+        if with_state:
+            return target.model.apply(params, state, target.rng, *inputs, **call_kwargs)[0]
+        return target.model.apply(params, target.rng, *inputs, **call_kwargs)
+
+    values = values_of(parameters, keys)
+    return Forward(fn, keys, values, call_args, mesh_of(values))
+
+
+def _collections(out) -> dict[str, Any]:
+    """``{"params/module/name": value, "state/...": value}`` of ``init``'s output."""
+    params, state = out if isinstance(out, tuple) else (out, {})
+    return {**tree_values("params/", params), **tree_values("state/", state)}
+
+
+class Haiku:
+    """Haiku: an ``hk.transform``ed (or ``transform_with_state``) function, ``init(rng, *inputs)``."""
+
+    name, family, reinitializes = "haiku", "haiku", True
+    settings: tuple[Setting, ...] = (haiku_laws.RESERVE_SIZE,)
+
+    def recognises(self, model) -> bool:
+        hk = sys.modules.get("haiku")
+        return hk is not None and isinstance(model, (hk.Transformed, hk.TransformedWithState))
+
+    def refusal(self, model) -> str | None:
+        return None
+
+    def describe(self, model) -> str:
+        return "haiku.Transformed"
+
+    def record(self, target: Model, settings: Mapping[str, Any]) -> Recording:
+        reserve = settings.get(haiku_laws.RESERVE_SIZE.name)
+        return Recording(
+            record(target.model, target.args, target.rng, kwargs=dict(target.kwargs), reserve_size=reserve)
+        )
+
+    def forward(self, target: Model, recording: Recording) -> Forward:
+        if target.call_args is not None:
+            args, kwargs = target.call_args, dict(target.call_kwargs)
+        else:
+            args, kwargs = target.args, {**target.kwargs, **target.call_kwargs}
+        return _forward(target, recording.parameters, args, kwargs)
+
+    def values(self, target: Model) -> dict[str, Any]:
+        return _collections(target.model.init(target.rng, *target.args, **dict(target.kwargs)))
+
+    def shapes(self, target: Model) -> dict[tuple[str, str], Any]:
+        init = lambda: target.model.init(target.rng, *target.args, **dict(target.kwargs))
+        flat = _collections(jax.eval_shape(init))
+        return {(path.partition("/")[0], path.partition("/")[2]): leaf for path, leaf in flat.items()}
+
+    def key_cause(self) -> str:
+        return SAME_KEY
+
+    def ignored_key_cause(self) -> str:
+        return IGNORED_KEY
+
+
+FRAMEWORK = Haiku()
+NO_COMPLEX_UNIFORM = "jax.random.uniform has no complex dtypes (ValueError)"
+NOTES = {
+    "TruncatedNormal": "complex dtypes: not checked (Haiku draws the real and imaginary parts "
+    "independently; no law states that promise)",
+    "Orthogonal": "complex dtypes: not checked (initcheck has no unitary law yet)",
+}
+
+
+def catalog_entries() -> list[CatalogEntry]:
+    """``hk.initializers``: every class in its default configuration (``VarianceScaling`` in each
+    mode and distribution), its law read from the one law table (``haiku_laws``)."""
+    hi = haiku_laws.initializers()
+    real, cplx = real_dtypes(), complex_dtypes()
+    low = (_defects.HAIKU_LOW_PRECISION_SAMPLING,)
+    items = [  # (label, init, dtypes, refusals, defects)
+        ("Constant(0.5)", hi.Constant(0.5), real + cplx, {}, ()),
+        ("RandomNormal()", hi.RandomNormal(), real + cplx, {}, low),
+        ("RandomUniform()", hi.RandomUniform(), real, dict.fromkeys(cplx, NO_COMPLEX_UNIFORM), low),
+        ("TruncatedNormal()", hi.TruncatedNormal(), real, {}, low),
+        ("UniformScaling(2.0)", hi.UniformScaling(2.0), real, dict.fromkeys(cplx, NO_COMPLEX_UNIFORM), low),
+        ("Orthogonal()", hi.Orthogonal(), wide_dtypes(), dict.fromkeys(("bfloat16", "float16"), NO_16BIT_QR), ()),
+        ("Identity()", hi.Identity(), real + cplx, {}, ()),
+    ]
+    for mode in ("fan_in", "fan_out", "fan_avg"):
+        for distribution in laws.DISTRIBUTIONS:
+            defects = low + {
+                "truncated_normal": (_defects.HAIKU_COMPLEX_TRUNCATED_NORMAL,),
+                "uniform": (_defects.HAIKU_COMPLEX_UNIFORM,),
+            }.get(distribution, ())
+            init = hi.VarianceScaling(1.0, mode, distribution)
+            items.append((f"VarianceScaling(1.0, {mode!r}, {distribution!r})", init, real + cplx, {}, defects))
+    entries = []
+    for label, init, dtypes, refusals, defects in items:
+        cls = label.split("(")[0]
+        law = haiku_laws.law_of(init)
+        if law is None:
+            raise RuntimeError(f"haiku.initializers.{label}: haiku_laws.law_of does not know it")
+        for reason in dict.fromkeys(refusals.values()):
+            law = law.refusing([d for d, r in refusals.items() if r == reason], reason)
+        entries.append(
+            CatalogEntry(
+                f"haiku.initializers.{label}",
+                "haiku",
+                init,
+                law,
+                dtypes=dtypes,
+                defects=defects,
+                configurations=strategies.haiku_initializers(names=[cls]),
+                notes=NOTES.get(cls, ""),
+            )
+        )
+    return entries

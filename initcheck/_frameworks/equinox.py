@@ -29,14 +29,20 @@ import dataclasses
 import functools
 import inspect
 import math
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initcheck import _equinox, laws
-from initcheck.audit._parameter import Parameter, guarded
+import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
+from initcheck import _defects, laws
+from initcheck._entries import CatalogEntry, real_dtypes
+from initcheck._frameworks import equinox_layers, require
+from initcheck._frameworks._protocol import IGNORED_KEY, Recording, Setting, qualified_name
+from initcheck._record import Forward, Leaves, Model, NoForward, Parameter, guarded, path_text, tree_values
 
 USER_MADE = (
     "no equinox.nn layer made it (user code, or a re-initialization with eqx.tree_at): initcheck "
@@ -125,10 +131,10 @@ def _uniform(key, shape, dtype, lim: float):
 
 
 def _uniform_law(lim: float, dtype) -> laws.Law | None:
-    return None if jnp.issubdtype(dtype, jnp.complexfloating) else laws.Uniform(-lim, lim)
+    return None if jnp.issubdtype(dtype, jnp.complexfloating) else equinox_layers.uniform_within(lim)
 
 
-FAN_IN_UNIFORM = laws.VarianceScaling(1 / 3, "fan_in", "uniform", in_axis=1, out_axis=0)  # lim = 1/sqrt(fan)
+FAN_IN_UNIFORM = equinox_layers.uniform_fan(**equinox_layers.TORCH_LAYOUT_UNIFORM)  # lim = 1/sqrt(fan)
 
 
 def _weight_and_bias(layer, key, lim: float, fan_law: bool) -> dict[str, Rule]:
@@ -270,7 +276,7 @@ def _buffer_rule(name: str, field: str, i: int, value) -> Rule:
             laws.Constant(constant),
         )
     bookkeeping = _BOOKKEEPING.get(field, f"{field}: {name}'s bookkeeping (a flag or a counter)")
-    return Rule(None, None, "", None, computed=_equinox.DERIVED.get(name, bookkeeping))
+    return Rule(None, None, "", None, computed=equinox_layers.DERIVED.get(name, bookkeeping))
 
 
 def _batch_norm_state(layer) -> dict[str, Rule]:
@@ -318,21 +324,6 @@ def rules(construction: Construction) -> dict[str, Rule] | None:
     if isinstance(layer, nn.LSTMCell):
         return _cell(layer, key, ("weight_ih", "weight_hh", "bias"))
     return None
-
-
-def path_text(path) -> str:
-    """``layers/0/weight`` (``model.layers[0].weight``) from a pytree path of attribute, index and
-    dict entries: segments joined by ``/`` as for the other frameworks, so that ``expect=``
-    patterns such as ``"**/bias"`` read the same."""
-    names = []
-    for entry in path:
-        for field in ("name", "idx", "key"):
-            if hasattr(entry, field):
-                names.append(str(getattr(entry, field)))
-                break
-        else:
-            names.append(str(entry))
-    return "/".join(names) or "<root>"
 
 
 def _arrays(tree) -> list[tuple[str, Any]]:
@@ -403,8 +394,10 @@ def _value(path: str, value, by_id, unknown: str) -> Parameter:
     declared = f"{_layer_text(c)}: {inner}"
     if rule is None:
         name = type(c.layer).__name__
-        why = _equinox.DERIVED.get(name, c.failure or f"initcheck has no rule for equinox.nn.{name}'s initialization")
-        if name in _equinox.DERIVED:
+        why = equinox_layers.DERIVED.get(
+            name, c.failure or f"initcheck has no rule for equinox.nn.{name}'s initialization"
+        )
+        if name in equinox_layers.DERIVED:
             return Parameter(path=path, value=value, declared=declared, computed=why)
         return Parameter(path=path, value=value, declared=declared, underived=why)
     # drawn_by: Equinox's own sampling, so that its 16-bit failures are marked with its known defect
@@ -449,3 +442,123 @@ def _state_values(model, state) -> list[Parameter]:
                 declared = f"equinox.nn.{name}.{field}" if not rule.computed else None
                 out.append(_from_rule(f"{base}/{i}" if len(leaves) > 1 else base, value, declared, rule, "state"))
     return out
+
+
+def _forward(built, parameters: list[Parameter], call_args: tuple | None, call_kwargs: Mapping) -> Forward:
+    """An Equinox model called on ``call_args`` (per example, as Equinox layers are), its arrays
+    replaced by the traced values; a stateful one (its factory returned ``(model, state)``, as
+    ``eqx.nn.make_with_state`` does) is called ``model(*call_args, state)`` and its output taken."""
+    if call_args is None:
+        raise NoForward(
+            "an Equinox model's forward inputs are not its factory's; pass them as call_args=(x,) "
+            "(one example: Equinox layers are called per example)"
+        )
+    model, state = built if isinstance(built, tuple) else (built, None)
+    leaves = Leaves(model, {p.path: p for p in parameters if p.collection == "params"}, path_text)
+
+    def fn(values, inputs):
+        called = leaves.with_values(values)
+        if state is None:
+            return called(*inputs, **call_kwargs)
+        return called(*inputs, state, **call_kwargs)[0]  # a stateful model: model(x, state) -> (y, state)
+
+    return Forward(fn, leaves.keys, leaves.values, tuple(call_args))
+
+
+def _is_factory(model) -> bool:
+    """An Equinox model class, or a callable that takes ``key`` (and not nnx's ``rngs``)."""
+    eqx = sys.modules.get("equinox")
+    if eqx is not None and inspect.isclass(model) and issubclass(model, eqx.Module):
+        return True
+    if not callable(model) or inspect.isclass(model):
+        return False
+    try:
+        parameters = inspect.signature(model).parameters
+    except (TypeError, ValueError):
+        return False
+    return "key" in parameters and "rngs" not in parameters
+
+
+class Equinox:
+    """Equinox: a model class or a factory taking ``key=``, built as ``model(*inputs, key=key)``."""
+
+    name, family, reinitializes = "equinox", "equinox", True
+    settings: tuple[Setting, ...] = ()
+
+    def recognises(self, model) -> bool:
+        return _is_factory(model)
+
+    def refusal(self, model) -> str | None:
+        eqx = sys.modules.get("equinox")
+        if eqx is None or not isinstance(model, eqx.Module):
+            return None
+        return (
+            f"model={type(model).__name__}(...) is an Equinox model that is already built; pass a factory "
+            "taking key= (e.g. lambda key: eqx.nn.MLP(8, 2, 32, 3, key=key)) or its class with its arguments "
+            "as inputs, so that initcheck can watch the construction"
+        )
+
+    def describe(self, model) -> str:
+        return qualified_name(self.name, model)
+
+    def record(self, target: Model, settings: Mapping[str, Any]) -> Recording:
+        require(["equinox"])
+        built, parameters = record(target.model, target.args, target.rng, dict(target.kwargs))
+        return Recording(parameters, built)
+
+    def forward(self, target: Model, recording: Recording) -> Forward:
+        return _forward(recording.built, recording.parameters, target.call_args, target.call_kwargs)
+
+    def values(self, target: Model) -> dict[str, Any]:
+        return tree_values("", target.model(*target.args, key=root_key(target.rng), **dict(target.kwargs)))
+
+    def shapes(self, target: Model) -> dict[tuple[str, str], Any]:
+        """The model's arrays (a ``State`` the factory returns beside it is not included)."""
+        import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+        made = eqx.filter_eval_shape(
+            lambda: target.model(*target.args, key=root_key(target.rng), **dict(target.kwargs))
+        )
+        if isinstance(made, tuple) and len(made) == 2 and isinstance(made[1], eqx.nn.State):
+            made = made[0]
+        return {("params", path): leaf for path, leaf in tree_values("", made).items()}
+
+    def key_cause(self) -> str:
+        return "both layers were handed the same key (split the key once per layer: jax.random.split(key, n))"
+
+    def ignored_key_cause(self) -> str:
+        return IGNORED_KEY
+
+
+FRAMEWORK = Equinox()
+
+
+def catalog_entries() -> list[CatalogEntry]:
+    """The default initialization of every array the public ``equinox.nn`` layers create."""
+    require(["equinox"])
+    real = real_dtypes()
+    entries = []
+    for array in equinox_layers.layer_arrays():
+        dtypes = ("float32",) if not array.typed else real
+        entries.append(
+            CatalogEntry(
+                array.id,
+                "equinox",
+                array.initializer(),
+                array.law,
+                dtypes=dtypes,
+                defects=(_defects.EQUINOX_LOW_PRECISION_SAMPLING,) if array.random else (),
+                configurations=strategies.equinox_initializers(layers=[array.layer]),
+                notes=_notes(array),
+                shapes=array.shapes,
+            )
+        )
+    return entries
+
+
+def _notes(array: equinox_layers.LayerArray) -> str:
+    if not array.typed:
+        return f"16-bit dtypes: not checked ({array.layer} takes no dtype: its array is float32)"
+    if array.random:
+        return "complex dtypes: not checked (Equinox draws the real and imaginary parts independently; no law states that promise)"
+    return ""

@@ -1,4 +1,4 @@
-"""``initcheck.audit``: prove that every value a model creates at init got the key and the law it should.
+"""``initcheck.audit`` (the function): prove that every value a model creates at init got the key and the law it should.
 
 For each value (parameters, variables of other collections, random state): ``derivation`` (the value
 equals its declared initializer applied to the key initcheck derives for it, slice by slice for a
@@ -11,131 +11,38 @@ says its coverage: how many values had a known law and a modelled derivation.
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from initcheck import _defects, _dtypes, _frameworks, derivation, laws
+from initcheck import _defects, _dtypes, derivation, laws
 from initcheck import _profiles as profiles
 from initcheck import _sampler as sampler
+from initcheck._audit import _contractions, _fan_use, _key_use, _signal
+from initcheck._frameworks import registry
+from initcheck._frameworks.registry import Framework, Recording, declared_name, unwrap
 from initcheck._properties import (
+    PROPERTIES,
     CaseContext,
     NotApplicable,
-    check_bounds,
-    check_distribution,
-    check_independence,
-    check_moments,
     first_problem,
     run_property,
     select_properties,
 )
+from initcheck._property_registry import AUDIT_PROPERTIES
+from initcheck._record import Model, NoForward, Parameter, compare, match, patterns, same_law
 from initcheck._verdict import FAIL, Case, Conformance, Coverage, Verdict
-from initcheck.audit import (
-    _contractions,
-    _equinox,
-    _fan_use,
-    _forward,
-    _haiku,
-    _keras,
-    _key_use,
-    _linen,
-    _nnx,
-    _signal,
-)
-from initcheck.audit._declared import declared_name, unwrap
-from initcheck.audit._model import Model, match, patterns, same_law
-from initcheck.audit._parameter import Parameter, compare
 from initcheck.laws import orthogonality_error
 
-STATISTICAL = {
-    "independence": check_independence,
-    "bounds": check_bounds,
-    "distribution": check_distribution,
-    "moments": check_moments,
-}
-AUDIT_PROPERTIES = ("derivation", *STATISTICAL, "structure", "intent", "effective_fan")
+# the audit's own checks of a law's values; the other properties of the registry's values that
+# apply to an audit run as check runs them, on the value's elements (its slices pooled)
+OWN_CHECKS = ("derivation", "structure", "intent", "effective_fan")
+STATISTICAL = {name: PROPERTIES[name] for name in AUDIT_PROPERTIES if name not in OWN_CHECKS}
 SIGNAL = "signal"  # the signal profile: selected like a property, it gives no verdict
 MIN_VALUES = 20  # fewer values than this in a parameter: too few for a statistical test
 UNKNOWN_LAW = "initcheck does not know the law of {}; mark it with @initcheck.expects(law)"
-
-
-def _framework(model) -> str:
-    def is_a(module: str, *names: str) -> bool:
-        mod = sys.modules.get(module)
-        return mod is not None and any(isinstance(model, getattr(mod, n)) for n in names if hasattr(mod, n))
-
-    if is_a("flax.linen", "Module"):
-        return "flax.linen"
-    if is_a("haiku", "Transformed", "TransformedWithState"):
-        return "haiku"
-    if _keras.is_model(model):
-        return "keras"
-    if is_a("equinox", "Module"):
-        raise TypeError(
-            f"model={type(model).__name__}(...) is an Equinox model that is already built; pass a factory "
-            "taking key= (e.g. lambda key: eqx.nn.MLP(8, 2, 32, 3, key=key)) or its class with its arguments "
-            "as inputs, so that initcheck can watch the construction"
-        )
-    if _equinox_factory(model):
-        return "equinox"
-    nnx = sys.modules.get("flax.nnx")
-    if nnx is not None and isinstance(model, nnx.Module):
-        raise TypeError(
-            f"model={type(model).__name__}(...) is an nnx Module that is already built; pass its "
-            "class (with the constructor's arguments as inputs) or a factory taking rngs=, so that "
-            "initcheck can watch the construction"
-        )
-    if nnx is not None and callable(model):
-        return "flax.nnx"
-    raise TypeError(
-        f"model={model!r} is not a Flax linen Module, an nnx Module class or factory, a Haiku "
-        "Transformed, an Equinox factory taking key= or a Keras model; wrap a Haiku function with "
-        "hk.transform(f) first"
-    )
-
-
-def _equinox_factory(model) -> bool:
-    """An Equinox model class, or a callable that takes ``key`` (and not nnx's ``rngs``)."""
-    eqx = sys.modules.get("equinox")
-    if eqx is not None and inspect.isclass(model) and issubclass(model, eqx.Module):
-        return True
-    if not callable(model) or inspect.isclass(model):
-        return False
-    try:
-        parameters = inspect.signature(model).parameters
-    except (TypeError, ValueError):
-        return False
-    return "key" in parameters and "rngs" not in parameters
-
-
-def _record(framework: str, target: Model, *, fix_separator, reserve_size) -> tuple[list[Parameter], Any]:
-    """Every value the model's init made, and the built nnx module (None for linen and Haiku)."""
-    model, inputs, kwargs, rng = target.model, target.args, dict(target.kwargs), target.rng
-    if framework == "flax.linen":
-        return _linen.record(model, inputs, rng, kwargs=kwargs, fix_separator=fix_separator), None
-    if framework == "haiku":
-        return _haiku.record(model, inputs, rng, kwargs=kwargs, reserve_size=reserve_size), None
-    if framework == "equinox":
-        _frameworks.require(["equinox"])
-        built, parameters = _equinox.record(model, inputs, rng, kwargs)
-        return parameters, built
-    if framework == "keras":
-        return _keras.record(model, inputs, kwargs), model
-    built, parameters = _nnx.record(model, inputs, rng, kwargs)
-    return parameters, built
-
-
-def _name(model, framework: str) -> str:
-    if framework == "haiku":
-        return "haiku.Transformed"
-    if framework == "keras":
-        return f"keras {type(model).__qualname__} {model.name!r}"
-    target = model if inspect.isclass(model) or inspect.isfunction(model) else type(model)
-    return f"{framework} {getattr(target, '__qualname__', repr(target))}"
 
 
 def _no_initializer(*args, **kwargs):
@@ -175,22 +82,6 @@ class _ParameterContext(CaseContext):
         return f"{setup}print(initcheck.audit({call}, {options}))  # {self.parameter.path}"
 
 
-def _key_cause(framework: str) -> str:
-    if framework == "flax.linen":
-        return (
-            "Flax linen hashes the module path and the counter without separators, so both hash the same "
-            "bytes (flax issue 2157); set flax.config.update('flax_fix_rng_separator', True) or rename a module"
-        )
-    if framework == "equinox":
-        return "both layers were handed the same key (split the key once per layer: jax.random.split(key, n))"
-    if framework == "keras":
-        return (
-            "their initializers hold the same int seed, so they draw from the same key (pass each layer its own "
-            "initializer with its own seed, or none: keras.utils.set_random_seed seeds unseeded ones)"
-        )
-    return "the framework handed both the same key"
-
-
 def _equal_slices(p: Parameter) -> tuple[int, int] | None:
     """Two slices of a stacked random value that are bit-identical (the transform did not split
     the keys: every layer or member starts the same), or None."""
@@ -204,7 +95,7 @@ def _equal_slices(p: Parameter) -> tuple[int, int] | None:
     return None
 
 
-def _derivation(ctx: _ParameterContext, framework: str, sharing: list[str]) -> Verdict:
+def _derivation(ctx: _ParameterContext, framework: Framework, sharing: list[str]) -> Verdict:
     p, name = ctx.parameter, "derivation"
     if p.key_use and not sharing:  # whatever the key bookkeeping says, even where it is not modelled
         return ctx.failed(name, p.key_use, n=p.array.size)
@@ -229,7 +120,7 @@ def _derivation(ctx: _ParameterContext, framework: str, sharing: list[str]) -> V
         return ctx.failed(name, f"{p.path} differs from {declared} on {p.derivation}{where}: {how}", n=p.array.size)
     if sharing:
         others = ", ".join(repr(o) for o in sharing)
-        return ctx.failed(name, f"{p.path} shares its key with {others}: {_key_cause(framework)}")
+        return ctx.failed(name, f"{p.path} shares its key with {others}: {framework.key_cause()}")
     if pair := _equal_slices(p):
         return ctx.failed(
             name,
@@ -315,7 +206,7 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
     return out
 
 
-def _verdicts(p: Parameter, framework: str, sharing, names, prof, seed, call, uses: _Uses) -> list[Verdict]:
+def _verdicts(p: Parameter, framework: Framework, sharing, names, prof, seed, call, uses: _Uses) -> list[Verdict]:
     tested = p.intended or p.law  # the values are tested against what the author intends, when said
     law = tested if tested is not None and not p.unaudited else laws.Constant(0.0)
     ctx = _ParameterContext(p, law, prof, seed, call)
@@ -352,37 +243,20 @@ class _Uses:
     unavailable: str = ""
 
 
-def _forward_of(framework: str, target: Model, parameters: list[Parameter], built) -> _forward.Forward:
-    if framework == "flax.nnx":
-        return _forward.of_nnx(built, parameters, target.call_args, target.call_kwargs)
-    if framework == "equinox":
-        return _forward.of_equinox(built, parameters, target.call_args, target.call_kwargs)
-    if framework == "keras":
-        args = target.call_args if target.call_args is not None else (target.args or None)
-        return _forward.of_keras(built, parameters, args, target.call_kwargs)
-    if target.call_args is not None:
-        args, kwargs = target.call_args, dict(target.call_kwargs)
-    else:
-        args, kwargs = target.args, {**target.kwargs, **target.call_kwargs}
-    if framework == "flax.linen":
-        return _forward.of_linen(target, parameters, args, kwargs)
-    return _forward.of_haiku(target, parameters, args, kwargs)
-
-
 def _path_of(key) -> str:
     """A value's path from its ``(collection, path)`` key."""
     return key[1]
 
 
-def _traced(framework, target, parameters, built, names, seed, say) -> tuple[_Uses, Any, str]:
+def _traced(framework: Framework, target: Model, recording: Recording, names, seed, say) -> tuple[_Uses, Any, str]:
     """The contractions of each value (for ``effective_fan``) and the signal profile, as asked."""
     if _fan_use.NAME not in names and SIGNAL not in names:
         return _Uses(), None, ""
     say("tracing the forward pass: the contractions that use each value")
     try:
-        forward = _forward_of(framework, target, parameters, built)
+        forward = framework.forward(target, recording)
         closed = forward.jaxpr()
-    except _forward.NoForward as exc:
+    except NoForward as exc:
         return _Uses(unavailable=str(exc)), None, str(exc)
     except Exception as exc:  # noqa: BLE001 - a model initcheck cannot trace is a skip, never a crash
         untraced = f"its forward pass ({type(exc).__name__}: {str(exc)[:300]}) could not be traced"
@@ -453,8 +327,7 @@ def audit(
     properties: Sequence[str] | None = None,
     profile: str | profiles.Profile = "ci",
     seed: int = 0,
-    fix_separator: bool | None = None,
-    reserve_size: int | None = None,
+    settings: Mapping[str, Any] | None = None,
     origin: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Conformance:
@@ -476,8 +349,9 @@ def audit(
     inputs are its constructor's, so it needs ``call_args``). ``properties`` selects the properties
     (default: all of ``AUDIT_PROPERTIES``) and ``"signal"``, the signal profile (``report.signal``).
 
-    ``fix_separator``: the linen ``flax_fix_rng_separator`` flag in force (default: Flax's config);
-    ``reserve_size``: Haiku's ``rng_reserve_size`` (default: Haiku's config). ``origin``: Python that
+    ``settings``: the framework settings that change keys, by name, to model the derivation with
+    (``{"flax_fix_rng_separator": True}``, ``{"haiku_rng_reserve_size": 2}``; default: each
+    framework's config in force; the names are the lock's). ``origin``: Python that
     defines ``target`` (the model to audit), used in reproduction snippets; ``progress``: called with
     a line of text as the audit goes. The model is initialized eagerly, once. The report's
     ``coverage`` says how many values had a known law and a modelled key derivation; with less than
@@ -504,9 +378,11 @@ def audit(
         call_args=target.call_args if call_args is None else call_args,
         call_kwargs={**target.call_kwargs, **(call_kwargs or {})},
     )
-    framework = _framework(target.model)
-    say(f"initializing {_name(target.model, framework)} and watching every value it creates")
-    parameters, built = _record(framework, target, fix_separator=fix_separator, reserve_size=reserve_size)
+    given = registry.checked_settings(settings)
+    framework = registry.of_model(target.model)
+    say(f"initializing {framework.describe(target.model)} and watching every value it creates")
+    recording = framework.record(target, given)
+    parameters = recording.parameters
     intended = match(target.expect, [p.path for p in parameters]) if target.expect else {}
     parameters = [
         dataclasses.replace(p, intended=intended[p.path][1], intent_pattern=intended[p.path][0])
@@ -515,8 +391,8 @@ def audit(
         for p in parameters
     ]
     if "derivation" in names:
-        parameters = _key_use_checked(parameters, framework, target, fix_separator, reserve_size, say)
-    uses, signal, no_signal = _traced(framework, target, parameters, built, names, seed, say)
+        parameters = _key_use_checked(parameters, framework, target, given, say)
+    uses, signal, no_signal = _traced(framework, target, Recording(parameters, recording.built), names, seed, say)
     say(f"recorded {len(parameters)} values; checking them")
     sharing = _sharing(parameters)
     verdicts = []
@@ -530,7 +406,7 @@ def audit(
         )
         verdicts += _defects.mark(checked, defects)
     return Conformance(
-        _name(target.model, framework),
+        framework.describe(target.model),
         "the declared initializer of each value",
         verdicts,
         prof.name,
@@ -543,24 +419,18 @@ def audit(
     )
 
 
-def _key_use_checked(parameters, framework, target, fix_separator, reserve_size, say) -> list[Parameter]:
+def _key_use_checked(
+    parameters: list[Parameter], framework: Framework, target: Model, settings: Mapping[str, Any], say
+) -> list[Parameter]:
     """``parameters`` with ``key_use`` set where a random value ignores the model's key: it comes
     out the same from another root key, or copies another random value (``_key_use``)."""
-    if framework == "keras":  # a built Keras model cannot be made again: only copies are looked for
+    if not framework.reinitializes:  # a built model cannot be made again: only copies are looked for
         return _with_key_use(parameters, _key_use.copies(parameters, {}))
     say("initializing it again from another root key: every random value must change")
-    again = {
-        p.path: p
-        for p in _record(
-            framework,
-            dataclasses.replace(target, rng=_key_use.other_rng(target.rng)),
-            fix_separator=fix_separator,
-            reserve_size=reserve_size,
-        )[0]
-    }
-    return _with_key_use(
-        parameters, {**_key_use.copies(parameters, again), **_key_use.unchanged(parameters, again, framework)}
-    )
+    other = dataclasses.replace(target, rng=_key_use.other_rng(target.rng))
+    again = {p.path: p for p in framework.record(other, settings).parameters}
+    unchanged = _key_use.unchanged(parameters, again, framework.ignored_key_cause())
+    return _with_key_use(parameters, {**_key_use.copies(parameters, again), **unchanged})
 
 
 def _with_key_use(parameters: list[Parameter], problems: dict[str, str]) -> list[Parameter]:

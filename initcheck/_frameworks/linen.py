@@ -25,16 +25,36 @@ import dataclasses
 import functools
 import inspect
 import math
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import numpy as np
 
+import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
 from initcheck import derivation, laws
-from initcheck.audit import _observed as observed
-from initcheck.audit._declared import declared_law
-from initcheck.audit._parameter import Parameter, compare, guarded, stack_axes, stacked_positions
+from initcheck._entries import CatalogEntry, complex_dtypes, real_dtypes
+from initcheck._frameworks import _observed as observed
+from initcheck._frameworks import flax_laws, jax_nn
+from initcheck._frameworks._declared import declared_law
+from initcheck._frameworks._protocol import IGNORED_KEY, Recording, Setting, qualified_name
+from initcheck._record import (
+    Forward,
+    Model,
+    Parameter,
+    compare,
+    guarded,
+    key_of,
+    mesh_of,
+    nested,
+    replaced,
+    stack_axes,
+    stacked_positions,
+    tracked,
+    tree_values,
+    values_of,
+)
 
 MAPPED = {"vmap": "nn.vmap", "scan": "nn.scan"}  # lifts that map over slices
 PASSING = {
@@ -659,3 +679,102 @@ def _deterministic_variable(base: Parameter, c: _Created, stacks) -> Parameter:
         law=base.law or laws.Deterministic(again),
         derivation="no key: its init function draws none, and gives the same value again",
     )
+
+
+def _forward(target: Model, parameters: list[Parameter], call_args: tuple, call_kwargs: Mapping) -> Forward:
+    """``module.apply(variables, *inputs, rngs=..., mutable=True)`` (batch statistics update as in training)."""
+    split = lambda path: path.split("/")
+    tree = nested(parameters, split)
+    keys = [(p.collection, p.path) for p in parameters if tracked(p)]
+    rng = target.rng
+    rngs = {s: key_of(k) for s, k in rng.items()} if isinstance(rng, Mapping) else {"params": key_of(rng)}
+
+    def fn(values, inputs):
+        variables = replaced(tree, keys, values, split)
+        return target.model.apply(variables, *inputs, rngs=rngs, mutable=True, **call_kwargs)[0]
+
+    values = values_of(parameters, keys)
+    return Forward(fn, keys, values, call_args, mesh_of(values))
+
+
+def _init(target: Model):
+    return target.model.init(root_rngs(target.rng), *target.args, **dict(target.kwargs))
+
+
+def _flat(tree) -> dict[str, Any]:
+    """``{"collection/a/b": leaf}`` of a linen variables tree, unboxed."""
+    from flax.core import meta  # lazy: Flax loads only when a Flax target is used
+
+    return tree_values("", meta.unbox(tree))
+
+
+class Linen:
+    """Flax linen: a ``nn.Module``, initialized as ``module.init(rng, *inputs, **kwargs)``."""
+
+    name, family, reinitializes = "flax.linen", "flax", True
+    settings: tuple[Setting, ...] = (flax_laws.FIX_SEPARATOR,)
+
+    def recognises(self, model) -> bool:
+        nn = sys.modules.get("flax.linen")
+        return nn is not None and isinstance(model, nn.Module)
+
+    def refusal(self, model) -> str | None:
+        return None
+
+    def describe(self, model) -> str:
+        return qualified_name(self.name, model)
+
+    def record(self, target: Model, settings: Mapping[str, Any]) -> Recording:
+        fix = settings.get(flax_laws.FIX_SEPARATOR.name)
+        return Recording(record(target.model, target.args, target.rng, kwargs=dict(target.kwargs), fix_separator=fix))
+
+    def forward(self, target: Model, recording: Recording) -> Forward:
+        if target.call_args is not None:
+            args, kwargs = target.call_args, dict(target.call_kwargs)
+        else:
+            args, kwargs = target.args, {**target.kwargs, **target.call_kwargs}
+        return _forward(target, recording.parameters, args, kwargs)
+
+    def values(self, target: Model) -> dict[str, Any]:
+        return _flat(_init(target))
+
+    def shapes(self, target: Model) -> dict[tuple[str, str], Any]:
+        out = {}
+        for path, leaf in _flat(jax.eval_shape(lambda: _init(target))).items():
+            collection, _, rest = path.partition("/")
+            out[collection, rest] = leaf
+        return out
+
+    def key_cause(self) -> str:
+        return (
+            "Flax linen hashes the module path and the counter without separators, so both hash the same "
+            "bytes (flax issue 2157); set flax.config.update('flax_fix_rng_separator', True) or rename a module"
+        )
+
+    def ignored_key_cause(self) -> str:
+        return IGNORED_KEY
+
+
+FRAMEWORK = Linen()
+
+
+def catalog_entries() -> list[CatalogEntry]:
+    """``flax.linen.initializers``: JAX's builders, re-exported, and ``zeros_init``/``ones_init``."""
+    return initializer_entries(*flax_laws.initializer_modules()[0])
+
+
+def initializer_entries(prefix: str, mod) -> list[CatalogEntry]:
+    """The catalog entries of one of Flax's initializer modules."""
+    entries = jax_nn.jax_like(prefix, "flax", mod)
+    for name, value in (("zeros_init", 0.0), ("ones_init", 1.0)):
+        entries.append(
+            CatalogEntry(
+                f"{prefix}.{name}()",
+                "flax",
+                getattr(mod, name)(),
+                laws.Constant(value),
+                dtypes=real_dtypes() + complex_dtypes(),
+                configurations=strategies.flax_initializers(names=[name], module=mod),
+            )
+        )
+    return entries

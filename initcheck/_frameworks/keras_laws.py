@@ -1,15 +1,18 @@
-"""The laws Keras 3's initializers promise (``keras.initializers``, JAX backend), from each object's
-class and config, written from Keras 3.15.1's documentation and sources (not imported)."""
+"""Keras 3's initializers (``keras.initializers``, JAX backend): the one law table of its classes,
+from each object's class and config, written from Keras 3.15.1's documentation and sources, for
+the catalog and the audit alike; and Keras imported on the JAX backend."""
 
 from __future__ import annotations
 
 import math
+import os
 
 import numpy as np
 import scipy.signal
 
 from initcheck import laws
 from initcheck._entries import NO_16BIT_QR
+from initcheck._frameworks import FrameworkUnavailable, require
 
 KERAS_DISTRIBUTIONS = {"truncated_normal": "truncated_normal", "untruncated_normal": "normal", "uniform": "uniform"}
 STFT_SHAPES = ((8, 1, 5), (16, 1, 9))  # (frame_length, 1, fft_length // 2 + 1): see KERAS_STFT_INPUT_CHANNELS
@@ -83,3 +86,19 @@ def stft_ulps(frames: int) -> int:
     move cos and sin by up to 4 pi (T - 1) ulps of 1, then the window product and the norm (a sum
     of T squares) add about 2 T + 8 ulps."""
     return math.ceil(4 * math.pi * (frames - 1) + 2 * frames + 8)
+
+
+def import_keras():
+    """``keras`` on the JAX backend (KERAS_BACKEND=jax unless the user chose one); FrameworkUnavailable
+    with the fix when Keras is missing or runs on another backend, since initcheck samples on JAX."""
+    require(["keras"])
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras  # lazy: Keras loads only when a Keras target is used
+
+    backend = keras.backend.backend()
+    if backend != "jax":
+        raise FrameworkUnavailable(
+            f"Keras runs on the {backend!r} backend here; initcheck checks Keras on JAX: set the environment "
+            "variable KERAS_BACKEND=jax before Keras is imported"
+        )
+    return keras

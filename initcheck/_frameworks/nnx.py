@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -27,11 +28,14 @@ import numpy as np
 from jax._src.interpreters import batching
 
 from initcheck import derivation, laws
-from initcheck.audit import _observed as observed
-from initcheck.audit._declared import declared_law
-from initcheck.audit._linen import general_kernel_law
-from initcheck.audit._observed import made_by
-from initcheck.audit._parameter import Parameter, guarded
+from initcheck._entries import CatalogEntry
+from initcheck._frameworks import _observed as observed
+from initcheck._frameworks import flax_laws, linen
+from initcheck._frameworks._declared import declared_law
+from initcheck._frameworks._observed import made_by
+from initcheck._frameworks._protocol import SAME_KEY, Recording, Setting, qualified_name
+from initcheck._frameworks.linen import general_kernel_law
+from initcheck._record import Forward, Leaves, Model, NoForward, Parameter, guarded, mesh_of
 
 FIXED_SEEDS = 1024  # a key equal to jax.random.key(s) for s below this is a fixed key, not a draw
 
@@ -719,3 +723,97 @@ def _stacked_axes(stored, drawn, count: int) -> tuple[int, ...] | None:
 
 
 __all__ = ["record"]
+
+
+def _path(path) -> str:
+    names = [getattr(k, "key", getattr(k, "idx", getattr(k, "name", k))) for k in path]
+    if names and names[-1] == "value":
+        names = names[:-1]
+    return "/".join(str(n) for n in names)
+
+
+def _forward(built, parameters: list[Parameter], call_args: tuple | None, call_kwargs: Mapping) -> Forward:
+    """The built module, ``nnx.merge``d with the values, called on ``call_args``."""
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
+
+    if call_args is None:
+        raise NoForward(
+            "an nnx model's inputs are its constructor's; pass the forward pass's inputs as call_args=(x,) "
+            "(initcheck.audit(..., call_args=...) or initcheck.Model(..., call_args=...))"
+        )
+    graphdef, state = nnx.split(built)
+    leaves = Leaves(state, {p.path: p for p in parameters}, _path)
+
+    def fn(values, inputs):
+        return nnx.merge(graphdef, leaves.with_values(values))(*inputs, **call_kwargs)
+
+    return Forward(fn, leaves.keys, leaves.values, tuple(call_args), mesh_of(leaves.fixed))
+
+
+def _variables(model) -> dict[tuple[str, str], Any]:
+    """``{(Variable type, "a/b"): raw value}`` of a built (or abstract) module."""
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
+
+    return {
+        (type(node).__name__, "/".join(str(p) for p in path)): node.get_raw_value()
+        for path, node in nnx.iter_graph(model)
+        if isinstance(node, nnx.Variable)
+    }
+
+
+def _build(target: Model):
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
+
+    return target.model(*target.args, **dict(target.kwargs), rngs=nnx.Rngs(**_seeds(target.rng)))
+
+
+class Nnx:
+    """Flax nnx: a Module class or a factory taking ``rngs=``, built as ``model(*inputs, rngs=nnx.Rngs(rng))``."""
+
+    name, family, reinitializes = "flax.nnx", "flax", True
+    settings: tuple[Setting, ...] = ()
+
+    def recognises(self, model) -> bool:
+        return sys.modules.get("flax.nnx") is not None and callable(model)
+
+    def refusal(self, model) -> str | None:
+        nnx = sys.modules.get("flax.nnx")
+        if nnx is None or not isinstance(model, nnx.Module):
+            return None
+        return (
+            f"model={type(model).__name__}(...) is an nnx Module that is already built; pass its "
+            "class (with the constructor's arguments as inputs) or a factory taking rngs=, so that "
+            "initcheck can watch the construction"
+        )
+
+    def describe(self, model) -> str:
+        return qualified_name(self.name, model)
+
+    def record(self, target: Model, settings: Mapping[str, Any]) -> Recording:
+        built, parameters = record(target.model, target.args, target.rng, dict(target.kwargs))
+        return Recording(parameters, built)
+
+    def forward(self, target: Model, recording: Recording) -> Forward:
+        return _forward(recording.built, recording.parameters, target.call_args, target.call_kwargs)
+
+    def values(self, target: Model) -> dict[str, Any]:
+        return {path: value for (_, path), value in _variables(_build(target)).items()}
+
+    def shapes(self, target: Model) -> dict[tuple[str, str], Any]:
+        from flax import nnx  # lazy: Flax loads only when a Flax target is used
+
+        return _variables(nnx.eval_shape(lambda: _build(target)))
+
+    def key_cause(self) -> str:
+        return SAME_KEY
+
+    def ignored_key_cause(self) -> str:
+        return "not derived from the model's rngs (an nnx.Rngs made inside the model?)"
+
+
+FRAMEWORK = Nnx()
+
+
+def catalog_entries() -> list[CatalogEntry]:
+    """``flax.nnx.initializers``: JAX's builders, re-exported, and ``zeros_init``/``ones_init``."""
+    return linen.initializer_entries(*flax_laws.initializer_modules()[1])

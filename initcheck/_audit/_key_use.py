@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from initcheck import _dtypes
-from initcheck.audit._parameter import Parameter
+from initcheck._record import Parameter
 
 SAMPLE = 4096  # elements per value compared for correlation before the full check
 CORRELATED = 1 - 1e-4  # |r| above this: one value is an affine copy of the other
@@ -53,7 +53,7 @@ def _minimum_identical_size(dtype) -> int:
     return 8 if _dtypes.is_low_precision(dtype) else 2
 
 
-def unchanged(parameters: list[Parameter], again: dict[str, Parameter], framework: str) -> dict[str, str]:
+def unchanged(parameters: list[Parameter], again: dict[str, Parameter], cause: str) -> dict[str, str]:
     """path -> why, for values of a random law that come out the same from another root key
     (``again``: path -> the value then)."""
     why = {}
@@ -67,12 +67,6 @@ def unchanged(parameters: list[Parameter], again: dict[str, Parameter], framewor
         if not same:
             continue
         what = "it is" if not p.stacked else f"slices {same[:4]}{' ...' if len(same) > 4 else ''} of it are"
-        cause = (
-            "not derived from the model's rngs (an nnx.Rngs made inside the model?)"
-            if framework == "flax.nnx"
-            else "its initializer ignores the key it is handed (a fixed key such as PRNGKey(42), or a key "
-            "drawn once and captured)"
-        )
         why[p.path] = (
             f"{p.path}: {what} bit for bit the same when the model is initialized from another root key: {cause}"
         )

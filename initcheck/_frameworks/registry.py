@@ -1,0 +1,89 @@
+"""The framework modules, in one place: which one a model belongs to, each framework's catalog
+entries, and every setting that changes values (the lock's and the audit's ``settings``).
+
+Adding a framework is adding its module to this folder (a :class:`~initcheck._frameworks._protocol.Framework`
+for its models, a law table and catalog entries for its initializers) and naming it here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from initcheck._entries import CatalogEntry
+from initcheck._frameworks import (
+    equinox,
+    flax_laws,
+    haiku,
+    haiku_laws,
+    jax_laws,
+    jax_nn,
+    keras,
+    linen,
+    nnx,
+    own,
+)
+from initcheck._frameworks._declared import declared_law, declared_name, unwrap
+from initcheck._frameworks._protocol import Framework, Recording, Setting, Unavailable
+
+# the order in which a model is recognised: an nnx factory is any callable, so it comes last
+MODEL_FRAMEWORKS: tuple[Framework, ...] = (
+    linen.FRAMEWORK,
+    haiku.FRAMEWORK,
+    keras.FRAMEWORK,
+    equinox.FRAMEWORK,
+    nnx.FRAMEWORK,
+)
+CATALOGS: dict[str, Callable[[], list[CatalogEntry]]] = {  # by framework, in FRAMEWORKS' order
+    "jax": jax_nn.catalog_entries,
+    "flax": lambda: linen.catalog_entries() + nnx.catalog_entries(),
+    "haiku": haiku.catalog_entries,
+    "initcheck": own.catalog_entries,
+    "equinox": equinox.catalog_entries,
+    "keras": keras.catalog_entries,
+}
+SETTINGS: tuple[Setting, ...] = (*jax_laws.SETTINGS, flax_laws.FIX_SEPARATOR, haiku_laws.RESERVE_SIZE)
+UNKNOWN_MODEL = (
+    "model={!r} is not a Flax linen Module, an nnx Module class or factory, a Haiku "
+    "Transformed, an Equinox factory taking key= or a Keras model; wrap a Haiku function with "
+    "hk.transform(f) first"
+)
+
+
+def of_model(model: Any) -> Framework:
+    """The framework ``model`` belongs to; ``TypeError`` with the fix when it is none of them or
+    cannot be audited as it is."""
+    for framework in MODEL_FRAMEWORKS:
+        if refusal := framework.refusal(model):
+            raise TypeError(refusal)
+        if framework.recognises(model):
+            return framework
+    raise TypeError(UNKNOWN_MODEL.format(model))
+
+
+def checked_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``settings`` (setting name -> value), refused with the known names when one is unknown."""
+    known = {s.name for s in SETTINGS}
+    given = dict(settings or {})
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise ValueError(
+            f"settings={given!r}: unknown setting {unknown[0]!r}; the settings are {', '.join(sorted(known))}"
+        )
+    return given
+
+
+__all__ = [
+    "CATALOGS",
+    "MODEL_FRAMEWORKS",
+    "SETTINGS",
+    "Framework",
+    "Recording",
+    "Setting",
+    "Unavailable",
+    "checked_settings",
+    "declared_law",
+    "declared_name",
+    "of_model",
+    "unwrap",
+]
