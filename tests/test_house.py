@@ -25,7 +25,7 @@ LAYERS = [
     ["initcheck._api", "initcheck.audit"],
     ["initcheck._catalog"],
     ["initcheck._document", "initcheck._html", "initcheck._plots", "initcheck._output", "initcheck._runner"],
-    ["initcheck.cli", "initcheck.plugin", "initcheck"],
+    ["initcheck.cli", "initcheck._cli_parser", "initcheck.plugin", "initcheck"],
 ]  # fmt: skip
 
 
