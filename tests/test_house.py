@@ -25,7 +25,8 @@ LAYERS = [
     ["initcheck._api", "initcheck.audit"],
     ["initcheck._catalog"],
     ["initcheck._document", "initcheck._html", "initcheck._plots", "initcheck._output", "initcheck._runner"],
-    ["initcheck.cli", "initcheck._cli_parser", "initcheck.plugin", "initcheck"],
+    ["initcheck.cli", "initcheck._cli_parser", "initcheck.plugin", "initcheck._plugin_settings",
+     "initcheck._plugin_report", "initcheck"],
 ]  # fmt: skip
 
 
