@@ -13,19 +13,17 @@ import time
 import jax
 
 import initcheck
+from initcheck import _cli_parser, _output, _runner, _xla, adapters, law_syntax, lock
 from initcheck import _document as document
 from initcheck import _frameworks as frameworks
-from initcheck import _output, _runner, _xla, adapters, law_syntax, lock
 from initcheck import _profiles as profiles
 from initcheck import _sampler as sampler
-from initcheck._audit import AUDIT_PROPERTIES, SIGNAL
 from initcheck._catalog import CatalogEntry, catalog
-from initcheck._frameworks import FRAMEWORKS
-from initcheck._properties import PROPERTIES
 from initcheck._record import factory_origin
 from initcheck._targets import declared, names, read_table
 from initcheck._version import __version__
-from initcheck.law_syntax import EXAMPLES
+
+__all__ = ["main"]
 
 
 def _entries(args) -> list[tuple[int, CatalogEntry]]:
@@ -375,45 +373,6 @@ def _lock(args) -> int:
     return 1 if failed or errors else 0
 
 
-def _shapes(text: str) -> list[tuple[int, ...]]:
-    """``64x32,128,3x3x16x32`` -> [(64, 32), (128,), (3, 3, 16, 32)]."""
-    try:
-        shapes = [tuple(int(side) for side in shape.split("x")) for shape in text.split(",") if shape.strip()]
-    except ValueError:
-        shapes = []
-    if not shapes or any(side < 0 for shape in shapes for side in shape):
-        raise argparse.ArgumentTypeError(f"{text!r}: write shapes as sides joined by x, comma-separated: 64x32,128")
-    return shapes
-
-
-def _subset(text: str, known) -> list[str]:
-    """A non-empty comma-separated subset of ``known``, or an argparse error listing ``known``."""
-    chosen = [item.strip() for item in text.split(",") if item.strip()]
-    if not chosen or any(item not in known for item in chosen):
-        raise argparse.ArgumentTypeError(f"{text!r}: choose a comma-separated subset of {','.join(known)}")
-    return chosen
-
-
-def _properties(text: str) -> list[str]:
-    return _subset(text, list(PROPERTIES))
-
-
-def _audit_properties(text: str) -> list[str]:
-    return _subset(text, [*AUDIT_PROPERTIES, SIGNAL])
-
-
-def _frameworks(text: str) -> list[str]:
-    chosen = _subset(text, FRAMEWORKS)
-    for framework in chosen:
-        if reason := frameworks.missing_reason(framework):
-            raise argparse.ArgumentTypeError(f"{framework}: {reason}")
-    return chosen
-
-
-def _dtypes(text: str) -> list[str]:
-    return _subset(text, ("float32", "bfloat16", "float16", "float64", "complex64", "complex128"))
-
-
 def _eager_calls(profile: str) -> str:
     """In which dtypes a catalog run calls each initializer eagerly (``contract``, ``determinism``)."""
     if profiles.get(profile).full_grid:
@@ -448,164 +407,8 @@ def _unwritable_path(args) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="initcheck", description="Verify neural-network initializers.")
-    parser.add_argument("--version", action="version", version=f"initcheck {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    report = commands.add_parser(
-        "report", help="check the built-in catalog and write the HTML and JSON conformance reports"
-    )
-    report.add_argument(
-        "--out", default="reports", help="folder for conformance.html and conformance.json (default: reports)"
-    )
-    report.add_argument(
-        "--entries", nargs="*", default=[], metavar="TEXT", help="only the entries whose id contains one of these texts"
-    )
-    report.add_argument(
-        "--jobs", type=int, default=0, metavar="N", help="processes to check entries on (default: one per core)"
-    )
-    report.add_argument(
-        "--dtypes",
-        type=_dtypes,
-        default=None,
-        metavar="float32,bfloat16,...",
-        help="only these of each entry's dtypes (default: all of them)",
-    )
-
-    check = commands.add_parser(
-        "check",
-        help="check one initializer against a law",
-        description="Check MODULE:ATTR against a law and print every verdict; exit status 1 if it does not "
-        "conform, 2 on bad arguments.",
-        epilog=f"Laws: {EXAMPLES}. Nothing is evaluated: the text is parsed, and only laws and literal "
-        "arguments are accepted.",
-    )
-    check.add_argument(
-        "target",
-        metavar="MODULE:ATTR",
-        help="the initializer, e.g. mypkg.inits:my_init or jax.nn.initializers:variance_scaling(2.0, 'fan_in', 'normal')",
-    )
-    check.add_argument(
-        "--expect",
-        metavar="LAW",
-        default=None,
-        help='the law it promises, e.g. "normal(std=0.01)" (default: its @initcheck.expects law)',
-    )
-    check.add_argument(
-        "--shapes", type=_shapes, default=None, metavar="64x32,128", help="shapes to check (default: drawn for the law)"
-    )
-    check.add_argument(
-        "--dtypes", type=_dtypes, default=None, metavar="float32,bfloat16", help="dtypes to check (default: float32)"
-    )
-    check.add_argument(
-        "--properties",
-        type=_properties,
-        default=None,
-        metavar="moments,distribution",
-        help="properties to check (default: all)",
-    )
-    check.add_argument(
-        "--haiku",
-        action="store_true",
-        help="the target is a Haiku-style init(shape, dtype) that draws keys with hk.next_rng_key() "
-        "(recognized by itself when its first parameter is not a key)",
-    )
-    audit = commands.add_parser(
-        "audit",
-        help="audit one model: every value it creates at init, its key and its law",
-        description="Audit the model MODULE:FACTORY() returns ((model, *inputs) or initcheck.Model(...)): the "
-        "same verdicts as pytest --initcheck's items; exit status 1 if it does not conform (or is "
-        "PARTIAL with --strict; failures that a known framework defect explains alone do not count), "
-        "2 on bad arguments.",
-    )
-    audit.add_argument(
-        "target",
-        metavar="MODULE:FACTORY",
-        help="a function returning (model, *inputs) or an initcheck.Model, e.g. mypkg.models:resnet",
-    )
-    audit.add_argument(
-        "--properties",
-        type=_audit_properties,
-        default=None,
-        metavar="derivation,moments",
-        help="audit properties to check, and 'signal' for the signal profile (default: all)",
-    )
-    audit.add_argument(
-        "--strict",
-        action="store_true",
-        help="a PARTIAL model (values without a known law or a modelled key derivation) fails",
-    )
-    for sub in (check, audit):
-        sub.add_argument("--json", metavar="PATH", default=None, help="also write the JSON report to PATH")
-        sub.add_argument("--html", metavar="PATH", default=None, help="also write the HTML report to PATH")
-    listing = commands.add_parser("list", help="list the built-in catalog, grouped by framework")
-    for sub in (check, report, audit):
-        sub.add_argument("--profile", default="ci", choices=sorted(profiles.PROFILES), help="how hard to look")
-        sub.add_argument("--seed", type=int, default=0, help="base seed of every derived key (default: 0)")
-    for sub in (check, report, listing, audit):
-        sub.add_argument(
-            "--xla-optimize",
-            action="store_true",
-            help="keep XLA's default compiler settings (by default initcheck compiles with "
-            f"{_xla.FAST_COMPILE_SETTING}: compiles dominate a check)",
-        )
-    for sub in (check, report, audit):
-        caching = sub.add_mutually_exclusive_group()
-        caching.add_argument(
-            "--compile-cache",
-            metavar="DIR",
-            default=None,
-            help="keep XLA's compiled code under DIR (default: $XDG_CACHE_HOME/initcheck/xla, else "
-            "~/.cache/initcheck/xla) and reuse it in later runs, in a subfolder named after a hash of "
-            "this machine's jax/jaxlib versions, backend, device, XLA flags and CPU, so that no run "
-            "loads code compiled for another; pruned, oldest first, past 1 GiB",
-        )
-        caching.add_argument(
-            "--no-compile-cache",
-            action="store_true",
-            help="keep no compiled code between runs (`report` still shares its compiles between "
-            "its processes, through a temporary folder of this run only)",
-        )
-    for sub in (report, listing):
-        _add_frameworks(sub, "frameworks of the catalog to include (default: every installed one)")
-        sub.add_argument(
-            "--x64",
-            action="store_true",
-            help="turn on JAX's x64 mode first, which adds float64 and complex128 to the dtypes",
-        )
-    locking = commands.add_parser(
-        "lock",
-        help="record or compare the exact initial values of [tool.initcheck]'s targets in a lock file",
-        description="Compare every declared initializer, model and catalog framework of [tool.initcheck] with the "
-        "lock file (SHA-256 of every initial value, per backend, with the environment that made them); targets "
-        "the lock lacks are added. A changed value is named with its likely cause, found by re-deriving it under "
-        "the alternative settings. Exit status 1 on a change (without --update), 2 on bad arguments. Runs with "
-        "this process's settings: flags that a conftest.py sets apply under pytest --initcheck --initcheck-lock only.",
-    )
-    locking.add_argument(
-        "--lock",
-        metavar="PATH",
-        default=None,
-        help="the lock file (default: [tool.initcheck] lock, else initcheck.lock)",
-    )
-    locking.add_argument("--update", action="store_true", help="rewrite the lock from this run's values")
-    locking.add_argument(
-        "--config",
-        default="pyproject.toml",
-        metavar="PATH",
-        help="the pyproject.toml to read (default: ./pyproject.toml)",
-    )
-    _add_frameworks(locking, "catalog frameworks to lock too (default: [tool.initcheck] frameworks)")
-    locking.add_argument(
-        "--seed", type=int, default=None, help="base seed of the fixed keys (default: [tool.initcheck] seed, else 0)"
-    )
-    locking.add_argument("--json", metavar="PATH", default=None, help="also write the JSON report to PATH")
-    locking.add_argument("--html", metavar="PATH", default=None, help="also write the HTML report to PATH")
-    locking.set_defaults(run=_lock)
-    check.set_defaults(run=_check)
-    audit.set_defaults(run=_audit)
-    report.set_defaults(run=_report)
-    listing.set_defaults(run=_list)
-    args = parser.parse_args(argv)
+    """Run one subcommand; its exit status (2 on bad arguments)."""
+    args = _parser().parse_args(argv)
     if args.command != "lock" and not args.xla_optimize:  # a lock records the values of the user's settings
         _xla.prefer_fast_compiles()
     refusal = _unwritable_path(args)
@@ -617,14 +420,21 @@ def main(argv: list[str] | None = None) -> int:
         if folder:
             stack.enter_context(_xla.compile_cache(folder))
         try:
-            return args.run(args)
+            return args.handler(args)
         except frameworks.FrameworkUnavailable as exc:
             print(f"initcheck {args.command}: {exc}", file=sys.stderr)
             return 2
 
 
-def _add_frameworks(sub: argparse.ArgumentParser, help: str) -> None:
-    sub.add_argument("--frameworks", type=_frameworks, default=None, metavar=",".join(FRAMEWORKS), help=help)
+def _parser() -> argparse.ArgumentParser:
+    """The command line: one parser per subcommand, each with its handler."""
+    parser, commands = _cli_parser.root_parser()
+    _cli_parser.report_parser(commands).set_defaults(handler=_report)
+    _cli_parser.check_parser(commands).set_defaults(handler=_check)
+    _cli_parser.audit_parser(commands).set_defaults(handler=_audit)
+    _cli_parser.list_parser(commands).set_defaults(handler=_list)
+    _cli_parser.lock_parser(commands).set_defaults(handler=_lock)
+    return parser
 
 
 def _cache_folder(args, stack: contextlib.ExitStack) -> str | None:

@@ -27,51 +27,36 @@ import contextlib
 import dataclasses
 import json
 import os
-import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from initcheck import _document as document
-from initcheck import _frameworks, _output, _runner, _xla, lock
-from initcheck import _profiles as profiles
+from initcheck import _runner, _xla, lock
 from initcheck._api import assert_conforms, check
 from initcheck._audit import audit
 from initcheck._catalog import CatalogEntry, check_entry
 from initcheck._defects import Triage
-from initcheck._frameworks import FRAMEWORKS
+from initcheck._plugin_report import PROPERTY_KEY, InitcheckReporter, split_nodeid
+from initcheck._plugin_settings import Settings, load_settings
 from initcheck._properties import PROPERTIES
 from initcheck._record import Model
-from initcheck._targets import LOCK, Target, declared, names, read_table
+from initcheck._targets import LOCK, Target, declared
 from initcheck._verdict import ERROR, FAIL, SKIP, Case, Conformance, Verdict
 
+__all__ = [
+    "MARKER",
+    "ConformanceFailure",
+    "InitcheckCollector",
+    "InitcheckItem",
+    "InitcheckSession",
+    "initcheck",
+    "pytest_addoption",
+    "pytest_configure",
+]
+
 MARKER = "initcheck"
-PROPERTY_KEY = "initcheck"
-KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit", "strict", "compile_cache", "lock")
 UPDATE_HINT = "rewrite the lock with pytest --initcheck --initcheck-lock-update (or initcheck lock --update)"
-NO_CACHE = ("none", "false", "off")  # compile_cache values that turn the compile cache off
-
-
-@dataclasses.dataclass(frozen=True)
-class Settings:
-    modules: tuple[str, ...]
-    models: tuple[str, ...]
-    frameworks: tuple[str, ...]
-    profile: str
-    seed: int
-    time_limit: float | None = None
-    strict: bool = False
-    compile_cache: str | None = ""  # the cache root ("": the default root; None: no compile cache)
-    lock: Path | None = None  # the lock file compared with (None: no lock)
-    lock_update: bool = False  # rewrite the lock from this run
-
-    @property
-    def profile_object(self):
-        """The profile, with ``time_limit`` as its per-call limit when one is set."""
-
-        profile = profiles.get(self.profile)
-        return profile if self.time_limit is None else dataclasses.replace(profile, time_limit_s=self.time_limit)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -138,119 +123,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="rewrite the lock from this run's values (changes are reported, not failed)",
     )
     parser.addini("initcheck_lock", "the lock file of exact initial values (relative to the rootdir)", default="")
-
-
-def _table(rootpath: Path) -> dict:
-    try:
-        return read_table(rootpath / "pyproject.toml")
-    except ValueError as exc:
-        raise pytest.UsageError(f"initcheck: {exc}") from None
-
-
-def _names(value, where: str) -> tuple[str, ...]:
-    try:
-        return names(value, where)
-    except ValueError as exc:
-        raise pytest.UsageError(f"initcheck: {exc}") from None
-
-
-def _framework_names(value, where: str) -> tuple[str, ...]:
-    chosen = _frameworks.parse(value)
-    unknown = [f for f in chosen if f not in FRAMEWORKS]
-    if unknown:
-        shown = value if isinstance(value, str) else list(value)
-        raise pytest.UsageError(
-            f"initcheck: {where}={shown!r} names unknown frameworks {unknown}; choose from {', '.join(FRAMEWORKS)}"
-        )
-    for framework in chosen:
-        if reason := _frameworks.missing_reason(framework):
-            raise pytest.UsageError(f"initcheck: {where} names {framework}: {reason}")
-    return tuple(chosen)
-
-
-def load_settings(config) -> Settings:
-    """Options, then ini keys, then ``[tool.initcheck]``, then the defaults."""
-
-    table = _table(config.rootpath)
-    unknown = set(table) - set(KEYS)
-    if unknown:
-        raise pytest.UsageError(
-            f"initcheck: [tool.initcheck] has unknown keys {sorted(unknown)}; use {', '.join(KEYS)}"
-        )
-    modules = config.getini("initcheck_modules") or _names(table.get("modules", []), "[tool.initcheck] modules")
-    models = config.getini("initcheck_models") or _names(table.get("models", []), "[tool.initcheck] models")
-    option = config.getoption("initcheck_frameworks")
-    if option is not None:
-        frameworks = _framework_names(option, "--initcheck-frameworks")
-    elif config.getini("initcheck_frameworks"):
-        frameworks = _framework_names(config.getini("initcheck_frameworks"), "initcheck_frameworks")
-    else:
-        frameworks = _framework_names(
-            _names(table.get("frameworks", []), "[tool.initcheck] frameworks"), "[tool.initcheck] frameworks"
-        )
-    profile = config.getoption("initcheck_profile") or config.getini("initcheck_profile") or table.get("profile", "ci")
-    if profile not in profiles.PROFILES:
-        raise pytest.UsageError(f"initcheck: profile={profile!r} is not one of {', '.join(profiles.PROFILES)}")
-    seed = config.getoption("initcheck_seed")
-    if seed is None:
-        seed = config.getini("initcheck_seed") or table.get("seed", 0)
-    try:
-        seed = int(seed)
-        if seed < 0:
-            raise ValueError
-    except (TypeError, ValueError):
-        raise pytest.UsageError(f"initcheck: seed={seed!r} must be a non-negative int") from None
-    given = config.getini("initcheck_time_limit") or table.get("time_limit")
-    limit = None
-    if given is not None:
-        try:
-            limit = float(given)
-            if not limit > 0:
-                raise ValueError
-        except (TypeError, ValueError):
-            raise pytest.UsageError(f"initcheck: time_limit={given!r} must be a positive number of seconds") from None
-    strict = config.getoption("initcheck_strict")
-    if strict is None:
-        strict = config.getini("initcheck_strict")
-    if strict is None:
-        strict = table.get("strict", False)
-    if not isinstance(strict, bool):
-        raise pytest.UsageError(f"initcheck: [tool.initcheck] strict={strict!r} must be true or false")
-    cache = config.getoption("initcheck_compile_cache") or config.getini("initcheck_compile_cache")
-    cache = cache or table.get("compile_cache", "")
-    if not isinstance(cache, str):
-        raise pytest.UsageError(f"initcheck: compile_cache={cache!r} must be a folder, or 'none' to turn it off")
-    if config.getoption("initcheck_no_compile_cache") or cache.lower() in NO_CACHE:
-        cache = None
-    lock_path, update = _lock_path(config, table), bool(config.getoption("initcheck_lock_update"))
-    if update and lock_path is None:
-        raise pytest.UsageError(
-            "initcheck: --initcheck-lock-update rewrites a lock, and none is given; add --initcheck-lock=initcheck.lock "
-            'or lock = "initcheck.lock" to [tool.initcheck]'
-        )
-    return Settings(tuple(modules), tuple(models), frameworks, profile, seed, limit, strict, cache, lock_path, update)
-
-
-def _lock_path(config, table: dict) -> Path | None:
-    """``--initcheck-lock`` (relative to the directory pytest was started in), else the ini key or
-    ``[tool.initcheck] lock`` (relative to the rootdir); the file is read now, so that a damaged
-    lock stops the session before any check runs."""
-    given, where, base = config.getoption("initcheck_lock"), "--initcheck-lock", config.invocation_params.dir
-    if not given:
-        given, where, base = (
-            config.getini("initcheck_lock") or table.get("lock"),
-            "[tool.initcheck] lock",
-            config.rootpath,
-        )
-    if not given:
-        return None
-    if not isinstance(given, str):
-        raise pytest.UsageError(f'initcheck: {where}={given!r} must be a file path, e.g. "initcheck.lock"')
-    path = Path(base, given)
-    problem = document.file_problem(path)
-    if problem:
-        raise pytest.UsageError(f"initcheck: {where}={given}: {problem}")
-    return path
 
 
 def _pin_worker(config) -> None:
@@ -551,7 +423,7 @@ def _target_scheduling(config: pytest.Config, log: Any) -> Any:
 
     class TargetScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return _split_nodeid(nodeid)[0] if nodeid.startswith("initcheck::") else nodeid
+            return split_nodeid(nodeid)[0] if nodeid.startswith("initcheck::") else nodeid
 
         def remove_node(self, node):
             """A crashed worker's item is reported (by xdist) and not run again; the rest of its
@@ -569,191 +441,6 @@ def _target_scheduling(config: pytest.Config, log: Any) -> Any:
             return crashitem
 
     return TargetScheduling(config, log)
-
-
-def _split_nodeid(nodeid: str) -> tuple[str, str]:
-    """``initcheck::<target>[<property>]`` -> (target, property)."""
-    inner = nodeid.removeprefix("initcheck::")
-    cut = inner.rfind("[")
-    return inner[:cut], inner[cut + 1 : -1]
-
-
-def conformance_document(results: dict, settings: Settings, seconds: float, lock_section: dict | None = None) -> dict:
-    """The report of a session from its items' results, one row per target, in collection order."""
-
-    rows: dict[str, dict] = {}
-    for nodeid in sorted(results):
-        item = results[nodeid]
-        data = item["data"] or {}
-        name, prop = _split_nodeid(nodeid)
-        row = rows.setdefault(
-            name,
-            {
-                "kind": data.get("kind"),
-                "order": data.get("order"),
-                "facts": {},
-                "law": None,
-                "seconds": 0.0,
-                "error": None,
-                "verdicts": [],
-                "items": [],
-                "coverage": None,
-            },
-        )
-        row["kind"] = row["kind"] or data.get("kind")
-        row["order"] = row["order"] if row["order"] is not None else data.get("order")
-        row["law"] = row["law"] or data.get("law")
-        row["seconds"] = max(row["seconds"], data.get("seconds", 0.0))
-        row["error"] = row["error"] or data.get("error") or (item.get("message") and f"{prop}: {item['message']}")
-        row["verdicts"] += data.get("verdicts", [])
-        row["coverage"] = row["coverage"] or data.get("coverage")
-        row["facts"].update(
-            {
-                k: data[k]
-                for k in (
-                    "framework",
-                    "same_as",
-                    "dtypes",
-                    "notes",
-                    "known_defects",
-                    "expected_defect_missing",
-                    "signal",
-                )
-                if k in data
-            }
-        )
-        row["items"].append(
-            {
-                "nodeid": nodeid,
-                "property": prop,
-                "outcome": item["outcome"],
-                "worker": data.get("worker"),
-                **({"message": item["message"]} if "message" in item else {}),
-            }
-        )
-    ordered = sorted(rows.items(), key=lambda kv: (kv[1]["order"] is None, kv[1]["order"] or 0, kv[0]))
-    targets = [
-        document.target(
-            name,
-            row["kind"] or "unknown",
-            verdicts=row["verdicts"],
-            law=row["law"],
-            error=row["error"],
-            seconds=row["seconds"],
-            items=row["items"],
-            coverage=row["coverage"],
-            **row["facts"],
-        )
-        for name, row in ordered
-    ]
-    return document.build(
-        "pytest --initcheck",
-        targets,
-        profile=settings.profile_object,
-        seed=settings.seed,
-        seconds=seconds,
-        lock=lock_section,
-    )
-
-
-class InitcheckReporter:
-    """Controller-only work: keep every item's verdicts and outcome (the workers' too, under
-    xdist), build the session's document once, write it where asked and summarize it."""
-
-    def __init__(self, settings: Settings):
-        self.settings = settings
-        self.results: dict[str, dict] = {}
-        self.started = time.perf_counter()
-        self.document: dict | None = None
-        self.written: list[Path] = []
-        self.lock_section: dict | None = None
-        self.lock_problem: str | None = None
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        self.started = time.perf_counter()
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if not report.nodeid.startswith("initcheck::"):
-            return
-        data = next((json.loads(str(v)) for k, v in report.user_properties if k == PROPERTY_KEY), None)
-        entry = self.results.setdefault(report.nodeid, {"nodeid": report.nodeid, "outcome": "passed", "data": None})
-        if data is not None:
-            entry["data"] = data
-        if report.failed:
-            entry["outcome"] = "failed" if report.when == "call" else "error"
-            if data is None:  # e.g. a crashed xdist worker: no verdicts came back
-                entry["message"] = str(report.longrepr)[-2000:]
-        elif report.skipped and report.when in ("setup", "call"):
-            entry["outcome"] = "xfailed" if hasattr(report, "wasxfail") else "skipped"
-
-    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Build the document once: written here, summarized by the terminal summary (after)."""
-        if not self.results:
-            return
-        config = session.config
-        outcomes = [
-            lock.Outcome.from_dict(r["data"]["lock"]) for r in self.results.values() if "lock" in (r["data"] or {})
-        ]
-        if self.settings.lock is not None and outcomes:
-            self.lock_section = self._update_lock(outcomes)
-        self.document = conformance_document(
-            self.results, self.settings, time.perf_counter() - self.started, lock_section=self.lock_section
-        )
-        json_path, html_path = config.getoption("initcheck_json"), config.getoption("initcheck_report")
-        if json_path is not None or html_path is not None:
-            self.written = _output.write(self.document, json_path=json_path, html_path=html_path)
-
-    def _update_lock(self, outcomes: list[lock.Outcome]) -> dict:
-        """Merge this run into the lock file (targets and backends it lacks; everything with
-        ``--initcheck-lock-update``) and return the report's lock section."""
-        settings = self.settings
-        assert settings.lock is not None
-        before = lock.Lock.read(settings.lock)
-        names = [t.name for t in declared(settings.modules, settings.models, settings.frameworks) if t.kind != "broken"]
-        backend = lock.backend()
-        after = lock.merged(
-            before,
-            backend,
-            outcomes,
-            environment=lock.environment(settings.seed),
-            update=settings.lock_update,
-            declared=names,
-        )
-        try:
-            written = after.write()
-        except OSError as exc:
-            written, self.lock_problem = False, f"could not write the lock {settings.lock}: {exc}"
-        return lock.section(before, backend, outcomes, update=settings.lock_update, written=written, declared=names)
-
-    def pytest_terminal_summary(self, terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-        if self.document is not None:
-            counts = ", ".join(f"{n} {r.upper()}" for r, n in self.document["counts"].items() if n)
-            terminalreporter.write_line(f"initcheck: {len(self.document['targets'])} targets: {counts}")
-            for target in self.document["targets"]:
-                if target["result"] == "partial":
-                    coverage = target["coverage"]
-                    terminalreporter.write_line(
-                        f"initcheck: PARTIAL {target['id']}: {coverage['covered']} of "
-                        f"{coverage['values']} values covered (law known and derivation modelled)"
-                    )
-        if self.lock_section is not None:
-            section = self.lock_section
-            counts = ", ".join(f"{n} {status}" for status, n in section["counts"].items() if n)
-            wrote = ""
-            if section["written"]:
-                wrote = (
-                    "; rewritten" if section["update"] else "; added to the lock" if section["existed"] else "; written"
-                )
-            terminalreporter.write_line(f"initcheck: lock {section['path']} ({section['backend']}): {counts}{wrote}")
-            for name in section["removed"]:
-                terminalreporter.write_line(
-                    f"initcheck: lock: {name} is no longer declared"
-                    + ("; dropped from the lock" if section["update"] else "; --initcheck-lock-update drops it")
-                )
-        if self.lock_problem:
-            terminalreporter.write_line(f"initcheck: {self.lock_problem}", red=True)
-        for path in self.written:
-            terminalreporter.write_line(f"initcheck: wrote {path}")
 
 
 class _Bound:

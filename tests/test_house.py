@@ -42,7 +42,8 @@ LAYERS = [
     # 7 the lock and the targets of the entry points
     ["initcheck.lock", "initcheck.lock.*", "initcheck._targets"],
     # 8 entry points
-    ["initcheck.cli", "initcheck.plugin", "initcheck"],
+    ["initcheck.cli", "initcheck._cli_parser", "initcheck.plugin", "initcheck._plugin_settings",
+     "initcheck._plugin_report", "initcheck"],
 ]  # fmt: skip
 FRAMEWORK_PACKAGES = ("flax", "haiku", "equinox", "keras")  # imported only by their own framework modules
 FRAMEWORK_FILES = {  # the package -> the files of its framework module (at most three, in one folder)
