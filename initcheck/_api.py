@@ -1,4 +1,4 @@
-"""The public entry points: ``check``, ``assert_conforms`` and ``expects``."""
+"""The public entry points: `check`, `assert_conforms` and `expects`."""
 
 from __future__ import annotations
 
@@ -37,12 +37,12 @@ def _draw_thread() -> concurrent.futures.ThreadPoolExecutor:
     """The one thread that every draw runs on. Hypothesis's test context is thread-local: a thread
     of our own keeps a call from a user's @given test from counting as a nested @given. One thread
     for the whole process, because Hypothesis registers a PRNG the first time each thread draws, and
-    that registration (a full ``gc.collect``) cost about 0.25 s per draw once JAX is loaded."""
+    that registration (a full `gc.collect`) cost about 0.25 s per draw once JAX is loaded."""
     return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="initcheck-draw")
 
 
 def _draw_examples(strategy: st.SearchStrategy, count: int, seed: int) -> list[tuple[int, ...]]:
-    """``count`` distinct examples of ``strategy`` (shapes or dtypes), the same for the same seed."""
+    """`count` distinct examples of `strategy` (shapes or dtypes), the same for the same seed."""
     seen: list = []
 
     def collect(shape) -> bool:
@@ -132,15 +132,47 @@ def check(
     profile: str | profiles.Profile = "ci",
     origin: str | None = None,
 ) -> Conformance:
-    """Check ``init(key, shape, dtype)`` against the law ``expect`` (an ``initcheck.laws`` law or a
-    frozen continuous scipy.stats distribution) on every case (shape x dtype) and property.
+    """Check `init(key, shape, dtype)` against the law `expect` on every case (shape x dtype) and property.
 
-    ``shapes``/``dtypes``: lists or Hypothesis strategies (drawn deterministically from ``seed``);
-    by default ``profile.cases`` shapes from ``initcheck.strategies.shapes_for(expect)`` in float32.
-    A shape the law refuses (variance scaling on a 1-D shape) is an ``errors`` case: the initializer
-    must raise there. Keys derive from ``seed`` and the case, so the same call gives the same
-    verdicts. ``origin``: Python that defines ``init`` and ``law``, so that a failure's reproduction
-    snippet runs as printed (e.g. ``"from mypkg.inits import good as init\nlaw = init.__initcheck_law__"``).
+    A shape the law refuses (variance scaling on a 1-D shape) is an `errors` case: the initializer
+    must raise there. Keys derive from `seed` and the case, so the same call gives the same
+    verdicts.
+
+    Args:
+        init: The initializer: `init(key, shape, dtype)`, a Haiku-style `init(shape, dtype)`, or a
+            Keras initializer.
+        expect: The law it promises: a law of [`initcheck.laws`][initcheck.laws] or a frozen
+            continuous scipy.stats distribution.
+        shapes: A list of shapes or a Hypothesis strategy of them (drawn deterministically from
+            `seed`); by default `profile.cases` shapes from
+            `initcheck.strategies.shapes_for(expect)`.
+        dtypes: A list of dtypes (names, numpy or JAX types) or a Hypothesis strategy of them; by
+            default float32.
+        properties: The properties to check (by default all of them).
+        seed: The seed every key and every drawn case derives from, an int >= 0.
+        profile: How hard to look: `"quick"`, `"ci"`, `"thorough"` or a
+            [`Profile`][initcheck.Profile].
+        origin: Python that defines `init` and `law`, so that a failure's reproduction snippet
+            runs as printed (e.g. `"from mypkg.inits import good as init\\nlaw = init.__initcheck_law__"`).
+
+    Returns:
+        Every verdict; true when nothing failed (see `Conformance.passed`).
+
+    Raises:
+        TypeError: `expect`, `shapes` or a shape is of the wrong kind.
+        ValueError: `seed`, `profile`, `properties`, a shape or a dtype is refused (e.g. float64
+            without `jax_enable_x64`, or a dtype the law refuses).
+
+    Example:
+        ```python
+        import jax
+        import initcheck
+        from initcheck import laws
+
+        he = laws.VarianceScaling(2.0, "fan_in", "truncated_normal")
+        report = initcheck.check(jax.nn.initializers.he_normal(), he)
+        print(report)  # one row per property and case, then CONFORMS or the failures
+        ```
     """
     return _check(init, expect, shapes, dtypes, properties, seed, profile, paired=False, origin=origin)
 
@@ -157,17 +189,17 @@ def check_paired(
     origin: str | None = None,
     eager_dtype: str | None = None,
 ) -> Conformance:
-    """``check`` on ``paired_cases`` of the drawn shapes and ``dtypes`` (the whole grid when
-    ``profile.full_grid``); with ``eager_dtype``, only that dtype's cases call the initializer
-    eagerly (``contract`` and ``determinism``; the jitted path is checked in every case)."""
+    """`check` on `paired_cases` of the drawn shapes and `dtypes` (the whole grid when
+    `profile.full_grid`); with `eager_dtype`, only that dtype's cases call the initializer
+    eagerly (`contract` and `determinism`; the jitted path is checked in every case)."""
     return _check(
         init, expect, shapes, dtypes, properties, seed, profile, paired=True, origin=origin, eager_dtype=eager_dtype
     )
 
 
 def paired_cases(shapes: Sequence, dtypes: Sequence) -> list[tuple]:
-    """``max(len(shapes), len(dtypes))`` cases ``(shapes[i % S], dtypes[i % D])``: every shape and
-    every dtype is checked at least once, without the cost of the whole grid (a catalog ``ci`` run)."""
+    """`max(len(shapes), len(dtypes))` cases `(shapes[i % S], dtypes[i % D])`: every shape and
+    every dtype is checked at least once, without the cost of the whole grid (a catalog `ci` run)."""
     return [(shapes[i % len(shapes)], dtypes[i % len(dtypes)]) for i in range(max(len(shapes), len(dtypes)))]
 
 
@@ -201,7 +233,7 @@ def _check(
     label = adapters.describe(init) if callable(init) else repr(init)
     fn = adapters.canonical(init)
     verdicts: list[Verdict] = []
-    # A case the law itself refuses (variance scaling on a 1-D shape) is an ``errors`` case: the
+    # A case the law itself refuses (variance scaling on a 1-D shape) is an `errors` case: the
     # initializer must raise there; neither the contract nor the statistics run on it.
     refused = [(shape, dtype) for shape, dtype in cases if law.error_reason(shape, dtype) is not None]
     contexts = [
@@ -242,7 +274,27 @@ def _check(
 
 
 def assert_conforms(init: Callable[..., Any], expect: LawLike, **options: Any) -> Conformance:
-    """``check`` and raise :class:`ConformanceError` listing every failure unless it passes."""
+    """[`check`][initcheck.check], and raise if anything failed.
+
+    Args:
+        init: The initializer, as for `check`.
+        expect: The law it promises, as for `check`.
+        **options: `check`'s keyword arguments (`shapes`, `dtypes`, `properties`, `seed`,
+            `profile`, `origin`).
+
+    Returns:
+        The report, when it passes.
+
+    Raises:
+        ConformanceError: Something failed; the message lists every failure with the snippet that
+            reproduces it.
+
+    Example:
+        ```python
+        def test_my_init():
+            initcheck.assert_conforms(my_init, laws.Normal(0.02), profile="quick")
+        ```
+    """
     report = check(init, expect, **options)
     if not report.passed:
         raise ConformanceError(report.failure_text())
@@ -252,12 +304,35 @@ def assert_conforms(init: Callable[..., Any], expect: LawLike, **options: Any) -
 def expects(
     expect: LawLike, *, shapes: ShapesLike = None, dtypes: DTypesLike = None, skip: Mapping[str, str] | None = None
 ) -> Callable[[F], F]:
-    """Mark a user initializer with the law it promises (read by ``initcheck.audit``, ``initcheck
-    check`` and ``pytest --initcheck``). ``shapes`` and ``dtypes`` (as for ``check``) are the cases
-    the plugin checks it on; by default those ``check`` chooses. ``skip`` maps properties the
-    declaration opts out of to the reason, shown in the report (``{"errors": "the std depends on the
-    shape; 1-D shapes are fine here"}``). Works on functions ``init(key, shape, dtype)`` and on
-    Haiku-style ``init(shape, dtype)`` alike."""
+    """Mark a user initializer with the law it promises.
+
+    The mark is read by `initcheck.audit`, `initcheck check` and `pytest --initcheck`. Works on
+    functions `init(key, shape, dtype)` and on Haiku-style `init(shape, dtype)` alike.
+
+    Args:
+        expect: The law it promises, as for `check`.
+        shapes: The shapes the plugin checks it on (as for `check`); by default those `check`
+            chooses.
+        dtypes: The dtypes the plugin checks it on (as for `check`); by default those `check`
+            chooses.
+        skip: Properties the declaration opts out of, mapped to the reason, shown in the report
+            (`{"errors": "the std depends on the shape; 1-D shapes are fine here"}`).
+
+    Returns:
+        A decorator that sets the initializer's `__initcheck_law__` (and its cases and skips) and
+            returns it unchanged; it raises `TypeError` on anything not callable.
+
+    Raises:
+        TypeError: `expect` is not a law or a frozen continuous distribution.
+        ValueError: `skip` names an unknown property or gives no reason.
+
+    Example:
+        ```python
+        @initcheck.expects(laws.Normal(0.02))
+        def init(key, shape, dtype=jnp.float32):
+            return 0.02 * jax.random.normal(key, shape, dtype)
+        ```
+    """
     law = laws.as_law(expect)
     skip = dict(skip or {})
     unknown = sorted(set(skip) - set(PROPERTIES))

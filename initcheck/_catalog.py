@@ -15,8 +15,29 @@ from initcheck._profiles import get as get_profile
 
 
 def catalog(frameworks: Sequence[str] | None = None) -> list[CatalogEntry]:
-    """The catalog entries of ``frameworks`` (default: all of ``FRAMEWORKS``), in that order.
-    The dtypes include float64 and complex128 when JAX's x64 mode is on."""
+    """The catalog entries of `frameworks`, in that order.
+
+    The dtypes include float64 and complex128 when JAX's x64 mode is on.
+
+    Args:
+        frameworks: Framework names (`"jax"`, `"flax"`, `"haiku"`, `"initcheck"`, `"equinox"`,
+            `"keras"`) or a comma-separated string of them (default: every installed one of
+            `FRAMEWORKS`).
+
+    Returns:
+        One entry per public initializer: the configured initializer, its law, dtypes and known
+            defects.
+
+    Raises:
+        ValueError: An unknown framework name.
+        ImportError: A chosen framework is not installed.
+
+    Example:
+        ```python
+        for entry in initcheck.catalog(["jax"]):
+            print(entry.id, entry.law)
+        ```
+    """
     chosen = _frameworks.parse(frameworks)
     if not _frameworks.valid(chosen):
         raise ValueError(f"frameworks={frameworks!r}: choose from {', '.join(FRAMEWORKS)}")

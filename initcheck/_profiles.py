@@ -7,10 +7,39 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Profile:
-    """``n`` pooled values per statistical case; ``alpha`` per statistical verdict (sub-tests
-    share it by Bonferroni), so ``k`` verdicts have a family-wise false-alarm rate <= k * alpha.
-    ``cases`` shapes are drawn per initializer; a catalog check pairs them with the entry's dtypes
-    (each shape and each dtype once at least) unless ``full_grid`` asks for every combination."""
+    """How hard to look: sample sizes, numbers of cases and the per-verdict false-alarm level.
+
+    Sub-tests share a verdict's `alpha` by Bonferroni, so `k` statistical verdicts have a
+    family-wise false-alarm rate <= k * alpha. The built-in profiles are `"quick"`, `"ci"` (the
+    default) and `"thorough"`; `profile=` takes a name or a `Profile`.
+
+    Args:
+        name: The profile's name, shown in reports.
+        n: Pooled values per statistical case.
+        cases: Shapes drawn per initializer; a catalog check pairs them with the entry's dtypes
+            (each shape and each dtype once at least) unless `full_grid` asks for every
+            combination.
+        alpha: The false-alarm level per statistical verdict.
+        keys: Keys the `key_sensitivity` property compares.
+        haar_draws: Draws of a structured (e.g. orthogonal) law that `structure` checks, whose
+            matrices are then tested Haar-distributed.
+        time_limit_s: How long one call of the initializer may take, in seconds.
+        max_output_bytes: The largest output a case may ask for; larger ones fail the contract
+            before sampling.
+        chunk_elements: At most this many values per compiled call (the draws of a case are
+            batched).
+        full_grid: Check every shape in every dtype.
+
+    Example:
+        ```python
+        import dataclasses
+
+        from initcheck import Profile, check
+
+        lenient = Profile("lenient", n=2**16, cases=2, alpha=1e-6, keys=256, haar_draws=64)
+        check(init, law, profile=dataclasses.replace(lenient, time_limit_s=600.0))
+        ```
+    """
 
     name: str
     n: int
@@ -32,6 +61,17 @@ PROFILES = {
 
 
 def get(profile: str | Profile) -> Profile:
+    """The profile named `profile`, or `profile` itself.
+
+    Args:
+        profile: A profile or the name of a built-in one.
+
+    Returns:
+        The profile.
+
+    Raises:
+        ValueError: No built-in profile has that name.
+    """
     if isinstance(profile, Profile):
         return profile
     try:

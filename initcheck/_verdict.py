@@ -1,4 +1,4 @@
-"""Results: one :class:`Verdict` per (property, case); a :class:`Conformance` holds them all."""
+"""Results: one `Verdict` per (property, case); a `Conformance` holds them all."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 
 class Status(enum.StrEnum):
-    """A verdict's outcome; a ``StrEnum``, so ``Status.FAIL == "fail"`` and JSON writes the text."""
+    """A verdict's outcome; a `StrEnum`, so `Status.FAIL == "fail"` and JSON writes the text."""
 
     PASS = "pass"
     FAIL = "fail"
@@ -25,7 +25,18 @@ KNOWN = "known"  # a target's result: every failure shows a known framework defe
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """What was sampled: shape, dtype and how the keys were derived."""
+    """What was sampled: shape, dtype and how the keys were derived.
+
+    `str(case)` reads `"Dense_0/kernel shape=(3, 4) dtype=float32"`.
+
+    Attributes:
+        shape: The shape asked for.
+        dtype: The dtype's name.
+        key: How the keys were derived (e.g. the seed and the fold).
+        path: The value's path, for a case of an audited model (else empty).
+        collection: The value's collection (linen), `"params"`/`"state"` (Haiku) or Variable type
+            (nnx); empty outside audits.
+    """
 
     shape: tuple[int, ...]
     dtype: str
@@ -42,8 +53,24 @@ class Case:
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:
-    """One property on one case. ``alpha`` is 0 for deterministic checks; ``mde`` is the minimum
-    detectable relative scale error (power 0.99) where the property measures scale."""
+    """One property on one case.
+
+    Attributes:
+        property: The property's name (e.g. `"moments"`, `"structure"`).
+        status: `pass`, `fail`, `error` or `skip` (a `Status`, which compares equal to the text).
+        statistic: The test's statistic, when the property is statistical.
+        pvalue: The test's p-value, when the property is statistical.
+        alpha: The false-alarm level of the verdict; 0 for deterministic checks.
+        n: The number of values the verdict looked at.
+        case: What was sampled.
+        message: What was found, for a person.
+        reproduce: Python that reproduces a failure (empty when it passes).
+        mde: The minimum detectable relative scale error (power 0.99) where the property measures
+            scale.
+        plot: The data of the report's plot, if any.
+        known_defect: The name of the known framework defect this failure shows, if any.
+        gated: Not run because the case's contract failed (an error).
+    """
 
     property: str
     status: Status
@@ -62,17 +89,26 @@ class Verdict:
     def __post_init__(self):
         object.__setattr__(self, "status", Status(self.status))
 
-    @builtins.property  # (the field ``property`` hides the builtin in this class body)
+    @builtins.property  # (the field `property` hides the builtin in this class body)
     def passed(self) -> bool:
+        """The verdict is a pass."""
         return self.status is PASS
 
     @builtins.property
     def statistical(self) -> bool:
+        """A statistical test (`alpha > 0`) that ran to a pass or a fail."""
         return self.alpha > 0 and self.status in (PASS, FAIL)
 
     def failure_lines(self, *, named: bool = True, figures: bool = False) -> list[str]:
-        """This failed verdict for a person: what failed on which case and why (with the test's
-        statistic, p-value, n and alpha when ``figures``), then the snippet that reproduces it."""
+        """This failed verdict for a person: what failed on which case and why, then the snippet that reproduces it.
+
+        Args:
+            named: Name the property in the first line.
+            figures: Add the test's statistic, p-value, n and alpha.
+
+        Returns:
+            The lines of text.
+        """
         what = f"property {self.property} {self.status}" if named else str(self.status)
         stats = ""
         if figures and self.pvalue is not None:
@@ -83,6 +119,12 @@ class Verdict:
         return lines
 
     def to_dict(self) -> dict[str, Any]:
+        """The verdict as the JSON report writes it.
+
+        Returns:
+            A dict of JSON values (NaN as None).
+        """
+
         def num(x):
             return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
@@ -111,9 +153,9 @@ class Verdict:
 
 @dataclasses.dataclass(frozen=True)
 class Coverage:
-    """How much of a target initcheck could check: of its ``values`` (an audited model's parameters,
+    """How much of a target initcheck could check: of its `values` (an audited model's parameters,
     variables and random state), how many had a known law and how many a modelled key derivation.
-    ``gaps`` says, one line per value not covered, what is missing and why."""
+    `gaps` says, one line per value not covered, what is missing and why."""
 
     values: int
     law_known: int
@@ -153,12 +195,30 @@ FULL = Coverage(1, 1, 1, 1)  # an initializer checked against the law it was giv
 
 
 class ConformanceError(AssertionError):
-    """Raised by ``assert_conforms``; the message lists every failed verdict."""
+    """Raised by [`assert_conforms`][initcheck.assert_conforms]; the message lists every failed verdict.
+
+    An `AssertionError`, so pytest shows it as a failed assertion.
+    """
 
 
 @dataclasses.dataclass
 class Conformance:
-    """All verdicts of one initializer against one law."""
+    """All verdicts of one initializer against one law (or of one audited model).
+
+    True when it passes; `str(report)` is the table of verdicts, and `to_dict()` the JSON report.
+
+    Attributes:
+        initializer: What was checked, for a person.
+        law: The law's repr (Python that rebuilds it).
+        verdicts: Every verdict.
+        profile: The profile's name.
+        seed: The seed.
+        device: The device the values were drawn on.
+        seconds: How long the check took.
+        coverage: How much of the target was covered (all of it for an initializer).
+        signal: An audit's signal profile, when it was asked for.
+        signal_unavailable: Why an audit that asked for the signal profile has none.
+    """
 
     initializer: str
     law: str
@@ -168,19 +228,21 @@ class Conformance:
     device: str
     seconds: float = 0.0
     coverage: Coverage = FULL
-    signal: Any = None  # an audit's signal profile (``initcheck.audit.Signal``), when it was asked for
+    signal: Any = None  # an audit's signal profile (`initcheck.audit.Signal`), when it was asked for
     signal_unavailable: str = ""  # why an audit that asked for the signal profile has none
 
     @property
     def passed(self) -> bool:
-        """Nothing failed or errored (a PARTIAL result passes; see ``result``)."""
+        """Nothing failed or errored (a PARTIAL result passes; see `result`)."""
         return all(v.status in (PASS, SKIP) for v in self.verdicts)
 
     @property
     def result(self) -> str:
-        """``pass``, ``partial`` (nothing failed, but some values had no known law or no modelled
-        derivation: see ``coverage``), ``known`` (every failure shows a known framework defect) or
-        ``fail``."""
+        """`pass`, `partial`, `known` or `fail`.
+
+        `partial`: nothing failed, but some values had no known law or no modelled derivation (see
+        `coverage`); `known`: every failure shows a known framework defect.
+        """
         if not self.passed:
             return KNOWN if not self.unexplained else FAIL
         return PASS if self.coverage.complete else PARTIAL
@@ -190,6 +252,7 @@ class Conformance:
 
     @property
     def failures(self) -> list[Verdict]:
+        """The verdicts that failed or errored."""
         return [v for v in self.verdicts if v.status in (FAIL, ERROR)]
 
     @property
@@ -203,6 +266,11 @@ class Conformance:
         return sum(v.alpha for v in self.verdicts if v.statistical)
 
     def failure_text(self) -> str:
+        """Every failure for a person, as `ConformanceError` shows them.
+
+        Returns:
+            A heading line, then each failure with the snippet that reproduces it.
+        """
         lines = [
             f"[initcheck] {self.initializer} does not conform to {self.law} "
             f"({len(self.failures)} of {len(self.verdicts)} verdicts failed):"
@@ -240,6 +308,11 @@ class Conformance:
         return text
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON writes it (see the report schema).
+
+        Returns:
+            A dict of JSON values.
+        """
         return {
             "initializer": self.initializer,
             "law": self.law,

@@ -1,17 +1,28 @@
-"""A small, safe text syntax for laws (``initcheck check --expect "normal(std=0.01)"``).
+"""A small, safe text syntax for laws (`initcheck check --expect "normal(std=0.01)"`).
 
-The text is parsed with ``ast.parse`` and only these nodes are accepted, never evaluated:
+The text is parsed with `ast.parse` and only these nodes are accepted, never evaluated:
 
-    law      := NAME "(" [argument ("," argument)*] ")"  |  "stats." NAME "(" ... ")"
-    argument := [NAME "="] value
-    value    := number | -number | string | True | False | None | law | "[" value, ... "]" | "(" value, ... ")"
+```text
+law      := NAME "(" [argument ("," argument)*] ")"  |  "stats." NAME "(" ... ")"
+argument := [NAME "="] value
+value    := number | -number | string | True | False | None | law | "[" value, ... "]" | "(" value, ... ")"
+```
 
-NAME is a law of ``initcheck.laws`` in snake_case or CamelCase (``normal``, ``truncated_normal``,
-``VarianceScaling``, ...); ``stats.NAME`` is a continuous ``scipy.stats`` distribution, frozen with
-the arguments (``stats.laplace(scale=0.1)``). ``deterministic("MODULE:ATTR", ulps=4)`` is an exact
-table: the one string names the table function ``(shape, dtype) -> array``, which is imported (as
-``initcheck check`` imports its target), never called by the parser. ``literal_call`` uses the same
-rules for ``MODULE:ATTR(args)`` on the command line.
+NAME is a law of `initcheck.laws` in snake_case or CamelCase (`normal`, `truncated_normal`,
+`VarianceScaling`, ...); `stats.NAME` is a continuous `scipy.stats` distribution, frozen with
+the arguments (`stats.laplace(scale=0.1)`). `deterministic("MODULE:ATTR", ulps=4)` is an exact
+table: the one string names the table function `(shape, dtype) -> array`, which is imported (as
+`initcheck check` imports its target), never called by the parser. `literal_call` uses the same
+rules for `MODULE:ATTR(args)` on the command line.
+
+Example:
+    ```python
+    from initcheck.law_syntax import parse_law
+
+    parse_law("normal(std=0.01)")  # Normal(std=0.01, mean=0.0)
+    parse_law('variance_scaling(2.0, "fan_in", "truncated_normal")')
+    parse_law("mixture([(0.9, constant(0)), (0.1, normal(1))])")
+    ```
 """
 
 from __future__ import annotations
@@ -57,7 +68,10 @@ EXAMPLES = (
 
 
 class LawSyntaxError(ValueError):
-    """The text is not a law of this syntax; the message says where and what would be."""
+    """The text is not a law of this syntax; the message says where and what would be.
+
+    A `ValueError`.
+    """
 
 
 def _parse(text: str, what: str) -> ast.expr:
@@ -137,8 +151,19 @@ def _law(call: ast.Call, text: str, what: str):
 
 
 def resolve(spec: str, what: str):
-    """The object ``MODULE:ATTR`` names (ATTR dotted), importing MODULE from the current folder too
-    (like ``python -m``); ``ValueError`` names what is missing."""
+    """The object `MODULE:ATTR` names (ATTR dotted), importing MODULE from the current folder too (like `python -m`).
+
+    Args:
+        spec: `MODULE:ATTR`, e.g. `mypkg.tables:sincos`.
+        what: What the text is, for the error message (e.g. `"expect"`).
+
+    Returns:
+        (Any): The object.
+
+    Raises:
+        LawSyntaxError: `spec` is not `MODULE:ATTR`, MODULE cannot be imported, or has no ATTR
+            (a `ValueError` that names what is missing).
+    """
     module_name, colon, attr = spec.partition(":")
     if not colon or not module_name or not attr:
         raise LawSyntaxError(f"{what}={spec!r} must be MODULE:ATTR, e.g. mypkg.tables:sincos")
@@ -156,7 +181,19 @@ def resolve(spec: str, what: str):
 
 
 def parse_law(text: str, what: str = "expect") -> laws.Law:
-    """The law written in ``text`` (see the module docstring); ``LawSyntaxError`` names the problem."""
+    """The law written in `text`, in the syntax above; nothing is evaluated.
+
+    Args:
+        text: The law, e.g. `"normal(std=0.01)"` or `"stats.laplace(scale=0.1)"`.
+        what: What the text is, for the error message (e.g. `"expect"`).
+
+    Returns:
+        The law.
+
+    Raises:
+        LawSyntaxError: The text is not a law of this syntax, or the law refuses its arguments;
+            the message names the problem.
+    """
     node = _parse(text, what)
     if not isinstance(node, ast.Call):
         raise LawSyntaxError(f"{what}={text!r} is not a law; write a call such as {EXAMPLES}")
@@ -164,7 +201,19 @@ def parse_law(text: str, what: str = "expect") -> laws.Law:
 
 
 def literal_call(text: str, what: str) -> tuple[str, list, dict] | None:
-    """``name(args)`` with literal arguments as (dotted name, args, kwargs); None for a bare name."""
+    """`name(args)` with literal arguments, parsed (never evaluated).
+
+    Args:
+        text: `NAME` or `NAME(literal arguments)`, NAME possibly dotted: the ATTR of
+            `MODULE:ATTR(args)`, e.g. `builder(2.0, "fan_in")`.
+        what: What the text is, for the error message.
+
+    Returns:
+        (dotted name, args, kwargs), or None for a bare name.
+
+    Raises:
+        LawSyntaxError: The text is neither, or an argument is not a literal.
+    """
     node = _parse(text, what)
     if isinstance(node, (ast.Name, ast.Attribute)):
         return None
@@ -172,3 +221,6 @@ def literal_call(text: str, what: str) -> tuple[str, list, dict] | None:
         raise LawSyntaxError(f"{what}={text!r} must be NAME or NAME(literal arguments)")
     args, kwargs = _arguments(node, text, what, allow_laws=False)
     return ast.get_source_segment(text, node.func) or "", args, kwargs
+
+
+__all__ = ["LawSyntaxError", "literal_call", "parse_law", "resolve"]

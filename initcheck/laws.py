@@ -1,9 +1,19 @@
-"""Laws: what an initializer promises, as a function of ``(shape, dtype)``.
+"""Laws: what an initializer promises, as a function of `(shape, dtype)`.
 
-Element-wise i.i.d. laws resolve to a :class:`~initcheck._element.RealLaw` (a mixture of frozen
-scipy.stats distributions and atoms) or, for complex dtypes, a circular :class:`ComplexLaw`.
-Structured laws (orthogonal, delta-orthogonal, identity, constant) carry their own checks.
-Every constructor validates its parameters (scipy would silently return NaN).
+Element-wise i.i.d. laws resolve to a `RealLaw` (a mixture of frozen scipy.stats distributions
+and atoms) or, for complex dtypes, a circular `ComplexLaw`. Structured laws (orthogonal,
+delta-orthogonal, identity, constant) carry their own checks. Every constructor validates its
+parameters (scipy would silently return NaN): a bad value raises `TypeError` or `ValueError`
+naming the parameter and the fix.
+
+Example:
+    ```python
+    from initcheck import laws
+
+    laws.Normal(0.02)
+    laws.VarianceScaling(2.0, "fan_in", "truncated_normal")  # He normal
+    laws.Orthogonal(scale=1.0)
+    ```
 """
 
 from __future__ import annotations
@@ -55,7 +65,14 @@ ORTHO_EPS = 32  # tolerance on |QᵀQ/scale² - I| in units of the dtype's eps (
 
 
 def orthogonality_error(q: np.ndarray) -> float:
-    """max |QᵀQ - I| over K matrices ``q`` of shape (K, rows, cols) (QQᵀ for wide ones)."""
+    """max |QᵀQ - I| over K matrices (QQᵀ for wide ones).
+
+    Args:
+        q: K matrices, shape (K, rows, cols).
+
+    Returns:
+        The largest absolute deviation of any Gram matrix from the identity.
+    """
     rows, cols = q.shape[1:]
     gram = np.einsum("kri,krj->kij", q, q) if rows >= cols else np.einsum("kir,kjr->kij", q, q)
     return float(np.max(np.abs(gram - np.eye(gram.shape[1]))))
@@ -64,11 +81,19 @@ def orthogonality_error(q: np.ndarray) -> float:
 class Law:
     """Base class: what an initializer promises, with the behaviour the checks ask of it.
 
-    ``iid``: element-wise i.i.d. (the statistical properties test the elements); otherwise the
-    ``structure`` property decides, one draw at a time (:meth:`draw_problem`). ``random``: the
-    output depends on the key. ``exact``: one fixed array for every key. ``integer_ok``: the law
-    applies to integer and boolean values too. Laws compare equal when they are the same law
-    (same class and parameters: the repr, which rebuilds them), and hash alike.
+    Laws compare equal when they are the same law (same class and parameters: the repr, which
+    rebuilds them), and hash alike. Subclasses set the class attributes below.
+
+    Attributes:
+        iid (bool): Element-wise i.i.d. (the statistical properties test the elements); otherwise
+            the `structure` property decides, one draw at a time
+            ([`draw_problem`][initcheck.laws.Law.draw_problem]).
+        random (bool): The output depends on the key.
+        exact (bool): One fixed array for every key.
+        integer_ok (bool): The law applies to integer and boolean values too.
+        complex_ok (bool): The law has a promise for complex dtypes too.
+        refused (Mapping[str, str]): dtype name -> why an initializer keeping this law raises on it
+            (see [`refusing`][initcheck.laws.Law.refusing]).
     """
 
     iid = True
@@ -89,12 +114,38 @@ class Law:
         return hash((type(self).__name__, self._identity()))
 
     def draw_problem(self, x: np.ndarray, shape: tuple[int, ...], dtype) -> str | None:
-        """What is wrong with the structure of one output ``x`` (float64, drawn in ``dtype``), or None."""
+        """What is wrong with the structure of one output.
+
+        Args:
+            x: One output, as float64.
+            shape: The shape it was drawn in.
+            dtype (DTypeLike): The dtype it was drawn in.
+
+        Returns:
+            What is wrong, or None when nothing is.
+        """
         return self.structure_problem(x, dtype)
 
     def refusing(self, dtypes: Sequence, reason: str) -> Law:
-        """This law, for an initializer documented to raise on ``dtypes`` (e.g. no 16-bit QR).
-        The ``errors`` property then requires that it raises there; ``check`` refuses those dtypes."""
+        """This law, for an initializer documented to raise on `dtypes` (e.g. no 16-bit QR).
+
+        The `errors` property then requires that it raises there; `check` refuses those dtypes.
+
+        Args:
+            dtypes: The dtypes the initializer raises on (names, numpy or JAX types).
+            reason: Why it raises there (shown in reports).
+
+        Returns:
+            A copy of this law with the refusals added.
+
+        Raises:
+            ValueError: `reason` is empty or not a string.
+
+        Example:
+            ```python
+            laws.Orthogonal().refusing(["bfloat16", "float16"], "no 16-bit QR")
+            ```
+        """
         if not reason or not isinstance(reason, str):
             raise ValueError(f"refusing: reason={reason!r} must say why the initializer raises")
         law = copy.copy(self)
@@ -102,22 +153,56 @@ class Law:
         return law
 
     def matrix_dims(self, shape: Sequence[int]) -> tuple[int, int]:
-        """(rows, columns) of the orthogonal matrix a structured law promises in ``shape``."""
+        """(rows, columns) of the orthogonal matrix a structured law promises in `shape`.
+
+        Args:
+            shape: The output's shape.
+
+        Returns:
+            The matrix's (rows, columns).
+
+        Raises:
+            NotImplementedError: The law promises no orthogonal matrix.
+        """
         raise NotImplementedError(f"{self!r} promises no orthogonal matrix")
 
     def matrix(self, x: np.ndarray, shape: Sequence[int]) -> np.ndarray:
-        """One output's orthogonal matrix, over its scale (orthogonal laws)."""
+        """One output's orthogonal matrix, over its scale (orthogonal laws).
+
+        Args:
+            x: One output.
+            shape: Its shape.
+
+        Returns:
+            The matrix, divided by the law's scale.
+
+        Raises:
+            NotImplementedError: The law promises no orthogonal matrix.
+        """
         raise NotImplementedError(f"{self!r} promises no orthogonal matrix")
 
     def without_refusals(self) -> Law:
-        """This law with no documented refusals (what it promises, wherever it applies)."""
+        """This law with no documented refusals (what it promises, wherever it applies).
+
+        Returns:
+            A copy of this law without refusals.
+        """
         law = copy.copy(self)
         law.refused = {}
         return law
 
     def structure_problem(self, x: np.ndarray, dtype) -> str | None:
-        """For i.i.d.-marginal laws with extra structure (e.g. exactly k zeros per column): what is
-        wrong with one output ``x`` (as float64, drawn in ``dtype``), or None. Checked by ``structure``."""
+        """What is wrong with one output's extra structure; checked by the `structure` property.
+
+        For i.i.d.-marginal laws with extra structure (e.g. exactly k zeros per column).
+
+        Args:
+            x: One output, as float64.
+            dtype (DTypeLike): The dtype it was drawn in.
+
+        Returns:
+            What is wrong, or None when nothing is.
+        """
         return None
 
     has_structure = False
@@ -134,23 +219,62 @@ class Law:
         return text
 
     def element_law(self, shape: tuple[int, ...], dtype) -> RealLaw | ComplexLaw:
-        """The law of one element for this case (i.i.d. and constant laws)."""
+        """The law of one element for this case (i.i.d. and constant laws).
+
+        Args:
+            shape: The case's shape.
+            dtype (DTypeLike): The case's dtype.
+
+        Returns:
+            A real law (a mixture of frozen scipy.stats distributions and atoms) or a circular
+                complex law.
+
+        Raises:
+            NotImplementedError: The law is not element-wise.
+        """
         raise NotImplementedError(f"{self!r} is not an element-wise law")
 
     def error_reason(self, shape: tuple[int, ...], dtype) -> str | None:
-        """Why an initializer keeping this law must raise for ``shape``, or None if it must not."""
+        """Why an initializer keeping this law must raise for `shape` in `dtype`.
+
+        Args:
+            shape: The case's shape.
+            dtype (DTypeLike): The case's dtype.
+
+        Returns:
+            The reason, or None if it must not raise.
+        """
         return self.refused.get(_dtypes.canonical(dtype).name)
 
     def diagnose(self, shape: tuple[int, ...], observed_var: float) -> str | None:
-        """A likely cause when the observed variance does not match, or None."""
+        """A likely cause when the observed variance does not match.
+
+        Args:
+            shape: The case's shape.
+            observed_var: The variance observed there.
+
+        Returns:
+            The likely cause, or None.
+        """
         return None
 
     def dependent_axes(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """Axes along which the law itself makes elements dependent (``independence`` skips them)."""
+        """Axes along which the law itself makes elements dependent (`independence` skips them).
+
+        Args:
+            shape: The case's shape.
+
+        Returns:
+            The dependent axes (none by default).
+        """
         return ()
 
     def edge_shapes(self) -> list[tuple[int, ...]]:
-        """Extra shapes for the ``errors`` property, beyond the generic edge shapes."""
+        """Extra shapes for the `errors` property, beyond the generic edge shapes.
+
+        Returns:
+            The shapes (none by default).
+        """
         return []
 
     def check_dtype(self, dtype) -> None:
@@ -168,7 +292,16 @@ class Law:
 
 
 class Distribution(Law):
-    """Any frozen continuous scipy.stats distribution, element-wise i.i.d."""
+    """Any frozen continuous scipy.stats distribution, element-wise i.i.d.
+
+    Args:
+        dist (scipy.stats.rv_continuous): A frozen continuous distribution, e.g.
+            `scipy.stats.laplace(scale=0.1)`.
+
+    Raises:
+        TypeError: `dist` is not a frozen continuous scipy.stats distribution.
+        ValueError: Its parameters are invalid (scipy returns NaN for it).
+    """
 
     def __init__(self, dist):
         if not _element.is_frozen_continuous(dist):
@@ -193,7 +326,19 @@ class Distribution(Law):
 
 
 class Normal(Law):
-    """N(mean, std^2). For complex dtypes (mean 0): circular complex normal with E|z|^2 = std^2."""
+    """N(mean, std^2), element-wise i.i.d.
+
+    For complex dtypes (mean 0): circular complex normal with E|z|^2 = std^2.
+
+    Args:
+        std: The standard deviation, > 0.
+        mean: The mean; 0 for complex dtypes.
+
+    Raises:
+        TypeError: `std` or `mean` is not a real number.
+        ValueError: `std` is not > 0 or a value is not finite (and, when a case is checked, a
+            complex dtype with a non-zero `mean`).
+    """
 
     complex_ok = True
 
@@ -216,7 +361,16 @@ class Normal(Law):
 
 
 class Uniform(Law):
-    """U[low, high)."""
+    """U[low, high), element-wise i.i.d.
+
+    Args:
+        low: The lower bound (included).
+        high: The upper bound (excluded), > `low`.
+
+    Raises:
+        TypeError: A bound is not a real number.
+        ValueError: A bound is not finite, or `low >= high`.
+    """
 
     def __init__(self, low: float, high: float):
         self.low = _finite("Uniform", "low", low)
@@ -232,7 +386,15 @@ class Uniform(Law):
 
 
 class Constant(Law):
-    """Every element equals ``value`` (for every key), in real and complex dtypes."""
+    """Every element equals `value` (for every key), in real and complex dtypes.
+
+    Args:
+        value: The value of every element.
+
+    Raises:
+        TypeError: `value` is not a real number.
+        ValueError: `value` is not finite.
+    """
 
     iid = False
     random = False
@@ -260,8 +422,19 @@ class Constant(Law):
 class TruncatedNormal(Law):
     """A normal N(mean, std^2) truncated to (mean + lower*std, mean + upper*std).
 
-    ``std`` is the std of the *untruncated* normal and the bounds are in units of it (JAX and Haiku
-    semantics); :meth:`absolute` takes absolute bounds (PyTorch's ``trunc_normal_``).
+    `std` is the std of the *untruncated* normal and the bounds are in units of it (JAX and Haiku
+    semantics); [`absolute`][initcheck.laws.TruncatedNormal.absolute] takes absolute bounds
+    (PyTorch's `trunc_normal_`).
+
+    Args:
+        std: The std of the untruncated normal, > 0.
+        lower: The lower bound, in units of `std` from `mean`.
+        upper: The upper bound, in units of `std` from `mean`, > `lower`.
+        mean: The mean of the untruncated normal.
+
+    Raises:
+        TypeError: A parameter is not a real number.
+        ValueError: `std` is not > 0, a value is not finite, or `lower >= upper`.
     """
 
     def __init__(self, std: float, lower: float = -2.0, upper: float = 2.0, mean: float = 0.0):
@@ -274,7 +447,21 @@ class TruncatedNormal(Law):
 
     @classmethod
     def absolute(cls, low: float, high: float, std: float = 1.0, mean: float = 0.0) -> TruncatedNormal:
-        """Bounds as values, not in units of ``std`` (PyTorch semantics)."""
+        """A truncated normal with bounds as values, not in units of `std` (PyTorch semantics).
+
+        Args:
+            low: The lower bound, as a value.
+            high: The upper bound, as a value.
+            std: The std of the untruncated normal, > 0.
+            mean: The mean of the untruncated normal.
+
+        Returns:
+            The law, with `lower = (low - mean) / std` and `upper = (high - mean) / std`.
+
+        Raises:
+            TypeError: A parameter is not a real number.
+            ValueError: `std` is not > 0, a value is not finite, or `low >= high`.
+        """
         std = _positive("TruncatedNormal.absolute", "std", std)
         return cls(
             std, lower=(_finite("", "low", low) - mean) / std, upper=(_finite("", "high", high) - mean) / std, mean=mean
@@ -288,17 +475,38 @@ class TruncatedNormal(Law):
 
 
 class VarianceScaling(Law):
-    """Zero-mean law with variance ``scale / n``, ``n`` the fan of ``mode`` for the shape.
+    """Zero-mean law with variance `scale / n`, `n` the fan of `mode` for the shape.
 
-    ``distribution``: ``truncated_normal`` (|x| < 2 sd before scaling, std corrected by
-    TRUNCATED_NORMAL_STD), ``normal`` or ``uniform`` (U[-sqrt(3v), sqrt(3v)]). Complex dtypes:
-    circular symmetry with E|z|^2 = v; ``normal`` a complex normal, ``uniform`` a uniform disk
-    (|z|^2 ~ U[0, 2v]) and ``truncated_normal`` a complex normal with modulus truncated at 2 sd,
-    rescaled so that E|z|^2 = v after truncation.
+    Complex dtypes: circular symmetry with E|z|^2 = v; `normal` a complex normal, `uniform` a
+    uniform disk (|z|^2 ~ U[0, 2v]) and `truncated_normal` a complex normal with modulus truncated
+    at 2 sd, rescaled so that E|z|^2 = v after truncation. A shape whose fan is 0 (or a 1-D shape
+    under JAX's fans) is refused: the `errors` property requires the initializer to raise there.
 
-    ``fans``: ``"jax"`` (``in_axis``, ``out_axis``, ``batch_axis``), ``"haiku"`` (``fan_in_axes``;
-    Haiku divides by ``max(1, n)``), ``"haiku_input_size"``, ``"equinox_gru"``/``"equinox_lstm"``/
-    ``"equinox_hidden"`` (``shape[0]`` over 3, 4 or 1 gates) or a callable ``shape -> (fan_in, fan_out)``.
+    Args:
+        scale: The variance's numerator, > 0 (e.g. 2.0 for He, 1.0 for LeCun and Glorot).
+        mode: `"fan_in"`, `"fan_out"`, `"fan_avg"` or `"fan_geo_avg"` (JAX only).
+        distribution: `"truncated_normal"` (|x| < 2 sd before scaling, std corrected by
+            `TRUNCATED_NORMAL_STD`), `"normal"` or `"uniform"` (U[-sqrt(3v), sqrt(3v)]).
+        in_axis (int | Sequence[int]): The input axes, for `fans="jax"`.
+        out_axis (int | Sequence[int]): The output axes, for `fans="jax"`.
+        batch_axis (int | Sequence[int]): The batch axes (in neither fan), for `fans="jax"`.
+        fans: The fan rule: `"jax"` (`in_axis`, `out_axis`, `batch_axis`), `"haiku"`
+            (`fan_in_axes`; Haiku divides by `max(1, n)`), `"haiku_input_size"`,
+            `"equinox_gru"`/`"equinox_lstm"`/`"equinox_hidden"` (`shape[0]` over 3, 4 or 1 gates)
+            or a callable `shape -> (fan_in, fan_out)`.
+        fan_in_axes: The input axes, for `fans="haiku"` (None: all but the last).
+
+    Raises:
+        TypeError: `scale` is not a real number.
+        ValueError: `scale` is not > 0, or `mode`, `distribution` or `fans` is not one of the
+            above (or `mode="fan_geo_avg"` with `fans="haiku"`).
+
+    Example:
+        ```python
+        laws.VarianceScaling(2.0, "fan_in", "truncated_normal")  # jax.nn.initializers.he_normal()
+        laws.VarianceScaling(1.0, "fan_avg", "uniform")  # glorot_uniform()
+        laws.VarianceScaling(1.0, "fan_in", "truncated_normal", fans="haiku")  # hk.initializers.VarianceScaling()
+        ```
     """
 
     complex_ok = True
@@ -331,6 +539,14 @@ class VarianceScaling(Law):
         self.fan_in_axes = None if fan_in_axes is None else tuple(fan_in_axes)
 
     def fan(self, shape: Sequence[int]) -> tuple[float, float]:
+        """The fans of `shape` under this law's fan rule.
+
+        Args:
+            shape: The output's shape.
+
+        Returns:
+            (fan_in, fan_out).
+        """
         if self.fans == "jax":
             return _fans.jax_fans(shape, self.in_axis, self.out_axis, self.batch_axis)
         if self.fans == "haiku":
@@ -344,6 +560,17 @@ class VarianceScaling(Law):
         return float(fan_in), float(fan_out)
 
     def variance(self, shape: Sequence[int]) -> float:
+        """The promised variance `scale / n` for `shape`.
+
+        Args:
+            shape: The output's shape.
+
+        Returns:
+            The variance.
+
+        Raises:
+            ValueError: The fan of `mode` is not > 0 for `shape`.
+        """
         fan_in, fan_out = self.fan(shape)
         n = _fans.fan_denominator(self.mode, fan_in, fan_out)
         if self.fans == "haiku":
@@ -353,7 +580,15 @@ class VarianceScaling(Law):
         return self.scale / n
 
     def diagnose(self, shape, observed_var):
-        """Name every fan mode or slip that explains ``observed_var`` to within 1.5%."""
+        """Name every fan mode or slip that explains `observed_var` to within 1.5%.
+
+        Args:
+            shape (Sequence[int]): The case's shape.
+            observed_var (float): The variance observed there.
+
+        Returns:
+            (str | None): The causes, or None when the variance matches or nothing explains it.
+        """
         fan_in, fan_out = self.fan(shape)
         declared = self.variance(shape)
         ratio = observed_var / declared
@@ -427,15 +662,31 @@ def _fans_name(fans) -> str:
 
 
 def matrix_view(x: np.ndarray, column_axis: int) -> np.ndarray:
-    """``x`` as a (rows, columns) matrix: ``column_axis`` last, the other axes flattened (JAX's layout)."""
+    """`x` as a (rows, columns) matrix: `column_axis` last, the other axes flattened (JAX's layout).
+
+    Args:
+        x: An array of at least one axis.
+        column_axis: The axis that becomes the columns.
+
+    Returns:
+        The (rows, columns) view.
+    """
     return np.moveaxis(x, column_axis, -1).reshape(-1, x.shape[column_axis])
 
 
 class Orthogonal(Law):
-    """Haar-distributed matrix with orthonormal columns (rows if wider than tall), times ``scale``.
+    """Haar-distributed matrix with orthonormal columns (rows if wider than tall), times `scale`.
 
-    The matrix is ``matrix_view(x, column_axis)``: ``QᵀQ = scale² I`` when rows >= columns,
-    ``QQᵀ = scale² I`` otherwise.
+    The matrix is [`matrix_view(x, column_axis)`][initcheck.laws.matrix_view]: `QᵀQ = scale² I`
+    when rows >= columns, `QQᵀ = scale² I` otherwise. Shapes of fewer than 2 axes are refused.
+
+    Args:
+        scale: The matrix's scale, non-zero.
+        column_axis: The axis of the columns; the other axes are flattened into rows.
+
+    Raises:
+        TypeError: `scale` is not a real number or `column_axis` is not an int.
+        ValueError: `scale` is 0 (use `Constant(0.0)`) or not finite.
     """
 
     iid = False
@@ -459,12 +710,27 @@ class Orthogonal(Law):
         return None
 
     def matrix_dims(self, shape) -> tuple[int, int]:
-        """(rows, columns) of the matrix view of ``shape``."""
+        """(rows, columns) of the matrix view of `shape`.
+
+        Args:
+            shape (Sequence[int]): The output's shape.
+
+        Returns:
+            The matrix's (rows, columns).
+        """
         cols = shape[self.column_axis]
         return math.prod(shape) // max(cols, 1), cols
 
     def matrix(self, x: np.ndarray, shape) -> np.ndarray:
-        """One output as its (rows, columns) matrix over ``scale``: orthonormal columns (rows when wide)."""
+        """One output as its (rows, columns) matrix over `scale`: orthonormal columns (rows when wide).
+
+        Args:
+            x: One output.
+            shape (Sequence[int]): Its shape.
+
+        Returns:
+            The matrix, divided by `scale`.
+        """
         return matrix_view(x, self.column_axis) / self.scale
 
     def draw_problem(self, x, shape, dtype):
@@ -475,8 +741,19 @@ class Orthogonal(Law):
 
 
 class DeltaOrthogonal(Law):
-    """3-, 4- or 5-D kernel (spatial..., in, out), in <= out: zero except the centre tap
-    ``[(k-1)//2, ...]``, which is ``Orthogonal(scale, column_axis)`` on ``shape[-2:]``."""
+    """3-, 4- or 5-D kernel (spatial..., in, out), in <= out: zero except the centre tap.
+
+    The centre tap `[(k-1)//2, ...]` is `Orthogonal(scale, column_axis)` on `shape[-2:]`. Other
+    shapes are refused.
+
+    Args:
+        scale: The centre tap's scale, non-zero.
+        column_axis: The axis of the columns within `shape[-2:]`.
+
+    Raises:
+        TypeError: `scale` is not a real number.
+        ValueError: `scale` is 0 (use `Constant(0.0)`) or not finite.
+    """
 
     iid = False
     has_structure = True
@@ -488,16 +765,39 @@ class DeltaOrthogonal(Law):
         self.column_axis = column_axis
 
     def centre(self, shape) -> tuple[int, ...]:
+        """The centre tap's index, `(k-1)//2` on every spatial axis.
+
+        Args:
+            shape (Sequence[int]): The kernel's shape.
+
+        Returns:
+            The spatial index of the centre tap.
+        """
         return tuple((k - 1) // 2 for k in shape[:-2])
 
     def matrix_dims(self, shape) -> tuple[int, int]:
-        """(rows, columns) of the centre tap's matrix."""
+        """(rows, columns) of the centre tap's matrix.
+
+        Args:
+            shape (Sequence[int]): The kernel's shape.
+
+        Returns:
+            The matrix's (rows, columns).
+        """
         tap = tuple(shape[-2:])
         cols = tap[self.column_axis]
         return math.prod(tap) // max(cols, 1), cols
 
     def matrix(self, x: np.ndarray, shape) -> np.ndarray:
-        """The centre tap of one output as its matrix over ``scale``."""
+        """The centre tap of one output as its matrix over `scale`.
+
+        Args:
+            x: One output.
+            shape (Sequence[int]): Its shape.
+
+        Returns:
+            The centre tap's matrix, divided by `scale`.
+        """
         return matrix_view(x[self.centre(shape)], self.column_axis) / self.scale
 
     def draw_problem(self, x, shape, dtype):
@@ -525,7 +825,17 @@ class DeltaOrthogonal(Law):
 
 
 class Identity(Law):
-    """``gain * eye(shape[-2], shape[-1])``, broadcast over leading axes."""
+    """`gain * eye(shape[-2], shape[-1])`, broadcast over leading axes (for every key).
+
+    Shapes of fewer than 2 axes are refused.
+
+    Args:
+        gain: The diagonal's value.
+
+    Raises:
+        TypeError: `gain` is not a real number.
+        ValueError: `gain` is not finite.
+    """
 
     iid = False
     random = False
@@ -555,11 +865,21 @@ class Identity(Law):
 
 
 class Deterministic(Law):
-    """An exact table: for every key the output is ``expected(shape, dtype)`` (a callable returning an
-    array, e.g. a sinusoidal position embedding) or ``expected`` itself (an array), within ``ulps``
-    units in the last place of the dtype at the table's largest magnitude (so a float32 table
-    computed by rounding a float64 reference passes at ``ulps=1``; sines of large arguments computed
-    in float32 need more). The output must not depend on the key.
+    """An exact table: for every key the output is the table, within `ulps`.
+
+    The output must not depend on the key. `ulps` counts units in the last place of the dtype at
+    the table's largest magnitude (so a float32 table computed by rounding a float64 reference
+    passes at `ulps=1`; sines of large arguments computed in float32 need more). Integer and
+    boolean tables are exact.
+
+    Args:
+        expected (Callable | ArrayLike): A callable `(shape, dtype) -> array` (e.g. a sinusoidal
+            position embedding) or the table itself (an array, for one shape only).
+        ulps: The tolerance, an int >= 0.
+
+    Raises:
+        TypeError: `expected` is neither a callable nor an array.
+        ValueError: `ulps` is not an int >= 0, or the array has NaN or inf values.
     """
 
     iid = False
@@ -588,7 +908,15 @@ class Deterministic(Law):
         self.expected, self.array = None, values
 
     def table(self, shape, dtype) -> np.ndarray:
-        """The exact values for ``(shape, dtype)``, as float64 (complex128 for complex tables)."""
+        """The exact values for `(shape, dtype)`.
+
+        Args:
+            shape (Sequence[int]): The case's shape.
+            dtype (DTypeLike): The case's dtype.
+
+        Returns:
+            The table as float64 (complex128 for complex tables).
+        """
         if self.array is not None:
             return self.array
         return _dtypes.to_float64(np.asarray(self.expected(tuple(shape), _dtypes.canonical(dtype))))
@@ -617,7 +945,16 @@ class Deterministic(Law):
         return None if problem is None else f"not {self!r}: {problem}"
 
     def mismatch(self, x: np.ndarray, shape, dtype) -> str | None:
-        """What is wrong with one output ``x`` (float64), or None when it is the table."""
+        """What is wrong with one output.
+
+        Args:
+            x: One output, as float64.
+            shape (Sequence[int]): Its shape.
+            dtype (DTypeLike): The dtype it was drawn in.
+
+        Returns:
+            What differs from the table, or None when it is the table.
+        """
         want = self.table(shape, dtype)
         if x.shape != want.shape:
             return f"shape {x.shape} is not the table's {want.shape}"
@@ -645,9 +982,18 @@ class Deterministic(Law):
 
 
 class Dirac(Law):
-    """A kernel (spatial..., in, out) that passes channels through: 1 at the centre tap
-    ``[k // 2, ...]`` from input ``d`` to output ``g * out // groups + d`` for every group ``g`` and
-    ``d < min(out // groups, in)``, 0 elsewhere (``torch.nn.init.dirac_`` in JAX's layout)."""
+    """A kernel (spatial..., in, out) that passes channels through (`torch.nn.init.dirac_` in JAX's layout).
+
+    1 at the centre tap `[k // 2, ...]` from input `d` to output `g * out // groups + d` for every
+    group `g` and `d < min(out // groups, in)`, 0 elsewhere. Shapes that are not 3-, 4- or 5-D, or
+    whose `out` is not divisible by `groups`, are refused.
+
+    Args:
+        groups: The number of groups, an int >= 1.
+
+    Raises:
+        ValueError: `groups` is not an int >= 1.
+    """
 
     iid = False
     random = False
@@ -661,6 +1007,15 @@ class Dirac(Law):
         self.groups = groups
 
     def expected(self, shape, dtype) -> np.ndarray:
+        """The kernel for `shape`.
+
+        Args:
+            shape (Sequence[int]): The kernel's shape (spatial..., in, out).
+            dtype (DTypeLike): The case's dtype (unused: the values are 0 and 1).
+
+        Returns:
+            The kernel, as float64.
+        """
         out = np.zeros(shape)
         per_group = shape[-1] // self.groups
         centre = tuple(k // 2 for k in shape[:-2])
@@ -686,10 +1041,21 @@ class Dirac(Law):
 
 
 class Sparse(Law):
-    """2-D (rows, columns): in every column exactly ``k = ceil(sparsity * rows)`` elements, at
-    uniformly random rows, are 0 and the others N(0, std^2) (``torch.nn.init.sparse_``; in JAX's
-    (fan_in, fan_out) layout every unit keeps ``rows - k`` inputs, as in Martens 2010).
-    One element is 0 with probability k/rows, else normal; ``structure`` counts the zeros."""
+    """2-D (rows, columns): exactly `k = ceil(sparsity * rows)` zeros in every column, the rest N(0, std^2).
+
+    The zeros are at uniformly random rows (`torch.nn.init.sparse_`; in JAX's (fan_in, fan_out)
+    layout every unit keeps `rows - k` inputs, as in Martens 2010). One element is 0 with
+    probability k/rows, else normal; the `structure` property counts the zeros. Shapes that are
+    not 2-D are refused.
+
+    Args:
+        sparsity: The share of zeros per column, in [0, 1).
+        std: The std of the non-zero elements, > 0.
+
+    Raises:
+        TypeError: A parameter is not a real number.
+        ValueError: `sparsity` is not in [0, 1), or `std` is not > 0.
+    """
 
     has_structure = True
 
@@ -700,11 +1066,27 @@ class Sparse(Law):
         self.std = _positive("Sparse", "std", std)
 
     def dependent_axes(self, shape):
-        """Exactly ceil(sparsity * rows) zeros per column: the elements of a column are dependent
-        (with 2 rows and one zero each, one of every pair is zero)."""
+        """The rows' axis: exactly ceil(sparsity * rows) zeros per column make a column's elements dependent.
+
+        (With 2 rows and one zero each, one of every pair is zero.)
+
+        Args:
+            shape (Sequence[int]): The case's shape.
+
+        Returns:
+            (tuple[int, ...]): `(0,)`.
+        """
         return (0,)
 
     def zeros_per_column(self, rows: int) -> int:
+        """`ceil(sparsity * rows)`.
+
+        Args:
+            rows: The number of rows.
+
+        Returns:
+            The number of zeros in every column.
+        """
         return math.ceil(self.sparsity * rows)
 
     def element_law(self, shape, dtype):
@@ -715,8 +1097,18 @@ class Sparse(Law):
         return RealLaw(((share, _element.atom(0.0).parts[0][1]), (1 - share, normal.parts[0][1])))
 
     def structure_problem(self, x, dtype):
-        """Every column has at least k zeros; normal values that round to 0 (float16 underflow,
-        probability p0 each) may add a few, at most the Poisson(p0 * #normals) 1 - 1e-9 quantile."""
+        """Every column has at least k zeros, and not many more.
+
+        Normal values that round to 0 (float16 underflow, probability p0 each) may add a few, at
+        most the Poisson(p0 * #normals) 1 - 1e-9 quantile.
+
+        Args:
+            x (np.ndarray): One output, as float64.
+            dtype (DTypeLike): The dtype it was drawn in.
+
+        Returns:
+            (str | None): What is wrong, or None.
+        """
         rows, cols = x.shape
         k = self.zeros_per_column(rows)
         zeros = np.count_nonzero(x == 0, axis=0)
@@ -749,10 +1141,24 @@ class Sparse(Law):
 
 
 class Mixture(Law):
-    """``sum_i w_i law_i`` of real element-wise laws, atoms (``Constant``) allowed.
+    """`sum_i w_i law_i` of real element-wise laws, atoms (`Constant`) allowed.
 
-    Example, the thresholded uniform (U(-10, 10) zeroed where |w| < 5):
-    ``Mixture([(0.5, Constant(0.0)), (0.25, Uniform(5, 10)), (0.25, Uniform(-10, -5))])``.
+    Args:
+        components: `(weight, law)` pairs; the weights are > 0 and sum to 1, the laws are fixed
+            element-wise laws (not `Mixture` or `VarianceScaling`) or `Constant` atoms, or frozen
+            scipy.stats distributions.
+
+    Raises:
+        TypeError: A component is not a `(weight, law)` pair, or its law is not a fixed
+            element-wise law.
+        ValueError: `components` is empty, a weight is not > 0, or the weights do not sum to 1.
+
+    Example:
+        The thresholded uniform (U(-10, 10) zeroed where |w| < 5):
+
+        ```python
+        Mixture([(0.5, Constant(0.0)), (0.25, Uniform(5, 10)), (0.25, Uniform(-10, -5))])
+        ```
     """
 
     def __init__(self, components: Sequence[tuple[float, Law]]):
@@ -786,7 +1192,7 @@ class Mixture(Law):
 
 
 def _exact_problem(law, x: np.ndarray, shape, dtype) -> str | None:
-    """How one output ``x`` (float64) differs from the exact array ``law.expected`` gives, or None."""
+    """How one output `x` (float64) differs from the exact array `law.expected` gives, or None."""
     want = _dtypes.to_float64(np.asarray(law.expected(shape, dtype), np.float64).astype(_dtypes.canonical(dtype)))
     if np.array_equal(x, want):
         return None
@@ -795,7 +1201,7 @@ def _exact_problem(law, x: np.ndarray, shape, dtype) -> str | None:
 
 
 def _orthogonality_problem(q: np.ndarray, dtype) -> str | None:
-    """Why the matrix ``q`` (over its scale) is not orthonormal to ``ORTHO_EPS`` eps of ``dtype``, or None."""
+    """Why the matrix `q` (over its scale) is not orthonormal to `ORTHO_EPS` eps of `dtype`, or None."""
     error, eps = orthogonality_error(q[None]), _dtypes.eps(dtype)
     if error <= ORTHO_EPS * eps:
         return None
@@ -804,7 +1210,18 @@ def _orthogonality_problem(q: np.ndarray, dtype) -> str | None:
 
 
 def as_law(expect) -> Law:
-    """A :class:`Law` for ``expect``: a law itself, or a frozen continuous scipy distribution."""
+    """A [`Law`][initcheck.laws.Law] for `expect`.
+
+    Args:
+        expect (Law | scipy.stats.rv_continuous): A law itself, or a frozen continuous scipy.stats distribution.
+
+    Returns:
+        `expect` if it is a law, else a [`Distribution`][initcheck.laws.Distribution] of it.
+
+    Raises:
+        TypeError: `expect` is neither.
+        ValueError: The distribution's parameters are invalid.
+    """
     if isinstance(expect, Law):
         return expect
     return Distribution(expect)

@@ -1,13 +1,14 @@
-"""Hypothesis strategies for initializer testing, importable as ``initcheck.strategies``.
+"""Hypothesis strategies for initializer testing, importable as `initcheck.strategies`.
 
-They follow ``hypothesis.extra.numpy``: keyword-only arguments, ``min_*``/``max_*`` bounds,
-arguments checked up front (``InvalidArgument`` naming the value and the fix). Shapes use side
-lengths from a small set (:data:`SIDES`) so that a run compiles few distinct shapes, and shrink
+They follow `hypothesis.extra.numpy`: keyword-only arguments, `min_*`/`max_*` bounds,
+arguments checked up front (`InvalidArgument` naming the value and the fix). Shapes use side
+lengths from a small set (`SIDES`) so that a run compiles few distinct shapes, and shrink
 towards fewer dimensions and shorter sides.
 
->>> from initcheck import strategies as ics
->>> ics.weight_shapes(min_dims=2, max_dims=2).example()  # doctest: +SKIP
-(64, 3)
+Examples:
+    >>> from initcheck import strategies as ics
+    >>> ics.weight_shapes(min_dims=2, max_dims=2).example()  # doctest: +SKIP
+    (64, 3)
 """
 
 from initcheck.strategies._configs import (

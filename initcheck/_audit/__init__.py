@@ -331,33 +331,65 @@ def audit(
     origin: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> Conformance:
-    """Audit every value ``model`` creates at init: a Flax linen Module (``model.init(rng, *inputs)``),
-    an nnx Module class or factory (``model(*inputs, rngs=nnx.Rngs(rng))``), a Haiku ``Transformed``
-    (``model.init(rng, *inputs)``), an Equinox model class or factory taking ``key``
-    (``model(*inputs, key=key)``), a Keras 3 model (built on ``inputs`` unless built; Keras seeds
-    its initializers itself, so ``rng`` is not used), or an :class:`initcheck.Model` that carries
-    its inputs, keyword inputs, rng and intended laws. ``rng`` (default 0) is an int, a key or a
-    dict of streams.
+    """Audit every value `model` creates at init.
 
-    ``expect`` maps value path globs (``"**/Dense_1/kernel"``, ``"**/bias"``: ``*`` within a segment,
-    ``**`` across) to the laws the author intends: a matching value is tested against the intended
-    law, and the ``intent`` property fails when its declared initializer promises another; a pattern
-    that matches nothing raises ``ValueError``.
+    The model is initialized eagerly, once. The report's `coverage` says how many values had a
+    known law and a modelled key derivation; with less than all, a report that passes is PARTIAL
+    (`report.result`). Failures that a known defect of the framework's own initializer explains
+    (JAX's 16-bit samplers) are marked with it: still failures, but a report with no other failure
+    is KNOWN.
 
-    ``call_args`` / ``call_kwargs``: the inputs of the forward pass that ``effective_fan`` and the
-    ``signal`` profile trace (default: the model's inputs for linen and Haiku; an nnx model's
-    inputs are its constructor's, so it needs ``call_args``). ``properties`` selects the properties
-    (default: all of ``AUDIT_PROPERTIES``) and ``"signal"``, the signal profile (``report.signal``).
+    Args:
+        model: A Flax linen Module (`model.init(rng, *inputs)`), an nnx Module class or factory
+            (`model(*inputs, rngs=nnx.Rngs(rng))`), a Haiku `Transformed`
+            (`model.init(rng, *inputs)`), an Equinox model class or factory taking `key`
+            (`model(*inputs, key=key)`), a Keras 3 model (built on `inputs` unless built; Keras
+            seeds its initializers itself, so `rng` is not used), or an
+            [`initcheck.Model`][initcheck.Model] that carries its inputs, keyword inputs, rng and
+            intended laws.
+        *inputs: The model's inputs (none beside an `initcheck.Model`).
+        rng: An int, a key or a dict of streams (default 0).
+        expect: Value path globs (`"**/Dense_1/kernel"`, `"**/bias"`: `*` within a segment, `**`
+            across) mapped to the laws the author intends: a matching value is tested against the
+            intended law, and the `intent` property fails when its declared initializer promises
+            another.
+        call_args: The inputs of the forward pass that `effective_fan` and the `signal` profile
+            trace (default: the model's inputs for linen and Haiku; an nnx model's inputs are its
+            constructor's, so it needs `call_args`).
+        call_kwargs: The keyword inputs of that forward pass.
+        properties: The properties to check (default: all of `AUDIT_PROPERTIES`), and `"signal"`
+            for the signal profile (`report.signal`).
+        profile: How hard to look, as for `check`.
+        seed: The seed the checks' keys derive from.
+        settings: The framework settings that change keys, by name, to model the derivation with
+            (`{"flax_fix_rng_separator": True}`, `{"haiku_rng_reserve_size": 2}`; default: each
+            framework's config in force; the names are the lock's settings).
+        origin: Python that defines `target` (the model to audit), used in reproduction snippets.
+        progress: Called with a line of text as the audit goes.
 
-    ``settings``: the framework settings that change keys, by name, to model the derivation with
-    (``{"flax_fix_rng_separator": True}``, ``{"haiku_rng_reserve_size": 2}``; default: each
-    framework's config in force; the names are the lock's). ``origin``: Python that
-    defines ``target`` (the model to audit), used in reproduction snippets; ``progress``: called with
-    a line of text as the audit goes. The model is initialized eagerly, once. The report's
-    ``coverage`` says how many values had a known law and a modelled key derivation; with less than
-    all, a report that passes is PARTIAL (``report.result``). Failures that a known defect of the
-    framework's own initializer explains (JAX's 16-bit samplers) are marked with it: still failures,
-    but a report with no other failure is KNOWN.
+    Returns:
+        Every verdict on every value, with the coverage (and the signal profile when asked for).
+
+    Raises:
+        TypeError: `model` is not one of the kinds above (or an Equinox or nnx model that is
+            already built), inputs are passed beside an `initcheck.Model`, or `expect` is not a
+            mapping of path globs to laws.
+        ValueError: A pattern of `expect` matches nothing, or `properties`, `profile` or a name
+            in `settings` is unknown.
+
+    Example:
+        ```python
+        import flax.linen as nn
+        import jax.numpy as jnp
+        import initcheck
+        from initcheck import laws
+
+        model = nn.Sequential([nn.Dense(64), nn.relu, nn.Dense(10)])
+        report = initcheck.audit(
+            model, jnp.ones((1, 32)), expect={"**/layers_2/kernel": laws.VarianceScaling(1.0, "fan_in", "truncated_normal")}
+        )
+        print(report.result)
+        ```
     """
     started = time.perf_counter()
     say = progress or (lambda line: None)

@@ -13,12 +13,32 @@ from initcheck import laws
 
 @dataclasses.dataclass(frozen=True)
 class Model:
-    """A model with its inputs: ``model.init(rng, *args, **kwargs)`` for a Flax linen Module or a
-    Haiku ``Transformed``, ``model(*args, **kwargs, rngs=nnx.Rngs(rng))`` for an nnx Module class or
-    factory. ``rng`` is an int, a key or a dict of streams (``{"params": 0, "dropout": 1}``).
-    ``expect`` maps value path patterns to the laws the author intends (see :func:`match`).
-    ``call_args`` / ``call_kwargs``: the forward pass's inputs (default: ``args`` and ``kwargs`` for
-    linen and Haiku; an nnx module is called on ``call_args``, which it needs)."""
+    """A model with its inputs, for [`initcheck.audit`][initcheck.audit].
+
+    The model is initialized as `model.init(rng, *args, **kwargs)` for a Flax linen Module or a
+    Haiku `Transformed`, and `model(*args, **kwargs, rngs=nnx.Rngs(rng))` for an nnx Module class
+    or factory.
+
+    Args:
+        model: The model (as for `initcheck.audit`).
+        args: The model's inputs, a tuple.
+        kwargs: The model's keyword inputs.
+        rng: An int, a key or a dict of streams (`{"params": 0, "dropout": 1}`).
+        expect: Value path patterns mapped to the laws the author intends (see `match`).
+        call_args: The forward pass's inputs (default: `args` for linen and Haiku; an nnx module
+            is called on `call_args`, which it needs).
+        call_kwargs: The forward pass's keyword inputs (default: `kwargs` for linen and Haiku).
+
+    Raises:
+        TypeError: `args` or `call_args` is not a tuple, `kwargs` or `call_kwargs` is not a
+            mapping, or `expect` is not a mapping of path globs to laws.
+
+    Example:
+        ```python
+        def make_model():  # a model factory, for `initcheck audit mypkg.models:make_model`
+            return initcheck.Model(MyNet(), args=(jnp.ones((1, 28, 28, 1)),), rng={"params": 0, "dropout": 1})
+        ```
+    """
 
     model: Any
     args: tuple = ()
@@ -41,8 +61,18 @@ class Model:
 
     @classmethod
     def of(cls, made, rng=0) -> Model:
-        """A model factory's result as a ``Model``: a ``Model`` (with its own rng), or a
-        ``(model, *inputs)`` tuple or a model alone, initialized from ``rng``."""
+        """A model factory's result as a `Model`.
+
+        Args:
+            made (Any): A `Model` (kept, with its own rng), a `(model, *inputs)` tuple or a model alone.
+            rng (Any): The rng of a tuple or a model alone (an int, a key or a dict of streams).
+
+        Returns:
+            The `Model`.
+
+        Raises:
+            TypeError: `made` is an empty tuple.
+        """
         if isinstance(made, Model):
             return made
         if isinstance(made, tuple):
