@@ -13,6 +13,7 @@ import jax.numpy
 from initcheck._frameworks import haiku_laws
 
 Initializer = Callable[..., object]
+"""The canonical form: `init(key, shape, dtype) -> Array`."""
 
 
 def describe(init) -> str:
@@ -155,6 +156,7 @@ def is_haiku_style(init) -> bool:
 
 
 KEY_NAMES = ("key", "rng", "prng", "prng_key", "rng_key", "seed")
+"""Names of a first parameter that takes a key: such a callable is in canonical form, not Haiku's."""
 
 
 def takes_haiku_form(init) -> bool:

@@ -56,10 +56,12 @@ __all__ = [
 ]
 
 MARKER = "initcheck"
+"""The marker of every initcheck item: `pytest -m initcheck` selects them."""
 UPDATE_HINT = "rewrite the lock with pytest --initcheck --initcheck-lock-update (or initcheck lock --update)"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    """The `initcheck` option group (`--initcheck`, `--initcheck-*`) and the `initcheck_*` ini keys."""
     group = parser.getgroup("initcheck", "initializer conformance (initcheck)")
     group.addoption(
         "--initcheck",
@@ -295,6 +297,8 @@ class Checked:
 
 
 class InitcheckCollector(pytest.Collector):
+    """The session's targets (declared initializers, models, catalog entries), one item per property."""
+
     def collect(self):
         settings = self.config.stash[_SESSION].settings
         for target in declared(settings.modules, settings.models, settings.frameworks):
@@ -303,6 +307,8 @@ class InitcheckCollector(pytest.Collector):
 
 
 class InitcheckItem(pytest.Item):
+    """One property of one target; its failure shows the conformance message only."""
+
     def __init__(self, *, target: Target, prop: str, **kwargs):
         super().__init__(**kwargs)
         self.target, self.prop = target, prop
@@ -461,7 +467,7 @@ class _Bound:
 
 @pytest.fixture
 def initcheck(request: pytest.FixtureRequest) -> _Bound:
-    """initcheck's API bound to the session's ``--initcheck-profile`` and ``--initcheck-seed``."""
+    """initcheck's API bound to the session's `--initcheck-profile` and `--initcheck-seed`."""
     state = request.config.stash.get(_SESSION, None)
     settings = state.settings if state is not None else load_settings(request.config)
     return _Bound(settings.profile_object if settings.time_limit else settings.profile, settings.seed)

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import initcheck
 from initcheck import derivation
+from initcheck._frameworks import derive
 
 IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
 SETTINGS = list(itertools.product(IMPLS, (True, False), ("legacy", "typed")))
@@ -71,11 +72,11 @@ def test_seed_lines_top_level_dense_kernel_counter_1_bias_counter_2():
 
 
 def test_linen_hash_input_encoding():
-    assert derivation.linen_hash_input((), 1) == b"\x01"
-    assert derivation.linen_hash_input(("layers_2",), 1) == b"layers_2\x01"
-    assert derivation.linen_hash_input(("a",), 256) == b"a\x01\x00"
-    assert derivation.linen_hash_input(("ab", "cdef"), 1) == derivation.linen_hash_input(("abc", "def"), 1)
-    assert derivation.linen_hash_input(("ab", "cdef"), 1, fix_separator=True) == b"\0ab\0cdef\0\x01"
+    assert derive.linen_hash_input((), 1) == b"\x01"
+    assert derive.linen_hash_input(("layers_2",), 1) == b"layers_2\x01"
+    assert derive.linen_hash_input(("a",), 256) == b"a\x01\x00"
+    assert derive.linen_hash_input(("ab", "cdef"), 1) == derive.linen_hash_input(("abc", "def"), 1)
+    assert derive.linen_hash_input(("ab", "cdef"), 1, fix_separator=True) == b"\0ab\0cdef\0\x01"
     with pytest.raises(ValueError, match="counter=0"):
         derivation.linen_key(jax.random.key(0), (), 0)
 
@@ -86,7 +87,7 @@ def test_haiku_sequence_rule_and_state():
     for key in keys:
         state, expected = jax.random.split(state)
         assert derivation.key_bytes(key) == derivation.key_bytes(expected)
-    _spare, queue = derivation.haiku_state_after(0, 2, reserve_size=3)
+    _spare, queue = derive.haiku_state_after(0, 2, reserve_size=3)
     assert len(queue) == 1 and derivation.key_bytes(queue[0]) == derivation.key_bytes(
         list(itertools.islice(derivation.haiku_keys(0, reserve_size=3), 3))[2]
     )
@@ -278,12 +279,12 @@ def test_nnx_models_bit_for_bit(impl, partitionable, key_kind):
 
 def test_nnx_key_rule_for_linear_literally():
     layer = nnx.Linear(3, 4, rngs=nnx.Rngs(params=11))
-    root = derivation.nnx_root(11)
+    root = derive.nnx_root(11)
     np.testing.assert_array_equal(
         layer.kernel[...], nnx.initializers.lecun_normal()(derivation.nnx_key(root, 0), (3, 4))
     )
     raw = jax.random.key_data(jax.random.key(11))
-    assert derivation.key_bytes(derivation.nnx_root(raw)) == derivation.key_bytes(root)
+    assert derivation.key_bytes(derive.nnx_root(raw)) == derivation.key_bytes(root)
 
 
 @pytest.mark.parametrize("reserve", [1, 3], ids=["reserve-1", "reserve-3"])

@@ -35,20 +35,6 @@ LAW_CLASSES = [
 # The base class has no constructor parameters: its table is of the attributes every law sets.
 SECTION = {"initcheck.laws.Law": "Attributes"}
 
-# While the subpackage initcheck/audit/ exists, griffe resolves `initcheck.audit` to it and not to
-# the function that initcheck/__init__.py re-exports, so mkdocstrings renders no `initcheck.audit`
-# heading. The folder is being renamed to initcheck/_audit/; from then on this test must pass (strict).
-AUDIT_SHADOWED = pytest.mark.xfail(
-    (ROOT / "initcheck" / "audit").is_dir(),
-    reason="the subpackage initcheck/audit/ shadows the function initcheck.audit for griffe",
-    strict=True,
-)
-# Docstrings of modules outside the files these docs' owner may edit; strict, so the mark must go
-# when they are converted.
-RST_ELSEWHERE = {
-    "initchecklock": "initcheck/lock/_file.py and initcheck/lock/_settings.py still use :class:",
-    "initcheckderivation": "initcheck/derivation.py still uses :func:",
-}
 RST = ("``", ":func:", ":class:", ":meth:", ":data:", ":attr:", ":mod:")
 
 
@@ -127,7 +113,7 @@ def _has_table(events: list[tuple], title: str) -> bool:
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=AUDIT_SHADOWED) if n == "initcheck.audit" else n for n in ENTRY_POINTS + LAW_CLASSES],
+    ENTRY_POINTS + LAW_CLASSES,
 )
 def test_object_has_heading_and_parameter_table(page, name):
     title = SECTION.get(name, "Parameters")
@@ -171,10 +157,7 @@ SECTIONS = [
 
 @pytest.mark.parametrize(
     "section",
-    [
-        pytest.param(s, marks=pytest.mark.xfail(reason=RST_ELSEWHERE[s], strict=True)) if s in RST_ELSEWHERE else s
-        for s in SECTIONS
-    ],
+    SECTIONS,
 )
 def test_no_raw_rst_in_page(page, section):
     texts = _sections(page)

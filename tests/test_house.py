@@ -20,7 +20,7 @@ LAYERS = [
     # 0 foundations
     ["initcheck._dtypes", "initcheck._element", "initcheck._fans", "initcheck._frameworks", "initcheck._rounding",
      "initcheck._version", "initcheck._xla", "initcheck._stats", "initcheck._profiles", "initcheck._verdict",
-     "initcheck.laws", "initcheck.derivation", "initcheck._property_registry"],
+     "initcheck.laws", "initcheck.derivation", "initcheck._frameworks.derive", "initcheck._property_registry"],
     # 1 what a model's init is recorded as, and the frameworks' law tables
     ["initcheck._record", "initcheck._record.*", "initcheck._frameworks._protocol", "initcheck._frameworks.jax_laws",
      "initcheck._frameworks.flax_laws", "initcheck._frameworks.haiku_laws", "initcheck._frameworks.keras_laws",

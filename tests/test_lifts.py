@@ -129,11 +129,12 @@ def test_linen_scan_keys_are_split_base_keys_with_the_path_folded_in_afterwards(
     """The rule itself, spelled out: slice i of nn.scan's kernel key is fold_in(split(root, L)[i],
     sha1(path + counter)), and the counter is #3 (the body is traced twice at init)."""
     from initcheck import derivation
+    from initcheck._frameworks import derive
 
     root = jax.random.key(3)
     params = Scanned().init(root, jnp.ones((2, 4)))["params"]
     bits = np.asarray(params["ScanBlock_0"]["bits"])
-    slices = derivation.linen_split(root, 3)
+    slices = derive.linen_split(root, 3)
     for i in range(3):
         own = derivation.linen_key(slices[i], ("ScanBlock_0",), 2)  # 'bits' is make_rng #2 of its scope
         assert derivation.key_bytes(own) == bits[i].tobytes()

@@ -53,6 +53,75 @@ PUBLIC = {
         "xavier_uniform",
     ],
     "initcheck.law_syntax": ["LawSyntaxError", "literal_call", "parse_law", "resolve"],
+    "initcheck": [
+        "Case",
+        "CatalogEntry",
+        "Conformance",
+        "ConformanceError",
+        "Model",
+        "Profile",
+        "Verdict",
+        "assert_conforms",
+        "audit",
+        "catalog",
+        "check",
+        "expects",
+        "laws",
+    ],
+    "initcheck.adapters": [
+        "KEY_NAMES",
+        "Initializer",
+        "canonical",
+        "describe",
+        "from_haiku",
+        "from_keras",
+        "is_haiku_initializer",
+        "is_haiku_style",
+        "is_keras_initializer",
+        "signature_problem",
+        "takes_haiku_form",
+    ],
+    "initcheck.derivation": ["collisions", "haiku_keys", "key_bytes", "linen_key", "nnx_key"],
+    "initcheck.cli": ["main"],
+    "initcheck.lock": [
+        "BACKEND",
+        "CHANGED",
+        "DEFAULT_PATH",
+        "MATCHED",
+        "NEW",
+        "REMOVED",
+        "SETTINGS",
+        "STATUSES",
+        "UNREPRODUCIBLE",
+        "UPDATED",
+        "Lock",
+        "LockError",
+        "Outcome",
+        "Section",
+        "Setting",
+        "applied",
+        "backend",
+        "check_target",
+        "current",
+        "environment",
+        "find_cause",
+        "initializer_digests",
+        "merged",
+        "model_digests",
+        "removed",
+        "section",
+        "target_digests",
+    ],
+    "initcheck.plugin": [
+        "MARKER",
+        "ConformanceFailure",
+        "InitcheckCollector",
+        "InitcheckItem",
+        "InitcheckSession",
+        "initcheck",
+        "pytest_addoption",
+        "pytest_configure",
+    ],
     "initcheck.strategies": [
         "SIDES",
         "axis_layouts",
@@ -120,6 +189,8 @@ def _docstring(module_name: str, name: str, obj) -> str | None:
         return obj.__dict__.get("__doc__")  # its own, not a base class's
     if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType, types.ModuleType)):
         return obj.__doc__
+    if callable(obj) and getattr(obj, "__doc__", None) and type(obj).__doc__ != obj.__doc__:
+        return obj.__doc__  # a wrapped function (a pytest fixture) keeps its own
     return _attribute_docstring(module_name, name)
 
 
@@ -151,8 +222,8 @@ MARKDOWN_FILES = [
     "strategies/_core.py",
 ]
 MARKDOWN_OBJECTS = [
-    ("initcheck/audit/__init__.py", "audit"),
-    ("initcheck/audit/_model.py", "Model"),
+    ("initcheck/_audit/__init__.py", "audit"),
+    ("initcheck/_record/_model.py", "Model"),
     ("initcheck/_catalog.py", "catalog"),
 ]
 RST = re.compile(r"``|:(?:func|class|meth|data|attr|mod|exc):`")

@@ -28,7 +28,7 @@ from jax._src import random as jrandom
 
 from initcheck import laws
 from initcheck._frameworks import haiku_laws, jax_laws
-from initcheck.derivation import flat_keys, key_bytes
+from initcheck._frameworks.derive import flat_keys, key_bytes
 
 
 @dataclasses.dataclass(eq=False)

@@ -30,10 +30,10 @@ import jax
 import numpy as np
 
 import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
-from initcheck import _defects, derivation, laws
+from initcheck import _defects, laws
 from initcheck._entries import NO_16BIT_QR, CatalogEntry, complex_dtypes, real_dtypes, wide_dtypes
 from initcheck._frameworks import _observed as observed
-from initcheck._frameworks import haiku_laws
+from initcheck._frameworks import derive, haiku_laws
 from initcheck._frameworks._declared import declared_law
 from initcheck._frameworks._protocol import IGNORED_KEY, SAME_KEY, Recording, Setting
 from initcheck._record import (
@@ -284,7 +284,7 @@ def _simulate(s: _Seq, j: int, keys: observed.DerivedKeys, reserve_size: int) ->
     """Derive slice ``j`` of sequence ``s`` op by op; False while its start is not derived yet."""
     kind, what = s.start
     if kind == "seed":
-        found = keys.get(derivation.key_bytes(derivation.haiku_root(what)))
+        found = keys.get(derive.key_bytes(derive.haiku_root(what)))
         if found is None:
             s.fixed = f"a sequence started at the fixed seed {what}, the same for every rng the model is given"
             return False
@@ -336,7 +336,7 @@ def _simulate(s: _Seq, j: int, keys: observed.DerivedKeys, reserve_size: int) ->
 def _derive(rec: _Recording, rng, reserve_size: int) -> None:
     """Derive every sequence, slice by slice, until nothing more can be derived."""
     keys = observed.DerivedKeys(rec.key_ops)
-    root = derivation.haiku_root(rng)
+    root = derive.haiku_root(rng)
     keys.add(root, "rng")
     progress = True
     while progress:
@@ -369,7 +369,7 @@ def _stack_roots(stack: _Stack, rec: _Recording, keys: observed.DerivedKeys) -> 
     if stack.key is None:
         return
     for j, key in list(stack.key.own.items()):
-        for layer, root in enumerate(derivation.haiku_layer_stack_roots(key, stack.count)):
+        for layer, root in enumerate(derive.haiku_layer_stack_roots(key, stack.count)):
             keys.add(
                 root,
                 f"layer {layer} of hk.layer_stack({stack.count}) (split(r_{layer}, 3)[0], r_0 = {stack.key.text[j]})",
@@ -464,9 +464,7 @@ def _value(path: str, collection: str, value, c: _Created | None, set_by_model: 
         return dataclasses.replace(
             base, underived=f"its initializer drew keys from a sequence initcheck could not derive: {stuck}"
         )
-    wrong = next(
-        ((n, j) for n in c.nexts for j in range(slices) if derivation.key_bytes(n.own[j]) != n.obs.data[j]), None
-    )
+    wrong = next(((n, j) for n in c.nexts for j in range(slices) if derive.key_bytes(n.own[j]) != n.obs.data[j]), None)
     if wrong is not None:
         n, j = wrong
         return dataclasses.replace(

@@ -33,10 +33,10 @@ import jax
 import numpy as np
 
 import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
-from initcheck import derivation, laws
+from initcheck import laws
 from initcheck._entries import CatalogEntry, complex_dtypes, real_dtypes
 from initcheck._frameworks import _observed as observed
-from initcheck._frameworks import flax_laws, jax_nn
+from initcheck._frameworks import derive, flax_laws, jax_nn
 from initcheck._frameworks._declared import declared_law
 from initcheck._frameworks._protocol import IGNORED_KEY, Recording, Setting, qualified_name
 from initcheck._record import (
@@ -357,7 +357,7 @@ class _Context:
 
 def _draw_key(draw: _Draw, bases: dict, ctx: _Context):
     base, base_path = bases[draw.stream]
-    return derivation.linen_key(base, draw.path[len(base_path) :], draw.counter, fix_separator=ctx.fix)
+    return derive.linen_key(base, draw.path[len(base_path) :], draw.counter, fix_separator=ctx.fix)
 
 
 def _evaluate(frames: tuple, bases: dict, stacks: dict, leaf: Callable, ctx: _Context):
@@ -373,7 +373,7 @@ def _evaluate(frames: tuple, bases: dict, stacks: dict, leaf: Callable, ctx: _Co
     if frame not in stacks:
         return _evaluate(rest, bases, stacks, leaf, ctx)
     count = stacks[frame]
-    split = {s: derivation.linen_split(bases[s][0], count) for s in frame.splits if s in bases}
+    split = {s: derive.linen_split(bases[s][0], count) for s in frame.splits if s in bases}
 
     def one(keys):
         return _evaluate(rest, {**bases, **{s: (k, bases[s][1]) for s, k in keys.items()}}, stacks, leaf, ctx)
@@ -446,7 +446,7 @@ def record(module, inputs, rng, *, kwargs=None, fix_separator: bool | None = Non
 
     fix = bool(config.flax_fix_rng_separator) if fix_separator is None else fix_separator
     rng = root_rngs(rng)
-    roots = derivation.linen_roots(rng)
+    roots = derive.linen_roots(rng)
     for attempt in range(2):
         rec = _Recording()
         with _watching(rec):
@@ -461,7 +461,7 @@ def record(module, inputs, rng, *, kwargs=None, fix_separator: bool | None = Non
     for draw in rec.draws:
         draw.counter = counters[draw.path, draw.stream] = counters.get((draw.path, draw.stream), 0) + 1
     legacy = any(not jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) for k in roots.values())
-    ctx = _Context({s: derivation.typed(k) for s, k in roots.items()}, legacy, fix)
+    ctx = _Context({s: derive.typed(k) for s, k in roots.items()}, legacy, fix)
     return [
         guarded("/".join(key[1]), value, key[0], functools.partial(_parameter, key, value, created.get(key), ctx))
         for key, value in values.items()
@@ -538,7 +538,7 @@ def _key_text(draw: _Draw, c: _Created, stacks: dict, ctx: _Context) -> tuple[st
     base, transform = _describe(c, stacks, draw)
     forks = [f for f in c.frames if isinstance(f, _Fork) and draw.stream in f.draws]
     suffix = draw.path[len(forks[-1].path) :] if forks else draw.path
-    data = derivation.linen_hash_input(suffix, draw.counter, fix_separator=ctx.fix)
+    data = derive.linen_hash_input(suffix, draw.counter, fix_separator=ctx.fix)
     return (
         f"fold_in({base}, sha1({data!r})[:4]) (make_rng #{draw.counter} in scope {'/'.join(draw.path) or '<root>'})"
     ), transform
@@ -571,7 +571,7 @@ def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
     if (
         not stacks
         and not isinstance(draw.key, jax.core.Tracer)
-        and derivation.key_bytes(draw.key) != derivation.key_bytes(keys)
+        and derive.key_bytes(draw.key) != derive.key_bytes(keys)
     ):
         problem = f"Flax handed {path} a different key than the linen rule gives: {text}"
     return Parameter(

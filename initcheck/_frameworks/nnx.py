@@ -27,10 +27,10 @@ import jax
 import numpy as np
 from jax._src.interpreters import batching
 
-from initcheck import derivation, laws
+from initcheck import laws
 from initcheck._entries import CatalogEntry
 from initcheck._frameworks import _observed as observed
-from initcheck._frameworks import flax_laws, linen
+from initcheck._frameworks import derive, flax_laws, linen
 from initcheck._frameworks._declared import declared_law
 from initcheck._frameworks._observed import made_by
 from initcheck._frameworks._protocol import SAME_KEY, Recording, Setting, qualified_name
@@ -116,12 +116,12 @@ class _States:
         ns = jax.numpy.asarray(counts, jax.numpy.uint32)
         if batched:
             axes = tuple(0 if b else None for b in batched)
-            own = jax.vmap(derivation.nnx_key, in_axes=axes)(
+            own = jax.vmap(derive.nnx_key, in_axes=axes)(
                 states if batched[0] else states[0], ns if batched[1] else ns[0]
             )
             own = jax.numpy.broadcast_to(own, (len(slices), *own.shape[1:])) if not any(batched) else own
         else:
-            own = [derivation.nnx_key(k, n) for k, n in zip(states, ns)]
+            own = [derive.nnx_key(k, n) for k, n in zip(states, ns)]
         for s, e, n, k in zip(slices, entries, counts, own):
             s.own, s.own_count, s.text = k, n, f"fold_in({e[1]}, {n})"
             self.keys.known.setdefault(s.key, (s.own, s.text))
@@ -311,7 +311,7 @@ def _register(draw: _Draw, s: _Slice, states: _States) -> None:
     actual = _key(s.key, s.impl)
     own = s.own
     if kind == "split" and shape is not None:
-        flat = lambda k: derivation.flat_keys(jax.random.split(k, shape))
+        flat = lambda k: derive.flat_keys(jax.random.split(k, shape))
         for a, o in zip(flat(actual), flat(own)):
             states.add(o, f"split({s.text}, {shape})[i]", actual=a)
 
@@ -347,7 +347,7 @@ def record(factory, inputs, rng, kwargs=None) -> tuple[Any, list[Parameter]]:
     states = _States()
     for tag, seed in seeds.items():
         stream = rngs[tag]
-        states.add(derivation.nnx_root(seed), tag, actual=stream.key[...])
+        states.add(derive.nnx_root(seed), tag, actual=stream.key[...])
     calls: list[_Call] = []
     draws: list[_Draw] = []
     assigned: list[_Assigned] = []
@@ -535,7 +535,7 @@ def _rng_key(name, value, tag, states: _States) -> Parameter:
     """Random state: a stream's key (e.g. a Dropout's forked stream), slice by slice."""
     data = np.asarray(jax.random.key_data(value))
     keys = jax.numpy.reshape(value, (-1,))
-    own = [states.get(derivation.key_bytes(k)) for k in keys]
+    own = [states.get(derive.key_bytes(k)) for k in keys]
     base = Parameter(path=name, value=data, declared=None, collection="RngKey", is_key=True)
     if any(o is None for o in own):
         return dataclasses.replace(
@@ -552,7 +552,7 @@ def _rng_count(name, value, owner, states: _States) -> Parameter:
     counts = np.asarray(value)
     stream = owner
     keys = jax.numpy.reshape(stream.key[...], (-1,))
-    seen = [states.counts.get((stream.tag, derivation.key_bytes(k))) for k in keys]
+    seen = [states.counts.get((stream.tag, derive.key_bytes(k))) for k in keys]
     base = Parameter(path=name, value=counts, declared=None, collection="RngCount", is_key=True)
     if any(s is None for s in seen):
         return dataclasses.replace(
@@ -598,7 +598,7 @@ def _fixed_seed(key) -> int | None:
     """s when ``key`` is ``jax.random.key(s)`` (or ``PRNGKey(s)``) for a small s: a fixed key."""
     if isinstance(key, jax.core.Tracer):
         return None
-    target = derivation.key_bytes(key)
+    target = derive.key_bytes(key)
     seeds = np.arange(FIXED_SEEDS, dtype=np.uint32)
     made = np.asarray(jax.random.key_data(jax.vmap(jax.random.key)(seeds)))
     hit = [int(s) for s, row in zip(seeds, made) if row.tobytes() == target]
@@ -681,7 +681,7 @@ def _initialized(name, value, collection, owner, call: _Call, draws, states: _St
                 f"#{wrong.own_count}"
             ),
         )
-    if any(derivation.key_bytes(s.own) != s.key for s in slices):
+    if any(derive.key_bytes(s.own) != s.key for s in slices):
         return dataclasses.replace(base, problem=f"nnx handed {_what(call)} a different key than the nnx rule gives")
     own_keys = [s.own for s in slices]
     expected = _run(call, own_keys, draw.batched and len(slices) > 1)

@@ -33,6 +33,7 @@ from initcheck.lock._settings import SETTINGS, Setting, applied, backend, curren
 from initcheck.lock._values import digests, initializer_cases, initializer_values, model_values
 
 DEFAULT_PATH = "initcheck.lock"
+"""The lock file's default path, beside `pyproject.toml`."""
 
 
 def initializer_digests(init: Callable, law, *, shapes=None, dtypes=None, seed: int = 0) -> Callable[[], dict]:

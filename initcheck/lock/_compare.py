@@ -17,15 +17,21 @@ from initcheck._verdict import FAIL, PASS, SKIP, Case, Verdict
 from initcheck.lock import _settings as settings
 from initcheck.lock._file import Lock
 
-MATCHED, CHANGED, UPDATED, NEW, BACKEND, UNREPRODUCIBLE = (
-    "matched",
-    "changed",
-    "updated",
-    "new",
-    "backend",
-    "unreproducible",
-)
-STATUSES = (CHANGED, UNREPRODUCIBLE, UPDATED, BACKEND, NEW, MATCHED)  # worst first
+MATCHED = "matched"
+"""A target's values are the lock's, bit for bit."""
+CHANGED = "changed"
+"""A target's values differ from the lock's (the outcome names the cause when a setting explains it)."""
+UPDATED = "updated"
+"""A target's values differed from the lock's and this run rewrites them (`--update`)."""
+NEW = "new"
+"""A target the lock does not have yet (for this backend): its values are recorded."""
+BACKEND = "backend"
+"""A target new to this backend's section whose values differ from another backend's: a backend
+difference, recorded for this backend, never a failure."""
+UNREPRODUCIBLE = "unreproducible"
+"""A target whose values differ between two inits at the same key in one process: it cannot be locked."""
+STATUSES = (CHANGED, UNREPRODUCIBLE, UPDATED, BACKEND, NEW, MATCHED)
+"""Every status, worst first."""
 SHOWN = 8  # value names listed in a message
 
 Derive = Callable[[], dict[str, str]]  # the target's digests, computed now under the settings in force

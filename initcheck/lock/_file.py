@@ -47,7 +47,7 @@ class Section:
 
 @dataclasses.dataclass
 class Lock:
-    """A lock file's content: a :class:`Section` per backend (empty for a file not yet written)."""
+    """A lock file's content: a `Section` per backend (empty for a file not yet written)."""
 
     path: Path
     sections: dict[str, Section] = dataclasses.field(default_factory=dict)

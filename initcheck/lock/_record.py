@@ -14,6 +14,7 @@ from initcheck.lock._compare import NEW, STATUSES, Outcome
 from initcheck.lock._file import Lock, Section
 
 REMOVED = "removed"
+"""A target the lock has that this run no longer declares."""
 
 
 def removed(lock: Lock, backend: str, declared: Iterable[str] | None) -> list[str]:

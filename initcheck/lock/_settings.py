@@ -1,7 +1,7 @@
 """The settings that change initial values without changing any law (each framework module names
 its own: ``registry.SETTINGS``), and the environment a lock records.
 
-Each :class:`Setting` reads its value in this process, applies another value for the length of a
+Each `Setting` reads its value in this process, applies another value for the length of a
 ``with`` block (the lock's cause finding re-derives values under it), lists the values worth trying
 blind, and says how a user sets it and why it matters. Which setting changes which keys and values
 is measured in ``shared/notes/KEY_DERIVATION.md`` (section 4).
@@ -24,6 +24,7 @@ from initcheck._version import __version__
 
 PACKAGES = ("jax", "jaxlib", "flax", "dm-haiku", "equinox", "keras", "numpy")
 SETTINGS = registry.SETTINGS
+"""Every setting that changes values, of every framework (`initcheck._frameworks.registry`)."""
 BY_NAME = {s.name: s for s in SETTINGS}
 __all__ = [
     "BY_NAME",
@@ -48,7 +49,7 @@ def current() -> dict[str, Any]:
 @contextlib.contextmanager
 def applied(values: dict[str, Any]) -> Iterator[None]:
     """The settings ``values`` in force for the block; the previous values come back after it.
-    Raises :class:`Unavailable` when the installed packages lack one."""
+    Raises `Unavailable` when the installed packages lack one."""
     with contextlib.ExitStack() as stack:
         for name, value in values.items():
             stack.enter_context(BY_NAME[name].apply(value))
