@@ -19,6 +19,7 @@ import pytest
 from initcheck import _defects, laws
 from initcheck import _profiles as profiles
 from initcheck._catalog import catalog, check_entry
+from initcheck._frameworks import haiku_laws, jax_laws
 from initcheck._verdict import FAIL, PASS, Case, Conformance, Verdict
 
 QUICK_ONE_CASE = dataclasses.replace(profiles.PROFILES["quick"], cases=1)
@@ -38,22 +39,22 @@ def _found_or_fixed(defect: _defects.KnownDefect, found: bool):
 
 
 CASES = [  # (entry, dtype, defect, properties to run)
-    ("jax.nn.initializers.normal()", "bfloat16", _defects.LOW_PRECISION_SAMPLING, ["precision"]),
-    ("jax.nn.initializers.uniform()", "float16", _defects.LOW_PRECISION_SAMPLING, ["precision"]),
-    ("jax.nn.initializers.he_normal()", "bfloat16", _defects.LOW_PRECISION_SAMPLING, ["precision"]),
-    ("jax.nn.initializers.glorot_normal()", "complex64", _defects.JAX_COMPLEX_TRUNCATED_NORMAL, ["bounds", "moments"]),
-    ("flax.linen.initializers.lecun_normal()", "complex64", _defects.JAX_COMPLEX_TRUNCATED_NORMAL, ["moments"]),
-    ("haiku.initializers.TruncatedNormal()", "bfloat16", _defects.HAIKU_LOW_PRECISION_SAMPLING, ["precision"]),
+    ("jax.nn.initializers.normal()", "bfloat16", jax_laws.LOW_PRECISION_SAMPLING, ["precision"]),
+    ("jax.nn.initializers.uniform()", "float16", jax_laws.LOW_PRECISION_SAMPLING, ["precision"]),
+    ("jax.nn.initializers.he_normal()", "bfloat16", jax_laws.LOW_PRECISION_SAMPLING, ["precision"]),
+    ("jax.nn.initializers.glorot_normal()", "complex64", jax_laws.JAX_COMPLEX_TRUNCATED_NORMAL, ["bounds", "moments"]),
+    ("flax.linen.initializers.lecun_normal()", "complex64", jax_laws.JAX_COMPLEX_TRUNCATED_NORMAL, ["moments"]),
+    ("haiku.initializers.TruncatedNormal()", "bfloat16", haiku_laws.HAIKU_LOW_PRECISION_SAMPLING, ["precision"]),
     (
         "haiku.initializers.VarianceScaling(1.0, 'fan_in', 'truncated_normal')",
         "complex64",
-        _defects.HAIKU_COMPLEX_TRUNCATED_NORMAL,
+        haiku_laws.HAIKU_COMPLEX_TRUNCATED_NORMAL,
         ["moments"],
     ),
     (
         "haiku.initializers.VarianceScaling(1.0, 'fan_avg', 'uniform')",
         "complex64",
-        _defects.HAIKU_COMPLEX_UNIFORM,
+        haiku_laws.HAIKU_COMPLEX_UNIFORM,
         ["contract", "moments"],
     ),
 ]
@@ -86,8 +87,8 @@ def test_bfloat16_coarseness_fails_precision_distribution_and_moments():
         seed=5,
     )
     status = {v.property: v.status for v in result.report.verdicts}
-    _found_or_fixed(_defects.LOW_PRECISION_SAMPLING, status["precision"] == FAIL)
-    _found_or_fixed(_defects.LOW_PRECISION_SAMPLING, status["distribution"] == FAIL and status["moments"] == FAIL)
+    _found_or_fixed(jax_laws.LOW_PRECISION_SAMPLING, status["precision"] == FAIL)
+    _found_or_fixed(jax_laws.LOW_PRECISION_SAMPLING, status["distribution"] == FAIL and status["moments"] == FAIL)
     precision = next(v for v in result.report.verdicts if v.property == "precision")
     assert "128 distinct values" in precision.message
     assert all(v.known_defect == "jax-low-precision-sampling" for v in result.report.verdicts if v.status == FAIL)
@@ -110,7 +111,7 @@ def test_measured_jax_complex_truncated_normal_variance_is_1_87_percent_high():
     expected = laws.COMPLEX_TRUNCATED_MODULUS2_MEAN / 0.95311164380491208**2  # = 1.0187
     assert expected == pytest.approx(1.0187, abs=1e-4)
     # std error of the mean of |z|^2 is about 0.9 / sqrt(2^20) = 0.0009 of it: 0.0187 is 20 of them
-    _found_or_fixed(_defects.JAX_COMPLEX_TRUNCATED_NORMAL, abs(ratio - 1) > 0.01)
+    _found_or_fixed(jax_laws.JAX_COMPLEX_TRUNCATED_NORMAL, abs(ratio - 1) > 0.01)
     assert ratio == pytest.approx(expected, abs=0.005)
 
 
@@ -126,14 +127,14 @@ def test_measured_haiku_complex_truncated_normal_variance_is_doubled():
         ]
     )
     ratio = np.mean(np.abs(z) ** 2) * n
-    _found_or_fixed(_defects.HAIKU_COMPLEX_TRUNCATED_NORMAL, ratio > 1.5)
+    _found_or_fixed(haiku_laws.HAIKU_COMPLEX_TRUNCATED_NORMAL, ratio > 1.5)
     assert ratio == pytest.approx(2.0, abs=0.02)
 
 
 def test_measured_bfloat16_normal_has_128_values_and_no_far_tail():
     x = _sample(jax.nn.initializers.normal(1.0), (256, 256), jnp.bfloat16)  # 2^20 values
     distinct = np.unique(x).size
-    _found_or_fixed(_defects.LOW_PRECISION_SAMPLING, distinct <= 128)
+    _found_or_fixed(jax_laws.LOW_PRECISION_SAMPLING, distinct <= 128)
     assert distinct == 128
     # 2^20 draws of N(0, 1) reach |x| > 4.4 with probability > 0.99; the coarse sampler stops near 2.9
     assert 2.7 < np.max(np.abs(x)) < 3.0
@@ -182,7 +183,8 @@ def test_triage_sorts_known_from_unexpected_failures():
         "cpu",
     )
     result = _defects.triage(
-        report, (_defects.LOW_PRECISION_SAMPLING, _defects.HAIKU_COMPLEX_UNIFORM, _defects.JAX_COMPLEX_TRUNCATED_NORMAL)
+        report,
+        (jax_laws.LOW_PRECISION_SAMPLING, haiku_laws.HAIKU_COMPLEX_UNIFORM, jax_laws.JAX_COMPLEX_TRUNCATED_NORMAL),
     )
     assert [v.known_defect for v in report.verdicts] == [
         "jax-low-precision-sampling",
@@ -192,4 +194,4 @@ def test_triage_sorts_known_from_unexpected_failures():
         None,
     ]
     assert [v.property for v in result.unexpected] == ["moments"] and not result.ok
-    assert result.unobserved == [_defects.JAX_COMPLEX_TRUNCATED_NORMAL]  # moments ran on complex64 and did not fail
+    assert result.unobserved == [jax_laws.JAX_COMPLEX_TRUNCATED_NORMAL]  # moments ran on complex64 and did not fail

@@ -432,7 +432,7 @@ def audit(
     for i, p in enumerate(parameters, 1):
         if progress is not None and (i == len(parameters) or i % 25 == 0):
             say(f"checked {i}/{len(parameters)} values")
-        defects = _defects.of_initializer(unwrap(p.declared)) or _defects.of_initializer(p.drawn_by)
+        defects = registry.sampling_defects(unwrap(p.declared)) or registry.sampling_defects(p.drawn_by)
         checked = _verdicts(
             p, framework, sharing.get(p.path, []), [n for n in names if n != SIGNAL], prof, seed, call, uses
         )

@@ -17,7 +17,8 @@ import os
 import jax.numpy as jnp
 
 from initcheck import adapters, laws
-from initcheck._frameworks import flax_laws, haiku_laws, jax_laws
+from initcheck._defects import KnownDefect
+from initcheck._frameworks import equinox_layers, flax_laws, haiku_laws, jax_laws, keras_laws
 
 PARTIAL_KEEPS_LAW = {"dtype", "out_sharding"}  # partial(init, **these) draws what init draws
 
@@ -69,3 +70,32 @@ def declared_law(init) -> laws.Law | None:
         return jax_laws.law_of(init) or haiku_laws.law_of(init) or flax_laws.law_of(init)
     except (KeyError, TypeError, ValueError, AttributeError):
         return None  # a closure of another shape (another JAX version): unknown, never guessed
+
+
+LAW_MODULES = (haiku_laws, keras_laws, equinox_layers, jax_laws, flax_laws)  # each framework's law table
+KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
+    jax_laws.LOW_PRECISION_SAMPLING,
+    jax_laws.JAX_COMPLEX_TRUNCATED_NORMAL,
+    haiku_laws.HAIKU_LOW_PRECISION_SAMPLING,
+    haiku_laws.HAIKU_COMPLEX_TRUNCATED_NORMAL,
+    haiku_laws.HAIKU_COMPLEX_UNIFORM,
+    keras_laws.KERAS_LOW_PRECISION_SAMPLING,
+    keras_laws.KERAS_STFT_INPUT_CHANNELS,
+    equinox_layers.EQUINOX_LOW_PRECISION_SAMPLING,
+)
+
+
+def sampling_defects(init) -> tuple[KnownDefect, ...]:
+    """The known defects a framework's own initializer ``init`` (already unwrapped of metadata and
+    partials) shows when the framework calls it in a 16-bit dtype, by the package that defines it
+    (each law module's ``PACKAGES`` and ``SAMPLING_DEFECTS``): JAX's and Flax's samplers, Haiku's
+    and Keras's initializers, Equinox's layers (``init`` is then the layer's class). A user's own
+    initializer is never excused."""
+    if not callable(init) or getattr(init, "__initcheck_law__", None) is not None:
+        return ()
+    module = getattr(init, "__module__", None)
+    module = module if isinstance(module, str) else type(init).__module__
+    for laws_module in LAW_MODULES:
+        if module.split(".")[0] in laws_module.PACKAGES:
+            return laws_module.SAMPLING_DEFECTS
+    return ()

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
-from initcheck import _defects, laws
+from initcheck import laws
 from initcheck._entries import CatalogEntry, real_dtypes
 from initcheck._frameworks import equinox_layers, require
 from initcheck._frameworks._protocol import IGNORED_KEY, Recording, Setting, qualified_name
@@ -547,7 +547,7 @@ def catalog_entries() -> list[CatalogEntry]:
                 array.initializer(),
                 array.law,
                 dtypes=dtypes,
-                defects=(_defects.EQUINOX_LOW_PRECISION_SAMPLING,) if array.random else (),
+                defects=(equinox_layers.EQUINOX_LOW_PRECISION_SAMPLING,) if array.random else (),
                 configurations=strategies.equinox_initializers(layers=[array.layer]),
                 notes=_notes(array),
                 shapes=array.shapes,

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from hypothesis import strategies as st
 
 from initcheck import laws
+from initcheck._frameworks import jax_laws
 
 TORCH_LAYOUT_UNIFORM = dict(in_axis=1, out_axis=0)  # (out, in/groups, *window)
 CHANNELS = (1, 3, 8, 16, 32)
@@ -276,3 +277,17 @@ def layer_arrays() -> list[LayerArray]:
         )
     )
     return items
+
+
+EQUINOX_LOW_PRECISION_SAMPLING = dataclasses.replace(
+    jax_laws.LOW_PRECISION_SAMPLING,
+    name="equinox-low-precision-sampling",
+    package="equinox",
+    last_seen="0.13.8",
+    summary="Equinox's layers draw with jax.random in the layer's dtype and inherit its 16-bit "
+    "coarseness: " + jax_laws.LOW_PRECISION_SAMPLING.summary,
+    reference="https://github.com/patrick-kidger/equinox/blob/v0.13.8/equinox/nn/_misc.py "
+    "(default_init: jax.random.uniform(key, shape, dtype, ...)); Embedding: jax.random.normal",
+)
+PACKAGES = ("equinox",)  # an Equinox layer (its class stands for its sampling)
+SAMPLING_DEFECTS = (EQUINOX_LOW_PRECISION_SAMPLING,)

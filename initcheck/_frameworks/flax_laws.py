@@ -10,6 +10,7 @@ import os
 from collections.abc import Iterator
 
 from initcheck import laws
+from initcheck._frameworks import jax_laws
 from initcheck._frameworks._protocol import Setting, Unavailable
 
 
@@ -74,3 +75,5 @@ FIX_SEPARATOR = Setting(
     ),
     "it changes the key of every Flax linen parameter (the path hash gets separators; Flax PR #3095, default False)",
 )
+PACKAGES = ("flax",)  # Flax's initializers are JAX's (re-exported), with JAX's samplers
+SAMPLING_DEFECTS = (jax_laws.LOW_PRECISION_SAMPLING,)

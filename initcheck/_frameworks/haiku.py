@@ -30,7 +30,7 @@ import jax
 import numpy as np
 
 import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
-from initcheck import _defects, laws
+from initcheck import laws
 from initcheck._entries import NO_16BIT_QR, CatalogEntry, complex_dtypes, real_dtypes, wide_dtypes
 from initcheck._frameworks import _observed as observed
 from initcheck._frameworks import derive, haiku_laws
@@ -40,6 +40,7 @@ from initcheck._record import (
     Forward,
     Model,
     Parameter,
+    apply_inputs,
     guarded,
     mesh_of,
     nested,
@@ -553,11 +554,7 @@ class Haiku:
         )
 
     def forward(self, target: Model, recording: Recording) -> Forward:
-        if target.call_args is not None:
-            args, kwargs = target.call_args, dict(target.call_kwargs)
-        else:
-            args, kwargs = target.args, {**target.kwargs, **target.call_kwargs}
-        return _forward(target, recording.parameters, args, kwargs)
+        return _forward(target, recording.parameters, *apply_inputs(target))
 
     def values(self, target: Model) -> dict[str, Any]:
         return _collections(target.model.init(target.rng, *target.args, **dict(target.kwargs)))
@@ -588,7 +585,7 @@ def catalog_entries() -> list[CatalogEntry]:
     mode and distribution), its law read from the one law table (``haiku_laws``)."""
     hi = haiku_laws.initializers()
     real, cplx = real_dtypes(), complex_dtypes()
-    low = (_defects.HAIKU_LOW_PRECISION_SAMPLING,)
+    low = (haiku_laws.HAIKU_LOW_PRECISION_SAMPLING,)
     items = [  # (label, init, dtypes, refusals, defects)
         ("Constant(0.5)", hi.Constant(0.5), real + cplx, {}, ()),
         ("RandomNormal()", hi.RandomNormal(), real + cplx, {}, low),
@@ -601,8 +598,8 @@ def catalog_entries() -> list[CatalogEntry]:
     for mode in ("fan_in", "fan_out", "fan_avg"):
         for distribution in laws.DISTRIBUTIONS:
             defects = low + {
-                "truncated_normal": (_defects.HAIKU_COMPLEX_TRUNCATED_NORMAL,),
-                "uniform": (_defects.HAIKU_COMPLEX_UNIFORM,),
+                "truncated_normal": (haiku_laws.HAIKU_COMPLEX_TRUNCATED_NORMAL,),
+                "uniform": (haiku_laws.HAIKU_COMPLEX_UNIFORM,),
             }.get(distribution, ())
             init = hi.VarianceScaling(1.0, mode, distribution)
             items.append((f"VarianceScaling(1.0, {mode!r}, {distribution!r})", init, real + cplx, {}, defects))

@@ -7,9 +7,13 @@ changes its key sequence.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 
+from initcheck import _property_registry as groups
 from initcheck import laws
+from initcheck._defects import KnownDefect
+from initcheck._frameworks import jax_laws
 from initcheck._frameworks._protocol import Setting, Unavailable
 
 CLASSES = (
@@ -105,3 +109,35 @@ RESERVE_SIZE = Setting(
     lambda value: f"hk.config.set(rng_reserve_size={value!r}) (or with hk.config.context(rng_reserve_size={value!r}))",
     "it changes Haiku's key sequence: how many keys hk.next_rng_key splits off at once (default 1)",
 )
+
+
+HAIKU_LOW_PRECISION_SAMPLING = dataclasses.replace(
+    jax_laws.LOW_PRECISION_SAMPLING,
+    name="haiku-low-precision-sampling",
+    summary="Haiku's initializers call jax.random in the requested dtype and inherit its 16-bit "
+    "coarseness: " + jax_laws.LOW_PRECISION_SAMPLING.summary,
+)
+HAIKU_COMPLEX_TRUNCATED_NORMAL = KnownDefect(
+    "haiku-complex-truncated-normal-variance",
+    "dm-haiku",
+    "0.0.17",
+    groups.WRONG_SCALE,
+    ("complex64", "complex128"),
+    "complex VarianceScaling with distribution='truncated_normal' draws the real and imaginary parts "
+    "each with the full target variance: E|z|^2 is twice scale / n",
+    "https://github.com/google-deepmind/dm-haiku/blob/v0.0.17/haiku/_src/initializers.py "
+    "(VarianceScaling -> TruncatedNormal on shape [2, *shape])",
+)
+HAIKU_COMPLEX_UNIFORM = KnownDefect(
+    "haiku-complex-uniform-raises",
+    "dm-haiku",
+    "0.0.17",
+    groups.RAISES,
+    ("complex64", "complex128"),
+    "complex VarianceScaling with distribution='uniform' raises ValueError (jax.random.uniform has "
+    "no complex dtypes) although its normal and truncated-normal siblings accept complex dtypes",
+    "https://github.com/google-deepmind/dm-haiku/blob/v0.0.17/haiku/_src/initializers.py "
+    "(VarianceScaling -> RandomUniform)",
+)
+PACKAGES = ("haiku",)
+SAMPLING_DEFECTS = (HAIKU_LOW_PRECISION_SAMPLING,)

@@ -15,7 +15,9 @@ import jax
 import jax.nn.initializers as jinit
 import numpy as np
 
+from initcheck import _property_registry as groups
 from initcheck import laws
+from initcheck._defects import KnownDefect
 from initcheck._frameworks._protocol import Setting, Unavailable
 
 JAX_MODULE = "jax._src.nn.initializers"  # where JAX's builders' closures are defined
@@ -178,3 +180,35 @@ SETTINGS: tuple[Setting, ...] = (
         "64-bit mode changes default dtypes (jnp.zeros, the draws of an initializer called without a dtype)",
     ),
 )
+
+
+_JAX = "https://github.com/jax-ml/jax/blob/jax-v0.10.2/jax/_src"
+
+LOW_PRECISION_SAMPLING = KnownDefect(
+    "jax-low-precision-sampling",
+    "jax",
+    "0.10.2",
+    groups.LOW_PRECISION,
+    ("bfloat16", "float16"),
+    "jax.random.uniform/normal/truncated_normal draw 16-bit outputs from only m mantissa bits "
+    "(128 distinct bfloat16 values, 1024 float16 values, no normal tail beyond about 2.9 sd in "
+    "bfloat16) instead of sampling in float32 and rounding: too few distinct values (precision), "
+    "tails cut short and single values far more frequent than the rounded law allows "
+    "(distribution), and moments off from those of the law rounded to the dtype",
+    f"{_JAX}/random/core.py (_uniform builds 16-bit floats from nmant random bits); initcheck.inits "
+    "samples in float32 and rounds",
+)
+JAX_COMPLEX_TRUNCATED_NORMAL = KnownDefect(
+    "jax-complex-truncated-normal-variance",
+    "jax",
+    "0.10.2",
+    groups.WRONG_SCALE,
+    ("complex64", "complex128"),
+    "complex truncated-normal variance scaling divides by 0.95311164380491208, which is not the std "
+    "of the modulus-truncated complex normal (0.96196...): E|z|^2 is 1.87% too large and |z| "
+    "exceeds the promised truncation radius",
+    f"{_JAX}/nn/initializers.py (variance_scaling, distribution='truncated_normal'); the constant is "
+    "sqrt(E[T]), T ~ Exp(1) truncated to [0, 4]: initcheck.laws.COMPLEX_TRUNCATED_MODULUS2_MEAN",
+)
+PACKAGES = ("jax",)  # an initializer of these packages draws with JAX's samplers
+SAMPLING_DEFECTS = (LOW_PRECISION_SAMPLING,)  # what they show in a 16-bit dtype

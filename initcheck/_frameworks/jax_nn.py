@@ -16,15 +16,15 @@ from initcheck._frameworks import jax_laws
 ORTHOGONAL_NOTE = "complex dtypes: not checked (initcheck has no unitary law yet)"
 
 
-RANDOM = (_defects.LOW_PRECISION_SAMPLING,)  # the known defects of JAX's random builders
+RANDOM = (jax_laws.LOW_PRECISION_SAMPLING,)  # the known defects of JAX's random builders
 
 
 def _scaling_defects(distribution: str) -> tuple[_defects.KnownDefect, ...]:
-    complex_defect = (_defects.JAX_COMPLEX_TRUNCATED_NORMAL,) if distribution == "truncated_normal" else ()
+    complex_defect = (jax_laws.JAX_COMPLEX_TRUNCATED_NORMAL,) if distribution == "truncated_normal" else ()
     return RANDOM + complex_defect
 
 
-def _builds(mod, framework: str) -> list[tuple[str, str, Callable, tuple[str, ...], dict, tuple]]:
+def _builds(mod, reexported: bool) -> list[tuple[str, str, Callable, tuple[str, ...], dict, tuple]]:
     """``(label, attribute, init, dtypes, refusals, known defects)`` of each default configuration."""
     real, cplx = real_dtypes(), complex_dtypes()
     no_complex = dict.fromkeys(cplx, NO_COMPLEX_SAMPLER)
@@ -42,8 +42,8 @@ def _builds(mod, framework: str) -> list[tuple[str, str, Callable, tuple[str, ..
     for name, (_scale, _mode, distribution) in jax_laws.PRESETS.items():
         builds.append((f"{name}()", name, getattr(mod, name)(), real + cplx, {}, _scaling_defects(distribution)))
     defaults = (
-        [(1.0, "fan_in", "truncated_normal")]  # Flax re-exports the builder: one configuration suffices
-        if framework == "flax"
+        [(1.0, "fan_in", "truncated_normal")]  # a re-export of JAX's builder: one configuration suffices
+        if reexported
         else [(1.0, mode, d) for mode in laws.MODES for d in laws.DISTRIBUTIONS]
     )
     for args in defaults:
@@ -53,16 +53,18 @@ def _builds(mod, framework: str) -> list[tuple[str, str, Callable, tuple[str, ..
     return builds
 
 
-def jax_like(prefix: str, framework: str, mod) -> list[CatalogEntry]:
-    """Every builder of a ``jax.nn.initializers``-like module ``mod`` in its default configuration."""
+def jax_like(prefix: str, framework: str, mod, *, reexported: bool) -> list[CatalogEntry]:
+    """Every builder of a ``jax.nn.initializers``-like module ``mod`` in its default configuration,
+    as catalog entries of ``framework``; ``reexported``: ``mod`` re-exports JAX's builders (Flax's
+    modules), so an entry that is JAX's very object says so (``same_as``)."""
     entries = []
-    for label, attr, init, dtypes, refusals, defects in _builds(mod, framework):
+    for label, attr, init, dtypes, refusals, defects in _builds(mod, reexported):
         law = jax_laws.law_of(init)
         if law is None:
             raise RuntimeError(f"{prefix}.{label}: jax_laws.law_of does not know it (another JAX version?)")
         for reason in dict.fromkeys(refusals.values()):
             law = law.refusing([d for d, r in refusals.items() if r == reason], reason)
-        same = getattr(mod, attr) is getattr(jax.nn.initializers, attr, None) and framework != "jax"
+        same = reexported and getattr(mod, attr) is getattr(jax.nn.initializers, attr, None)
         entries.append(
             CatalogEntry(
                 f"{prefix}.{label}",
@@ -83,4 +85,4 @@ def jax_like(prefix: str, framework: str, mod) -> list[CatalogEntry]:
 
 def catalog_entries() -> list[CatalogEntry]:
     """``jax.nn.initializers``."""
-    return jax_like("jax.nn.initializers", "jax", jax.nn.initializers)
+    return jax_like("jax.nn.initializers", "jax", jax.nn.initializers, reexported=False)

@@ -24,10 +24,17 @@ import numpy as np
 from hypothesis import strategies as st
 
 import initcheck.strategies as strategies  # (installed from strategies/: mypy reads it as Any)
-from initcheck import _defects, adapters, laws
+from initcheck import adapters, laws
 from initcheck._entries import CatalogEntry, real_dtypes, wide_dtypes
 from initcheck._frameworks._protocol import IGNORED_KEY, Recording, Setting
-from initcheck._frameworks.keras_laws import KERAS_PRESETS, STFT_SHAPES, import_keras, keras_law
+from initcheck._frameworks.keras_laws import (
+    KERAS_LOW_PRECISION_SAMPLING,
+    KERAS_PRESETS,
+    KERAS_STFT_INPUT_CHANNELS,
+    STFT_SHAPES,
+    import_keras,
+    keras_law,
+)
 from initcheck._record import Forward, Model, NoForward, Parameter, guarded, tracked
 
 ATTRIBUTE = {  # weight name -> the layer attribute that holds its initializer, where not "<name>_initializer"
@@ -263,7 +270,7 @@ def catalog_entries() -> list[CatalogEntry]:
     more of ``VarianceScaling``), its law read from the one law table (``keras_laws``)."""
     ki = import_keras().initializers
     real = real_dtypes()
-    low = (_defects.KERAS_LOW_PRECISION_SAMPLING,)
+    low = (KERAS_LOW_PRECISION_SAMPLING,)
     two_d = strategies.weight_shapes(min_dims=2, max_dims=2)
     items = [  # (label, init, dtypes, defects, shapes, notes)
         ("Zeros()", ki.Zeros(), real, (), None, ""),
@@ -296,7 +303,7 @@ def catalog_entries() -> list[CatalogEntry]:
             "STFT()",
             ki.STFT(),
             wide_dtypes(),
-            (_defects.KERAS_STFT_INPUT_CHANNELS,),
+            (KERAS_STFT_INPUT_CHANNELS,),
             st.sampled_from(STFT_SHAPES),
             "16-bit dtypes: not checked (Keras computes the phase in the dtype, so no table holds there)",
         ),

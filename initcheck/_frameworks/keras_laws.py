@@ -4,15 +4,18 @@ the catalog and the audit alike; and Keras imported on the JAX backend."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 
 import numpy as np
 import scipy.signal
 
+from initcheck import _property_registry as groups
 from initcheck import laws
+from initcheck._defects import KnownDefect
 from initcheck._entries import NO_16BIT_QR
-from initcheck._frameworks import FrameworkUnavailable, require
+from initcheck._frameworks import FrameworkUnavailable, jax_laws, require
 
 KERAS_DISTRIBUTIONS = {"truncated_normal": "truncated_normal", "untruncated_normal": "normal", "uniform": "uniform"}
 STFT_SHAPES = ((8, 1, 5), (16, 1, 9))  # (frame_length, 1, fft_length // 2 + 1): see KERAS_STFT_INPUT_CHANNELS
@@ -102,3 +105,29 @@ def import_keras():
             "variable KERAS_BACKEND=jax before Keras is imported"
         )
     return keras
+
+
+KERAS_LOW_PRECISION_SAMPLING = dataclasses.replace(
+    jax_laws.LOW_PRECISION_SAMPLING,
+    name="keras-low-precision-sampling",
+    package="keras",
+    last_seen="3.15.1",
+    summary="Keras's JAX backend calls jax.random in the requested dtype and inherits its 16-bit "
+    "coarseness: " + jax_laws.LOW_PRECISION_SAMPLING.summary,
+    reference="https://github.com/keras-team/keras/blob/v3.15.1/keras/src/backend/jax/random.py "
+    "(normal, uniform, truncated_normal pass the dtype to jax.random)",
+)
+KERAS_STFT_INPUT_CHANNELS = KnownDefect(
+    "keras-stft-input-channels",
+    "keras",
+    "3.15.1",
+    groups.WRONG_SHAPE,
+    ("float32", "float64"),
+    "keras.initializers.STFT ignores the input-channel axis of its (frame_length, input_channels, "
+    "bins) shape: any input_channels other than 1 (0 or 2, say) gets an array of shape "
+    "(frame_length, 1, bins) instead of the shape asked for or an error",
+    "https://github.com/keras-team/keras/blob/v3.15.1/keras/src/initializers/constant_initializers.py "
+    "(STFT.__call__ unpacks input_channels and never uses it)",
+)
+PACKAGES = ("keras",)
+SAMPLING_DEFECTS = (KERAS_LOW_PRECISION_SAMPLING,)

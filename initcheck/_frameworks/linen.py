@@ -43,6 +43,7 @@ from initcheck._record import (
     Forward,
     Model,
     Parameter,
+    apply_inputs,
     compare,
     guarded,
     key_of,
@@ -729,11 +730,7 @@ class Linen:
         return Recording(record(target.model, target.args, target.rng, kwargs=dict(target.kwargs), fix_separator=fix))
 
     def forward(self, target: Model, recording: Recording) -> Forward:
-        if target.call_args is not None:
-            args, kwargs = target.call_args, dict(target.call_kwargs)
-        else:
-            args, kwargs = target.args, {**target.kwargs, **target.call_kwargs}
-        return _forward(target, recording.parameters, args, kwargs)
+        return _forward(target, recording.parameters, *apply_inputs(target))
 
     def values(self, target: Model) -> dict[str, Any]:
         return _flat(_init(target))
@@ -765,7 +762,7 @@ def catalog_entries() -> list[CatalogEntry]:
 
 def initializer_entries(prefix: str, mod) -> list[CatalogEntry]:
     """The catalog entries of one of Flax's initializer modules."""
-    entries = jax_nn.jax_like(prefix, "flax", mod)
+    entries = jax_nn.jax_like(prefix, "flax", mod, reexported=True)
     for name, value in (("zeros_init", 0.0), ("ones_init", 1.0)):
         entries.append(
             CatalogEntry(

@@ -23,7 +23,7 @@ from initcheck._frameworks import (
     nnx,
     own,
 )
-from initcheck._frameworks._declared import declared_law, declared_name, unwrap
+from initcheck._frameworks._declared import KNOWN_DEFECTS, declared_law, declared_name, sampling_defects, unwrap
 from initcheck._frameworks._protocol import Framework, Recording, Setting, Unavailable
 
 # the order in which a model is recognised: an nnx factory is any callable, so it comes last
@@ -75,6 +75,7 @@ def checked_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
 
 __all__ = [
     "CATALOGS",
+    "KNOWN_DEFECTS",
     "MODEL_FRAMEWORKS",
     "SETTINGS",
     "Framework",
@@ -85,5 +86,6 @@ __all__ = [
     "declared_law",
     "declared_name",
     "of_model",
+    "sampling_defects",
     "unwrap",
 ]

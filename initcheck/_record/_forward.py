@@ -43,6 +43,14 @@ class Forward:
             return jax.make_jaxpr(self.fn)(self.values, self.inputs)
 
 
+def apply_inputs(target) -> tuple[tuple, dict]:
+    """``(args, kwargs)`` of a forward pass that is the model's ``apply`` (linen, Haiku): ``call_args``
+    and ``call_kwargs`` when given, else the init's inputs with ``call_kwargs`` added."""
+    if target.call_args is not None:
+        return target.call_args, dict(target.call_kwargs)
+    return target.args, {**target.kwargs, **target.call_kwargs}
+
+
 def mesh_of(leaves) -> Any:
     """The mesh of the first value laid out with a ``NamedSharding``, or None."""
     for x in jax.tree_util.tree_leaves(leaves):
