@@ -186,6 +186,30 @@ def test_flax_haiku_equinox_and_keras_are_imported_by_their_own_framework_module
     assert all(len(files) <= 3 and len({f.rpartition("/")[0] for f in files}) == 1 for files in importers.values())
 
 
+def framework_dispatches(sources: dict[str, str]) -> list[str]:
+    """``framework == "haiku"``-style branches: a comparison of a name that says framework with a string."""
+
+    def says_framework(node) -> bool:
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else ""
+        return "framework" in name
+
+    found = []
+    for path, text in sources.items():
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Compare):
+                sides = [node.left, *node.comparators]
+                strings = [s for s in sides if isinstance(s, ast.Constant) and isinstance(s.value, str)]
+                if strings and any(says_framework(s) for s in sides):
+                    found.append(f"{path}:{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_framework_name_dispatch_in_the_package():
+    assert not framework_dispatches(_sources())
+    planted = {"initcheck/_audit/x.py": 'def f(framework):\n    return 1 if framework == "haiku" else 2\n'}
+    assert framework_dispatches(planted) == ["initcheck/_audit/x.py:2: framework == 'haiku'"]
+
+
 def test_the_framework_import_check_sees_a_stray_import():
     sources = {**_sources(), "initcheck/_catalog.py": "def f():\n    from haiku import initializers\n"}
     assert framework_importers(sources)["haiku"] == FRAMEWORK_FILES["haiku"] | {"initcheck/_catalog.py"}
