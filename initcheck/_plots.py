@@ -49,7 +49,7 @@ def sample_vs_law_svg(plot: dict, title: str, salt: str = "0") -> str:
 
 
 def signal_svg(signal: dict, title: str, salt: str = "0") -> str:
-    """The signal profile of an audited model (``initcheck.audit.Profile.as_dict()``) across depth,
+    """The signal profile of an audited model (``initcheck._audit.Signal.as_dict()``) across depth,
     on a log scale: each layer's output second moment E[y^2] (forward) and the second moment E[g^2]
     of the loss's gradient at its output (backward). Flat lines near 1 keep the signal; a straight
     slope is a constant factor per layer (growth or decay)."""

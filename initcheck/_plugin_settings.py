@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from initcheck import _document as document
-from initcheck import _frameworks
+from initcheck import _frameworks, lock
 from initcheck import _profiles as profiles
 from initcheck._frameworks import FRAMEWORKS
 from initcheck._targets import names, read_table
@@ -150,4 +150,8 @@ def _lock_path(config, table: dict) -> Path | None:
     problem = document.file_problem(path)
     if problem:
         raise pytest.UsageError(f"initcheck: {where}={given}: {problem}")
+    try:
+        lock.Lock.read(path)
+    except lock.LockError as exc:
+        raise pytest.UsageError(f"initcheck: {where}: {exc}") from None
     return path

@@ -30,10 +30,11 @@ def read_table(path: Path) -> dict:
         raise ValueError(f"{path} is not valid TOML ({exc})") from None
 
 
-def names(value, where: str) -> tuple[str, ...]:
-    """A table's list of names (modules, models, frameworks), checked."""
+def names(value, where: str, *, source: str = "") -> tuple[str, ...]:
+    """A table's list of names (modules, models, frameworks), checked; ``source`` (`` in FILE``)
+    follows the value in the message."""
     if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f'{where}={value!r} must be a list of strings, e.g. ["mypkg.inits"]')
+        raise ValueError(f'{where}={value!r}{source} must be a list of strings, e.g. ["mypkg.inits"]')
     return tuple(value)
 
 

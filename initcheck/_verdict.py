@@ -228,7 +228,7 @@ class Conformance:
     device: str
     seconds: float = 0.0
     coverage: Coverage = FULL
-    signal: Any = None  # an audit's signal profile (`initcheck.audit.Signal`), when it was asked for
+    signal: Any = None  # an audit's signal profile (`initcheck._audit.Signal`), when it was asked for
     signal_unavailable: str = ""  # why an audit that asked for the signal profile has none
 
     @property

@@ -299,9 +299,12 @@ def _audit(args) -> int:
 
 def _lock_table(config: pathlib.Path) -> dict:
     """``[tool.initcheck]`` of ``config`` (empty when the file is missing), checked for ``lock``'s keys."""
-    table = read_table(config)
+    try:
+        table = read_table(config)
+    except ValueError as exc:
+        raise ValueError(f"--config {exc}") from None
     for key in ("modules", "models", "frameworks"):
-        names(table.get(key, []), f"[tool.initcheck] {key} in {config}")
+        names(table.get(key, []), f"[tool.initcheck] {key}", source=f" in {config}")
     return table
 
 
@@ -355,12 +358,12 @@ def _lock(args) -> int:
         for line in lines[1:]:
             print(f"    {line.strip()}")
         rows.append(document.target(target.name, target.kind, verdicts=[outcome.verdict().to_dict()], seconds=seconds))
-    names = [t.name for t in targets if t.kind != "broken"]
+    declared_names = [t.name for t in targets if t.kind != "broken"]
     after = lock.merged(
-        before, backend, outcomes, environment=lock.environment(seed), update=args.update, declared=names
+        before, backend, outcomes, environment=lock.environment(seed), update=args.update, declared=declared_names
     )
     written = after.write()
-    section = lock.section(before, backend, outcomes, update=args.update, written=written, declared=names)
+    section = lock.section(before, backend, outcomes, update=args.update, written=written, declared=declared_names)
     counts = ", ".join(f"{n} {status}" for status, n in section["counts"].items() if n)
     print(f"\n{counts}{f', {len(errors)} errors' if errors else ''}; {'wrote' if written else 'unchanged:'} {path}")
     for name in section["removed"]:

@@ -169,10 +169,7 @@ def pytest_configure(config: pytest.Config) -> None:
         if problem:  # refused now, not after every check has run
             raise pytest.UsageError(f"initcheck: --{option.replace('_', '-')}={path}: {problem}")
     _use_compile_cache(config, settings)
-    try:
-        state = InitcheckSession(settings)  # reads the lock: a damaged one stops the session before any check
-    except lock.LockError as exc:
-        raise pytest.UsageError(f"initcheck: {exc}") from None
+    state = InitcheckSession(settings)
     config.stash[_SESSION] = state
     config.pluginmanager.register(state, "initcheck-session")
     if not hasattr(config, "workerinput"):

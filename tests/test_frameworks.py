@@ -91,9 +91,37 @@ def test_the_registry_refuses_what_it_cannot_audit_with_the_fix(model, error):
         registry.of_model(model)
 
 
-def test_an_unknown_setting_is_refused_naming_the_settings_there_are():
-    with pytest.raises(ValueError, match=r"unknown setting 'fix_separator'; the settings are .*flax_fix_rng_separator"):
+def test_a_setting_the_framework_does_not_model_is_refused_naming_those_it_does():
+    with pytest.raises(ValueError, match=r"flax.linen models flax_fix_rng_separator only, not 'fix_separator'"):
         initcheck.audit(LinenBlock(), X, rng=0, settings={"fix_separator": True})
+    with pytest.raises(ValueError, match=r"haiku models haiku_rng_reserve_size only, not 'jax_enable_x64'.*jax.config"):
+        initcheck.audit(hk.transform_with_state(_haiku_block), X, rng=0, settings={"jax_enable_x64": True})
+    with pytest.raises(ValueError, match=r"flax.nnx models no setting, not 'flax_fix_rng_separator'"):
+        initcheck.audit(NnxBlock, 8, rng=0, settings={"flax_fix_rng_separator": True})
+
+
+@pytest.mark.parametrize(
+    ("module", "defect"),
+    [
+        ("jax._src.nn.initializers", "jax-low-precision-sampling"),
+        ("flax.linen.initializers", "jax-low-precision-sampling"),
+        ("haiku._src.initializers", "haiku-low-precision-sampling"),
+        ("keras.src.initializers.random_initializers", "keras-low-precision-sampling"),
+        ("keras_hub.src.layers", "keras-low-precision-sampling"),
+        ("equinox.nn._linear", "equinox-low-precision-sampling"),
+        ("jaxlib.xla", None),
+        ("mypkg.inits", None),
+    ],
+)
+def test_a_frameworks_own_initializer_is_excused_by_its_sampling_defect_and_a_users_never(module, defect):
+    def init(key, shape, dtype):
+        return jnp.zeros(shape, dtype)
+
+    init.__module__ = module
+    found = registry.sampling_defects(init)
+    assert [d.name for d in found] == ([defect] if defect else [])
+    init.__initcheck_law__ = object()  # a law the user declares: never excused
+    assert registry.sampling_defects(init) == ()
 
 
 def test_linen_derivation_follows_the_separator_setting_initcheck_is_told():

@@ -324,6 +324,7 @@ def test_bad_lock_options_stop_the_session_with_the_fix(project):
     (project.path / "initcheck.lock").write_text("[]")
     result = lock_run(project, "--initcheck-lock=initcheck.lock")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "initcheck: --initcheck-lock: " in result.stderr.str()
     assert "is not an initcheck lock of format 1" in result.stderr.str()
     result = lock_run(project, "--initcheck-lock-update")
     assert "--initcheck-lock-update rewrites a lock, and none is given" in result.stderr.str()
@@ -332,7 +333,14 @@ def test_bad_lock_options_stop_the_session_with_the_fix(project):
 def test_the_command_line_refuses_bad_input_with_the_fix(tmp_path):
     (tmp_path / "pyproject.toml").write_text('[tool.initcheck]\nframeworks = ["nope"]\n')
     (tmp_path / "damaged.lock").write_text("{")
+    (tmp_path / "bad.toml").write_text("[tool.initcheck\n")
+    (tmp_path / "one.toml").write_text('[tool.initcheck]\nmodules = "mypkg.inits"\n')
     for args, expected in [
+        (["lock", "--config", "bad.toml"], "--config bad.toml is not valid TOML"),
+        (
+            ["lock", "--config", "one.toml"],
+            "[tool.initcheck] modules='mypkg.inits' in one.toml must be a list of strings",
+        ),
         (["lock"], "frameworks=['nope']: choose from jax"),
         (["lock", "--lock", "damaged.lock"], "cannot be read as an initcheck lock"),
         (["lock", "--seed", "-1", "--frameworks", "initcheck"], "seed=-1 must be a non-negative int"),

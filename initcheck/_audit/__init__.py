@@ -362,8 +362,9 @@ def audit(
         profile: How hard to look, as for `check`.
         seed: The seed the checks' keys derive from.
         settings: The framework settings that change keys, by name, to model the derivation with
-            (`{"flax_fix_rng_separator": True}`, `{"haiku_rng_reserve_size": 2}`; default: each
-            framework's config in force; the names are the lock's settings).
+            (`{"flax_fix_rng_separator": True}` for linen, `{"haiku_rng_reserve_size": 2}` for
+            Haiku; default: each framework's config in force; the names are the lock's settings;
+            JAX's own are read, not modelled).
         origin: Python that defines `target` (the model to audit), used in reproduction snippets.
         progress: Called with a line of text as the audit goes.
 
@@ -410,8 +411,8 @@ def audit(
         call_args=target.call_args if call_args is None else call_args,
         call_kwargs={**target.call_kwargs, **(call_kwargs or {})},
     )
-    given = registry.checked_settings(settings)
     framework = registry.of_model(target.model)
+    given = registry.checked_settings(settings, framework)
     say(f"initializing {framework.describe(target.model)} and watching every value it creates")
     recording = framework.record(target, given)
     parameters = recording.parameters

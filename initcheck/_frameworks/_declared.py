@@ -88,7 +88,7 @@ KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
 def sampling_defects(init) -> tuple[KnownDefect, ...]:
     """The known defects a framework's own initializer ``init`` (already unwrapped of metadata and
     partials) shows when the framework calls it in a 16-bit dtype, by the package that defines it
-    (each law module's ``PACKAGES`` and ``SAMPLING_DEFECTS``): JAX's and Flax's samplers, Haiku's
+    (each law module's ``owns`` and ``SAMPLING_DEFECTS``): JAX's and Flax's samplers, Haiku's
     and Keras's initializers, Equinox's layers (``init`` is then the layer's class). A user's own
     initializer is never excused."""
     if not callable(init) or getattr(init, "__initcheck_law__", None) is not None:
@@ -96,6 +96,6 @@ def sampling_defects(init) -> tuple[KnownDefect, ...]:
     module = getattr(init, "__module__", None)
     module = module if isinstance(module, str) else type(init).__module__
     for laws_module in LAW_MODULES:
-        if module.split(".")[0] in laws_module.PACKAGES:
+        if laws_module.owns(module):
             return laws_module.SAMPLING_DEFECTS
     return ()

@@ -2,11 +2,12 @@
 ``scheduler/protocol.py``: one protocol, one module per implementation, a registry).
 
 A framework module (``linen``, ``nnx``, ``haiku``, ``equinox``, ``keras``) provides a
-:class:`Framework`: it recognises the models it makes, records their init (every value with its
+`Framework`: it recognises the models it makes, records their init (every value with its
 declared initializer, key, shape and dtype), records it again under another root key, traces the
-forward pass, names the settings that change its values and says why two values share a key. The
-initializer modules (``jax_nn``, ``flax_common``, ``haiku_laws``, ``equinox_layers``,
-``keras_laws``, ``own``) provide the law table of their builders and their catalog entries.
+forward pass, names the settings that change its values and says why two values share a key; and
+its catalog entries (``catalog_entries()``; JAX's are in ``jax_nn``, initcheck's own in ``own``).
+The law modules (``jax_laws``, ``flax_laws``, ``haiku_laws``, ``keras_laws``, ``equinox_layers``)
+provide the law table of their builders, their settings and their samplers' known defects.
 """
 
 from __future__ import annotations

@@ -60,15 +60,6 @@ def linen_roots(rngs) -> dict:
     return dict(rngs) if isinstance(rngs, Mapping) else {"params": rngs}
 
 
-def linen_stream(streams: Mapping, name: str) -> str:
-    """The stream that ``make_rng(name)`` draws from: ``name``, else ``params``."""
-    if name in streams:
-        return name
-    if "params" in streams:
-        return "params"
-    raise KeyError(f"make_rng({name!r}) has neither a {name!r} nor a 'params' stream")
-
-
 def nnx_root(seed):
     """The root key of an ``nnx.Rngs`` stream: an int seeds ``jax.random.key`` (typed, default
     implementation), raw uint32 key data is wrapped, a typed key is kept."""
@@ -141,12 +132,6 @@ def haiku_layer_stack_roots(key, count: int) -> list:
         roots.append(r)
         r = following
     return roots
-
-
-def nnx_split(key, count: int, splits):
-    """The keys of a stream after ``nnx.split_rngs(splits=...)``: its next key ``fold_in(key, count)``
-    split into ``splits`` (an int or a shape); each slice's stream then counts from 0 again."""
-    return jax.random.split(nnx_key(key, count), splits)
 
 
 def flat_keys(keys):

@@ -289,5 +289,9 @@ EQUINOX_LOW_PRECISION_SAMPLING = dataclasses.replace(
     reference="https://github.com/patrick-kidger/equinox/blob/v0.13.8/equinox/nn/_misc.py "
     "(default_init: jax.random.uniform(key, shape, dtype, ...)); Embedding: jax.random.normal",
 )
-PACKAGES = ("equinox",)  # an Equinox layer (its class stands for its sampling)
 SAMPLING_DEFECTS = (EQUINOX_LOW_PRECISION_SAMPLING,)
+
+
+def owns(module: str) -> bool:
+    """An initializer defined in ``module`` is Equinox's (a layer's class stands for its sampling)."""
+    return module.startswith("equinox")

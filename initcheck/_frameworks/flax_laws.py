@@ -75,5 +75,9 @@ FIX_SEPARATOR = Setting(
     ),
     "it changes the key of every Flax linen parameter (the path hash gets separators; Flax PR #3095, default False)",
 )
-PACKAGES = ("flax",)  # Flax's initializers are JAX's (re-exported), with JAX's samplers
-SAMPLING_DEFECTS = (jax_laws.LOW_PRECISION_SAMPLING,)
+SAMPLING_DEFECTS = (jax_laws.LOW_PRECISION_SAMPLING,)  # Flax's initializers draw with JAX's samplers
+
+
+def owns(module: str) -> bool:
+    """An initializer defined in ``module`` is Flax's."""
+    return module.split(".")[0] == "flax"

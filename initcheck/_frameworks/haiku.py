@@ -502,9 +502,6 @@ def _run(c: _Created, keys: list, spare):
     return hk.transform(run).apply({}, None)
 
 
-__all__ = ["record"]
-
-
 def _forward(target: Model, parameters: list[Parameter], call_args: tuple, call_kwargs: Mapping) -> Forward:
     """``transformed.apply(params[, state], rng, *inputs)``."""
     import haiku as hk  # lazy: Haiku loads only when a Haiku target is used

@@ -139,5 +139,9 @@ HAIKU_COMPLEX_UNIFORM = KnownDefect(
     "https://github.com/google-deepmind/dm-haiku/blob/v0.0.17/haiku/_src/initializers.py "
     "(VarianceScaling -> RandomUniform)",
 )
-PACKAGES = ("haiku",)
 SAMPLING_DEFECTS = (HAIKU_LOW_PRECISION_SAMPLING,)
+
+
+def owns(module: str) -> bool:
+    """An initializer defined in ``module`` is Haiku's."""
+    return module.startswith("haiku")

@@ -129,5 +129,9 @@ KERAS_STFT_INPUT_CHANNELS = KnownDefect(
     "https://github.com/keras-team/keras/blob/v3.15.1/keras/src/initializers/constant_initializers.py "
     "(STFT.__call__ unpacks input_channels and never uses it)",
 )
-PACKAGES = ("keras",)
 SAMPLING_DEFECTS = (KERAS_LOW_PRECISION_SAMPLING,)
+
+
+def owns(module: str) -> bool:
+    """An initializer defined in ``module`` is Keras's."""
+    return module.startswith("keras")

@@ -1,5 +1,5 @@
 """Audit a Flax linen Module: watch ``init`` create every variable, derive each key with
-:mod:`initcheck.derivation`, and apply the declared initializer to it.
+initcheck's own rules (``derive``), and apply the declared initializer to it.
 
 Flax's objects are only watched, never used to derive a key:
 

@@ -1,7 +1,7 @@
 """Audit a Flax nnx Module class or factory: build it with ``nnx.Rngs`` made from ``rng``, watch every
 stream call, every ``*_init`` argument of nnx layers (``kernel_init``, ``bias_init``, ...), every
 known initializer called (``_observed``) and every Variable stored on a layer, and derive every key
-with :mod:`initcheck.derivation`. A stored Variable is made by its layer's ``*_init`` argument for
+with initcheck's own rules (``derive``). A stored Variable is made by its layer's ``*_init`` argument for
 that attribute, or by the call whose output it is; inside ``nnx.vmap`` the layers are copies, found
 by their class and attribute.
 
@@ -720,9 +720,6 @@ def _stacked_axes(stored, drawn, count: int) -> tuple[int, ...] | None:
         if total == stored[axis] * size and (stored[axis] == count or count == 1):
             return (axis,)
     return None
-
-
-__all__ = ["record"]
 
 
 def _path(path) -> str:

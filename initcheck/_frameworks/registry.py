@@ -61,14 +61,18 @@ def of_model(model: Any) -> Framework:
     raise TypeError(UNKNOWN_MODEL.format(model))
 
 
-def checked_settings(settings: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``settings`` (setting name -> value), refused with the known names when one is unknown."""
-    known = {s.name for s in SETTINGS}
+def checked_settings(settings: Mapping[str, Any] | None, framework: Framework) -> dict[str, Any]:
+    """``settings`` (setting name -> value) that ``framework`` models its derivation with, refused
+    with the names it models when one is not among them (JAX's own settings are read, never
+    modelled: set them with ``jax.config.update`` before the audit)."""
+    known = [s.name for s in framework.settings]
     given = dict(settings or {})
-    unknown = sorted(set(given) - known)
+    unknown = sorted(set(given) - set(known))
     if unknown:
+        models = f"models {', '.join(known)} only" if known else "models no setting"
         raise ValueError(
-            f"settings={given!r}: unknown setting {unknown[0]!r}; the settings are {', '.join(sorted(known))}"
+            f"settings={given!r}: {framework.name} {models}, not {unknown[0]!r} "
+            "(JAX's settings are not modelled: set them with jax.config.update before the audit)"
         )
     return given
 

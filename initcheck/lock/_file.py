@@ -6,7 +6,7 @@ the same bytes from the same values whatever the run (serial, ``-n 2``, the comm
     {
       "backends": {
         "cpu": {
-          "environment": {"versions": {...}, "settings": {...}, "xla_flags": "", "device": "cpu cpu", "seed": 0},
+          "environment": {"versions": {...}, "settings": {...}, "xla_flags": "", "device": "cpu", "seed": 0},
           "targets": {
             "mypkg.inits.my_init": {"kind": "initializer", "values": {"float32[64x32] key 0": "float32[64,32] sha256:..."}},
             "mypkg.models:mlp": {"kind": "model", "values": {"params/Dense_0/kernel": "float32[8,16] sha256:..."}}

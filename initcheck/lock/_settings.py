@@ -16,7 +16,6 @@ from typing import Any
 
 import jax
 
-from initcheck import _sampler as sampler
 from initcheck._document import package_version
 from initcheck._frameworks import registry
 from initcheck._frameworks.registry import Setting, Unavailable
@@ -67,6 +66,12 @@ def backend() -> str:
     return jax.default_backend()
 
 
+def _device() -> str:
+    """The device's kind, with its platform where the kind does not name it (``cpu``, ``gpu NVIDIA H100``)."""
+    device = jax.devices()[0]
+    return device.device_kind if device.device_kind == device.platform else f"{device.platform} {device.device_kind}"
+
+
 def environment(seed: int) -> dict[str, Any]:
     """What made a lock's values: versions, settings, XLA's flags (its compiler settings change the
     last bits of some computed values), the device and the seed of the fixed keys."""
@@ -74,6 +79,6 @@ def environment(seed: int) -> dict[str, Any]:
         "versions": versions(),
         "settings": current(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
-        "device": sampler.device_description(),
+        "device": _device(),
         "seed": seed,
     }
