@@ -70,11 +70,24 @@ def tail_masses(law, dtype, thresholds: np.ndarray) -> tuple[np.ndarray, np.ndar
     return take(below_index), 1.0 - take(at_most_index)
 
 
+def generator_quantum(dtype) -> float:
+    """The least mass one output of a correct float32 (float64) sampler can carry: 2^-s, s = 23
+    (52). JAX's samplers map an s-bit uniform source through the law's quantile (``normal``:
+    ``sqrt(2) erfinv(u)``), so they make at most 2^s distinct values, each drawn with probability
+    2^-s or more, wherever the law puts it: a value 5 sd out in a (32000, 768) kernel is expected
+    2.9 times, not 10^-5 times. 16-bit dtypes have no floor: a sampler drawing them from 7 or 10
+    random bits is their known defect, not their resolution."""
+    bits = _dtypes.mantissa_bits(_dtypes.real_part(dtype))
+    return 0.0 if bits < 23 else 2.0 ** -(52 if bits >= 52 else 23)
+
+
 def cell_masses(law, dtype, points: np.ndarray, scale: float) -> np.ndarray:
     """An upper bound on the mass a correct sampler puts on each value in ``points``: the law's
     mass within h of the value, h = max(the dtype's spacing there, 2 * 2^-s * scale), s = 23 (52
-    for float64). The window holds the value's whole rounding cell, and the grid a sampler built
-    on an s-bit uniform source (JAX's) lands on: in float32 a sample does not reach every float.
+    for float64), and at least the generator's quantum 2^-s (``generator_quantum``). The window
+    holds the value's whole rounding cell, and the grid a sampler built on an s-bit uniform source
+    (JAX's) lands on: in float32 a sample does not reach every float, and each value it reaches
+    holds a whole source cell.
     """
     points = np.asarray(points, np.float64)
     real = _dtypes.real_part(dtype)
@@ -86,7 +99,15 @@ def cell_masses(law, dtype, points: np.ndarray, scale: float) -> np.ndarray:
     h = np.maximum(spacing, 2 * 2.0 ** -(52 if bits >= 52 else 23) * scale)
     upper = np.asarray(law.cdf(points + h), np.float64)
     lower = np.asarray(law.cdf(np.nextafter(points - h, -np.inf)), np.float64)
-    return np.clip(upper - lower, 0.0, 1.0)
+    return np.clip(np.maximum(upper - lower, generator_quantum(dtype)), 0.0, 1.0)
 
 
-__all__ = ["Moments", "cell_masses", "law_moments", "rounded_law_cdf", "rounded_masses", "tail_masses"]
+__all__ = [
+    "Moments",
+    "cell_masses",
+    "generator_quantum",
+    "law_moments",
+    "rounded_law_cdf",
+    "rounded_masses",
+    "tail_masses",
+]
