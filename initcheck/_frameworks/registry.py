@@ -1,8 +1,10 @@
 """The framework modules, in one place: which one a model belongs to, each framework's catalog
-entries, and every setting that changes values (the lock's and the audit's ``settings``).
+entries, every setting that changes values (the lock's; each framework models its own in the
+audit) and the known defects of the frameworks' samplers.
 
-Adding a framework is adding its module to this folder (a :class:`~initcheck._frameworks._protocol.Framework`
-for its models, a law table and catalog entries for its initializers) and naming it here.
+Adding a framework is adding its modules to this folder (a `Framework` for its models, a law table
+with its settings and defects for its initializers) and naming them here: CONTRIBUTING.md,
+"Adding a framework".
 """
 
 from __future__ import annotations
