@@ -127,6 +127,13 @@ def audit_parser(commands: Commands) -> argparse.ArgumentParser:
         action="store_true",
         help="a PARTIAL model (values without a known law or a modelled key derivation) fails",
     )
+    audit.add_argument(
+        "--memory",
+        default=None,
+        metavar="SIZE",
+        help="the most memory the audit may use, e.g. 6GB (default: 80%% of the free memory); a model that does "
+        "not fit is recorded abstractly and checked one value at a time (Flax linen)",
+    )
     _add_report_files(audit)
     _add_profile_and_seed(audit)
     _add_xla_optimize(audit)

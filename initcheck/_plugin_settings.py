@@ -10,10 +10,11 @@ import pytest
 from initcheck import _document as document
 from initcheck import _frameworks, lock
 from initcheck import _profiles as profiles
+from initcheck._audit import parse_memory
 from initcheck._frameworks import FRAMEWORKS
 from initcheck._targets import names, read_table
 
-KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit", "strict", "compile_cache", "lock")
+KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit", "strict", "compile_cache", "lock", "memory")
 NO_CACHE = ("none", "false", "off")  # compile_cache values that turn the compile cache off
 
 
@@ -31,6 +32,7 @@ class Settings:
     compile_cache: str | None = ""  # the cache root ("": the default root; None: no compile cache)
     lock: Path | None = None  # the lock file compared with (None: no lock)
     lock_update: bool = False  # rewrite the lock from this run
+    memory: int | str | None = None  # the model audits' memory budget (None: from the free memory)
 
     @property
     def profile_object(self):
@@ -128,7 +130,15 @@ def load_settings(config) -> Settings:
             "initcheck: --initcheck-lock-update rewrites a lock, and none is given; add --initcheck-lock=initcheck.lock "
             'or lock = "initcheck.lock" to [tool.initcheck]'
         )
-    return Settings(tuple(modules), tuple(models), frameworks, profile, seed, limit, strict, cache, lock_path, update)
+    memory = config.getini("initcheck_memory") or table.get("memory")
+    if memory is not None:
+        try:
+            parse_memory(memory)
+        except (TypeError, ValueError) as exc:
+            raise pytest.UsageError(f"initcheck: {exc}") from None
+    return Settings(
+        tuple(modules), tuple(models), frameworks, profile, seed, limit, strict, cache, lock_path, update, memory
+    )
 
 
 def _lock_path(config, table: dict) -> Path | None:

@@ -285,6 +285,7 @@ def _audit(args) -> int:
             seed=args.seed,
             origin=factory_origin(args.target),
             progress=progress,
+            memory=args.memory,
         )
     except (ValueError, TypeError) as exc:
         print(f"initcheck audit: {exc}", file=sys.stderr)

@@ -94,6 +94,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini("initcheck_models", "module:callable returning (model, *inputs) to audit", type="linelist")
     parser.addini("initcheck_profile", "quick, ci or thorough", default="")
     parser.addini("initcheck_seed", "base seed", default="")
+    parser.addini(
+        "initcheck_memory", "the model audits' memory budget, e.g. 6GB (default: 80% of the free memory)", default=""
+    )
     parser.addini("initcheck_frameworks", "frameworks of the built-in catalog to include", type="linelist")
     parser.addini("initcheck_time_limit", "seconds per initializer call before it counts as hung", default="")
     parser.addini("initcheck_strict", "true: a PARTIAL model fails", type="bool", default=None)
@@ -249,7 +252,8 @@ def run_target(target: Target, settings: Settings) -> Checked:
     if target.kind == "initializer":
         return Checked(_check_declared(thing, profile, settings.seed, target.origin))
     model = Model.of(thing(), rng=settings.seed)  # a Model says its own rng
-    return Checked(audit(model, profile=profile, seed=settings.seed, origin=target.origin))
+    memory = model.memory if model.memory is not None else settings.memory
+    return Checked(audit(model, profile=profile, seed=settings.seed, origin=target.origin, memory=memory))
 
 
 def _check_declared(init, profile, seed: int, origin: str):

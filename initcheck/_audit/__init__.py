@@ -11,16 +11,19 @@ says its coverage: how many values had a known law and a modelled derivation.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from initcheck import _defects, _dtypes, derivation, laws
 from initcheck import _profiles as profiles
 from initcheck import _sampler as sampler
-from initcheck._audit import _contractions, _fan_use, _key_use, _signal
+from initcheck._audit import _budget, _contractions, _exact, _fan_use, _key_use, _sampling, _signal
 from initcheck._frameworks import registry
 from initcheck._frameworks.registry import Framework, Recording, declared_name, unwrap
 from initcheck._properties import (
@@ -32,8 +35,8 @@ from initcheck._properties import (
     select_properties,
 )
 from initcheck._property_registry import AUDIT_PROPERTIES
-from initcheck._record import Model, NoForward, Parameter, compare, match, patterns, same_law
-from initcheck._verdict import FAIL, Case, Conformance, Coverage, Verdict
+from initcheck._record import Model, NoForward, Parameter, compare, match, patterns, same_law, tracked
+from initcheck._verdict import FAIL, SKIP, Case, Conformance, Coverage, Verdict
 from initcheck.laws import orthogonality_error
 
 # the audit's own checks of a law's values; the other properties of the registry's values that
@@ -50,9 +53,18 @@ def _no_initializer(*args, **kwargs):
 
 
 class _ParameterContext(CaseContext):
-    """A case whose sample is the value itself: its slices (one draw each), pooled."""
+    """A case whose sample is the value itself: its slices (one draw each), pooled, or a bounded
+    sample of them (``_sampling``) when the value is larger than the profile's ``n``."""
 
-    def __init__(self, parameter: Parameter, law: laws.Law, profile, seed: int, call: tuple[str, str]):
+    def __init__(
+        self,
+        parameter: Parameter,
+        law: laws.Law,
+        profile,
+        seed: int,
+        call: tuple[str, str],
+        take: Callable[[], _sampling.Sample] | None = None,
+    ):
         super().__init__(
             _no_initializer,
             parameter.path,
@@ -62,11 +74,19 @@ class _ParameterContext(CaseContext):
             profile,
             seed,
         )
-        self.parameter, self.call_text = parameter, call
+        self.parameter, self.call_text, self._take = parameter, call, take
+
+    @functools.cached_property
+    def taken(self) -> _sampling.Sample:
+        """The values the statistical properties test, and how they were taken."""
+        p = self.parameter
+        if self._take is None or (p.lazy is None and p.size <= self.profile.n):
+            return _sampling.Sample(p.slices(), "", p.size)
+        return self._take()
 
     @property
     def sample(self) -> np.ndarray:
-        return self.parameter.slices()
+        return self.taken.values
 
     def draws(self, name, count):
         raise NotApplicable("needs several draws; a model has one value per parameter")
@@ -133,12 +153,26 @@ def _derivation(ctx: _ParameterContext, framework: Framework, sharing: list[str]
     return ctx.passed(name, f"{slices}equals {declared} on {p.derivation}, {how}{keys}{note}", n=p.array.size)
 
 
+def _streamed_derivation(ctx: _ParameterContext, framework: Framework, sharing: list[str], memory: int) -> Verdict:
+    """``derivation`` of a value too large to make whole: its keys only (``_budget``)."""
+    p, name = ctx.parameter, "derivation"
+    if p.underived:
+        return ctx.skipped(name, f"{p.path}: {p.underived}")
+    if p.problem:
+        return ctx.failed(name, f"{p.path}: {p.problem}")
+    if sharing:
+        others = ", ".join(repr(o) for o in sharing)
+        return ctx.failed(name, f"{p.path} shares its key with {others}: {framework.key_cause()}")
+    problem, note = _budget.streamed_derivation(p, memory)
+    return ctx.failed(name, problem) if problem else ctx.skipped(name, note)
+
+
 def _structure(ctx: _ParameterContext) -> Verdict:
     """The law's structure, slice by slice (one draw per slice: Haar-ness is not testable)."""
     law, name, p = ctx.law, "structure", ctx.parameter
     if not law.has_structure:
         raise NotApplicable("element-wise i.i.d. laws have no structure beyond their elements")
-    slices = _dtypes.to_float64(p.slices())
+    slices = _dtypes.to_float64(p.slices() if p.lazy is None else _sampling.whole(_Found.of(p, 0, 0).slices))
     if problem := first_problem(law, slices, ctx.shape, ctx.dtype, "slice"):
         return ctx.failed(name, problem, n=len(slices))
     if law.exact or law.iid:
@@ -189,6 +223,13 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
     if refusal:
         return [ctx.skipped(n, f"{p.law!r} cannot hold for {ctx.shape} {ctx.dtype_name}: {refusal}") for n in checks]
     out = []
+    found = _Found.of(p, ctx.profile.n, ctx.seed)
+    samples = {
+        kind: _ParameterContext(p, ctx.law, ctx.profile, ctx.seed, ctx.call_text, functools.partial(found.sample, kind))
+        for kind in ("blocks", "elements")
+    }
+    if found.streamed and p.law.iid:  # made slice by slice: every sample and count in one pass
+        found.survey([b for n in checks if (b := _exact.intervals(n, samples["elements"])) is not None])
     for name in checks:
         if name == "intent":
             out.append(run_property(_intent, ctx, name))
@@ -196,17 +237,88 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
             out.append(run_property(_structure, ctx, name))
         elif not p.law.iid:
             out.append(ctx.skipped(name, f"{p.law!r} is not an element-wise i.i.d. law (see structure)"))
-        elif p.array.size < MIN_VALUES:
-            out.append(ctx.skipped(name, f"{p.array.size} values are too few to test (fewer than {MIN_VALUES})"))
+        elif p.size < MIN_VALUES:
+            out.append(ctx.skipped(name, f"{p.size} values are too few to test (fewer than {MIN_VALUES})"))
         else:
-            verdict = run_property(STATISTICAL[name], ctx, name)
+            sampled = samples["blocks" if name == "independence" else "elements"]
+            verdict = run_property(lambda c, name=name: _exact.verdict(name, c, found.exact), sampled, name)
+            if verdict is None:
+                verdict = run_property(STATISTICAL[name], sampled, name)
+                if sampled.taken.sampled and verdict.status != SKIP:
+                    verdict = dataclasses.replace(verdict, message=f"{verdict.message} (tested on {sampled.taken.how})")
             if verdict.status == FAIL and p.hint:
                 verdict = dataclasses.replace(verdict, message=f"{verdict.message}. {p.hint}")
             out.append(verdict)
     return out
 
 
-def _verdicts(p: Parameter, framework: Framework, sharing, names, prof, seed, call, uses: _Uses) -> list[Verdict]:
+@dataclasses.dataclass
+class _Found:
+    """A value's bounded samples and its counts over every value: taken when first asked for (in
+    memory), or all in one pass over its slices when it is made slice by slice (``Lazy``)."""
+
+    parameter: Parameter
+    n: int
+    seed: int
+    done: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return self.parameter.path
+
+    @property
+    def streamed(self) -> bool:
+        return self.parameter.lazy is not None
+
+    @functools.cached_property
+    def slices(self) -> _sampling.Slices:
+        """The value's slices on the device (made one by one from its declared initializer when lazy)."""
+        p, shape = self.parameter, tuple(self.parameter.slice_shape)
+        if p.lazy is None:
+            return _sampling.in_memory(p.value, tuple(p.stacked), p.slice_count, shape)
+        declared = p.lazy.declared
+        if declared is None:
+            raise ValueError(f"{p.path}: nothing derived to make it from")
+        return _sampling.Slices(p.slice_count, shape, lambda i: jnp.reshape(declared(i), shape))
+
+    @functools.cached_property
+    def everything(self) -> _sampling.Slices | None:
+        """A value in memory as one flat slice: counted in one call."""
+        if self.streamed:
+            return None
+        flat = jnp.ravel(jnp.asarray(self.parameter.value))
+        return _sampling.Slices(1, (flat.size,), lambda i: flat)
+
+    @classmethod
+    def of(cls, p: Parameter, n: int, seed: int) -> _Found:
+        return cls(p, n, seed)
+
+    def sample(self, kind: str) -> _sampling.Sample:
+        if kind not in self.done:
+            if self.streamed and not _sampling.is_whole(self.slices, self.n):
+                raise AssertionError("a value made slice by slice is surveyed first (_Found.survey)")
+            take = _sampling.blocks if kind == "blocks" else _sampling.elements
+            self.done[kind] = take(self.slices, n=self.n, seed=self.seed, path=self.path)
+        return self.done[kind]
+
+    def exact(self, intervals: list[tuple[float, float]]) -> _sampling.Exact:
+        key = ("exact", tuple(intervals))
+        if key not in self.done:
+            self.done[key] = _sampling.exact(self.everything or self.slices, intervals)
+        return self.done[key]
+
+    def survey(self, intervals: list[list[tuple[float, float]]]) -> None:
+        """Take both samples and every count in one pass over the slices."""
+        if _sampling.is_whole(self.slices, self.n):
+            return
+        elements, blocks, counts = _sampling.survey(self.slices, intervals, n=self.n, seed=self.seed, path=self.path)
+        self.done.update({"elements": elements, "blocks": blocks})
+        self.done.update({("exact", key): value for key, value in counts.items()})
+
+
+def _verdicts(
+    p: Parameter, framework: Framework, sharing, names, prof, seed, call, uses: _Uses, memory: int = 0
+) -> list[Verdict]:
     tested = p.intended or p.law  # the values are tested against what the author intends, when said
     law = tested if tested is not None and not p.unaudited else laws.Constant(0.0)
     ctx = _ParameterContext(p, law, prof, seed, call)
@@ -215,11 +327,12 @@ def _verdicts(p: Parameter, framework: Framework, sharing, names, prof, seed, ca
         return [ctx.skipped(n, f"{p.path}: {p.computed}") for n in names]
     out = []
     if "derivation" in names:
-        out.append(
-            ctx.skipped("derivation", f"{p.path}: {p.unaudited}")
-            if p.unaudited and not p.key_use
-            else run_property(lambda c: _derivation(c, framework, sharing), ctx, "derivation")
-        )
+        if p.unaudited and not p.key_use:
+            out.append(ctx.skipped("derivation", f"{p.path}: {p.unaudited}"))
+        elif p.lazy is not None:
+            out.append(run_property(lambda c: _streamed_derivation(c, framework, sharing, memory), ctx, "derivation"))
+        else:
+            out.append(run_property(lambda c: _derivation(c, framework, sharing), ctx, "derivation"))
     checks = [n for n in names if n not in ("derivation", _fan_use.NAME)]
     if p.unaudited:
         out += [ctx.skipped(n, f"{p.path}: {p.unaudited}") for n in checks]
@@ -330,6 +443,7 @@ def audit(
     settings: Mapping[str, Any] | None = None,
     origin: str | None = None,
     progress: Callable[[str], None] | None = None,
+    memory: int | str | None = None,
 ) -> Conformance:
     """Audit every value `model` creates at init.
 
@@ -367,6 +481,10 @@ def audit(
             JAX's own are read, not modelled).
         origin: Python that defines `target` (the model to audit), used in reproduction snippets.
         progress: Called with a line of text as the audit goes.
+        memory: The most memory the audit may use: bytes, or text such as `"6GB"` (default: the
+            `initcheck.Model`'s, else 80% of the machine's free memory). A model whose in-memory
+            audit would not fit is recorded abstractly (`jax.eval_shape`) and its values are made
+            and checked one at a time (Flax linen; see docs/audit.md, "Memory budget").
 
     Returns:
         Every verdict on every value, with the coverage (and the signal profile when asked for).
@@ -376,7 +494,8 @@ def audit(
             already built), inputs are passed beside an `initcheck.Model`, or `expect` is not a
             mapping of path globs to laws.
         ValueError: A pattern of `expect` matches nothing, or `properties`, `profile` or a name
-            in `settings` is unknown.
+            in `settings` is unknown, or `memory` is unreadable or too small, or the model does
+            not fit in it and its framework has no abstract path.
 
     Example:
         ```python
@@ -411,10 +530,18 @@ def audit(
         call_args=target.call_args if call_args is None else call_args,
         call_kwargs={**target.call_kwargs, **(call_kwargs or {})},
     )
+    budget = _budget.parse(memory if memory is not None else target.memory)
     framework = registry.of_model(target.model)
     given = registry.checked_settings(settings, framework)
-    say(f"initializing {framework.describe(target.model)} and watching every value it creates")
-    recording = framework.record(target, given)
+    mode = _mode(framework, target, budget, say)
+    abstract = mode == _budget.BY_VALUE
+    if mode != _budget.EAGER:
+        other = _key_use.other_rng(target.rng)
+        assert framework.record_abstract is not None  # (_mode chose an abstract mode)
+        recording = framework.record_abstract(target, given, other, whole=mode == _budget.ONE_INIT)
+    else:
+        say(f"initializing {framework.describe(target.model)} and watching every value it creates")
+        recording = framework.record(target, given)
     parameters = recording.parameters
     intended = match(target.expect, [p.path for p in parameters]) if target.expect else {}
     parameters = [
@@ -423,9 +550,23 @@ def audit(
         else p
         for p in parameters
     ]
-    if "derivation" in names:
+    if abstract:  # integers and keys stay fixed in the forward pass: they are made before it is traced
+        limit = max(_budget.value_limit(budget), _budget.FIXED_VALUES)
+        parameters = [p if tracked(p) else (_budget.made(p, limit) or p) for p in parameters]
+    if mode == _budget.ONE_INIT:
+        say(f"initializing {framework.describe(target.model)} with one jitted init of the whole model")
+        parameters = [_made_whole(p) for p in parameters]
+    if "derivation" in names and mode == _budget.EAGER:
         parameters = _key_use_checked(parameters, framework, target, given, say)
-    uses, signal, no_signal = _traced(framework, target, Recording(parameters, recording.built), names, seed, say)
+    elif "derivation" in names and mode == _budget.ONE_INIT:  # from another root: checked value by value
+        parameters = _with_key_use(parameters, _key_use.copies([p for p in parameters if p.lazy is None], {}))
+    traced = [n for n in names if n != SIGNAL] if abstract else names
+    uses, signal, no_signal = _traced(framework, target, Recording(parameters, recording.built), traced, seed, say)
+    if abstract and SIGNAL in names:
+        no_signal = (
+            "the signal profile runs the forward pass on every value at once, which does not fit the memory budget "
+            f"({_budget.gigabytes(budget)}); audit with a larger memory= to profile it"
+        )
     say(f"recorded {len(parameters)} values; checking them")
     sharing = _sharing(parameters)
     verdicts = []
@@ -434,8 +575,10 @@ def audit(
         if progress is not None and (i == len(parameters) or i % 25 == 0):
             say(f"checked {i}/{len(parameters)} values")
         defects = registry.sampling_defects(unwrap(p.declared)) or registry.sampling_defects(p.drawn_by)
+        if mode != _budget.EAGER:
+            p = _made(p, framework, budget if abstract else None, "derivation" in names, say)
         checked = _verdicts(
-            p, framework, sharing.get(p.path, []), [n for n in names if n != SIGNAL], prof, seed, call, uses
+            p, framework, sharing.get(p.path, []), [n for n in names if n != SIGNAL], prof, seed, call, uses, budget
         )
         verdicts += _defects.mark(checked, defects)
     return Conformance(
@@ -450,6 +593,71 @@ def audit(
         signal=signal,
         signal_unavailable=no_signal,
     )
+
+
+def _mode(framework: Framework, target: Model, budget: int, say) -> str:
+    """How the model's values are made (``_budget.mode``); a model whose shapes cannot be traced is
+    initialized eagerly, as before. Raises ValueError when it does not fit and its framework has no
+    abstract path."""
+    try:
+        shapes = framework.shapes(target)
+    except Exception:  # noqa: BLE001 - eval_shape is only a size estimate; the eager init says the rest
+        return _budget.EAGER
+    size = sum(int(np.prod(s.shape)) * getattr(s.dtype, "itemsize", 8) for s in shapes.values() if hasattr(s, "shape"))
+    mode = _budget.mode(size, budget, framework.record_abstract is not None)
+    name = framework.describe(target.model)
+    if mode == _budget.BY_VALUE and framework.record_abstract is None:
+        raise ValueError(
+            f"memory={_budget.gigabytes(budget)}: {name}'s values take {_budget.gigabytes(size)}, and its in-memory "
+            f"audit needs about {_budget.gigabytes(_budget.IN_MEMORY_FACTOR * size + _budget.BASE)}; initcheck "
+            f"records a model abstractly (one value at a time) for Flax linen only, not yet for {framework.name}: "
+            "give a larger memory= or audit a smaller configuration of the model"
+        )
+    if mode == _budget.BY_VALUE:
+        say(
+            f"{name}: its values take {_budget.gigabytes(size)}, more than an in-memory audit within memory="
+            f"{_budget.gigabytes(budget)} can hold; recording its init abstractly (jax.eval_shape) and checking "
+            "its values one at a time"
+        )
+    elif mode == _budget.ONE_INIT:
+        say(f"recording the init of {name} abstractly (jax.eval_shape; its values take {_budget.gigabytes(size)})")
+    return mode
+
+
+def _made_whole(p: Parameter) -> Parameter:
+    """``p`` with its value from the one jitted init of the whole model (its declared values still lazy)."""
+    if p.lazy is None or p.lazy.own is None or not isinstance(p.value, jax.ShapeDtypeStruct):
+        return p
+    try:
+        return dataclasses.replace(p, value=p.lazy.own())
+    except Exception as exc:  # noqa: BLE001 - the per-value path names what could not be made
+        return dataclasses.replace(
+            p, lazy=dataclasses.replace(p.lazy, own=None, own_refusal=f"{type(exc).__name__}: {exc}")
+        )
+
+
+def _made(p: Parameter, framework: Framework, budget: int | None, keys: bool, say) -> Parameter:
+    """``p`` made whole when it fits ``budget`` (``_budget.made``; None: no limit), its key use
+    checked against the model's own init from another root key; else still lazy (checked slice by
+    slice)."""
+    if budget is not None:
+        say(f"making {p.path} ({_budget.gigabytes(p.nbytes)})")
+    made = _budget.made(p, _budget.value_limit(budget) if budget is not None else 2**62)
+    if made is None:
+        return p
+    if keys and p.lazy is not None and p.lazy.own is not None and not made.underived and _key_use.is_random(made, None):
+        count, shape = made.slice_count, tuple(made.slice_shape)
+        own = _sampling.in_memory(made.value, tuple(made.stacked), count, shape)
+        again = _sampling.in_memory(p.lazy.own(again=True), tuple(made.stacked), count, shape)
+        same = [int(i) for i in np.flatnonzero(np.asarray(_sampling.equal_slices(own.view, again.view)))]
+        if same:
+            what = "it is" if not made.stacked else f"slices {same[:4]}{' ...' if len(same) > 4 else ''} of it are"
+            made = dataclasses.replace(
+                made,
+                key_use=f"{p.path}: {what} bit for bit the same when the model is initialized from another root key: "
+                f"{framework.ignored_key_cause()}",
+            )
+    return made
 
 
 def _key_use_checked(
@@ -481,5 +689,16 @@ def _call_text(target: Model, origin: str | None) -> tuple[str, str]:
 
 Signal = _signal.Signal
 SignalLayer = _signal.SignalLayer
+parse_memory = _budget.parse
 
-__all__ = ["AUDIT_PROPERTIES", "SIGNAL", "Model", "Parameter", "Signal", "SignalLayer", "audit", "coverage"]
+__all__ = [
+    "AUDIT_PROPERTIES",
+    "SIGNAL",
+    "Model",
+    "Parameter",
+    "Signal",
+    "SignalLayer",
+    "audit",
+    "coverage",
+    "parse_memory",
+]

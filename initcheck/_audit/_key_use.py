@@ -15,6 +15,8 @@ known law, that changes with the root key):
 
 from __future__ import annotations
 
+import hashlib
+
 import jax
 import numpy as np
 
@@ -74,29 +76,34 @@ def unchanged(parameters: list[Parameter], again: dict[str, Parameter], cause: s
 
 
 def copies(parameters: list[Parameter], again: dict[str, Parameter]) -> dict[str, str]:
-    """path -> why, for random values (slices) bit-identical to or exactly correlated with another's."""
-    vectors: dict[int, list[tuple[str, np.ndarray]]] = {}
+    """path -> why, for random values (slices) bit-identical to or exactly correlated with another's.
+    Slices are compared by their bytes' digest and screened for correlation on a fixed subsample
+    of ``SAMPLE`` elements; only a screened pair is read whole (no float64 copy of every value)."""
+    vectors: dict[int, list[tuple[str, Parameter, int]]] = {}
     for p in parameters:
         if not is_random(p, again.get(p.path)):
             continue
-        slices = _dtypes.to_float64(p.slices()).reshape(p.slice_count, -1)
-        for i, s in enumerate(slices):
-            if s.size >= _minimum_identical_size(p.dtype):
-                vectors.setdefault(s.size, []).append((f"{p.path}[{i}]" if p.stacked else p.path, s))
+        size = p.array.size // max(p.slice_count, 1)
+        if size >= _minimum_identical_size(p.dtype):
+            for i in range(p.slice_count):
+                vectors.setdefault(size, []).append((f"{p.path}[{i}]" if p.stacked else p.path, p, i))
     why: dict[str, str] = {}
     for size, group in vectors.items():
         if len(group) < 2:
             continue
-        owner = [name.split("[")[0] for name, _ in group]
+        owner = [name.split("[")[0] for name, _, _ in group]
+        slices = {id(p): p.slices().reshape(p.slice_count, -1) for _, p, _ in group}
+        rows = [slices[id(p)][i] for _, p, i in group]
+        digests = [hashlib.sha256(np.ascontiguousarray(row).view(np.uint8).data).digest() for row in rows]
         seen: dict[bytes, int] = {}
-        for j, (_, s) in enumerate(group):
-            i = seen.setdefault(s.tobytes(), j)
+        for j, digest in enumerate(digests):
+            i = seen.setdefault(digest, j)
             if i != j and owner[i] != owner[j]:
                 _blame(why, owner, group, i, j, "bit-identical to")
         if size < MIN_CORRELATION_SIZE:
             continue
-        for i, j, r in _correlated_pairs([s for _, s in group]):
-            if owner[i] != owner[j] and group[i][1].tobytes() != group[j][1].tobytes():
+        for i, j, r in _correlated_pairs(rows):
+            if owner[i] != owner[j] and digests[i] != digests[j]:
                 _blame(why, owner, group, i, j, f"exactly correlated (r = {r:+.6f}) with")
     return why
 
@@ -115,7 +122,7 @@ def _correlated_pairs(values: list[np.ndarray]) -> list[tuple[int, int, float]]:
     fixed subsample of SAMPLE elements, confirmed on all of them."""
     size = values[0].size
     index = np.linspace(0, size - 1, min(size, SAMPLE)).astype(np.int64)
-    sub = np.stack([v[index] for v in values])
+    sub = np.stack([_dtypes.to_float64(v[index]) for v in values])
     sub = sub - sub.mean(axis=1, keepdims=True)
     norms = np.linalg.norm(sub, axis=1)
     ok = norms > 0
@@ -123,7 +130,8 @@ def _correlated_pairs(values: list[np.ndarray]) -> list[tuple[int, int, float]]:
     gram = sub @ sub.T
     out = []
     for i, j in zip(*np.nonzero(np.triu(np.abs(gram) > CORRELATED, 1))):
-        a, b = values[i] - values[i].mean(), values[j] - values[j].mean()
+        a, b = _dtypes.to_float64(values[i]), _dtypes.to_float64(values[j])
+        a, b = a - a.mean(), b - b.mean()
         denominator = float(np.linalg.norm(a) * np.linalg.norm(b))
         r = float(a @ b) / denominator if denominator > 0 else 0.0
         if abs(r) > CORRELATED:

@@ -71,6 +71,16 @@ class Framework(Protocol):
     settings: tuple[Setting, ...]  # the process-wide settings that change its values
     reinitializes: bool  # whether a model can be made again from another root key
 
+    @property
+    def record_abstract(self) -> Callable[..., Recording] | None:
+        """``record_abstract(target, settings, other_rng, whole=False) -> Recording``: the init
+        traced under ``jax.eval_shape`` (no value made), each ``Parameter.value`` a
+        ShapeDtypeStruct and ``Parameter.lazy`` how to make it (its declared initializer slice by
+        slice; the model's own init pruned to it, from the root or ``other_rng``; ``whole``: one
+        jitted init of the whole model); None where the framework has no abstract path (then a
+        model over the memory budget is refused)."""
+        ...
+
     def recognises(self, model: Any) -> bool:
         """``model`` is one of this framework's (a module, a transformed function, a factory)."""
         ...

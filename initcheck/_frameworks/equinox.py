@@ -483,6 +483,7 @@ class Equinox:
     """Equinox: a model class or a factory taking ``key=``, built as ``model(*inputs, key=key)``."""
 
     name, family, reinitializes = "equinox", "equinox", True
+    record_abstract: Any = None  # no abstract path yet: a model over the memory budget is refused
     settings: tuple[Setting, ...] = ()
 
     def recognises(self, model) -> bool:

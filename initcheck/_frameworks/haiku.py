@@ -532,6 +532,7 @@ class Haiku:
     """Haiku: an ``hk.transform``ed (or ``transform_with_state``) function, ``init(rng, *inputs)``."""
 
     name, family, reinitializes = "haiku", "haiku", True
+    record_abstract: Any = None  # no abstract path yet: a model over the memory budget is refused
     settings: tuple[Setting, ...] = (haiku_laws.RESERVE_SIZE,)
 
     def recognises(self, model) -> bool:

@@ -222,6 +222,7 @@ class Keras:
     cannot be made again from another root key."""
 
     name, family, reinitializes = "keras", "keras", False
+    record_abstract: Any = None  # no abstract path yet: a model over the memory budget is refused
     settings: tuple[Setting, ...] = ()
 
     def recognises(self, model) -> bool:

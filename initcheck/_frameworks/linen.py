@@ -41,6 +41,7 @@ from initcheck._frameworks._declared import declared_law
 from initcheck._frameworks._protocol import IGNORED_KEY, Recording, Setting, qualified_name
 from initcheck._record import (
     Forward,
+    Lazy,
     Model,
     Parameter,
     apply_inputs,
@@ -354,6 +355,29 @@ class _Context:
     roots: dict  # stream -> typed root key
     legacy: bool  # the init got raw uint32 keys: hand initializers the same kind
     fix: bool  # flax_fix_rng_separator
+    own: Callable | None = None  # the abstract path: (collection, names) -> the model's own init of that value
+
+
+def _derived(c: _Created, stacks: dict, ctx: _Context, draw: _Draw, make: Callable) -> tuple[Any, Any]:
+    """The derived key(s) of a value and ``make(key)`` on them: the expected value laid out as the
+    stored one, or, on the abstract path, slice ``i``'s maker (nothing is made yet)."""
+    bases = {s: (k, ()) for s, k in ctx.roots.items()}
+    if ctx.own is None:
+
+        def leaf(bases):
+            key = _draw_key(draw, bases, ctx)
+            return key, make(key)
+
+        keys, expected = _evaluate(c.frames, bases, stacks, leaf, ctx)
+        return keys, stack_axes(expected, _insert_axes(stacks, c))
+    keys = _evaluate(c.frames, bases, stacks, lambda b: _draw_key(draw, b, ctx), ctx)
+    flat = jax.numpy.reshape(keys, (-1,)) if stacks else keys[None]
+    return keys, lambda i: make(flat[i])
+
+
+def _lazy(where: tuple, declared: Callable, ctx: _Context) -> Lazy:
+    assert ctx.own is not None  # (only on the abstract path)
+    return Lazy(declared, ctx.own(*where))
 
 
 def _draw_key(draw: _Draw, bases: dict, ctx: _Context):
@@ -469,6 +493,64 @@ def record(module, inputs, rng, *, kwargs=None, fix_separator: bool | None = Non
     ]
 
 
+def record_abstract(
+    module, inputs, rng, *, kwargs=None, fix_separator: bool | None = None, other_rng=None, whole: bool = False
+) -> list[Parameter]:
+    """``module.init`` traced under ``jax.eval_shape`` (no value made), every value it creates with
+    its derived key(s) and a ``Lazy`` that makes it: slice by slice from its declared initializer,
+    or whole by the model's own init pruned to it (from ``rng``, or from ``other_rng``); with
+    ``whole``, by one jitted init of the whole model, run once per root and shared by every value."""
+    from flax import config  # lazy: Flax loads only when a Flax target is used
+
+    fix = bool(config.flax_fix_rng_separator) if fix_separator is None else fix_separator
+    rng = root_rngs(rng)
+    roots = derive.linen_roots(rng)
+    init = lambda: module.init(rng, *inputs, **(kwargs or {}))
+    rec = _Recording()
+    with _watching(rec):
+        shapes = jax.eval_shape(init)
+    values = _flat_variables(shapes, rec.sown)
+    created = _last_creations(rec)
+    counters: dict[tuple, int] = {}
+    for draw in rec.draws:
+        draw.counter = counters[draw.path, draw.stream] = counters.get((draw.path, draw.stream), 0) + 1
+    legacy = any(not jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) for k in roots.values())
+    init_from = lambda r: module.init(r, *inputs, **(kwargs or {}))
+    other = root_rngs(other_rng) if other_rng is not None else None
+
+    whole_init = jax.jit(lambda r: _unboxed(init_from(r)))
+    made: dict[bool, Any] = {}
+
+    def own(collection: str, names: tuple[str, ...]):
+        if whole:  # one jitted init of the whole model (per root), shared by every value
+
+            def from_whole(again=False):
+                if again not in made:
+                    made[again] = whole_init(other if again else rng)
+                return _leaf(made[again], collection, names)
+
+            return from_whole
+        program = jax.jit(lambda r: _leaf(_unboxed(init_from(r)), collection, names))
+        return lambda again=False: program(other if again else rng)
+
+    ctx = _Context({s: derive.typed(k) for s, k in roots.items()}, legacy, fix, own=own)
+    parameters = [
+        guarded("/".join(key[1]), value, key[0], functools.partial(_parameter, key, value, created.get(key), ctx))
+        for key, value in values.items()
+    ]
+    return [  # a value with nothing derived is still made by the model's own init
+        p if p.lazy is not None else dataclasses.replace(p, lazy=Lazy(None, own(*key)))
+        for p, key in zip(parameters, values)
+    ]
+
+
+def _leaf(variables, collection: str, names: tuple[str, ...]):
+    node = variables[collection]
+    for name in names:
+        node = node[name]
+    return node
+
+
 def _flat_variables(variables, sown) -> dict:
     """(collection, path) -> value, unboxed, of every variable the init made (sown values aside)."""
     from flax.core import meta  # lazy: Flax loads only when a Flax target is used
@@ -493,7 +575,14 @@ def _mapped_view(p: Parameter, c: _Created) -> Parameter:
     """A value made inside ``nn.map_variables`` is stored as the transform's view of it
     (``nn.WeightNorm`` and ``nn.SpectralNorm`` store normalized kernels): when that view differs from
     what the initializer made, neither the derivation nor the law can be checked on it."""
-    if p.expected is None or not any(isinstance(f, _Lift) and f.name == "map_variables" for f in c.frames):
+    mapped = any(isinstance(f, _Lift) and f.name == "map_variables" for f in c.frames)
+    if p.lazy is not None and mapped:
+        return dataclasses.replace(
+            p,
+            unaudited="created inside nn.map_variables, whose stored view the abstract path (memory budget) "
+            "does not model; audit it with a larger memory= to compare the view",
+        )
+    if p.expected is None or not mapped:
         return p
     if compare(p.array, p.expected)[0]:
         return p
@@ -561,12 +650,8 @@ def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
             underived="Flax drew no key for it (make_rng was not called while it was created)",
         )
 
-    def leaf(bases):
-        key = _draw_key(draw, bases, ctx)
-        return key, meta.unbox(c.init(_root_form(key, ctx), *c.args, **c.kwargs))
-
-    bases = {s: (k, ()) for s, k in ctx.roots.items()}
-    keys, expected = _evaluate(c.frames, bases, stacks, leaf, ctx)
+    make = lambda key: meta.unbox(c.init(_root_form(key, ctx), *c.args, **c.kwargs))
+    keys, expected = _derived(c, stacks, ctx, draw, make)
     text, transform = _key_text(draw, c, stacks, ctx)
     problem = None
     if (
@@ -580,7 +665,8 @@ def _param(path, value, c, stacks, stacked, slice_shape, ctx) -> Parameter:
         value=value,
         declared=c.init,
         drawn_by=c.seen.init if c.seen is not None else None,
-        expected=stack_axes(expected, _insert_axes(stacks, c)),
+        expected=None if callable(expected) else expected,
+        lazy=_lazy(("params", (*c.path, c.name)), expected, ctx) if callable(expected) else None,
         key=jax.numpy.reshape(keys, (-1,)) if stacks else keys,
         problem=problem,
         law=law,
@@ -619,7 +705,7 @@ def _variable(path, value, c, stacks, stacked, ctx) -> Parameter:
                 "self.make_rng('params'), shape)"
             ),
         )
-    return _deterministic_variable(base, c, stacks)
+    return _deterministic_variable(base, c, stacks, ctx)
 
 
 def _keyed_variable(base: Parameter, c: _Created, stacks, ctx) -> Parameter:
@@ -628,18 +714,17 @@ def _keyed_variable(base: Parameter, c: _Created, stacks, ctx) -> Parameter:
     assert c.key_arg is not None  # (only called for a variable handed a key)
     index, draw = c.key_arg
 
-    def leaf(bases):
-        key = _draw_key(draw, bases, ctx)
+    def make(key):
         args = list(c.args)
         args[index] = _root_form(key, ctx)
-        return key, c.init(*args, **c.kwargs)
+        return c.init(*args, **c.kwargs)
 
-    bases = {s: (k, ()) for s, k in ctx.roots.items()}
-    keys, expected = _evaluate(c.frames, bases, stacks, leaf, ctx)
+    keys, expected = _derived(c, stacks, ctx, draw, make)
     text, _ = _key_text(draw, c, stacks, ctx)
     return dataclasses.replace(
         _as_created(base, c),
-        expected=stack_axes(expected, _insert_axes(stacks, c)),
+        expected=None if callable(expected) else expected,
+        lazy=_lazy((c.collection, (*c.path, c.name)), expected, ctx) if callable(expected) else None,
         key=jax.numpy.reshape(keys, (-1,)) if stacks else keys,
         derivation=f"{text}, handed to its init function",
     )
@@ -656,7 +741,7 @@ def _as_created(base: Parameter, c: _Created) -> Parameter:
     )
 
 
-def _deterministic_variable(base: Parameter, c: _Created, stacks) -> Parameter:
+def _deterministic_variable(base: Parameter, c: _Created, stacks, ctx: _Context) -> Parameter:
     """A variable whose init function draws no key: its value is what the function gives, for
     every key. initcheck runs the function again and compares."""
     try:
@@ -671,6 +756,14 @@ def _deterministic_variable(base: Parameter, c: _Created, stacks) -> Parameter:
             base,
             problem="its init function gives a different value on a second call "
             "(hidden state or a global random generator?)",
+        )
+    if ctx.own is not None:
+        lazy = _lazy((c.collection, (*c.path, c.name)), lambda i: again, ctx)
+        return dataclasses.replace(
+            base,
+            lazy=lazy,
+            law=base.law or laws.Deterministic(again),
+            derivation="no key: its init function draws none, and gives the same value again",
         )
     expected = np.stack([again] * max(1, math.prod(stacks.values())))
     expected = stack_axes(expected.reshape((*stacks.values(), *again.shape)), _insert_axes(stacks, c))
@@ -728,6 +821,22 @@ class Linen:
     def record(self, target: Model, settings: Mapping[str, Any]) -> Recording:
         fix = settings.get(flax_laws.FIX_SEPARATOR.name)
         return Recording(record(target.model, target.args, target.rng, kwargs=dict(target.kwargs), fix_separator=fix))
+
+    def record_abstract(
+        self, target: Model, settings: Mapping[str, Any], other: Any = None, whole: bool = False
+    ) -> Recording:
+        fix = settings.get(flax_laws.FIX_SEPARATOR.name)
+        return Recording(
+            record_abstract(
+                target.model,
+                target.args,
+                target.rng,
+                kwargs=dict(target.kwargs),
+                fix_separator=fix,
+                other_rng=other,
+                whole=whole,
+            )
+        )
 
     def forward(self, target: Model, recording: Recording) -> Forward:
         return _forward(target, recording.parameters, *apply_inputs(target))

@@ -768,6 +768,7 @@ class Nnx:
     """Flax nnx: a Module class or a factory taking ``rngs=``, built as ``model(*inputs, rngs=nnx.Rngs(rng))``."""
 
     name, family, reinitializes = "flax.nnx", "flax", True
+    record_abstract: Any = None  # no abstract path yet: a model over the memory budget is refused
     settings: tuple[Setting, ...] = ()
 
     def recognises(self, model) -> bool:

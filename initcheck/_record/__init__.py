@@ -19,7 +19,9 @@ from initcheck._record._forward import (
 from initcheck._record._model import Model, factory_origin, match, pattern_regex, patterns, same_law
 from initcheck._record._parameter import (
     ULPS,
+    Lazy,
     Parameter,
+    bitwise_equal,
     compare,
     guarded,
     is_key,
@@ -30,11 +32,13 @@ from initcheck._record._parameter import (
 __all__ = [
     "ULPS",
     "Forward",
+    "Lazy",
     "Leaves",
     "Model",
     "NoForward",
     "Parameter",
     "apply_inputs",
+    "bitwise_equal",
     "compare",
     "factory_origin",
     "guarded",

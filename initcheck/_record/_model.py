@@ -28,6 +28,7 @@ class Model:
         call_args: The forward pass's inputs (default: `args` for linen and Haiku; an nnx module
             is called on `call_args`, which it needs).
         call_kwargs: The forward pass's keyword inputs (default: `kwargs` for linen and Haiku).
+        memory: The audit's memory budget (as `initcheck.audit`'s `memory`).
 
     Raises:
         TypeError: `args` or `call_args` is not a tuple, `kwargs` or `call_kwargs` is not a
@@ -47,6 +48,7 @@ class Model:
     expect: Mapping = dataclasses.field(default_factory=dict)
     call_args: tuple | None = None
     call_kwargs: Mapping = dataclasses.field(default_factory=dict)
+    memory: int | str | None = None
 
     def __post_init__(self):
         if not isinstance(self.args, tuple):

@@ -15,11 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from initcheck import _dtypes, laws
 
 ULPS = 4  # an initializer run compiled (inside scan, jit) may differ from its eager run by a few ulp
+ON_HOST = 2**20  # values of at most this many elements are compared in numpy, larger ones on the device
 
 
 @dataclasses.dataclass
@@ -46,9 +48,12 @@ class Parameter:
     intended: laws.Law | None = None  # the law the model's author intends for it (audit's expect=)
     intent_pattern: str = ""  # the expect pattern that matched it
     key_use: str = ""  # why this random value does not depend on its key (see _key_use)
+    lazy: Lazy | None = None  # recorded abstractly (``value`` is a ShapeDtypeStruct): how to make it
 
     @property
     def array(self) -> np.ndarray:
+        if isinstance(self.value, jax.ShapeDtypeStruct):
+            raise TypeError(f"{self.path} was recorded abstractly; make it first (Lazy)")
         return np.asarray(self.value)
 
     @property
@@ -57,7 +62,17 @@ class Parameter:
 
     @property
     def dtype(self) -> np.dtype:
+        if isinstance(self.value, (jax.ShapeDtypeStruct, jax.Array)) and not is_key(self.value):
+            return np.dtype(self.value.dtype)  # (no host copy of a device array)
         return np.asarray(self.value).dtype
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
 
     @property
     def slice_shape(self) -> tuple[int, ...]:
@@ -76,6 +91,31 @@ class Parameter:
         if self.stacked:
             x = np.moveaxis(x, self.stacked, tuple(range(len(self.stacked))))
         return x.reshape((self.slice_count, *self.slice_shape))
+
+    def unslices(self, slices):
+        """``slices`` (``(slice_count, *slice_shape)``, as ``slices`` gives them) in the stored
+        layout (on the device for a device array)."""
+        xp = jnp if isinstance(slices, jax.Array) else np
+        stacked_dims = [self.shape[a] for a in self.stacked]
+        rest = [s for i, s in enumerate(self.shape) if i not in self.stacked]
+        x = xp.reshape(slices, (*stacked_dims, *rest))
+        return xp.moveaxis(x, tuple(range(len(self.stacked))), self.stacked) if self.stacked else x
+
+
+@dataclasses.dataclass
+class Lazy:
+    """How to make a value recorded abstractly (``jax.eval_shape``), one piece at a time.
+
+    ``declared(i)`` is slice ``i`` (``i < slice_count``, in the order of ``Parameter.slices``) made
+    by the declared initializer on its derived key, laid out as the stored value's slice;
+    ``own()`` is the model's own init pruned to this value (one jitted program whose other outputs
+    XLA removes) and ``own(again=True)`` the same from another root key, or None when it cannot be
+    run, ``own_refusal`` saying why.
+    """
+
+    declared: Callable[[int], Any] | None  # None: nothing derived for it
+    own: Callable[..., Any] | None
+    own_refusal: str = ""
 
 
 def guarded(path: str, value, collection: str, derive: Callable[[], Parameter]) -> Parameter:
@@ -119,24 +159,77 @@ def _positive_axis(axis: int, ndim: int) -> int:
 def compare(actual, expected) -> tuple[bool, str]:
     """Whether ``actual`` is ``expected``: bit for bit, or within ``ULPS`` ulp of the largest
     magnitude (an initializer run compiled, inside a lifted transform, may be reassociated by XLA).
-    Returns (equal, how)."""
-    a, e = np.asarray(actual), np.asarray(expected)
-    if a.shape != e.shape or a.dtype != e.dtype:
-        return False, f"{a.dtype}{list(a.shape)} against {e.dtype}{list(e.shape)}"
-    if np.array_equal(a, e, equal_nan=True) or a.size == 0:
+    Computed on the device, without a host copy of either. Returns (equal, how)."""
+    a_dtype, e_dtype = _dtype_of(actual), _dtype_of(expected)
+    if np.shape(actual) != np.shape(expected) or a_dtype != e_dtype:
+        return False, f"{a_dtype}{list(np.shape(actual))} against {e_dtype}{list(np.shape(expected))}"
+    if math.prod(np.shape(actual)) <= ON_HOST:
+        return _compare_on_host(np.asarray(actual), np.asarray(expected))
+    a, e = jnp.asarray(actual), jnp.asarray(expected)
+    if a.size == 0 or bool(_bitwise_equal(a, e)):
         return True, "bit for bit"
-    if not _dtypes.is_inexact(a.dtype):
-        return False, _difference(a, e)
-    a64, e64 = _dtypes.to_float64(a), _dtypes.to_float64(e)
-    magnitude = max(float(np.max(np.abs(a64))), float(np.max(np.abs(e64))), float(np.finfo(np.float32).tiny))
-    if np.all(np.abs(a64 - e64) <= ULPS * _dtypes.resolution(a.dtype) * magnitude):
+    if not _dtypes.is_inexact(a_dtype):
+        return False, _difference(a, e, exact=True)
+    magnitude, gap = (float(v) for v in _magnitude_and_gap(a, e))
+    magnitude = max(magnitude, float(np.finfo(np.float32).tiny))
+    if gap <= ULPS * _dtypes.resolution(a_dtype) * magnitude:
         return True, f"within {ULPS} ulp (compiled and eager runs of the initializer)"
     return False, _difference(a, e)
 
 
-def _difference(a: np.ndarray, e: np.ndarray) -> str:
-    diff = np.abs(_dtypes.to_float64(a) - _dtypes.to_float64(e))
-    return f"{int(np.count_nonzero(diff))} of {a.size} elements differ, by up to {float(np.max(diff)):.3g}"
+def _compare_on_host(a: np.ndarray, e: np.ndarray) -> tuple[bool, str]:
+    """``compare`` of small arrays in numpy (a device comparison compiles for every shape)."""
+    if np.array_equal(a, e, equal_nan=True) or a.size == 0:
+        return True, "bit for bit"
+    a64, e64 = _dtypes.to_float64(a), _dtypes.to_float64(e)
+    diff = np.abs(a64 - e64)
+    if _dtypes.is_inexact(a.dtype):
+        magnitude = max(float(np.max(np.abs(a64))), float(np.max(np.abs(e64))), float(np.finfo(np.float32).tiny))
+        if np.all(diff <= ULPS * _dtypes.resolution(a.dtype) * magnitude):
+            return True, f"within {ULPS} ulp (compiled and eager runs of the initializer)"
+    return False, f"{int(np.count_nonzero(diff))} of {a.size} elements differ, by up to {float(np.max(diff)):.3g}"
+
+
+def _dtype_of(x) -> np.dtype:
+    dtype = getattr(x, "dtype", None)
+    return np.dtype(dtype) if dtype is not None else np.asarray(x).dtype
+
+
+def _wide(x):
+    return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+@jax.jit
+def _bitwise_equal(a, e):
+    same = a == e
+    if jnp.issubdtype(a.dtype, jnp.inexact):
+        same |= jnp.isnan(a) & jnp.isnan(e)
+    return jnp.all(same)
+
+
+@jax.jit
+def _magnitude_and_gap(a, e):
+    a, e = _wide(a), _wide(e)
+    magnitude = jnp.maximum(jnp.max(jnp.abs(a)), jnp.max(jnp.abs(e)))
+    gap = jnp.where(jnp.isnan(a) & jnp.isnan(e), 0, jnp.abs(a - e))
+    return magnitude, jnp.max(jnp.where(jnp.isnan(gap), jnp.inf, gap))
+
+
+@jax.jit
+def _differences(a, e):
+    diff = jnp.abs(_wide(a) - _wide(e))
+    differs = diff != 0
+    return jnp.sum(differs), jnp.max(jnp.where(differs, diff, 0))
+
+
+def bitwise_equal(a, e) -> bool:
+    """Whether two arrays of one shape and dtype are equal bit for bit (nan equal to nan)."""
+    return bool(_bitwise_equal(a, e))
+
+
+def _difference(a, e, exact: bool = False) -> str:
+    count, largest = _differences(a, e)
+    return f"{int(count)} of {a.size} elements differ, by up to {float(largest):.3g}"
 
 
 def is_key(value) -> bool:
