@@ -123,3 +123,30 @@ def call_with_timeout(fn, seconds: float):
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def window(shape: tuple[int, ...], budget: int) -> tuple[int, ...]:
+    """The largest window of ``shape`` (outer axes cut first, none below 2) with at most about
+    ``budget`` elements."""
+    out = list(shape)
+    for axis in range(len(out)):
+        if math.prod(out) <= budget:
+            break
+        rest = math.prod(out[axis + 1 :])
+        out[axis] = min(shape[axis], max(2, budget // max(rest, 1)))
+    return tuple(out)
+
+
+WINDOW_DRAWS = 4  # draws a bounded sample takes its windows from
+
+
+def windowed(draws: np.ndarray, n: int) -> np.ndarray:
+    """``draws`` (``(K, *shape)``) bounded to about ``n`` values: every draw while they hold at most
+    ``2 n``, else a leading window (``window``) of each of the first ``WINDOW_DRAWS`` draws. The
+    window is fixed before the values are seen, so under the law its values are i.i.d. like all
+    of them, and lags along each axis keep their meaning (``independence``)."""
+    if draws.size <= 2 * n or draws.ndim < 2:
+        return draws
+    count = min(draws.shape[0], WINDOW_DRAWS)
+    size = window(draws.shape[1:], max(2, n // count))
+    return draws[(slice(0, count), *(slice(0, w) for w in size))]

@@ -202,6 +202,8 @@ def test_a_dying_worker_is_an_error_and_the_report_is_still_written(downstream):
         ),
         ("time_limit = 0", "time_limit=0 must be a positive number of seconds"),
         ("compile_cache = 3", "compile_cache=3 must be a folder, or 'none' to turn it off"),
+        ('memory = "6 parsecs"', "memory='6 parsecs': unknown unit 'parsecs'"),
+        ('memory = "100MB"', "memory='100MB' is below the 1.5 GB"),
     ],
 )
 def test_bad_configuration_is_a_usage_error_naming_the_key(pytester, table, match):
@@ -423,3 +425,36 @@ def test_the_session_keeps_compiled_code_in_this_machine_s_cache_folder_unless_t
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "elsewhere"))
     assert run(downstream, "-p", "no:xdist", "-k", "good", "--initcheck-no-compile-cache").ret == 0
     assert not (tmp_path / "elsewhere").exists()
+
+
+BIG_MODEL = """
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class Table(nn.Module):
+    @nn.compact
+    def __call__(self, tokens):
+        return nn.Embed(40000, 1024, embedding_init=nn.initializers.normal(0.02))(tokens)
+
+
+def table():
+    return Table(), jnp.zeros((1, 4), jnp.int32)
+"""
+
+
+def test_the_memory_key_reaches_the_model_audits(pytester):
+    """A 164 MB embedding under memory = "2GB" is checked one value at a time: its derivation says
+    that the model's own values did not fit the budget."""
+    pytester.makefile(
+        ".toml",
+        pyproject='[tool.pytest.ini_options]\npythonpath = ["."]\n[tool.initcheck]\n'
+        'models = ["mypkg.big:table"]\nprofile = "quick"\nmemory = "2GB"\n',
+    )
+    pytester.mkpydir("mypkg")
+    pytester.path.joinpath("mypkg", "big.py").write_text(BIG_MODEL)
+    result = run(pytester, "-p", "no:xdist", "--initcheck-json=r.json")
+    assert result.ret == 0, result.stdout.str()
+    derivation = [i for i in items(pytester.path / "r.json") if "derivation" in i["nodeid"]]
+    assert derivation and all(i["outcome"] == "skipped" for i in derivation), derivation
+    assert "the memory budget (2.00 GB) leaves for one value" in (pytester.path / "r.json").read_text()

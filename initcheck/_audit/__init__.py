@@ -23,13 +23,16 @@ import numpy as np
 from initcheck import _defects, _dtypes, derivation, laws
 from initcheck import _profiles as profiles
 from initcheck import _sampler as sampler
-from initcheck._audit import _budget, _contractions, _exact, _fan_use, _key_use, _sampling, _signal
+from initcheck._audit import _budget, _contractions, _fan_use, _key_use, _sampling, _signal
 from initcheck._frameworks import registry
 from initcheck._frameworks.registry import Framework, Recording, declared_name, unwrap
 from initcheck._properties import (
     PROPERTIES,
     CaseContext,
+    Exact,
     NotApplicable,
+    exact_intervals,
+    exact_verdict,
     first_problem,
     run_property,
     select_properties,
@@ -229,7 +232,7 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
         for kind in ("blocks", "elements")
     }
     if found.streamed and p.law.iid:  # made slice by slice: every sample and count in one pass
-        found.survey([b for n in checks if (b := _exact.intervals(n, samples["elements"])) is not None])
+        found.survey([b for n in checks if (b := exact_intervals(n, samples["elements"])) is not None])
     for name in checks:
         if name == "intent":
             out.append(run_property(_intent, ctx, name))
@@ -241,7 +244,8 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
             out.append(ctx.skipped(name, f"{p.size} values are too few to test (fewer than {MIN_VALUES})"))
         else:
             sampled = samples["blocks" if name == "independence" else "elements"]
-            verdict = run_property(lambda c, name=name: _exact.verdict(name, c, found.exact), sampled, name)
+            exact = lambda c, name=name: exact_verdict(name, c, found.exact) if c.taken.sampled else None
+            verdict = run_property(exact, sampled, name)
             if verdict is None:
                 verdict = run_property(STATISTICAL[name], sampled, name)
                 if sampled.taken.sampled and verdict.status != SKIP:
@@ -301,7 +305,7 @@ class _Found:
             self.done[kind] = take(self.slices, n=self.n, seed=self.seed, path=self.path)
         return self.done[kind]
 
-    def exact(self, intervals: list[tuple[float, float]]) -> _sampling.Exact:
+    def exact(self, intervals: list[tuple[float, float]]) -> Exact:
         key = ("exact", tuple(intervals))
         if key not in self.done:
             self.done[key] = _sampling.exact(self.everything or self.slices, intervals)

@@ -33,6 +33,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from initcheck._properties import Exact
+from initcheck._sampler import window
+
 BLOCK_SLICES = 4  # slices of a stacked value that give independence a block (first, last, two between)
 
 
@@ -158,18 +161,6 @@ def equal_slices(a, b):
     return jnp.all(jnp.reshape(same, (a.shape[0], -1)), axis=1)
 
 
-def window(shape: tuple[int, ...], budget: int) -> tuple[int, ...]:
-    """The largest window of ``shape`` (outer axes cut first, none below 2) with at most about
-    ``budget`` elements."""
-    out = list(shape)
-    for axis in range(len(out)):
-        if math.prod(out) <= budget:
-            break
-        rest = math.prod(out[axis + 1 :])
-        out[axis] = min(shape[axis], max(2, budget // max(rest, 1)))
-    return tuple(out)
-
-
 def blocks(slices: Slices, *, n: int, seed: int, path: str) -> Sample:
     """Every value when there are at most ``n``, else a contiguous window of the value's own axes
     from each of up to ``BLOCK_SLICES`` slices (the first, the last and evenly between)."""
@@ -178,17 +169,6 @@ def blocks(slices: Slices, *, n: int, seed: int, path: str) -> Sample:
     size, starts = _block_plan(slices, n, seed, path)
     taken = [np.asarray(jax.lax.dynamic_slice(slices.get(s), start, size)) for s, start in starts.items()]
     return _block_sample(taken, slices, size, starts)
-
-
-@dataclasses.dataclass(frozen=True)
-class Exact:
-    """What is counted over every value of a parameter, on the device."""
-
-    total: int
-    nonfinite: int
-    outside: int  # values outside the intervals (tolerances included), non-finite ones included
-    farthest: float  # the outside value farthest from 0 (nan when none)
-    zeros: int
 
 
 @partial(jax.jit, static_argnames=("intervals",))

@@ -2,6 +2,9 @@
 is ``check_<property>(ctx) -> Verdict``."""
 
 from initcheck._properties._context import CaseContext, NotApplicable
+from initcheck._properties._exact import Exact
+from initcheck._properties._exact import intervals as exact_intervals
+from initcheck._properties._exact import verdict as exact_verdict
 from initcheck._properties.contract import check_contract, check_errors, describe_error
 from initcheck._properties.elementwise import check_bounds, check_distribution, check_independence, check_moments
 from initcheck._properties.keys import check_determinism, check_key_sensitivity
@@ -52,11 +55,14 @@ __all__ = [
     "PER_INITIALIZER",
     "PROPERTIES",
     "CaseContext",
+    "Exact",
     "NotApplicable",
     "check_bounds",
     "check_distribution",
     "check_independence",
     "check_moments",
+    "exact_intervals",
+    "exact_verdict",
     "first_problem",
     "run_property",
     "select_properties",

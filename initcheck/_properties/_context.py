@@ -103,7 +103,10 @@ class CaseContext:
 
     @functools.cached_property
     def sample64(self) -> np.ndarray:
-        return _dtypes.to_float64(self.sample)
+        """The sample the statistical properties test, in float64: every draw, or, when one draw
+        alone holds more than ``2 n`` values (a large shape), a window of each of a few
+        (``sampler.windowed``; ``bounds`` and ``distribution`` count what is exact over them all)."""
+        return _dtypes.to_float64(sampler.windowed(self.sample, self.profile.n))
 
     def reproduce(self, name: str) -> str:
         if self.origin:

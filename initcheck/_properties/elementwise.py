@@ -18,11 +18,11 @@ import numpy as np
 from initcheck import _dtypes, _rounding
 from initcheck import _stats as stats
 from initcheck._element import ComplexLaw, RealLaw
-from initcheck._properties import _tails
+from initcheck._properties import _exact, _tails
 from initcheck._properties._context import CaseContext, NotApplicable
+from initcheck._properties._exact import BOUND_ULPS
 
 CDF_ALLOWANCE_R, MEAN_ALLOWANCE_R, VAR_ALLOWANCE_R = 2, 4, 8
-BOUND_ULPS = 4  # rounding allowance at a support bound
 MAX_SHIFTS = 12  # per axis, for the independence property
 
 
@@ -82,9 +82,19 @@ def _real_values(ctx: CaseContext, law) -> tuple[np.ndarray, RealLaw, str]:
     return x, law, "x"
 
 
+def _beyond_the_sample(name: str, ctx: CaseContext):
+    """When the properties test a window of the draws (``check`` on a large shape), what is exact
+    is counted over all of them first (``_exact``): a failed verdict, or None."""
+    if ctx.sample64.size >= ctx.sample.size:
+        return None
+    return _exact.verdict(name, ctx, lambda bands: _exact.on_host(ctx.sample, bands))
+
+
 def check_bounds(ctx: CaseContext):
     name = "bounds"
     law = _iid_law(ctx)
+    if (failed := _beyond_the_sample(name, ctx)) is not None:
+        return failed
     values, real, what = _real_values(ctx, law)
     if not real.bounded:
         raise NotApplicable(f"the law of {what} is unbounded")
@@ -129,6 +139,8 @@ def rounding_distance(cdf, dtype) -> float:
 def check_distribution(ctx: CaseContext):
     name = "distribution"
     law = _iid_law(ctx)
+    if (failed := _beyond_the_sample(name, ctx)) is not None:
+        return failed
     allowance = CDF_ALLOWANCE_R * _dtypes.resolution(ctx.dtype)
     x = ctx.sample64.ravel()
     if isinstance(law, ComplexLaw):

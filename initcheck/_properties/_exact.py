@@ -1,8 +1,9 @@
-"""The checks that run over every value of a parameter whose statistical properties see a sample.
+"""The checks that run over every value when the statistical properties see a bounded sample.
 
-A sample (``_sampling``) keeps each test's false-alarm rate, but a handful of bad values among
-millions rarely lands in it. What is exact and cheap is counted over every value on the device,
-before the sample is tested:
+A sample (the audit's ``_sampling``, ``check``'s ``_sampler.windowed``) keeps each test's
+false-alarm rate, but a handful of bad values among millions rarely lands in it. What is exact
+and cheap is counted over every value (on the device in an audit, on the host in ``check``,
+whose draws are there already), before the sample is tested:
 
 - ``bounds``: values outside the law's support (allowing ``BOUND_ULPS`` ulp at each end), and
   non-finite values, for every law;
@@ -14,19 +15,44 @@ before the sample is tested:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
 
 from initcheck import _dtypes, _rounding
 from initcheck import _stats as stats
-from initcheck._audit import _sampling
 from initcheck._element import ComplexLaw
-from initcheck._properties import NotApplicable
-from initcheck._properties.elementwise import BOUND_ULPS
+from initcheck._properties._context import NotApplicable
 from initcheck._verdict import Verdict
 
+BOUND_ULPS = 4  # rounding allowance at a support bound
+
 CHECKED = ("bounds", "distribution")
+
+
+@dataclasses.dataclass(frozen=True)
+class Exact:
+    """What is counted over every value."""
+
+    total: int
+    nonfinite: int
+    outside: int  # values outside the intervals (tolerances included), non-finite ones included
+    farthest: float  # the outside value farthest from 0 (nan when none)
+    zeros: int
+
+
+def on_host(values: np.ndarray, intervals: list[tuple[float, float]]) -> Exact:
+    """``Exact`` of values on the host (``|z|^2`` of complex ones)."""
+    x = _dtypes.to_float64(np.asarray(values)).ravel()
+    x = np.abs(x) ** 2 if np.iscomplexobj(x) else x
+    inside = np.zeros(x.shape, bool) if intervals else np.isfinite(x)
+    for lo, hi in intervals:
+        inside |= (x >= lo) & (x <= hi)
+    outside = x[~inside]
+    finite_outside = outside[np.isfinite(outside)]
+    far = float(finite_outside[np.argmax(np.abs(finite_outside))]) if finite_outside.size else float("nan")
+    return Exact(x.size, int(np.sum(~np.isfinite(x))), int(outside.size), far, int(np.sum(x == 0)))
 
 
 def intervals(name: str, ctx) -> list[tuple[float, float]] | None:
@@ -46,11 +72,11 @@ def intervals(name: str, ctx) -> list[tuple[float, float]] | None:
     return []
 
 
-def verdict(name: str, ctx, count: Callable[[list], _sampling.Exact]) -> Verdict | None:
-    """A failed verdict when a count over every value already shows the defect, else None (the
-    sample is tested). Only for a value the property sees a sample of."""
+def verdict(name: str, ctx, count: Callable[[list], Exact]) -> Verdict | None:
+    """A failed verdict when a count over every value (``count(intervals)``) already shows the
+    defect, else None (the sample is tested). Only for values the property sees a sample of."""
     bands = intervals(name, ctx)
-    if bands is None or not ctx.taken.sampled:
+    if bands is None:
         return None
     law = ctx.element_law
     complex_law = isinstance(law, ComplexLaw)
