@@ -16,8 +16,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from initcheck import _defects, _dtypes, derivation, laws
@@ -29,7 +27,6 @@ from initcheck._frameworks.registry import Framework, Recording, declared_name, 
 from initcheck._properties import (
     PROPERTIES,
     CaseContext,
-    Exact,
     NotApplicable,
     exact_intervals,
     exact_verdict,
@@ -175,7 +172,7 @@ def _structure(ctx: _ParameterContext) -> Verdict:
     law, name, p = ctx.law, "structure", ctx.parameter
     if not law.has_structure:
         raise NotApplicable("element-wise i.i.d. laws have no structure beyond their elements")
-    slices = _dtypes.to_float64(p.slices() if p.lazy is None else _sampling.whole(_Found.of(p, 0, 0).slices))
+    slices = _dtypes.to_float64(p.slices() if p.lazy is None else _sampling.whole(_sampling.Found.of(p, 0, 0).slices))
     if problem := first_problem(law, slices, ctx.shape, ctx.dtype, "slice"):
         return ctx.failed(name, problem, n=len(slices))
     if law.exact or law.iid:
@@ -226,7 +223,7 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
     if refusal:
         return [ctx.skipped(n, f"{p.law!r} cannot hold for {ctx.shape} {ctx.dtype_name}: {refusal}") for n in checks]
     out = []
-    found = _Found.of(p, ctx.profile.n, ctx.seed)
+    found = _sampling.Found.of(p, ctx.profile.n, ctx.seed)
     samples = {
         kind: _ParameterContext(p, ctx.law, ctx.profile, ctx.seed, ctx.call_text, functools.partial(found.sample, kind))
         for kind in ("blocks", "elements")
@@ -254,70 +251,6 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
                 verdict = dataclasses.replace(verdict, message=f"{verdict.message}. {p.hint}")
             out.append(verdict)
     return out
-
-
-@dataclasses.dataclass
-class _Found:
-    """A value's bounded samples and its counts over every value: taken when first asked for (in
-    memory), or all in one pass over its slices when it is made slice by slice (``Lazy``)."""
-
-    parameter: Parameter
-    n: int
-    seed: int
-    done: dict = dataclasses.field(default_factory=dict)
-
-    @property
-    def path(self) -> str:
-        return self.parameter.path
-
-    @property
-    def streamed(self) -> bool:
-        return self.parameter.lazy is not None
-
-    @functools.cached_property
-    def slices(self) -> _sampling.Slices:
-        """The value's slices on the device (made one by one from its declared initializer when lazy)."""
-        p, shape = self.parameter, tuple(self.parameter.slice_shape)
-        if p.lazy is None:
-            return _sampling.in_memory(p.value, tuple(p.stacked), p.slice_count, shape)
-        declared = p.lazy.declared
-        if declared is None:
-            raise ValueError(f"{p.path}: nothing derived to make it from")
-        return _sampling.Slices(p.slice_count, shape, lambda i: jnp.reshape(declared(i), shape))
-
-    @functools.cached_property
-    def everything(self) -> _sampling.Slices | None:
-        """A value in memory as one flat slice: counted in one call."""
-        if self.streamed:
-            return None
-        flat = jnp.ravel(jnp.asarray(self.parameter.value))
-        return _sampling.Slices(1, (flat.size,), lambda i: flat)
-
-    @classmethod
-    def of(cls, p: Parameter, n: int, seed: int) -> _Found:
-        return cls(p, n, seed)
-
-    def sample(self, kind: str) -> _sampling.Sample:
-        if kind not in self.done:
-            if self.streamed and not _sampling.is_whole(self.slices, self.n):
-                raise AssertionError("a value made slice by slice is surveyed first (_Found.survey)")
-            take = _sampling.blocks if kind == "blocks" else _sampling.elements
-            self.done[kind] = take(self.slices, n=self.n, seed=self.seed, path=self.path)
-        return self.done[kind]
-
-    def exact(self, intervals: list[tuple[float, float]]) -> Exact:
-        key = ("exact", tuple(intervals))
-        if key not in self.done:
-            self.done[key] = _sampling.exact(self.everything or self.slices, intervals)
-        return self.done[key]
-
-    def survey(self, intervals: list[list[tuple[float, float]]]) -> None:
-        """Take both samples and every count in one pass over the slices."""
-        if _sampling.is_whole(self.slices, self.n):
-            return
-        elements, blocks, counts = _sampling.survey(self.slices, intervals, n=self.n, seed=self.seed, path=self.path)
-        self.done.update({"elements": elements, "blocks": blocks})
-        self.done.update({("exact", key): value for key, value in counts.items()})
 
 
 def _verdicts(
@@ -537,7 +470,7 @@ def audit(
     budget = _budget.parse(memory if memory is not None else target.memory)
     framework = registry.of_model(target.model)
     given = registry.checked_settings(settings, framework)
-    mode = _mode(framework, target, budget, say)
+    mode = _budget.choose_mode(framework, target, budget, say)
     abstract = mode == _budget.BY_VALUE
     if mode != _budget.EAGER:
         other = _key_use.other_rng(target.rng)
@@ -559,7 +492,7 @@ def audit(
         parameters = [p if tracked(p) else (_budget.made(p, limit) or p) for p in parameters]
     if mode == _budget.ONE_INIT:
         say(f"initializing {framework.describe(target.model)} with one jitted init of the whole model")
-        parameters = [_made_whole(p) for p in parameters]
+        parameters = [_budget.made_whole(p) for p in parameters]
     if "derivation" in names and mode == _budget.EAGER:
         parameters = _key_use_checked(parameters, framework, target, given, say)
     elif "derivation" in names and mode == _budget.ONE_INIT:  # from another root: checked value by value
@@ -580,7 +513,7 @@ def audit(
             say(f"checked {i}/{len(parameters)} values")
         defects = registry.sampling_defects(unwrap(p.declared)) or registry.sampling_defects(p.drawn_by)
         if mode != _budget.EAGER:
-            p = _made(p, framework, budget if abstract else None, "derivation" in names, say)
+            p = _budget.made_checked(p, framework, budget if abstract else None, "derivation" in names, say)
         checked = _verdicts(
             p, framework, sharing.get(p.path, []), [n for n in names if n != SIGNAL], prof, seed, call, uses, budget
         )
@@ -597,71 +530,6 @@ def audit(
         signal=signal,
         signal_unavailable=no_signal,
     )
-
-
-def _mode(framework: Framework, target: Model, budget: int, say) -> str:
-    """How the model's values are made (``_budget.mode``); a model whose shapes cannot be traced is
-    initialized eagerly, as before. Raises ValueError when it does not fit and its framework has no
-    abstract path."""
-    try:
-        shapes = framework.shapes(target)
-    except Exception:  # noqa: BLE001 - eval_shape is only a size estimate; the eager init says the rest
-        return _budget.EAGER
-    size = sum(int(np.prod(s.shape)) * getattr(s.dtype, "itemsize", 8) for s in shapes.values() if hasattr(s, "shape"))
-    mode = _budget.mode(size, budget, framework.record_abstract is not None)
-    name = framework.describe(target.model)
-    if mode == _budget.BY_VALUE and framework.record_abstract is None:
-        raise ValueError(
-            f"memory={_budget.gigabytes(budget)}: {name}'s values take {_budget.gigabytes(size)}, and its in-memory "
-            f"audit needs about {_budget.gigabytes(_budget.IN_MEMORY_FACTOR * size + _budget.BASE)}; initcheck "
-            f"records a model abstractly (one value at a time) for Flax linen only, not yet for {framework.name}: "
-            "give a larger memory= or audit a smaller configuration of the model"
-        )
-    if mode == _budget.BY_VALUE:
-        say(
-            f"{name}: its values take {_budget.gigabytes(size)}, more than an in-memory audit within memory="
-            f"{_budget.gigabytes(budget)} can hold; recording its init abstractly (jax.eval_shape) and checking "
-            "its values one at a time"
-        )
-    elif mode == _budget.ONE_INIT:
-        say(f"recording the init of {name} abstractly (jax.eval_shape; its values take {_budget.gigabytes(size)})")
-    return mode
-
-
-def _made_whole(p: Parameter) -> Parameter:
-    """``p`` with its value from the one jitted init of the whole model (its declared values still lazy)."""
-    if p.lazy is None or p.lazy.own is None or not isinstance(p.value, jax.ShapeDtypeStruct):
-        return p
-    try:
-        return dataclasses.replace(p, value=p.lazy.own())
-    except Exception as exc:  # noqa: BLE001 - the per-value path names what could not be made
-        return dataclasses.replace(
-            p, lazy=dataclasses.replace(p.lazy, own=None, own_refusal=f"{type(exc).__name__}: {exc}")
-        )
-
-
-def _made(p: Parameter, framework: Framework, budget: int | None, keys: bool, say) -> Parameter:
-    """``p`` made whole when it fits ``budget`` (``_budget.made``; None: no limit), its key use
-    checked against the model's own init from another root key; else still lazy (checked slice by
-    slice)."""
-    if budget is not None:
-        say(f"making {p.path} ({_budget.gigabytes(p.nbytes)})")
-    made = _budget.made(p, _budget.value_limit(budget) if budget is not None else 2**62)
-    if made is None:
-        return p
-    if keys and p.lazy is not None and p.lazy.own is not None and not made.underived and _key_use.is_random(made, None):
-        count, shape = made.slice_count, tuple(made.slice_shape)
-        own = _sampling.in_memory(made.value, tuple(made.stacked), count, shape)
-        again = _sampling.in_memory(p.lazy.own(again=True), tuple(made.stacked), count, shape)
-        same = [int(i) for i in np.flatnonzero(np.asarray(_sampling.equal_slices(own.view, again.view)))]
-        if same:
-            what = "it is" if not made.stacked else f"slices {same[:4]}{' ...' if len(same) > 4 else ''} of it are"
-            made = dataclasses.replace(
-                made,
-                key_use=f"{p.path}: {what} bit for bit the same when the model is initialized from another root key: "
-                f"{framework.ignored_key_cause()}",
-            )
-    return made
 
 
 def _key_use_checked(

@@ -31,7 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from initcheck._record import Parameter
+from initcheck._audit import _key_use, _sampling
+from initcheck._frameworks.registry import Framework
+from initcheck._record import Model, Parameter
 
 GB = 2**30
 ONE_INIT_ABOVE = 64 * 2**20  # values' bytes above which a model that fits is made by one jitted init (ONE_INIT)
@@ -152,3 +154,74 @@ def streamed_derivation(p: Parameter, memory: int) -> tuple[str, str]:
         "checked (no other value or slice shares one) and its declared initializer's values were tested slice by "
         "slice, but the model's own values were not compared with them"
     )
+
+
+def choose_mode(framework: Framework, target: Model, budget: int, say) -> str:
+    """How the model's values are made (``mode``); a model whose shapes cannot be traced is
+    initialized eagerly, as before. Raises ValueError when it does not fit and its framework has no
+    abstract path."""
+    try:
+        shapes = framework.shapes(target)
+    except Exception:  # noqa: BLE001 - eval_shape is only a size estimate; the eager init says the rest
+        return EAGER
+    size = sum(int(np.prod(s.shape)) * getattr(s.dtype, "itemsize", 8) for s in shapes.values() if hasattr(s, "shape"))
+    chosen = mode(size, budget, framework.record_abstract is not None)
+    name = framework.describe(target.model)
+    if chosen == BY_VALUE and framework.record_abstract is None:
+        raise ValueError(
+            f"memory={gigabytes(budget)}: {name}'s values take {gigabytes(size)}, and its in-memory "
+            f"audit needs about {gigabytes(IN_MEMORY_FACTOR * size + BASE)}; initcheck "
+            f"records a model abstractly (one value at a time) for Flax linen only, not yet for {framework.name}: "
+            "give a larger memory= or audit a smaller configuration of the model"
+        )
+    if chosen == BY_VALUE:
+        say(
+            f"{name}: its values take {gigabytes(size)}, more than an in-memory audit within memory="
+            f"{gigabytes(budget)} can hold; recording its init abstractly (jax.eval_shape) and checking "
+            "its values one at a time"
+        )
+    elif chosen == ONE_INIT:
+        say(f"recording the init of {name} abstractly (jax.eval_shape; its values take {gigabytes(size)})")
+    return chosen
+
+
+def made_whole(p: Parameter) -> Parameter:
+    """``p`` with its value from the one jitted init of the whole model (its declared values still lazy)."""
+    if p.lazy is None or p.lazy.own is None or not isinstance(p.value, jax.ShapeDtypeStruct):
+        return p
+    try:
+        return dataclasses.replace(p, value=p.lazy.own())
+    except Exception as exc:  # noqa: BLE001 - the per-value path names what could not be made
+        return dataclasses.replace(
+            p, lazy=dataclasses.replace(p.lazy, own=None, own_refusal=f"{type(exc).__name__}: {exc}")
+        )
+
+
+def made_checked(p: Parameter, framework: Framework, budget: int | None, keys: bool, say) -> Parameter:
+    """``p`` made whole when it fits ``budget`` (``made``; None: no limit), its key use
+    checked against the model's own init from another root key; else still lazy (checked slice by
+    slice)."""
+    if budget is not None:
+        say(f"making {p.path} ({gigabytes(p.nbytes)})")
+    result = made(p, value_limit(budget) if budget is not None else 2**62)
+    if result is None:
+        return p
+    if (
+        keys
+        and p.lazy is not None
+        and p.lazy.own is not None
+        and not result.underived
+        and _key_use.is_random(result, None)
+    ):
+        count, shape = result.slice_count, tuple(result.slice_shape)
+        own = _sampling.in_memory(result.value, tuple(result.stacked), count, shape)
+        again = _sampling.in_memory(p.lazy.own(again=True), tuple(result.stacked), count, shape)
+        same = [int(i) for i in np.flatnonzero(np.asarray(_sampling.equal_slices(own.view, again.view)))]
+        if same:
+            what = "it is" if not result.stacked else f"slices {same[:4]}{' ...' if len(same) > 4 else ''} of it are"
+            result = dataclasses.replace(
+                result,
+                key_use=f"{p.path}: {what} bit for bit the same when the model is initialized from another root key: "
+                f"{framework.ignored_key_cause()}",
+            )
+    return result

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from initcheck._properties import Exact
+from initcheck._record import Parameter
 from initcheck._sampler import window
 
 BLOCK_SLICES = 4  # slices of a stacked value that give independence a block (first, last, two between)
@@ -238,3 +239,67 @@ def survey(slices: Slices, intervals: list[list[tuple[float, float]]], *, n: int
         del x
     samples = _element_sample(element_taken, slices, n), _block_sample(block_taken, slices, size, starts)
     return (*samples, {key: count.result(slices.total) for key, count in counts.items()})
+
+
+@dataclasses.dataclass
+class Found:
+    """A value's bounded samples and its counts over every value: taken when first asked for (in
+    memory), or all in one pass over its slices when it is made slice by slice (``Lazy``)."""
+
+    parameter: Parameter
+    n: int
+    seed: int
+    done: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return self.parameter.path
+
+    @property
+    def streamed(self) -> bool:
+        return self.parameter.lazy is not None
+
+    @functools.cached_property
+    def slices(self) -> Slices:
+        """The value's slices on the device (made one by one from its declared initializer when lazy)."""
+        p, shape = self.parameter, tuple(self.parameter.slice_shape)
+        if p.lazy is None:
+            return in_memory(p.value, tuple(p.stacked), p.slice_count, shape)
+        declared = p.lazy.declared
+        if declared is None:
+            raise ValueError(f"{p.path}: nothing derived to make it from")
+        return Slices(p.slice_count, shape, lambda i: jnp.reshape(declared(i), shape))
+
+    @functools.cached_property
+    def everything(self) -> Slices | None:
+        """A value in memory as one flat slice: counted in one call."""
+        if self.streamed:
+            return None
+        flat = jnp.ravel(jnp.asarray(self.parameter.value))
+        return Slices(1, (flat.size,), lambda i: flat)
+
+    @classmethod
+    def of(cls, p: Parameter, n: int, seed: int) -> Found:
+        return cls(p, n, seed)
+
+    def sample(self, kind: str) -> Sample:
+        if kind not in self.done:
+            if self.streamed and not is_whole(self.slices, self.n):
+                raise AssertionError("a value made slice by slice is surveyed first (Found.survey)")
+            take = blocks if kind == "blocks" else elements
+            self.done[kind] = take(self.slices, n=self.n, seed=self.seed, path=self.path)
+        return self.done[kind]
+
+    def exact(self, intervals: list[tuple[float, float]]) -> Exact:
+        key = ("exact", tuple(intervals))
+        if key not in self.done:
+            self.done[key] = exact(self.everything or self.slices, intervals)
+        return self.done[key]
+
+    def survey(self, intervals: list[list[tuple[float, float]]]) -> None:
+        """Take both samples and every count in one pass over the slices."""
+        if is_whole(self.slices, self.n):
+            return
+        elements, blocks, counts = survey(self.slices, intervals, n=self.n, seed=self.seed, path=self.path)
+        self.done.update({"elements": elements, "blocks": blocks})
+        self.done.update({("exact", key): value for key, value in counts.items()})

@@ -141,9 +141,10 @@ def check_key_sensitivity(ctx: CaseContext):
     base_count = sampler.bucket(wanted)  # a power of two: few compilations of _related
     base = sampler.case_keys(ctx.seed, ctx.case_id(name), base_count)
     related = np.asarray(_related(base)).reshape((base_count * len(RELATED_NAMES),) + base.shape[1:])
-    outputs = ctx.draw(related)  # a window of each output of a large shape: about RELATED_VALUES in all
-    size = sampler.window(ctx.shape, max(2, RELATED_VALUES // base_count))
-    x = _dtypes.as_real_pairs(_dtypes.to_float64(outputs[(slice(None), *(slice(0, w) for w in size))]))
+    outputs = ctx.draw(related)
+    if ctx.size > RELATED_VALUES:  # one output of a large shape: a window of RELATED_VALUES of each
+        outputs = outputs[(slice(None), *(slice(0, w) for w in sampler.window(ctx.shape, RELATED_VALUES)))]
+    x = _dtypes.as_real_pairs(_dtypes.to_float64(outputs))
     # i.i.d. laws: centred on the sample's own mean (a mean bias is the business of moments, and
     # would read as correlation of every pair); the structured laws (orthogonal) have mean 0
     x = x.reshape((base_count, len(RELATED_NAMES), -1))
