@@ -62,17 +62,15 @@ def _close(a, b) -> bool:
     )
 
 
-# in the default run: one model of each kind the abstract path treats apart (a scan, an nn.vmap
-# ensemble, nn.jit, a decode cache's integers, deterministic tables, batch statistics under scan,
-# a DenseGeneral drawn flat); every linen corpus model under -m slow
+# in the default run: the models whose kinds the abstract path treats apart (a scan of
+# DenseGeneral kernels, nn.jit, a decode cache's integers, deterministic tables, batch statistics
+# under scan); every linen corpus model under -m slow (an nn.vmap ensemble, batch axes, ...)
 DEFAULT = {
     "linen-maxtext-decoder-scan",
-    "linen-vmap-ensemble",
     "linen-jit-blocks",
     "linen-lm1b-decode-cache",
     "linen-wmt-sinusoidal",
     "linen-scanned-batchnorm",
-    "linen-dense-general-batch-dims",
 }
 LINEN = [
     entry if str(entry) in DEFAULT else pytest.param(entry, marks=pytest.mark.slow, id=str(entry))
