@@ -187,3 +187,34 @@ def test_a_large_value_is_tested_on_a_sample_and_its_exact_defects_over_every_va
     assert "exact zeros among all 2097152 values: 200 observed" in verdicts["distribution"].message
     assert verdicts["moments"].status == "pass" and verdicts["moments"].n == 2**18
     assert "tested on 262144 of its 2097152 values at positions derived from the seed" in verdicts["moments"].message
+
+
+CLI_FACTORY = """
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class Table(nn.Module):
+    @nn.compact
+    def __call__(self, tokens):
+        return nn.Embed(40000, 1024, embedding_init=nn.initializers.normal(0.02))(tokens)
+
+
+def table():
+    return Table(), jnp.zeros((1, 4), jnp.int32)
+"""
+
+
+def test_the_command_line_takes_a_memory_budget(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "big_models.py").write_text(CLI_FACTORY)
+    command = [sys.executable, "-m", "initcheck.cli", "audit", "big_models:table", "--profile", "quick"]
+    run = lambda *extra: subprocess.run([*command, *extra], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    refused = run("--memory", "6 parsecs")
+    assert refused.returncode == 2 and "memory='6 parsecs': unknown unit 'parsecs'" in refused.stderr
+    done = run("--memory", "2GB")  # a 164 MB table: over what 2 GB leaves for one value, made by slices
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "recording its init abstractly" in done.stderr and "making Embed_0/embedding (0.15 GB)" in done.stderr
+    assert "does not fit the memory budget (2.00 GB)" in done.stdout  # the signal profile's named skip

@@ -509,8 +509,6 @@ def audit(
     verdicts = []
     call = _call_text(target, origin)
     for i, p in enumerate(parameters, 1):
-        if progress is not None and (i == len(parameters) or i % 25 == 0):
-            say(f"checked {i}/{len(parameters)} values")
         defects = registry.sampling_defects(unwrap(p.declared)) or registry.sampling_defects(p.drawn_by)
         if mode != _budget.EAGER:
             p = _budget.made_checked(p, framework, budget if abstract else None, "derivation" in names, say)
@@ -518,6 +516,8 @@ def audit(
             p, framework, sharing.get(p.path, []), [n for n in names if n != SIGNAL], prof, seed, call, uses, budget
         )
         verdicts += _defects.mark(checked, defects)
+        if progress is not None and (i == len(parameters) or i % 25 == 0):
+            say(f"checked {i}/{len(parameters)} values")
     return Conformance(
         framework.describe(target.model),
         "the declared initializer of each value",
