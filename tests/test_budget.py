@@ -189,27 +189,11 @@ def test_a_large_value_is_tested_on_a_sample_and_its_exact_defects_over_every_va
     assert "tested on 262144 of its 2097152 values at positions derived from the seed" in verdicts["moments"].message
 
 
-CLI_FACTORY = """
-import flax.linen as nn
-import jax.numpy as jnp
-
-
-class Table(nn.Module):
-    @nn.compact
-    def __call__(self, tokens):
-        return nn.Embed(40000, 1024, embedding_init=nn.initializers.normal(0.02))(tokens)
-
-
-def table():
-    return Table(), jnp.zeros((1, 4), jnp.int32)
-"""
-
-
 def test_the_command_line_takes_a_memory_budget(tmp_path):
     import subprocess
     import sys
 
-    (tmp_path / "big_models.py").write_text(CLI_FACTORY)
+    (tmp_path / "big_models.py").write_text(sm.BIG_TABLE_MODULE)
     command = [sys.executable, "-m", "initcheck.cli", "audit", "big_models:table", "--profile", "quick"]
     run = lambda *extra: subprocess.run([*command, *extra], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     refused = run("--memory", "6 parsecs")

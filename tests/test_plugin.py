@@ -12,6 +12,7 @@ import json
 import pytest
 
 from initcheck._properties import PROPERTIES
+from tests.corpus.scale_models import BIG_TABLE_MODULE
 from tests.report_view import json_matrix, shown_matrix
 
 PYPROJECT = """
@@ -427,22 +428,6 @@ def test_the_session_keeps_compiled_code_in_this_machine_s_cache_folder_unless_t
     assert not (tmp_path / "elsewhere").exists()
 
 
-BIG_MODEL = """
-import flax.linen as nn
-import jax.numpy as jnp
-
-
-class Table(nn.Module):
-    @nn.compact
-    def __call__(self, tokens):
-        return nn.Embed(40000, 1024, embedding_init=nn.initializers.normal(0.02))(tokens)
-
-
-def table():
-    return Table(), jnp.zeros((1, 4), jnp.int32)
-"""
-
-
 def test_the_memory_key_reaches_the_model_audits(pytester):
     """A 164 MB embedding under memory = "2GB" is checked one value at a time: its derivation says
     that the model's own values did not fit the budget."""
@@ -452,7 +437,7 @@ def test_the_memory_key_reaches_the_model_audits(pytester):
         'models = ["mypkg.big:table"]\nprofile = "quick"\nmemory = "2GB"\n',
     )
     pytester.mkpydir("mypkg")
-    pytester.path.joinpath("mypkg", "big.py").write_text(BIG_MODEL)
+    pytester.path.joinpath("mypkg", "big.py").write_text(BIG_TABLE_MODULE)
     result = run(pytester, "-p", "no:xdist", "--initcheck-json=r.json")
     assert result.ret == 0, result.stdout.str()
     derivation = [i for i in items(pytester.path / "r.json") if "derivation" in i["nodeid"]]

@@ -172,7 +172,7 @@ def _structure(ctx: _ParameterContext) -> Verdict:
     law, name, p = ctx.law, "structure", ctx.parameter
     if not law.has_structure:
         raise NotApplicable("element-wise i.i.d. laws have no structure beyond their elements")
-    slices = _dtypes.to_float64(p.slices() if p.lazy is None else _sampling.whole(_sampling.Found.of(p, 0, 0).slices))
+    slices = _dtypes.to_float64(p.slices() if p.lazy is None else _sampling.whole(_sampling.Found(p, 0, 0).slices))
     if problem := first_problem(law, slices, ctx.shape, ctx.dtype, "slice"):
         return ctx.failed(name, problem, n=len(slices))
     if law.exact or law.iid:
@@ -223,7 +223,7 @@ def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list
     if refusal:
         return [ctx.skipped(n, f"{p.law!r} cannot hold for {ctx.shape} {ctx.dtype_name}: {refusal}") for n in checks]
     out = []
-    found = _sampling.Found.of(p, ctx.profile.n, ctx.seed)
+    found = _sampling.Found(p, ctx.profile.n, ctx.seed)
     samples = {
         kind: _ParameterContext(p, ctx.law, ctx.profile, ctx.seed, ctx.call_text, functools.partial(found.sample, kind))
         for kind in ("blocks", "elements")

@@ -218,10 +218,7 @@ def made_checked(p: Parameter, framework: Framework, budget: int | None, keys: b
         again = _sampling.in_memory(p.lazy.own(again=True), tuple(result.stacked), count, shape)
         same = [int(i) for i in np.flatnonzero(np.asarray(_sampling.equal_slices(own.view, again.view)))]
         if same:
-            what = "it is" if not result.stacked else f"slices {same[:4]}{' ...' if len(same) > 4 else ''} of it are"
             result = dataclasses.replace(
-                result,
-                key_use=f"{p.path}: {what} bit for bit the same when the model is initialized from another root key: "
-                f"{framework.ignored_key_cause()}",
+                result, key_use=_key_use.unchanged_reason(result, same, framework.ignored_key_cause())
             )
     return result

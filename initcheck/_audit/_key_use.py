@@ -68,11 +68,15 @@ def unchanged(parameters: list[Parameter], again: dict[str, Parameter], cause: s
         same = [i for i, (a, b) in enumerate(zip(p.slices(), q.slices())) if a.tobytes() == b.tobytes()]
         if not same:
             continue
-        what = "it is" if not p.stacked else f"slices {same[:4]}{' ...' if len(same) > 4 else ''} of it are"
-        why[p.path] = (
-            f"{p.path}: {what} bit for bit the same when the model is initialized from another root key: {cause}"
-        )
+        why[p.path] = unchanged_reason(p, same, cause)
     return why
+
+
+def unchanged_reason(p: Parameter, same: list[int], cause: str) -> str:
+    """Why ``p`` ignores the model's key: it (its slices ``same``) came out bit for bit the same
+    from another root key."""
+    what = "it is" if not p.stacked else f"slices {same[:4]}{' ...' if len(same) > 4 else ''} of it are"
+    return f"{p.path}: {what} bit for bit the same when the model is initialized from another root key: {cause}"
 
 
 def copies(parameters: list[Parameter], again: dict[str, Parameter]) -> dict[str, str]:
@@ -139,4 +143,4 @@ def _correlated_pairs(values: list[np.ndarray]) -> list[tuple[int, int, float]]:
     return out
 
 
-__all__ = ["copies", "is_random", "other_rng", "unchanged"]
+__all__ = ["copies", "is_random", "other_rng", "unchanged", "unchanged_reason"]

@@ -278,10 +278,6 @@ class Found:
         flat = jnp.ravel(jnp.asarray(self.parameter.value))
         return Slices(1, (flat.size,), lambda i: flat)
 
-    @classmethod
-    def of(cls, p: Parameter, n: int, seed: int) -> Found:
-        return cls(p, n, seed)
-
     def sample(self, kind: str) -> Sample:
         if kind not in self.done:
             if self.streamed and not is_whole(self.slices, self.n):

@@ -169,7 +169,7 @@ def compare(actual, expected) -> tuple[bool, str]:
     if a.size == 0 or bool(_bitwise_equal(a, e)):
         return True, "bit for bit"
     if not _dtypes.is_inexact(a_dtype):
-        return False, _difference(a, e, exact=True)
+        return False, _difference(a, e)
     magnitude, gap = (float(v) for v in _magnitude_and_gap(a, e))
     magnitude = max(magnitude, float(np.finfo(np.float32).tiny))
     if gap <= ULPS * _dtypes.resolution(a_dtype) * magnitude:
@@ -222,12 +222,7 @@ def _differences(a, e):
     return jnp.sum(differs), jnp.max(jnp.where(differs, diff, 0))
 
 
-def bitwise_equal(a, e) -> bool:
-    """Whether two arrays of one shape and dtype are equal bit for bit (nan equal to nan)."""
-    return bool(_bitwise_equal(a, e))
-
-
-def _difference(a, e, exact: bool = False) -> str:
+def _difference(a, e) -> str:
     count, largest = _differences(a, e)
     return f"{int(count)} of {a.size} elements differ, by up to {float(largest):.3g}"
 

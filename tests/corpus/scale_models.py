@@ -172,3 +172,21 @@ def tokens(batch: int = 1, length: int = 16):
 def parameter_count(model, *inputs) -> int:
     shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), *inputs))
     return sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(shapes["params"]))
+
+
+# A module a test writes into a scratch project: a 164 MB embedding table, more than a 2 GB memory
+# budget leaves for one value, so that its audit takes the one-value-at-a-time path.
+BIG_TABLE_MODULE = """
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class Table(nn.Module):
+    @nn.compact
+    def __call__(self, tokens):
+        return nn.Embed(40000, 1024, embedding_init=nn.initializers.normal(0.02))(tokens)
+
+
+def table():
+    return Table(), jnp.zeros((1, 4), jnp.int32)
+"""
