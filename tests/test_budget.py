@@ -19,7 +19,7 @@ import pytest
 import initcheck
 from initcheck import laws
 from initcheck._audit import _budget
-from tests.corpus import linen_models, nnx_models
+from tests.corpus import keras_models, linen_models
 from tests.corpus import scale_models as sm
 
 # what the abstract path cannot model, by design (docs/audit.md, "Memory budget")
@@ -140,10 +140,10 @@ def test_down_projections_without_their_depth_scale_fail_on_the_abstract_path(wh
 
 
 def test_a_framework_without_an_abstract_path_is_a_clear_error(monkeypatch):
-    entry = nnx_models.ENTRIES[0]
+    entry = keras_models.ENTRIES[0]
     model, inputs, options = entry.build()
     monkeypatch.setattr(_budget, "IN_MEMORY_FACTOR", 10**12)
-    with pytest.raises(ValueError, match=r"memory=2\.00 GB: .* Flax linen only, not yet for flax\.nnx"):
+    with pytest.raises(ValueError, match=r"memory=2\.00 GB: .* cannot record a keras model abstractly"):
         initcheck.audit(model, *inputs, memory="2GB", **options)
 
 

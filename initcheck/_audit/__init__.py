@@ -156,6 +156,8 @@ def _derivation(ctx: _ParameterContext, framework: Framework, sharing: list[str]
 def _streamed_derivation(ctx: _ParameterContext, framework: Framework, sharing: list[str], memory: int) -> Verdict:
     """``derivation`` of a value too large to make whole: its keys only (``_budget``)."""
     p, name = ctx.parameter, "derivation"
+    if p.key_use:
+        return ctx.failed(name, p.key_use, n=p.size)
     if p.underived:
         return ctx.skipped(name, f"{p.path}: {p.underived}")
     if p.problem:

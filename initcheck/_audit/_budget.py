@@ -170,9 +170,9 @@ def choose_mode(framework: Framework, target: Model, budget: int, say) -> str:
     if chosen == BY_VALUE and framework.record_abstract is None:
         raise ValueError(
             f"memory={gigabytes(budget)}: {name}'s values take {gigabytes(size)}, and its in-memory "
-            f"audit needs about {gigabytes(IN_MEMORY_FACTOR * size + BASE)}; initcheck "
-            f"records a model abstractly (one value at a time) for Flax linen only, not yet for {framework.name}: "
-            "give a larger memory= or audit a smaller configuration of the model"
+            f"audit needs about {gigabytes(IN_MEMORY_FACTOR * size + BASE)}, and initcheck cannot record a "
+            f"{framework.name} model abstractly (one value at a time): give a larger memory= or audit a smaller "
+            "configuration of the model"
         )
     if chosen == BY_VALUE:
         say(
@@ -204,6 +204,14 @@ def made_checked(p: Parameter, framework: Framework, budget: int | None, keys: b
     if budget is not None:
         say(f"making {p.path} ({gigabytes(p.nbytes)})")
     result = made(p, value_limit(budget) if budget is not None else 2**62)
+    if result is None and p.lazy is not None and p.lazy.declared is None:
+        return dataclasses.replace(
+            p,
+            lazy=None,
+            unaudited=f"the model's own init of it ({gigabytes(p.nbytes)}) exceeds what the memory budget "
+            f"({gigabytes(budget or 0)}) leaves for one value, and no declared initializer of it can make it slice "
+            "by slice: not checked on the abstract path (memory budget); give a larger memory=",
+        )
     if result is None:
         return p
     if (

@@ -42,12 +42,23 @@ from initcheck import laws
 from initcheck._entries import CatalogEntry, real_dtypes
 from initcheck._frameworks import equinox_layers, require
 from initcheck._frameworks._protocol import IGNORED_KEY, Recording, Setting, qualified_name
-from initcheck._record import Forward, Leaves, Model, NoForward, Parameter, guarded, path_text, tree_values
+from initcheck._record import (
+    Forward,
+    Lazy,
+    Leaves,
+    Model,
+    NoForward,
+    Parameter,
+    guarded,
+    path_text,
+    tree_values,
+)
 
 USER_MADE = (
     "no equinox.nn layer made it (user code, or a re-initialization with eqx.tree_at): initcheck "
     "cannot derive its key; give its law with expect={'<path>': law}"
 )
+FIXED_KEY = f"its layer was handed the same key when the model is built from another root key: {IGNORED_KEY}"
 IN_TRANSFORM = (
     "it was made inside a JAX transform (eqx.filter_vmap or jax.vmap over layer constructions), whose "
     "keys initcheck does not model for Equinox; give its law with expect={'<path>': law}"
@@ -330,7 +341,7 @@ def _arrays(tree) -> list[tuple[str, Any]]:
     import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
 
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return [(path_text(p), leaf) for p, leaf in leaves if eqx.is_array(leaf)]
+    return [(path_text(p), leaf) for p, leaf in leaves if eqx.is_array(leaf) or isinstance(leaf, jax.ShapeDtypeStruct)]
 
 
 def root_key(rng):
@@ -353,12 +364,9 @@ def build(factory, inputs, rng, kwargs):
 def record(factory, inputs, rng, kwargs=None) -> tuple[Any, list[Parameter]]:
     """``(built, values)``: every array of the model ``factory(*inputs, key=key, **kwargs)`` builds
     (``built``: the model, or ``(model, state)`` when the factory returns its ``State`` too)."""
-    import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
 
     made, constructions = build(factory, inputs, rng, dict(kwargs or {}))
-    model, state = made, None
-    if isinstance(made, tuple) and len(made) == 2 and isinstance(made[1], eqx.nn.State):
-        model, state = made
+    model, state = _split_state(made)
     by_id: dict[int, tuple[Construction, str, Rule | None]] = {}
     traced = False
     for c in constructions:
@@ -366,18 +374,200 @@ def record(factory, inputs, rng, kwargs=None) -> tuple[Any, list[Parameter]]:
             traced = True
             continue
         try:
-            found = rules(c)
+            layer_rules = rules(c)
         except Exception as exc:  # noqa: BLE001 - a layer initcheck cannot derive is that layer's skip
-            found, c.failure = None, f"initcheck could not apply Equinox's rule ({type(exc).__name__}: {exc})"
+            layer_rules, c.failure = None, f"initcheck could not apply Equinox's rule ({type(exc).__name__}: {exc})"
         for path, value in _arrays(c.layer):
-            by_id.setdefault(id(value), (c, path, (found or {}).get(path)))
+            by_id.setdefault(id(value), (c, path, (layer_rules or {}).get(path)))
     unknown = IN_TRANSFORM if traced else USER_MADE
     values = []
     for path, value in _arrays(model):
-        values.append(guarded(path, value, "params", functools.partial(_value, path, value, by_id, unknown)))
+        found = by_id.get(id(value))
+        values.append(guarded(path, value, "params", functools.partial(_value, path, value, found, unknown)))
     if state is not None:
         values += _state_values(model, state)
     return (model if state is None else (model, state)), values
+
+
+def _split_state(made) -> tuple[Any, Any]:
+    """``(model, state)`` of what a factory returns (``state`` None unless it returned a ``State``)."""
+    import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+    if isinstance(made, tuple) and len(made) == 2 and isinstance(made[1], eqx.nn.State):
+        return made
+    return made, None
+
+
+def _abstract(tree):
+    """``tree`` with every array a ``jax.ShapeDtypeStruct`` (what outlives a trace)."""
+    import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype) if eqx.is_array(x) else x, tree)
+
+
+def _zeros(tree):
+    """``tree`` with every ``ShapeDtypeStruct`` of a number type a zero array (inside a trace, where
+    Equinox's rules read only the arrays' shapes and dtypes, and XLA drops the zeros)."""
+    numeric = lambda x: isinstance(x, jax.ShapeDtypeStruct) and not jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+    return jax.tree_util.tree_map(lambda x: jnp.zeros(x.shape, x.dtype) if numeric(x) else x, tree)
+
+
+def _inner(x, outer) -> bool:
+    """``x`` is a tracer of a transform inside the factory (``eqx.filter_vmap``), not of ``outer``'s trace."""
+    return _traced(x) and getattr(x, "_trace", None) is not getattr(outer, "_trace", None)
+
+
+@dataclasses.dataclass
+class _Observed:
+    """What a factory built, seen under ``jax.jit`` (every array abstract): the model, each array's
+    construction (index, path in the layer) by path, the constructions (their keys removed) and
+    whether some were made inside an inner transform."""
+
+    model: Any = None
+    state: Any = None
+    where: dict = dataclasses.field(default_factory=dict)
+    constructions: list = dataclasses.field(default_factory=list)
+    inner: bool = False
+
+
+def _observe(make, root) -> tuple[_Observed, list]:
+    """The factory traced under ``jax.jit``, returning only the keys its layers were handed: XLA
+    removes every array's computation, so nothing large is made. Returns what was seen and the
+    keys (concrete), one per recorded construction (None where it had none)."""
+    seen = _Observed()
+
+    def keys(key):
+        constructions: list[Construction] = []
+        with _watching(constructions):
+            model, state = _split_state(make(key))
+        by_id: dict[int, tuple[int, str]] = {}
+        kept = []
+        for c in constructions:
+            if any(_inner(x, key) for x in jax.tree_util.tree_leaves(c.layer)):
+                seen.inner = True
+                continue
+            for path, value in _arrays(c.layer):
+                by_id.setdefault(id(value), (len(kept), path))
+            kept.append(c)
+        seen.where = {path: by_id.get(id(value)) for path, value in _arrays(model)}
+        seen.model, seen.state = _abstract(model), _abstract(state)
+        seen.constructions = [
+            Construction(_abstract(c.layer), _abstract({k: v for k, v in c.arguments.items() if k != "key"}))
+            for c in kept
+        ]
+        return [c.arguments.get("key") for c in kept]
+
+    return seen, jax.jit(keys)(root)
+
+
+def _fixed_keys(keys: list, again: list) -> set[int]:
+    """The constructions handed the same key when the model is built from another root key."""
+    same = lambda a, b: (
+        a is not None and b is not None and np.array_equal(jax.random.key_data(a), jax.random.key_data(b))
+    )
+    return {i for i, (a, b) in enumerate(zip(keys, again)) if same(a, b)}
+
+
+def _rules_at(c: Construction, key) -> dict[str, Rule] | None:
+    """Equinox's rules for a construction recorded abstractly, inside a trace (on ``key``)."""
+    arguments = {**c.arguments, "key": key} if key is not None else c.arguments
+    return rules(Construction(_zeros(c.layer), _zeros(arguments)))
+
+
+def _abstract_rules(c: Construction, key) -> tuple[dict[str, Rule] | None, Any]:
+    """``(rules, maker)`` of a construction recorded abstractly: each rule's keys concrete and its
+    value not made (``expected`` None); ``maker(path)(i)`` makes slice ``i`` of that array."""
+    captured: dict[str, Any] = {}
+
+    def keys(k):
+        captured["rules"] = found = _rules_at(c, k)
+        return {path: r.key for path, r in (found or {}).items() if r.key is not None}
+
+    try:
+        concrete = jax.jit(keys)(key)
+    except Exception as exc:  # noqa: BLE001 - a layer initcheck cannot derive is that layer's skip
+        c.failure = f"initcheck could not apply Equinox's rule ({type(exc).__name__}: {exc})"
+        return None, None
+    found: dict[str, Rule] | None = captured["rules"]
+    if found is None:
+        return None, None
+    made = {path: dataclasses.replace(r, expected=None, key=concrete.get(path)) for path, r in found.items()}
+
+    def maker(path: str):
+        stacked = made[path].stacked
+
+        def expected(k, i):
+            value = (_rules_at(c, k) or {})[path].expected
+            return value[i] if stacked else value
+
+        program = jax.jit(expected)
+        return lambda i: program(key, i)
+
+    return made, maker
+
+
+def record_abstract(
+    factory, inputs, rng, kwargs=None, other_rng=None, whole: bool = False
+) -> tuple[Any, list[Parameter]]:
+    """``(built, values)`` as ``record`` gives them, with no array made: the factory is traced
+    under ``jax.jit`` (``_observe``), each value is a ``ShapeDtypeStruct`` and its ``Lazy`` makes it
+    from Equinox's rule on its layer's key (``declared``) or by the factory's own program pruned to
+    it (``own``; from ``other_rng`` again). ``whole``: the model is made at once by one jitted
+    build (it fits), and ``built`` is that model."""
+    kwargs = dict(kwargs or {})
+    make = lambda key: factory(*inputs, key=key, **kwargs)
+    try:
+        seen, keys = _observe(make, root_key(rng))
+    except Exception as exc:
+        raise ValueError(
+            f"the memory budget's abstract path builds the model under jax.jit, which failed ({type(exc).__name__}: "
+            f"{str(exc)[:300]}); give a larger memory= to audit it in memory"
+        ) from exc
+    fixed = _fixed_keys(keys, _observe(make, root_key(other_rng))[1]) if other_rng is not None else set()
+    arrays = lambda made: dict(_arrays(_split_state(made)[0]))
+    by_root: dict[bool, Any] = {}
+    program = jax.jit(lambda k: arrays(make(k)))
+
+    def own(path: str):
+        if whole:
+
+            def from_whole(again=False):
+                if again not in by_root:
+                    by_root[again] = program(root_key(other_rng if again else rng))
+                return by_root[again][path]
+
+            return from_whole
+        pruned = jax.jit(lambda k: arrays(make(k))[path])
+        return lambda again=False: pruned(root_key(other_rng if again else rng))
+
+    built = seen.model
+    state = seen.state
+    if whole:
+        import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+        built, state = _split_state(eqx.filter_jit(make)(root_key(rng)))
+        by_root[False] = dict(_arrays(built))
+    elif state is not None:  # a State's buffers are small: made concretely (XLA prunes the model's arrays)
+        state = jax.jit(lambda k: _split_state(make(k))[1])(root_key(rng))
+    derived = [_abstract_rules(c, k) for c, k in zip(seen.constructions, keys)]
+    unknown = IN_TRANSFORM if seen.inner else USER_MADE
+    values = []
+    for path, value in _arrays(seen.model):
+        where = seen.where.get(path)
+        found, declared = None, None
+        if where is not None:
+            index, inner = where
+            made, maker = derived[index]
+            rule = (made or {}).get(inner)
+            found = (seen.constructions[index], inner, rule)
+            declared = maker(inner) if rule is not None and not rule.computed else None
+        p = guarded(path, value, "params", functools.partial(_value, path, value, found, unknown))
+        if where is not None and where[0] in fixed and p.key is not None:
+            p = dataclasses.replace(p, key_use=f"{path}: {FIXED_KEY}")
+        values.append(dataclasses.replace(p, lazy=Lazy(declared, own(path))))
+    if state is not None:
+        values += _state_values(seen.model, state)
+    return (built if state is None else (built, state)), values
 
 
 def _layer_text(c: Construction) -> str:
@@ -387,10 +577,12 @@ def _layer_text(c: Construction) -> str:
     return f"equinox.nn.{type(c.layer).__name__}({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
 
-def _value(path: str, value, by_id, unknown: str) -> Parameter:
-    if id(value) not in by_id:
+def _value(path: str, value, found: tuple[Construction, str, Rule | None] | None, unknown: str) -> Parameter:
+    """One array of the model; ``found``: the construction that made it, its path in that layer and
+    Equinox's rule for it (None: no ``equinox.nn`` layer made it, ``unknown`` says why)."""
+    if found is None:
         return Parameter(path=path, value=value, declared=None, underived=unknown)
-    c, inner, rule = by_id[id(value)]
+    c, inner, rule = found
     declared = f"{_layer_text(c)}: {inner}"
     if rule is None:
         name = type(c.layer).__name__
@@ -454,7 +646,16 @@ def _forward(built, parameters: list[Parameter], call_args: tuple | None, call_k
             "(one example: Equinox layers are called per example)"
         )
     model, state = built if isinstance(built, tuple) else (built, None)
-    leaves = Leaves(model, {p.path: p for p in parameters if p.collection == "params"}, path_text)
+    by_path = {p.path: p for p in parameters if p.collection == "params"}
+    model = jax.tree_util.tree_map_with_path(  # a model recorded abstractly: the arrays the audit has made
+        lambda where, leaf: (
+            by_path[path_text(where)].value
+            if isinstance(leaf, jax.ShapeDtypeStruct) and path_text(where) in by_path
+            else leaf
+        ),
+        model,
+    )
+    leaves = Leaves(model, by_path, path_text)
 
     def fn(values, inputs):
         called = leaves.with_values(values)
@@ -483,7 +684,6 @@ class Equinox:
     """Equinox: a model class or a factory taking ``key=``, built as ``model(*inputs, key=key)``."""
 
     name, family, reinitializes = "equinox", "equinox", True
-    record_abstract: Any = None  # no abstract path yet: a model over the memory budget is refused
     settings: tuple[Setting, ...] = ()
 
     def recognises(self, model) -> bool:
@@ -505,6 +705,15 @@ class Equinox:
     def record(self, target: Model, settings: Mapping[str, Any]) -> Recording:
         require(["equinox"])
         built, parameters = record(target.model, target.args, target.rng, dict(target.kwargs))
+        return Recording(parameters, built)
+
+    def record_abstract(
+        self, target: Model, settings: Mapping[str, Any], other: Any = None, whole: bool = False
+    ) -> Recording:
+        require(["equinox"])
+        built, parameters = record_abstract(
+            target.model, target.args, target.rng, dict(target.kwargs), other_rng=other, whole=whole
+        )
         return Recording(parameters, built)
 
     def forward(self, target: Model, recording: Recording) -> Forward:
