@@ -40,7 +40,11 @@ ONE_INIT_ABOVE = 64 * 2**20  # values' bytes above which a model that fits is ma
 BASE = int(1.5 * GB)  # JAX, the model's code and the checks' own arrays
 IN_MEMORY_FACTOR = 8  # peak bytes of an in-memory audit per byte of the model's values (measured, benchmarks/scale.py)
 FIXED_VALUES = 2**26  # integers and keys (a decode cache's index, random state) are made before the forward trace
-VALUE_FACTOR = 4  # a value made whole: the model's own, again from another root, the declared, temporaries
+# JAX's CPU samplers peak at about 4x the bytes they return (random bits, floats, erfinv; measured: normal of
+# (128256, 4096) float32, 2.1 GB, peaks at 8.1 GB eager or jitted), and a value made whole holds two copies
+# while the third is made: 2 + 4
+VALUE_FACTOR = 6
+SLICE_FACTOR = 4  # one slice made by its declared initializer (the sampler's peak)
 _UNITS = {"": 1, "b": 1, "k": 2**10, "kb": 2**10, "kib": 2**10, "m": 2**20, "mb": 2**20, "mib": 2**20}
 _UNITS |= {"g": GB, "gb": GB, "gib": GB, "t": 2**40, "tb": 2**40, "tib": 2**40}
 
@@ -137,7 +141,8 @@ def made(p: Parameter, limit: int) -> Parameter | None:
 def streamed_derivation(p: Parameter, memory: int) -> tuple[str, str]:
     """(problem, note) of a value made slice by slice: two slices with one derived key are a
     problem; otherwise the note says what was and was not compared."""
-    if p.stacked and p.key is not None:
+    law = p.intended or p.law
+    if p.stacked and p.key is not None and (law is None or law.random):  # a constant's key draws nothing
         seen: dict[bytes, int] = {}
         data = np.asarray(jax.random.key_data(p.key)).reshape(p.slice_count, -1)
         for i, row in enumerate(data):
@@ -204,6 +209,12 @@ def made_checked(p: Parameter, framework: Framework, budget: int | None, keys: b
     if budget is not None:
         say(f"making {p.path} ({gigabytes(p.nbytes)})")
     result = made(p, value_limit(budget) if budget is not None else 2**62)
+    if result is None and budget is not None and SLICE_FACTOR * p.nbytes // p.slice_count + BASE > budget:
+        say(
+            f"warning: {p.path} is made {'slice by slice' if p.stacked else 'whole'} by its declared initializer, "
+            f"whose sampler peaks at about {gigabytes(SLICE_FACTOR * p.nbytes // p.slice_count)}: more than "
+            f"memory={gigabytes(budget)} leaves beside initcheck's own {gigabytes(BASE)}"
+        )
     if result is None and p.lazy is not None and p.lazy.declared is None:
         return dataclasses.replace(
             p,
@@ -218,7 +229,7 @@ def made_checked(p: Parameter, framework: Framework, budget: int | None, keys: b
         keys
         and p.lazy is not None
         and p.lazy.own is not None
-        and not result.underived
+        and result.underived == p.underived  # the model's own values were made (not the declared ones instead)
         and _key_use.is_random(result, None)
     ):
         count, shape = result.slice_count, tuple(result.slice_shape)

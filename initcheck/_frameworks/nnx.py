@@ -11,6 +11,13 @@ The rule (``flax/nnx/rnglib.py``): the n-th call of a stream whose key is ``k`` 
 counting from 0; ``broadcast`` hands every slice the drawn key. Inside ``nnx.vmap``/``nnx.scan`` (and
 ``nnx.jit``) keys are traced: initcheck reads the concrete state of each call, slice by slice, with
 ``jax.debug.callback`` and derives every slice's key from the seeds with its own code.
+
+Abstract path (the memory budget, ``record_abstract``): the same watched construction runs under
+``jax.jit`` and returns only the random state and a few tiny values, so XLA makes no other value;
+the keys each call is handed arrive by debug callbacks, and every value is recorded as a
+``jax.ShapeDtypeStruct`` with a ``Lazy`` that makes it when the audit gets to it: by its declared
+initializer on its derived key(s), slice by slice, or by the model's own construction under
+``jax.jit`` pruned to it.
 """
 
 from __future__ import annotations
@@ -35,7 +42,7 @@ from initcheck._frameworks._declared import declared_law
 from initcheck._frameworks._observed import made_by
 from initcheck._frameworks._protocol import SAME_KEY, Recording, Setting, qualified_name
 from initcheck._frameworks.linen import general_kernel_law
-from initcheck._record import Forward, Leaves, Model, NoForward, Parameter, guarded, mesh_of
+from initcheck._record import Forward, Lazy, Leaves, Model, NoForward, Parameter, guarded, mesh_of
 
 FIXED_SEEDS = 1024  # a key equal to jax.random.key(s) for s below this is a fixed key, not a draw
 
@@ -78,6 +85,7 @@ class _Call:
     law: laws.Law | None = None  # its law (declared, or read from a known initializer called inside it)
     declared: Callable[..., Any] | str | None = None  # what the model declared, for messages
     drawn_by: Callable[..., Any] | None = None  # the known initializer that drew the value, when seen
+    seen_key: list = dataclasses.field(default_factory=list)  # a traced key's raw data, read by a debug callback
 
 
 @dataclasses.dataclass(eq=False)
@@ -88,6 +96,19 @@ class _Assigned:
     name: str
     variable: Any
     raw: Any
+
+
+@dataclasses.dataclass(eq=False)
+class _Links:
+    """What ties the values of a construction under ``jax.jit`` (the abstract path) to the calls
+    that made them: each layer's parent and attribute (to tell apart the copies of layers made
+    inside ``nnx.vmap``/``nnx.scan`` without their values), and each array a Variable with sharding
+    metadata stored in place of the one it was given (``shard_value``'s output and input)."""
+
+    parents: dict = dataclasses.field(default_factory=dict)  # id(module) -> (module, parent, attribute)
+    unsharded: dict = dataclasses.field(default_factory=dict)  # id(stored array) -> (stored, given)
+    traced: bool = False  # read traced keys (debug callbacks): known initializers' and those split or folded
+    known_keys: dict = dataclasses.field(default_factory=dict)  # id(KnownCall) -> its traced key's raw data
 
 
 class _States:
@@ -157,11 +178,20 @@ def _bytes(data) -> bytes:
 
 
 @contextlib.contextmanager
-def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned: list[_Assigned], known: list):
+def _watching(
+    calls: list[_Call],
+    draws: list[_Draw],
+    states: _States,
+    assigned: list[_Assigned],
+    known: list,
+    links: _Links | None = None,
+):
     from flax import nnx  # lazy: Flax loads only when a Flax target is used
+    from flax.core import spmd  # lazy: Flax loads only when a Flax target is used
     from flax.nnx import pytreelib, rnglib  # lazy: Flax loads only when a Flax target is used
 
     purpose: list[tuple] = []
+    links = links if links is not None else _Links()
 
     def spy_on(module, name, init):
         init = getattr(init, "__initcheck_spied__", init)  # a layer passing its init to a sub-layer
@@ -169,11 +199,12 @@ def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned:
         @functools.wraps(init)
         def spy(key, *args, **kwargs):
             start = len(known)
+            seen_key = _read_traced(key)
             value = init(key, *args, **kwargs)
             law, drawn_by = declared_law(init), init
             if law is None and (seen := made_by(_raw(value), known[start:])) is not None:
                 law, drawn_by = seen.law, seen.init  # a wrapper around a known initializer, which returned its output
-            calls.append(_Call(module, name, init, args, kwargs, key, _raw(value), law, init, drawn_by))
+            calls.append(_Call(module, name, init, args, kwargs, key, _raw(value), law, init, drawn_by, seen_key))
             return value
 
         spy.__initcheck_spied__ = init
@@ -196,11 +227,20 @@ def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned:
 
     stream_call = nnx.RngStream.__call__
     setattr_original = pytreelib.Pytree._setattr
+    shard_original = spmd.shard_value
 
     def watched_setattr(self, name, value):
         if isinstance(value, nnx.Variable):
             assigned.append(_Assigned(self, name, value, value.get_raw_value()))
+        elif isinstance(value, nnx.Module):
+            links.parents[id(value)] = (value, self, name)
         return setattr_original(self, name, value)
+
+    def watched_shard(value, *args, **kwargs):
+        out = shard_original(value, *args, **kwargs)
+        if out is not value:
+            links.unsharded[id(out)] = (out, value)
+        return out
 
     def observe(draw: _Draw, impl, state, count, key, batched=None):
         slices = [_Slice(_bytes(st), int(c), _bytes(k), impl) for st, c, k in zip(state, count, key)]
@@ -255,6 +295,7 @@ def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned:
 
     patches = {
         (pytreelib.Pytree, "_setattr"): watched_setattr,
+        (spmd, "shard_value"): watched_shard,
         (nnx.RngStream, "__call__"): watched_call,
         (nnx.RngStream, "split"): tagged(nnx.RngStream.split, lambda self, k: ("split", k)),
         (nnx.RngStream, "fork"): tagged(
@@ -273,12 +314,81 @@ def _watching(calls: list[_Call], draws: list[_Draw], states: _States, assigned:
         setattr(cls, "__init__", init)  # noqa: B010 - a class's __init__, swapped while it is watched
     try:
         with observed.watching(known, states.key_ops):
+            if links.traced:
+                _follow_traced_keys(states.key_ops, known, links)
             yield
     finally:
         for (owner, attr), fn in originals.items():
             setattr(owner, attr, fn)
         for cls, (original, _) in layers.items():
             setattr(cls, "__init__", original)  # noqa: B010
+
+
+def _read_traced(key) -> list:
+    """The raw data of a traced key, filled in when the traced program runs (a debug callback):
+    under ``jax.jit`` a fixed key such as ``jax.random.key(42)`` is a tracer too."""
+    seen: list = []
+    if isinstance(key, jax.core.Tracer) and hasattr(key, "dtype"):
+        typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
+        with contextlib.suppress(Exception):  # a transform that forbids callbacks: the key stays unread
+            jax.debug.callback(
+                lambda data: seen.append(_bytes(data)), jax.random.key_data(key) if typed else key, ordered=True
+            )
+    return seen
+
+
+def _follow_traced_keys(key_ops: list, known: list, links: _Links) -> None:
+    """Around the profile hook of ``observed.watching`` (which reads the keys of known initializers
+    and the splits and fold-ins of concrete keys), one that also reads traced keys (a model built
+    under ``jax.jit``): a known initializer's key (a fixed key is found by its value) and the
+    splits and fold-ins a model makes by hand of ``rngs.params()``; their raw data arrive by debug
+    callbacks, in program order."""
+    inner = sys.getprofile()
+    if inner is None:
+        return  # another profiler: nothing is recorded rather than displacing it
+    codes = {jax.random.split.__code__: "split", jax.random.fold_in.__code__: "fold_in"}
+    busy: list[bool] = []
+
+    def hook(frame, event, arg):
+        if busy:
+            return
+        start = len(known)
+        inner(frame, event, arg)
+        kind = codes.get(frame.f_code) if event == "return" else None
+        if kind is None and len(known) == start:
+            return
+        busy.append(True)
+        try:
+            for call in known[start:]:
+                links.known_keys[id(call)] = _read_traced(call.key)
+            if kind is not None:
+                _traced_key_op(key_ops, kind, frame.f_locals, arg)
+        except Exception:  # noqa: BLE001 - an op initcheck cannot read is not followed
+            pass
+        finally:
+            busy.pop()
+
+    sys.setprofile(hook)
+
+
+def _traced_key_op(key_ops: list, kind: str, local_vars, output) -> None:
+    key = local_vars.get("key")
+    arg = local_vars.get("num") if kind == "split" else local_vars.get("data")
+    if not isinstance(output, jax.core.Tracer) or arg is None or isinstance(arg, jax.core.Tracer):
+        return
+    if kind == "split":
+        counts = tuple(int(a) for a in np.atleast_1d(arg))
+        arg = counts if len(counts) > 1 else counts[0]
+    else:
+        arg = int(np.asarray(arg))
+    data = lambda k: jax.random.key_data(k) if jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) else k
+
+    def record(key_data, out_data):
+        out_data = np.asarray(out_data)
+        rows = out_data.reshape(-1, out_data.shape[-1]) if kind == "split" else out_data.reshape(1, -1)
+        key_ops.append(observed.KeyOp(kind, _bytes(key_data), arg, [row.tobytes() for row in rows]))
+
+    jax.debug.callback(record, data(key), data(output), ordered=True)
 
 
 def _batched_values(*tracers):
@@ -342,39 +452,167 @@ def record(factory, inputs, rng, kwargs=None) -> tuple[Any, list[Parameter]]:
     from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
     _check_factory(factory)
-    seeds = _seeds(rng)
-    rngs = nnx.Rngs(**seeds)
-    states = _States()
-    for tag, seed in seeds.items():
-        stream = rngs[tag]
-        states.add(derive.nnx_root(seed), tag, actual=stream.key[...])
-    calls: list[_Call] = []
-    draws: list[_Draw] = []
-    assigned: list[_Assigned] = []
-    known: list = []
-    with _watching(calls, draws, states, assigned, known):
+    rngs = nnx.Rngs(**_seeds(rng))
+    seen = _Seen.started(rng, rngs)
+    with seen.watching():
         model = factory(*inputs, **(kwargs or {}), rngs=rngs)
         jax.effects_barrier()
+    _check_module(factory, model)
+    return model, seen.values(model)
+
+
+def record_abstract(factory, inputs, rng, kwargs=None, *, other_rng=None, whole: bool = False):
+    """The construction of ``factory(*inputs, **kwargs, rngs=nnx.Rngs(...))`` watched as ``record``
+    watches it, but run under ``jax.jit`` returning only the random state (streams' keys and
+    counts) and values of at most ``_READ`` elements: XLA drops the computation of every other
+    value, and the keys each stream call hands out arrive by debug callbacks. Returns an abstract
+    model (``jax.ShapeDtypeStruct`` values, random state in place) and every value it holds, each
+    (random state aside) a ShapeDtypeStruct with a ``Lazy`` that makes it: slice by slice from its
+    declared initializer on its derived key(s), or whole by the model's own construction pruned to
+    it under ``jax.jit`` (from ``rng``, or from ``other_rng``); with ``whole``, by one jitted
+    construction of the whole model, run once per root and shared by every value."""
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
+
+    _check_factory(factory)
+    seeds = _seeds(rng)
+    rngs = nnx.Rngs(**seeds)
+    roots = {tag: rngs[tag].key[...] for tag in seeds}  # the keys nnx.Rngs(**seeds) starts at
+    seen = _Seen.started(rng, rngs, traced=True)
+    built: dict[str, Any] = {}
+
+    def construct(keys):
+        model = factory(*inputs, **(kwargs or {}), rngs=nnx.Rngs(**keys))
+        _check_module(factory, model)
+        graphdef, state = nnx.split(model)
+        built.update(model=model, graphdef=graphdef, state=state)
+        return {name: raw for name, (node, raw) in _named(model).items() if _read(node, raw)}
+
+    with seen.watching():
+        read = jax.jit(construct)(roots)
+        jax.effects_barrier()
+    model = built["model"]  # its arrays are the construction's tracers: only their shapes are used
+    random = {name for name, (node, _) in _named(model).items() if isinstance(node, nnx.RngState) and name in read}
+    make = lambda r: {
+        name: raw for name, (_, raw) in _named(factory(*inputs, **(kwargs or {}), rngs=nnx.Rngs(**r))).items()
+    }
+    other = _seeds(other_rng) if other_rng is not None else None
+    whole_made: dict[bool, Any] = {}
+
+    def own(name: str):
+        if whole:  # one jitted construction of the whole model (per root), shared by every value
+
+            def from_whole(again=False):
+                if again not in whole_made:
+                    whole_made[again] = jax.jit(functools.partial(make, other if again else seeds))()
+                return whole_made[again][name]
+
+            return from_whole
+        program = lambda r: jax.jit(lambda: make(r)[name])()
+        return lambda again=False: program(other if again else seeds)
+
+    parameters = seen.values(model, _Abstract(read, own))
+    parameters = [  # a value with nothing derived is still made by the model's own construction
+        dataclasses.replace(p, lazy=Lazy(None, own(p.path)))
+        if p.lazy is None and isinstance(p.value, jax.ShapeDtypeStruct)
+        else p
+        for p in parameters
+    ]
+    state = jax.tree_util.tree_map_with_path(  # random state in place: the forward pass draws from it
+        lambda path, leaf: read[name] if (name := _path(path)) in random else _abstract(leaf), built["state"]
+    )
+    return nnx.merge(built["graphdef"], state), parameters
+
+
+_READ = 16  # values of at most this many elements are returned by the abstract path's construction
+
+
+def _abstract(x):
+    return jax.ShapeDtypeStruct(np.shape(x), x.dtype) if hasattr(x, "dtype") else x
+
+
+def _read(node, raw) -> bool:
+    """Whether the abstract path reads this value at record time: random state (its derivation is
+    checked on its value) and values of at most ``_READ`` elements (e.g. a constant a layer's law
+    names)."""
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
+
+    return hasattr(raw, "shape") and (isinstance(node, nnx.RngState) or int(np.prod(np.shape(raw))) <= _READ)
+
+
+def _named(model) -> dict[str, tuple[Any, Any]]:
+    """``{"a/b": (Variable, raw value)}`` of a module, named as ``record`` names its values."""
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
+
+    return {
+        "/".join(str(p) for p in path): (node, node.get_raw_value())
+        for path, node in nnx.iter_graph(model)
+        if isinstance(node, nnx.Variable)
+    }
+
+
+def _check_module(factory, model) -> None:
+    from flax import nnx  # lazy: Flax loads only when a Flax target is used
+
     if not isinstance(model, nnx.Module):
         raise TypeError(
             f"model: {factory!r} returned {type(model).__name__}, not an nnx.Module; pass an nnx "
             "Module class or a factory that takes rngs= and returns one"
         )
-    return model, _values(model, _makers(assigned, calls, known), draws, states)
 
 
-def _makers(assigned: list[_Assigned], calls: list[_Call], known: list) -> list[tuple[_Assigned, _Call | None]]:
+@dataclasses.dataclass
+class _Abstract:
+    """The abstract path: the values its construction returned (``_read``), by name, and the
+    model's own construction pruned to one value (``own(name)(again=False)``)."""
+
+    read: Mapping[str, Any]
+    own: Callable[[str], Callable[..., Any]]
+
+
+@dataclasses.dataclass(eq=False)
+class _Seen:
+    """Everything one watched construction saw, and initcheck's keys for it."""
+
+    states: _States
+    links: _Links
+    calls: list[_Call] = dataclasses.field(default_factory=list)
+    draws: list[_Draw] = dataclasses.field(default_factory=list)
+    assigned: list[_Assigned] = dataclasses.field(default_factory=list)
+    known: list = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def started(cls, rng, rngs, traced: bool = False) -> _Seen:
+        """Before a construction from ``nnx.Rngs(**_seeds(rng))`` (``rngs``): its streams' roots."""
+        states = _States()
+        for tag, seed in _seeds(rng).items():
+            states.add(derive.nnx_root(seed), tag, actual=rngs[tag].key[...])
+        return cls(states, _Links(traced=traced))
+
+    def watching(self):
+        return _watching(self.calls, self.draws, self.states, self.assigned, self.known, self.links)
+
+    def values(self, model, abstract: _Abstract | None = None) -> list[Parameter]:
+        return _values(model, _makers(self.assigned, self.calls, self.known, self.links), self, abstract)
+
+
+def _makers(
+    assigned: list[_Assigned], calls: list[_Call], known: list, links: _Links
+) -> list[tuple[_Assigned, _Call | None]]:
     """Each stored Variable with the call that made it: the ``*_init`` argument of its layer for
     that attribute, else the call whose output is its value (a sub-layer's, or a known initializer
-    called directly, e.g. ``nnx.Param(initializers.constant(0.0)(rngs.params(), shape))``)."""
+    called directly, e.g. ``nnx.Param(initializers.constant(0.0)(rngs.params(), shape))``; a
+    Variable with sharding metadata stores a resharded copy of it, followed back to the output)."""
     out, used = [], set()
     for a in assigned:
+        given = links.unsharded.get(id(a.raw), (None, a.raw))[1]
         call = next((c for c in reversed(calls) if c.module is a.module and c.name == a.name), None) or next(
-            (c for c in reversed(calls) if c.value is a.raw), None
+            (c for c in reversed(calls) if c.value is a.raw or c.value is given), None
         )
         if call is None:
-            seen = made_by(a.raw, known) or (
-                _same_value(a.raw, [k for k in known if id(k) not in used]) if _resharded(a.variable) else None
+            seen = (
+                made_by(a.raw, known)
+                or made_by(given, known)
+                or (_same_value(a.raw, [k for k in known if id(k) not in used]) if _resharded(a.variable) else None)
             )
             if seen is not None:
                 used.add(id(seen))
@@ -389,6 +627,7 @@ def _makers(assigned: list[_Assigned], calls: list[_Call], known: list) -> list[
                     seen.law,
                     seen.name,
                     seen.init,
+                    links.known_keys.get(id(seen), []),
                 )
         out.append((a, call))
     return out
@@ -424,56 +663,91 @@ def _same_value(raw, known: list):
     return None
 
 
-def _values(model, makers: list[tuple[_Assigned, _Call | None]], draws: list[_Draw], states: _States):
+def _values(model, makers: list[tuple[_Assigned, _Call | None]], seen: _Seen, abstract: _Abstract | None):
+    """Every Variable of ``model`` as a Parameter (on the abstract path, ``model``'s arrays are the
+    tracers of its jitted construction: a ShapeDtypeStruct each, random state read from
+    ``abstract.read``)."""
     from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
     nodes = dict(nnx.iter_graph(model))
     in_graph = {id(n) for n in nodes.values()}
     by_variable = {id(a.variable): (a, call) for a, call in makers}
     orphans = [(a, call) for a, call in makers if id(a.module) not in in_graph]  # copies inside transforms
+    names = {path: "/".join(str(p) for p in path) for path, node in nodes.items() if isinstance(node, nnx.Variable)}
+    if abstract is None:
+        values = {name: nodes[path].get_raw_value() for path, name in names.items()}
+    else:
+        values = {
+            name: abstract.read[name]
+            if name in abstract.read and isinstance(nodes[path], nnx.RngState)
+            else _abstract(nodes[path].get_raw_value())
+            for path, name in names.items()
+        }
+    read = (lambda name: values[name]) if abstract is None else (lambda name: abstract.read.get(name, values[name]))
     out = []
-    for path, node in nodes.items():
-        if not isinstance(node, nnx.Variable):
-            continue
+    for path, name in names.items():
+        node = nodes[path]
         owner = nodes.get(tuple(path[:-1]))
         found = by_variable.get(id(node))
         if found is None and not isinstance(node, nnx.RngState):  # random state is derived on its own
             try:
-                found = _made_inside_transform(node, owner, str(path[-1]), orphans, draws)
+                found = _made_inside_transform(values[name], owner, path, orphans, seen, abstract is not None)
             except Exception:  # noqa: BLE001 - an unmatched value is named as such below
                 found = None
             if found is not None:
                 orphans.remove(found)
         call = found[1] if found is not None else None
-        name = "/".join(str(p) for p in path)
         out.append(
             guarded(
                 name,
-                node.get_raw_value(),
+                values[name],
                 type(node).__name__,
-                functools.partial(_value, name, node, owner, call, draws, states),
+                functools.partial(_value, name, values[name], node, owner, call, seen, read, abstract),
             )
         )
     return out
 
 
-def _made_inside_transform(variable, owner, name: str, orphans: list, draws):
+def _made_inside_transform(stored, owner, path: tuple, orphans: list, seen: _Seen, abstract: bool):
     """The (assignment, call) of a value made inside ``nnx.vmap``/``nnx.scan``: the layers there are
-    copies, so it is found by its layer's class and attribute, and among several, by the value the
+    copies, so it is found by its layer's class and attribute and where that layer sits under the
+    one the transform returned (its parents' attributes), and among several left, by the value the
     initializer gives on the keys nnx actually handed over (identification only; the derivation
-    is checked against initcheck's own keys)."""
+    is checked against initcheck's own keys; not on the abstract path, where the last is taken)."""
+    name = str(path[-1])
     candidates = [(a, c) for a, c in orphans if a.name == name and type(a.module) is type(owner)]
+    placed = [(a, c) for a, c in candidates if _placed(a, path, seen.links)]
+    candidates = placed or candidates
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
-    stored = np.asarray(variable[...])
+    if abstract:  # several traces of one layer (the same place under the transform): the last made it
+        same_place = placed and len({_chain(a, seen.links) for a, _ in placed}) == 1
+        return candidates[-1] if same_place else None
+    stored = np.asarray(stored)
     for a, call in candidates:
-        draw = _draw_of(call, draws) if call is not None else None
+        draw = _draw_of(call, seen.draws) if call is not None else None
         if draw is None or not draw.slices:
             continue
         made = list(_run(call, [_key(s.key, s.impl) for s in draw.slices], draw.batched))
         if sorted(m.tobytes() for m in made) == sorted(_slices_bytes(stored, made[0].size, len(made))):
             return a, call
     return None
+
+
+def _chain(a: _Assigned, links: _Links) -> tuple[str, ...]:
+    """The attributes from the outermost layer that holds ``a``'s layer down to ``a``."""
+    names, module, hops = [a.name], a.module, 0
+    while id(module) in links.parents and hops < 64:
+        _, module, attribute = links.parents[id(module)]
+        names.append(attribute)
+        hops += 1
+    return tuple(reversed(names))
+
+
+def _placed(a: _Assigned, path: tuple, links: _Links) -> bool:
+    """Whether the stored value at ``path`` sits where ``a`` was assigned, under its parents."""
+    chain = _chain(a, links)
+    return len(chain) > 1 and tuple(str(p) for p in path[-len(chain) :]) == chain
 
 
 def _slices_bytes(stored: np.ndarray, size: int, count: int) -> list[bytes]:
@@ -484,25 +758,29 @@ def _slices_bytes(stored: np.ndarray, size: int, count: int) -> list[bytes]:
     return [stored.tobytes()] if count == 1 else []
 
 
-def _value(name: str, variable, owner, call: _Call | None, draws, states: _States) -> Parameter:
+def _value(
+    name: str, value, variable, owner, call: _Call | None, seen: _Seen, read, abstract: _Abstract | None
+) -> Parameter:
+    """One Variable as a Parameter; ``read(name)``: a value at hand (on the abstract path, random
+    state and small values only)."""
     from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
     collection = type(variable).__name__
-    value = variable[...]
     if isinstance(variable, nnx.RngKey):
-        return _rng_key(name, value, variable.tag, states)
+        return _rng_key(name, value, variable.tag, seen.states)
     if isinstance(variable, nnx.RngCount):
-        return _rng_count(name, value, owner, states)
+        return _rng_count(name, value, owner, read(name.rsplit("/", 1)[0] + "/key"), seen.states)
     if call is None:
-        return _from_array(name, value, collection, variable, owner)
-    return _initialized(name, value, collection, owner, call, draws, states)
+        return _from_array(name, value, collection, variable, owner, read(name))
+    return _initialized(name, value, collection, owner, call, seen, abstract)
 
 
-def _from_array(name, value, collection, variable, owner) -> Parameter:
+def _from_array(name, value, collection, variable, owner, concrete) -> Parameter:
     """A Variable built from an array, not by an ``*_init`` argument: known when its layer documents
-    it (BatchNorm's statistics) or its metadata declares it (``initcheck_law=<law>``)."""
+    it (BatchNorm's statistics) or its metadata declares it (``initcheck_law=<law>``). ``concrete``:
+    its value where it is at hand (on the abstract path, only a small one)."""
     metadata: dict[str, Any] = getattr(variable, "get_metadata", dict)()
-    law = metadata.get("initcheck_law") or _known_layer_law(owner, name.rsplit("/", 1)[-1])
+    law = metadata.get("initcheck_law") or _known_layer_law(owner, name.rsplit("/", 1)[-1], concrete)
     base = Parameter(path=name, value=value, declared=None, collection=collection, law=law)
     if law is None:
         return dataclasses.replace(
@@ -518,14 +796,14 @@ def _from_array(name, value, collection, variable, owner) -> Parameter:
     return dataclasses.replace(base, derivation="no key: a deterministic value (structure checks it)")
 
 
-def _known_layer_law(owner, attribute: str):
-    """Values nnx layers make from arrays, with their documented law."""
+def _known_layer_law(owner, attribute: str, concrete):
+    """Values nnx layers make from arrays, with their documented law (``concrete``: the value)."""
     from flax import nnx  # lazy: Flax loads only when a Flax target is used
 
     if isinstance(owner, nnx.BatchNorm) and attribute in ("mean", "var"):
         return laws.Constant(0.0 if attribute == "mean" else 1.0)
     if isinstance(owner, nnx.PReLU) and attribute == "negative_slope":
-        return laws.Constant(float(np.asarray(owner.negative_slope[...])))  # its constructor's argument
+        return laws.Constant(float(np.asarray(concrete).reshape(-1)[0]))  # its constructor's argument
     if isinstance(owner, nnx.MultiHeadAttention) and attribute in ("cached_key", "cached_value", "cache_index"):
         return laws.Constant(0.0)
     return None
@@ -547,11 +825,12 @@ def _rng_key(name, value, tag, states: _States) -> Parameter:
     )
 
 
-def _rng_count(name, value, owner, states: _States) -> Parameter:
-    """Random state: a stream's count, which must be the number of calls initcheck saw."""
+def _rng_count(name, value, owner, key, states: _States) -> Parameter:
+    """Random state: a stream's count, which must be the number of calls initcheck saw (``key``:
+    the stream's key now)."""
     counts = np.asarray(value)
     stream = owner
-    keys = jax.numpy.reshape(stream.key[...], (-1,))
+    keys = jax.numpy.reshape(key, (-1,))
     seen = [states.counts.get((stream.tag, derive.key_bytes(k))) for k in keys]
     base = Parameter(path=name, value=counts, declared=None, collection="RngCount", is_key=True)
     if any(s is None for s in seen):
@@ -585,6 +864,16 @@ def _run(call: _Call, keys: list, batched: bool) -> np.ndarray:
     return np.stack([np.asarray(one(k)) for k in keys])
 
 
+def _run_one(call: _Call, batched: bool) -> Callable[[Any], Any]:
+    """``_run`` of one key, on the device, without a copy of what the initializer made (under
+    ``jax.vmap`` of one key, jitted once, when nnx ran it batched)."""
+
+    def one(key):
+        return _raw(call.init(key, *call.args, **call.kwargs))
+
+    return jax.jit(lambda k: jax.vmap(one)(k[None])[0]) if batched else one
+
+
 def _what(call: _Call) -> str:
     """The initializer call in words: ``kernel_init`` of its layer, or the known initializer."""
     return f"{call.name}_init" if call.name else str(call.declared)
@@ -594,11 +883,15 @@ def _draw_of(call: _Call, draws: list[_Draw]) -> _Draw | None:
     return next((d for d in reversed(draws) if d.key is call.key), None)
 
 
-def _fixed_seed(key) -> int | None:
-    """s when ``key`` is ``jax.random.key(s)`` (or ``PRNGKey(s)``) for a small s: a fixed key."""
-    if isinstance(key, jax.core.Tracer):
-        return None
-    target = derive.key_bytes(key)
+def _fixed_seed(call: _Call) -> int | None:
+    """s when ``call``'s key is ``jax.random.key(s)`` (or ``PRNGKey(s)``) for a small s: a fixed key
+    (a traced key by the raw data its debug callback read)."""
+    if isinstance(call.key, jax.core.Tracer):
+        if not call.seen_key:
+            return None
+        target = call.seen_key[0]
+    else:
+        target = derive.key_bytes(call.key)
     seeds = np.arange(FIXED_SEEDS, dtype=np.uint32)
     made = np.asarray(jax.random.key_data(jax.vmap(jax.random.key)(seeds)))
     hit = [int(s) for s, row in zip(seeds, made) if row.tobytes() == target]
@@ -617,12 +910,14 @@ def _layer_law(owner, call: _Call, slice_shape) -> tuple[laws.Law | None, bool]:
     return base, False
 
 
-def _initialized(name, value, collection, owner, call: _Call, draws, states: _States) -> Parameter:
+def _initialized(name, value, collection, owner, call: _Call, seen: _Seen, abstract: _Abstract | None) -> Parameter:
+    """A value made by ``call``, with its derived key(s) and what its declared initializer gives on
+    them: the expected value, or, on the abstract path, a ``Lazy`` that makes it slice by slice."""
     law_base = Parameter(path=name, value=value, declared=call.declared, drawn_by=call.drawn_by, collection=collection)
-    draw = _draw_of(call, draws)
+    draw = _draw_of(call, seen.draws)
     drawn_shape = tuple(np.shape(_raw(call.value)))
     if draw is None:
-        seed = _fixed_seed(call.key)
+        seed = _fixed_seed(call)
         if seed is not None:
             return dataclasses.replace(
                 law_base,
@@ -684,22 +979,27 @@ def _initialized(name, value, collection, owner, call: _Call, draws, states: _St
     if any(derive.key_bytes(s.own) != s.key for s in slices):
         return dataclasses.replace(base, problem=f"nnx handed {_what(call)} a different key than the nnx rule gives")
     own_keys = [s.own for s in slices]
-    expected = _run(call, own_keys, draw.batched and len(slices) > 1)
+    batched = draw.batched and len(slices) > 1
     copies = np.shape(value)[stacked[0]] if stacked else 1
+    key_of = lambda i: own_keys[i if len(slices) == copies else 0]  # slice i's key (one key for all: the first)
+    first = slices[0]
+    where = f"call #{first.own_count} of {'each slice' if stacked else 'its'} stream {draw.tag!r}"
+    base = dataclasses.replace(
+        base,
+        key=jax.numpy.stack([key_of(i) for i in range(copies)]) if stacked else own_keys[0],
+        derivation=f"{first.text} ({where})",
+    )
+    if abstract is not None:  # slice i: the initializer on slice i's key
+        make = _run_one(call, batched)
+        return dataclasses.replace(base, lazy=Lazy(lambda i: make(key_of(i)), abstract.own(name)))
+    expected = _run(call, own_keys, batched)
     expected = np.broadcast_to(expected, (copies, *expected.shape[1:])) if len(slices) < copies else expected
     expected = expected.reshape((copies, *slice_shape))
     if stacked:
         expected = np.moveaxis(expected, 0, stacked[0])
     else:
         expected = expected[0]
-    first = slices[0]
-    where = f"call #{first.own_count} of {'each slice' if stacked else 'its'} stream {draw.tag!r}"
-    return dataclasses.replace(
-        base,
-        expected=expected,
-        key=jax.numpy.stack(own_keys) if stacked else own_keys[0],
-        derivation=f"{first.text} ({where})",
-    )
+    return dataclasses.replace(base, expected=expected)
 
 
 def _transform_text(draw: _Draw, copies: int) -> str:
@@ -739,7 +1039,16 @@ def _forward(built, parameters: list[Parameter], call_args: tuple | None, call_k
             "(initcheck.audit(..., call_args=...) or initcheck.Model(..., call_args=...))"
         )
     graphdef, state = nnx.split(built)
-    leaves = Leaves(state, {p.path: p for p in parameters}, _path)
+    by_path = {p.path: p for p in parameters}
+
+    def made(path, leaf):  # an abstract model (the memory budget's path): the values made so far in place
+        p = by_path.get(_path(path))
+        if isinstance(leaf, jax.ShapeDtypeStruct) and p is not None and not isinstance(p.value, jax.ShapeDtypeStruct):
+            return p.value
+        return leaf
+
+    state = jax.tree_util.tree_map_with_path(made, state)
+    leaves = Leaves(state, by_path, _path)
 
     def fn(values, inputs):
         return nnx.merge(graphdef, leaves.with_values(values))(*inputs, **call_kwargs)
@@ -768,7 +1077,6 @@ class Nnx:
     """Flax nnx: a Module class or a factory taking ``rngs=``, built as ``model(*inputs, rngs=nnx.Rngs(rng))``."""
 
     name, family, reinitializes = "flax.nnx", "flax", True
-    record_abstract: Any = None  # no abstract path yet: a model over the memory budget is refused
     settings: tuple[Setting, ...] = ()
 
     def recognises(self, model) -> bool:
@@ -789,6 +1097,14 @@ class Nnx:
 
     def record(self, target: Model, settings: Mapping[str, Any]) -> Recording:
         built, parameters = record(target.model, target.args, target.rng, dict(target.kwargs))
+        return Recording(parameters, built)
+
+    def record_abstract(
+        self, target: Model, settings: Mapping[str, Any], other: Any = None, whole: bool = False
+    ) -> Recording:
+        built, parameters = record_abstract(
+            target.model, target.args, target.rng, dict(target.kwargs), other_rng=other, whole=whole
+        )
         return Recording(parameters, built)
 
     def forward(self, target: Model, recording: Recording) -> Forward:
