@@ -119,10 +119,10 @@ def _derivation(ctx: _ParameterContext, framework: Framework, sharing: list[str]
     p, name = ctx.parameter, "derivation"
     if p.key_use and not sharing:  # whatever the key bookkeeping says, even where it is not modelled
         return ctx.failed(name, p.key_use, n=p.array.size)
+    if p.problem:  # a problem found in the keys stands, whatever could not be compared
+        return ctx.failed(name, f"{p.path}: {p.problem}")
     if p.underived:
         return ctx.skipped(name, f"{p.path}: {p.underived}")
-    if p.problem:
-        return ctx.failed(name, f"{p.path}: {p.problem}")
     if p.expected is None:  # a deterministic value made without a key: its structure is its check
         return (
             ctx.passed(name, f"{p.path}: {p.derivation}")
@@ -158,10 +158,10 @@ def _streamed_derivation(ctx: _ParameterContext, framework: Framework, sharing: 
     p, name = ctx.parameter, "derivation"
     if p.key_use:
         return ctx.failed(name, p.key_use, n=p.size)
+    if p.problem:  # a problem found in the keys stands, whatever could not be compared
+        return ctx.failed(name, f"{p.path}: {p.problem}")
     if p.underived:
         return ctx.skipped(name, f"{p.path}: {p.underived}")
-    if p.problem:
-        return ctx.failed(name, f"{p.path}: {p.problem}")
     if sharing:
         others = ", ".join(repr(o) for o in sharing)
         return ctx.failed(name, f"{p.path} shares its key with {others}: {framework.key_cause()}")
@@ -423,7 +423,8 @@ def audit(
         memory: The most memory the audit may use: bytes, or text such as `"6GB"` (default: the
             `initcheck.Model`'s, else 80% of the machine's free memory). A model whose in-memory
             audit would not fit is recorded abstractly (`jax.eval_shape`) and its values are made
-            and checked one at a time (Flax linen; see docs/audit.md, "Memory budget").
+            and checked one at a time (Flax linen, nnx, Haiku and Equinox; see docs/audit.md,
+            "Large models").
 
     Returns:
         Every verdict on every value, with the coverage (and the signal profile when asked for).

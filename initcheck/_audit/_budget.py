@@ -127,13 +127,16 @@ def made(p: Parameter, limit: int) -> Parameter | None:
             return dataclasses.replace(
                 p, lazy=None, unaudited=f"the model's own init could not be pruned to it ({why})"
             )
+        instead = (
+            f"the model's own init could not be pruned to it ({why}); its declared initializer's values were "
+            "checked instead"
+        )
         return dataclasses.replace(
             p,
             value=expected,
             expected=None,
             lazy=None,
-            underived=f"the model's own init could not be pruned to it ({why}); its declared initializer's values "
-            "were checked instead",
+            underived=f"{p.underived}; {instead}" if p.underived else instead,
         )
     return dataclasses.replace(p, value=value, expected=expected, lazy=None)
 
@@ -215,7 +218,7 @@ def made_checked(p: Parameter, framework: Framework, budget: int | None, keys: b
             f"whose sampler peaks at about {gigabytes(SLICE_FACTOR * p.nbytes // p.slice_count)}: more than "
             f"memory={gigabytes(budget)} leaves beside initcheck's own {gigabytes(BASE)}"
         )
-    if result is None and p.lazy is not None and p.lazy.declared is None:
+    if result is None and p.lazy is not None and p.lazy.declared is None and not p.problem:
         return dataclasses.replace(
             p,
             lazy=None,

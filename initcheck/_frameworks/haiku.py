@@ -13,6 +13,11 @@ their concrete values, layer by layer, with ``jax.debug.callback``.
 
 Every key initcheck derives is kept by its bytes; a sequence whose start (or a state handed back
 by control flow) is not one of them cannot be derived, and is named as such.
+
+The abstract path (the memory budget, ``record_abstract``) watches the same init traced under
+``jax.jit``: every key is then traced and read with ``jax.debug.callback``, and the program returns
+nothing, so that XLA computes the keys and none of the values. Each value is made later, alone: by
+its declared initializer layer by layer, or by the model's own init pruned to it.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from initcheck._frameworks._declared import declared_law
 from initcheck._frameworks._protocol import IGNORED_KEY, SAME_KEY, Recording, Setting
 from initcheck._record import (
     Forward,
+    Lazy,
     Model,
     Parameter,
     apply_inputs,
@@ -60,6 +66,12 @@ class _Obs:
 
     data: list = dataclasses.field(default_factory=list)
     unreadable: str = ""
+    impl: Any = None  # a typed key's implementation (None: raw uint32 key data)
+
+    def key(self, j: int):
+        """Slice ``j`` of the key as the model had it."""
+        data = jax.numpy.asarray(np.frombuffer(self.data[j], dtype=np.uint32))
+        return data if self.impl is None else jax.random.wrap_key_data(data, impl=self.impl)
 
 
 @dataclasses.dataclass(eq=False)
@@ -101,6 +113,7 @@ class _Created:
     nexts: list  # keys its initializer drew
     stacks: tuple  # layer stacks it was made in, outermost first
     seen: Any = None  # a known initializer whose output its initializer returned
+    outer: bool = False  # made at the top of the recorded init (not inside a transform's own trace)
 
 
 @dataclasses.dataclass
@@ -115,19 +128,23 @@ class _Recording:
     set_names: set = dataclasses.field(default_factory=set)  # state names written by hk.set_state
     known: list = dataclasses.field(default_factory=list)  # known initializers seen called
     key_ops: list = dataclasses.field(default_factory=list)  # jax.random.split/fold_in on concrete keys
+    top: Any = None  # the abstract path: the trace of the jitted init (its top level), None when eager
 
 
-def _observe(key) -> _Obs:
+def _observe(key, copies: int = 1) -> _Obs:
+    """``key``'s raw data once per slice: read when the program runs for a traced key; ``copies``
+    times for a concrete one (made before the layer stacks around it, the same in each layer)."""
     obs = _Obs()
     typed = jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key)
     data = jax.random.key_data(key) if typed else key
+    obs.impl = jax.random.key_impl(key) if typed else None
     if isinstance(data, jax.core.Tracer):
         try:
             jax.debug.callback(lambda d: obs.data.append(np.asarray(d).tobytes()), data, ordered=True)
         except Exception as exc:  # noqa: BLE001 - a transform that forbids callbacks
             obs.unreadable = f"its keys are traced and cannot be read ({type(exc).__name__})"
     else:
-        obs.data.append(np.asarray(data).tobytes())
+        obs.data.extend([np.asarray(data).tobytes()] * copies)
     return obs
 
 
@@ -153,14 +170,18 @@ def _watching(rec: _Recording):
         rec.alive.append(seq)
         return s
 
+    def layers() -> int:  # the layers of the stacks being traced: a concrete key is the same in each
+        return math.prod(s.count for s in rec.active)
+
     def init(self, key_or_seed):
         originals["__init__"](self, key_or_seed)
+        observe = functools.partial(_observe, copies=layers())
         if isinstance(key_or_seed, tuple):
-            start = ("state", [_observe(key_or_seed[0]), *map(_observe, key_or_seed[1])])
+            start = ("state", [observe(key_or_seed[0]), *map(observe, key_or_seed[1])])
         elif isinstance(key_or_seed, int):
             start = ("seed", key_or_seed)
         else:
-            start = ("key", _observe(self._key))
+            start = ("key", observe(self._key))
         s = _Seq(start)
         rec.seqs[id(self)] = s
         rec.alive.append(self)
@@ -183,7 +204,8 @@ def _watching(rec: _Recording):
 
     def replace_internal_state(self, state):
         key, subkeys = state
-        seq_of(self).ops.append(("replace", [_observe(key), *map(_observe, subkeys)]))
+        observe = functools.partial(_observe, copies=layers())
+        seq_of(self).ops.append(("replace", [observe(key), *map(observe, subkeys)]))
         return originals["replace_internal_state"](self, state)
 
     def next_key(self):
@@ -223,6 +245,7 @@ def _watching(rec: _Recording):
                     [n for _, n in rec.nexts[start:]],
                     tuple(rec.active),
                     observed.made_by(value, rec.known[seen:]),
+                    _outer(value, rec),
                 )
             )
             return value
@@ -250,12 +273,84 @@ def _watching(rec: _Recording):
             base.custom_creator_unsafe(creator("state"), params=False, state=True),
             base.state_setter_stack(setter),
             observed.watching(rec.known, rec.key_ops),
+            _traced_key_ops(rec),
         ):
             yield
     finally:
         for name, fn in originals.items():
             setattr(seq_cls, name, fn)
         stacking._LayerStack.__call__ = stack_call
+
+
+def _trace_state():
+    from jax.extend import core  # the public name of JAX's trace state (haiku/_src/base.py reads it too)
+
+    return core.get_opaque_trace_state(convention="haiku")
+
+
+def _outer(value, rec: _Recording) -> bool:
+    """Whether ``value`` was made at the top of the recorded init: concrete when eager; in the
+    jitted trace itself (not a scan's, cond's or vmap's inside it) on the abstract path."""
+    if rec.top is None:
+        return not isinstance(value, jax.core.Tracer)
+    return _trace_state() == rec.top
+
+
+@contextlib.contextmanager
+def _traced_key_ops(rec: _Recording):
+    """On the abstract path (the init traced under ``jax.jit``), also every ``jax.random.split``
+    and ``fold_in`` made at the top of the trace, whose keys the eager run would see concrete
+    (``observed.watching`` records those): their data are read when the program runs. Inside
+    ``observed.watching``, whose profile hook this one calls first."""
+    inner = sys.getprofile()
+    if rec.top is None or inner is None:  # eager, or under another profiler (nothing is watched)
+        yield
+        return
+    codes = {jax.random.split.__code__: "split", jax.random.fold_in.__code__: "fold_in"}
+    busy: list[bool] = []  # reading a key op runs JAX code: not watched
+
+    def hook(frame, event, arg):
+        if busy:
+            return
+        inner(frame, event, arg)
+        if event == "return" and (kind := codes.get(frame.f_code)) is not None:
+            busy.append(True)
+            try:
+                _traced_key_op(rec, kind, frame.f_locals, arg)
+            except Exception:  # noqa: BLE001 - an op initcheck cannot read is not followed
+                pass
+            finally:
+                busy.pop()
+
+    sys.setprofile(hook)
+    try:
+        yield
+    finally:
+        sys.setprofile(inner)
+
+
+def _traced_key_op(rec: _Recording, kind: str, local_vars, output) -> None:
+    """``observed.KeyOp`` of a split or fold-in of a traced key at the top of the trace, filled in
+    with its key's and its outputs' data when the program runs."""
+    key = local_vars.get("key")
+    arg = local_vars.get("num") if kind == "split" else local_vars.get("data")
+    if not isinstance(key, jax.core.Tracer) or not isinstance(output, jax.core.Tracer):
+        return
+    if arg is None or isinstance(arg, jax.core.Tracer) or _trace_state() != rec.top:
+        return
+    if kind == "split":
+        counts = tuple(int(a) for a in np.atleast_1d(arg))
+        arg = counts if len(counts) > 1 else counts[0]
+    else:
+        arg = int(np.asarray(arg))
+    raw = lambda k: jax.random.key_data(k) if jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) else k
+
+    def seen(key_data, out_data):
+        data = np.asarray(out_data)
+        rows = data.reshape(-1, data.shape[-1]) if kind == "split" else data.reshape(1, -1)
+        rec.key_ops.append(observed.KeyOp(kind, np.asarray(key_data).tobytes(), arg, [r.tobytes() for r in rows]))
+
+    jax.debug.callback(seen, raw(key), raw(output))
 
 
 def _stored_name(context) -> str:
@@ -378,39 +473,143 @@ def _stack_roots(stack: _Stack, rec: _Recording, keys: observed.DerivedKeys) -> 
 
 
 def record(transformed, inputs, rng, *, kwargs=None, reserve_size: int | None = None) -> list[Parameter]:
-    from haiku._src import config  # lazy: Haiku loads only when a Haiku target is used
-
-    if reserve_size is None:
-        reserve_size = config.get_config().rng_reserve_size
+    """Run ``transformed.init(rng, *inputs, **kwargs)`` eagerly and return every value it made with
+    its derived key(s) and its declared initializer's values on them."""
     rec = _Recording()
     with _watching(rec):
         out = transformed.init(rng, *inputs, **(kwargs or {}))
         jax.effects_barrier()
-    params, state = out if isinstance(out, tuple) else (out, {})
-    _derive(rec, rng, reserve_size)
-    last = {}  # a name made twice (both branches of hk.cond at init): the last whose keys were seen drawn
+    _derive(rec, rng, _reserve(reserve_size))
+    last = _last_creations(rec)
+    return [
+        guarded(path, value, collection, functools.partial(_value, path, collection, value, c, path in rec.set_names))
+        for collection, path, value, c in _stored(out, last)
+    ]
+
+
+def record_abstract(
+    transformed, inputs, rng, *, kwargs=None, reserve_size: int | None = None, other_rng=None, whole: bool = False
+) -> list[Parameter]:
+    """``transformed.init`` traced under ``jax.jit`` and run with nothing but its keys as live
+    computation (no value is made: XLA removes every computation that no observed key needs), every
+    value it makes with its derived key(s) and a ``Lazy`` that makes it: slice by slice (layer by
+    layer) from its declared initializer, or by the model's own init pruned to it (from ``rng``, or
+    from ``other_rng``); with ``whole``, by one jitted init of the whole model, run once per root
+    and shared by every value. A state is made as it was created, as the eager run records it."""
+    kwargs = dict(kwargs or {})
+    root = derive.haiku_root(rng)
+    rec = _Recording()
+    shapes: list = []
+
+    def observe(r):
+        rec.top = _trace_state()
+        with _watching(rec):
+            out = transformed.init(r, *inputs, **kwargs)
+        shape = lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype)
+        trees = out if isinstance(out, tuple) else (out, {})  # (in Haiku's order: tree_map would sort them)
+        shapes.append(tuple({m: {n: shape(v) for n, v in e.items()} for m, e in t.items()} for t in trees))
+
+    jax.jit(observe)(root)  # returns nothing: only the keys the callbacks read are computed
+    jax.effects_barrier()
+    _derive(rec, rng, _reserve(reserve_size))
+    last = _last_creations(rec)
+    created = {key for key, c in last.items() if key[0] == "state" and c.outer}  # made as created, not as left
+    own = _own(transformed, inputs, kwargs, {False: root, True: other_rng}, created, whole)
+    values = []
+    for collection, path, value, c in _stored(shapes[0], last):
+        if c is not None and (collection, path) in created:
+            value = jax.ShapeDtypeStruct(np.shape(c.value), c.value.dtype)
+        p = guarded(
+            path,
+            value,
+            collection,
+            functools.partial(_value, path, collection, value, c, path in rec.set_names, own=own(collection, path)),
+        )
+        values.append(p if p.lazy is not None else dataclasses.replace(p, lazy=Lazy(None, own(collection, path))))
+    return values  # (a value with nothing derived is still made by the model's own init)
+
+
+def _reserve(reserve_size: int | None) -> int:
+    from haiku._src import config  # lazy: Haiku loads only when a Haiku target is used
+
+    return config.get_config().rng_reserve_size if reserve_size is None else reserve_size
+
+
+def _last_creations(rec: _Recording) -> dict:
+    """(collection, name) -> its creation; a name made twice (both branches of ``hk.cond`` at
+    init): the last whose keys were seen drawn."""
+    last: dict = {}
     for c in rec.created:
         seen = all(n.obs.data or n.obs.unreadable for n in c.nexts)
         if seen or (c.collection, c.name) not in last:
             last[c.collection, c.name] = c
-    values = []
+    return last
+
+
+def _stored(out, last: dict):
+    """``(collection, path, value, creation)`` of every value in ``init``'s output."""
+    params, state = out if isinstance(out, tuple) else (out, {})
     for collection, tree in (("params", params), ("state", state)):
         for module, entries in tree.items():
             for name, value in entries.items():
                 path = f"{module}/{name}"
-                c = last.get((collection, path))
-                values.append(
-                    guarded(
-                        path,
-                        value,
-                        collection,
-                        functools.partial(_value, path, collection, value, c, path in rec.set_names),
-                    )
-                )
-    return values
+                yield collection, path, value, last.get((collection, path))
 
 
-def _value(path: str, collection: str, value, c: _Created | None, set_by_model: bool) -> Parameter:
+def _own(transformed, inputs, kwargs: dict, roots: dict, created: set, whole: bool) -> Callable:
+    """``own(collection, path)``: the model's own init of that value, ``(again=False) -> array``,
+    from ``roots[again]`` (a ``jax.jit`` of ``init`` returning that value alone, or with ``whole``
+    one jitted init of the whole model per root, shared). A state in ``created`` is returned as
+    its initializer made it (the model may update it later in the same init)."""
+    from haiku._src import base  # lazy: Haiku loads only when a Haiku target is used
+
+    def init(r):
+        kept: dict = {}
+
+        def keep(next_creator, shape, dtype, init, context):
+            value = next_creator(shape, dtype, init)
+            if ("state", _stored_name(context)) in created:
+                kept["state", _stored_name(context)] = value
+            return value
+
+        with base.custom_creator_unsafe(keep, params=False, state=True):
+            out = transformed.init(r, *inputs, **kwargs)
+        params, state = out if isinstance(out, tuple) else (out, {})
+        return {"params": params, "state": state}, kept
+
+    def leaf(made, collection: str, path: str):
+        tree, kept = made
+        if (collection, path) in kept:
+            return kept[collection, path]
+        module, name = path.rsplit("/", 1)
+        return tree[collection][module][name]
+
+    def root(again: bool):
+        if again and roots[True] is None:
+            raise ValueError("no other root key was given to initialize the model from")
+        return derive.haiku_root(roots[again])
+
+    whole_init = jax.jit(init)
+    made: dict[bool, Any] = {}
+
+    def own(collection: str, path: str) -> Callable:
+        if whole:  # one jitted init of the whole model (per root), shared by every value
+
+            def from_whole(again=False):
+                if again not in made:
+                    made[again] = whole_init(root(again))
+                return leaf(made[again], collection, path)
+
+            return from_whole
+        program = jax.jit(lambda r: leaf(init(r), collection, path))
+        return lambda again=False: program(root(again))
+
+    return own
+
+
+def _value(path: str, collection: str, value, c: _Created | None, set_by_model: bool, own=None) -> Parameter:
+    """One value the init made, checked against the recording: with its expected value (eager), or
+    with ``own`` (the abstract path: the model's own init of it), a ``Lazy`` that makes it."""
     if c is None:
         if set_by_model:
             return Parameter(
@@ -456,6 +655,11 @@ def _value(path: str, collection: str, value, c: _Created | None, set_by_model: 
     slices = math.prod(counts)
     if unreadable := next((n.obs.unreadable for n in c.nexts if n.obs.unreadable), ""):
         return dataclasses.replace(base, unaudited=unreadable)
+    if own is not None and all(len(n.obs.data) >= slices for n in c.nexts):
+        # the abstract path: a value whose keys are not derived (or not as the rule gives) is still
+        # made slice by slice, by its declared initializer on the keys Haiku handed it
+        handed = lambda j: _run(c, [n.obs.key(j) for n in c.nexts], c.nexts[-1].obs.key(j) if c.nexts else None)
+        base.lazy = Lazy(handed, own)
     if fixed := next((n.seq.fixed for n in c.nexts if n.seq is not None and n.seq.fixed), ""):
         return dataclasses.replace(base, problem=fixed)
     if any(j not in n.own for n in c.nexts for j in range(slices)):
@@ -472,21 +676,22 @@ def _value(path: str, collection: str, value, c: _Created | None, set_by_model: 
             base,
             problem=f"Haiku handed {path}'s initializer a different key than the sequence rule gives ({n.text[j]})",
         )
-    made = [
-        np.asarray(_run(c, [n.own[j] for n in c.nexts], c.nexts[-1].spare[j] if c.nexts else None))
-        for j in range(slices)
-    ]
-    expected = np.stack(made).reshape(np.shape(value))
+
+    def declared(j: int):  # slice j (layer j of the stacks) from the declared initializer on its keys
+        return _run(c, [n.own[j] for n in c.nexts], c.nexts[-1].spare[j] if c.nexts else None)
+
+    if own is None:  # eager: made now, laid out as the stored value
+        base.expected = np.stack([np.asarray(declared(j)) for j in range(slices)]).reshape(np.shape(value))
+    else:  # abstract: made later, slice by slice
+        base.lazy = Lazy(declared, own)
     if not c.nexts:
-        return dataclasses.replace(base, expected=expected, derivation="no key: a deterministic initializer")
+        return dataclasses.replace(base, derivation="no key: a deterministic initializer")
     first = c.nexts[0]
     text = first.text[0] + (f" in layer 0 of {slices}, and alike in each layer" if counts else "")
     if len(c.nexts) > 1:
         text += f", then {len(c.nexts) - 1} more key(s)"
     keys = [first.own[j] for j in range(slices)]
-    return dataclasses.replace(
-        base, expected=expected, derivation=text, key=jax.numpy.stack(keys) if counts else keys[0]
-    )
+    return dataclasses.replace(base, derivation=text, key=jax.numpy.stack(keys) if counts else keys[0])
 
 
 def _run(c: _Created, keys: list, spare):
@@ -532,7 +737,6 @@ class Haiku:
     """Haiku: an ``hk.transform``ed (or ``transform_with_state``) function, ``init(rng, *inputs)``."""
 
     name, family, reinitializes = "haiku", "haiku", True
-    record_abstract: Any = None  # no abstract path yet: a model over the memory budget is refused
     settings: tuple[Setting, ...] = (haiku_laws.RESERVE_SIZE,)
 
     def recognises(self, model) -> bool:
@@ -549,6 +753,22 @@ class Haiku:
         reserve = settings.get(haiku_laws.RESERVE_SIZE.name)
         return Recording(
             record(target.model, target.args, target.rng, kwargs=dict(target.kwargs), reserve_size=reserve)
+        )
+
+    def record_abstract(
+        self, target: Model, settings: Mapping[str, Any], other: Any = None, whole: bool = False
+    ) -> Recording:
+        reserve = settings.get(haiku_laws.RESERVE_SIZE.name)
+        return Recording(
+            record_abstract(
+                target.model,
+                target.args,
+                target.rng,
+                kwargs=dict(target.kwargs),
+                reserve_size=reserve,
+                other_rng=other,
+                whole=whole,
+            )
         )
 
     def forward(self, target: Model, recording: Recording) -> Forward:

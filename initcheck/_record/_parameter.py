@@ -107,7 +107,8 @@ class Lazy:
     """How to make a value recorded abstractly (``jax.eval_shape``), one piece at a time.
 
     ``declared(i)`` is slice ``i`` (``i < slice_count``, in the order of ``Parameter.slices``) made
-    by the declared initializer on its derived key, laid out as the stored value's slice;
+    by the declared initializer on its derived key (or, for a value whose key is not derived, on the
+    key the framework handed it), laid out as the stored value's slice;
     ``own()`` is the model's own init pruned to this value (one jitted program whose other outputs
     XLA removes) and ``own(again=True)`` the same from another root key, or None when it cannot be
     run, ``own_refusal`` saying why.
