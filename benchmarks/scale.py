@@ -4,6 +4,7 @@ process's peak RSS after it), then the model's own ``jax.jit(model.init)`` in th
 (compile and run; skipped where its values do not fit this machine), and the ratio.
 
     python benchmarks/scale.py [--models gpt-35m,gpt2-small,resnet50,llama-1.3b,llama3-8b] [--memory 6GB]
+    python benchmarks/scale.py --models llama3-8b-nnx,llama3-8b-haiku --memory 6GB
 
 Targets: audit <= 3x the jitted init and peak RSS <= 2x the parameters' bytes + 1.5 GB (GPT-2
 small, ResNet-50); the Llama-3-8B-shaped config within 15 minutes and 6 GB peak RSS, conforming.
@@ -13,29 +14,59 @@ The models are ``tests/corpus/scale_models.py``'s.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import resource
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("gpt-35m", "gpt2-small", "resnet50", "llama-1.3b", "llama3-8b")
+OTHERS = ("llama3-8b-nnx", "llama3-8b-haiku")  # the 8B shape in Flax nnx and in Haiku (not run by default)
 JIT_LIMIT = 6 * 2**30  # the jitted init is run only where its values take less than this
 
 
-def build(name: str):
+@dataclasses.dataclass
+class Built:
+    """A model as ``initcheck.audit`` takes it, its own jitted init (a function of a key) and its
+    parameter count."""
+
+    model: object
+    inputs: tuple
+    options: dict
+    init: Callable
+    count: int
+
+
+def build(name: str) -> Built:
+    import jax
     import jax.numpy as jnp
+    from flax import nnx
 
     from tests.corpus import scale_models as sm
 
+    def linen(model, *inputs):
+        return Built(model, inputs, {}, lambda key: model.init(key, *inputs), sm.parameter_count(model, *inputs))
+
+    if name == "llama3-8b-nnx":
+        make = lambda key: nnx.state(sm.NnxLlama(sm.LLAMA3_8B, rngs=nnx.Rngs(params=key)))
+        count = sum(math.prod(x.shape) for x in jax.tree_util.tree_leaves(jax.eval_shape(make, jax.random.key(0))))
+        return Built(sm.NnxLlama, (sm.LLAMA3_8B,), {"call_args": (sm.tokens(),)}, make, count)
+    if name == "llama3-8b-haiku":
+        model, x = sm.haiku_llama(sm.LLAMA3_8B), sm.tokens()
+        shapes = jax.eval_shape(model.init, jax.random.key(0), x)
+        count = sum(math.prod(p.shape) for p in jax.tree_util.tree_leaves(shapes))
+        return Built(model, (x,), {}, lambda key: model.init(key, x), count)
     return {
-        "gpt-35m": lambda: (sm.GPT(sm.GPT_35M), sm.tokens()),
-        "gpt2-small": lambda: (sm.GPT(sm.GPT2_SMALL), sm.tokens()),
-        "resnet50": lambda: (sm.ResNet50(), jnp.ones((1, 224, 224, 3))),
-        "llama-1.3b": lambda: (sm.Llama(sm.LLAMA_1_3B), sm.tokens()),
-        "llama3-8b": lambda: (sm.Llama(sm.LLAMA3_8B), sm.tokens()),
+        "gpt-35m": lambda: linen(sm.GPT(sm.GPT_35M), sm.tokens()),
+        "gpt2-small": lambda: linen(sm.GPT(sm.GPT2_SMALL), sm.tokens()),
+        "resnet50": lambda: linen(sm.ResNet50(), jnp.ones((1, 224, 224, 3))),
+        "llama-1.3b": lambda: linen(sm.Llama(sm.LLAMA_1_3B), sm.tokens()),
+        "llama3-8b": lambda: linen(sm.Llama(sm.LLAMA3_8B), sm.tokens()),
     }[name]()
 
 
@@ -48,23 +79,22 @@ def measure(name: str, memory: str | None) -> dict:
     import jax
 
     import initcheck
-    from tests.corpus import scale_models as sm
 
-    model, x = build(name)
-    count = sm.parameter_count(model, x)
+    built = build(name)
     started = time.perf_counter()
     report = initcheck.audit(
-        model,
-        x,
+        built.model,
+        *built.inputs,
         rng=0,
         memory=memory,
         progress=lambda line: print(f"  {time.perf_counter() - started:7.1f}s {line}", file=sys.stderr, flush=True),
+        **built.options,
     )
     audit_s, audit_peak = time.perf_counter() - started, peak_gb()
-    init_s = None
+    init_s, count = None, built.count
     if 4 * count <= JIT_LIMIT:
         started = time.perf_counter()
-        jax.block_until_ready(jax.jit(model.init)(jax.random.key(0), x))
+        jax.block_until_ready(jax.jit(built.init)(jax.random.key(0)))
         init_s = time.perf_counter() - started
     return {
         "model": name,
@@ -90,7 +120,7 @@ def main() -> None:
         print(json.dumps(measure(args.one, args.memory)))
         return
     print(
-        f"{'model':<12} {'params':>8} {'jit init':>9} {'audit':>8} {'ratio':>6} {'peak RSS':>9} {'RSS target':>10}  result"
+        f"{'model':<16} {'params':>8} {'jit init':>9} {'audit':>8} {'ratio':>6} {'peak RSS':>9} {'RSS target':>10}  result"
     )
     for name in args.models.split(","):
         command = [sys.executable, __file__, "--one", name] + (["--memory", args.memory] if args.memory else [])
@@ -99,7 +129,7 @@ def main() -> None:
         init = f"{row['init_s']:.1f}s" if row["init_s"] else "-"
         ratio = f"{row['ratio']:.1f}x" if row["ratio"] else "-"
         print(
-            f"{row['model']:<12} {row['parameters'] / 1e6:>7.0f}M {init:>9} {row['audit_s']:>7.1f}s {ratio:>6} "
+            f"{row['model']:<16} {row['parameters'] / 1e6:>7.0f}M {init:>9} {row['audit_s']:>7.1f}s {ratio:>6} "
             f"{row['peak_rss_gb']:>8.2f}G {row['rss_target_gb']:>9.2f}G  {row['result']}",
             flush=True,
         )

@@ -115,27 +115,47 @@ def test_a_scanned_language_model_conforms_on_the_abstract_path(whole, monkeypat
     assert abstract.signal is None and "memory budget" in abstract.signal_unavailable
 
 
+# the Llama shape (a small config of the 8B benchmark's classes) as each framework's code writes it:
+# linen nn.scan, nnx.vmap with nnx.split_rngs run by nnx.scan, hk.layer_stack
+LLAMA = {
+    "linen": lambda c: (sm.Llama(c), (sm.tokens(),), {}),
+    "nnx": lambda c: (sm.NnxLlama, (c,), {"call_args": (sm.tokens(),)}),
+    "haiku": lambda c: (sm.haiku_llama(c), (sm.tokens(),), {}),
+}
+SCALED = laws.Normal(0.02 / math.sqrt(2 * TINY_LLAMA.depth))  # the residual projections' intended law
+DOWN = {"**/w2/**": SCALED, "**/wo/**": SCALED}
+
+
+def _llama(framework: str, bug: str = ""):
+    return LLAMA[framework](sm.LlamaConfig(**{**TINY_LLAMA.__dict__, "bug": bug}))
+
+
+def _layer(name: str, paths) -> bool:
+    return any(f"layers/{name}/" in path for path in paths)
+
+
 @pytest.mark.parametrize("whole", [True, False], ids=["whole", "slices"])
-def test_layers_handed_one_key_fail_on_the_abstract_path(whole, monkeypatch):
+@pytest.mark.parametrize("framework", LLAMA)
+def test_layers_handed_one_key_fail_on_the_abstract_path(framework, whole, monkeypatch):
     _abstract(monkeypatch, whole=whole)
-    config = sm.LlamaConfig(**{**TINY_LLAMA.__dict__, "bug": "shared_layer_keys"})
-    report = initcheck.audit(sm.Llama(config), sm.tokens(), rng=0, memory="2GB")
+    model, inputs, options = _llama(framework, "shared_layer_keys")
+    report = initcheck.audit(model, *inputs, rng=0, memory="2GB", **options)
     failed = {v.case.path for v in report.failures if v.property == "derivation"}
-    assert {"layers/w1/kernel", "layers/wq/kernel"} <= failed, report.failure_text()
+    assert _layer("w1", failed) and _layer("wq", failed), report.failure_text()
     assert report.result == "fail"
 
 
 @pytest.mark.parametrize("whole", [True, False], ids=["whole", "slices"])
-def test_down_projections_without_their_depth_scale_fail_on_the_abstract_path(whole, monkeypatch):
+@pytest.mark.parametrize("framework", LLAMA)
+def test_down_projections_without_their_depth_scale_fail_on_the_abstract_path(framework, whole, monkeypatch):
     _abstract(monkeypatch, whole=whole)
-    config = sm.LlamaConfig(**{**TINY_LLAMA.__dict__, "bug": "unscaled_down"})
-    intended = laws.Normal(0.02 / math.sqrt(2 * config.depth))
-    expect = {"layers/w2/kernel": intended, "layers/wo/kernel": intended}
-    report = initcheck.audit(sm.Llama(config), sm.tokens(), rng=0, memory="2GB", expect=expect)
-    failed = {(v.case.path, v.property) for v in report.failures}
-    assert {("layers/w2/kernel", "intent"), ("layers/wo/kernel", "intent")} <= failed, report.failure_text()
-    assert ("layers/w2/kernel", "moments") in failed, report.failure_text()
-    correct = initcheck.audit(sm.Llama(TINY_LLAMA), sm.tokens(), rng=0, memory="2GB", expect=expect)
+    model, inputs, options = _llama(framework, "unscaled_down")
+    report = initcheck.audit(model, *inputs, rng=0, memory="2GB", expect=DOWN, **options)
+    intent = {v.case.path for v in report.failures if v.property == "intent"}
+    moments = {v.case.path for v in report.failures if v.property == "moments"}
+    assert _layer("w2", intent) and _layer("wo", intent) and _layer("w2", moments), report.failure_text()
+    model, inputs, options = _llama(framework)
+    correct = initcheck.audit(model, *inputs, rng=0, memory="2GB", expect=DOWN, **options)
     assert correct.result == "pass", correct.failure_text()
 
 

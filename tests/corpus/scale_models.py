@@ -1,5 +1,7 @@
 """Models at the sizes people train, written as their code bases write them (GPT-2 and Llama in the
-style of nanoGPT / MaxText ports to linen, a ResNet-50 in the style of Flax's ``examples/imagenet``).
+style of nanoGPT / MaxText ports to linen, a ResNet-50 in the style of Flax's ``examples/imagenet``;
+the Llama shape also in Flax nnx, its layers made under ``nnx.vmap`` with ``nnx.split_rngs`` and run
+with ``nnx.scan`` as the nnx guide's "scan over layers" does, and in Haiku under ``hk.layer_stack``).
 
 Every model is a correct one unless a ``bug`` is asked for; ``benchmarks/scale.py`` times them at
 full size and ``tests/test_budget.py`` audits small configs of the same classes.
@@ -12,8 +14,10 @@ import functools
 import math
 
 import flax.linen as nn
+import haiku as hk
 import jax
 import jax.numpy as jnp
+from flax import nnx
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +81,11 @@ class LlamaConfig:
     # "unscaled_down": the down projections (wo, w2) lack their 1/sqrt(2L) scale
 
 
+def _down_std(c: LlamaConfig) -> float:
+    """The residual projections' std: 0.02 / sqrt(2L), or 0.02 with the "unscaled_down" bug."""
+    return 0.02 if c.bug == "unscaled_down" else 0.02 / math.sqrt(2 * c.depth)
+
+
 class RMSNorm(nn.Module):
     @nn.compact
     def __call__(self, x):
@@ -99,7 +108,7 @@ class LlamaBlock(nn.Module):
         k, v = (jnp.repeat(t, c.heads // c.kv_heads, axis=-2) for t in (k, v))
         weights = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(head), -1)
         attended = jnp.einsum("bhqk,bkhd->bqhd", weights, v)
-        out = nn.initializers.normal(0.02 if c.bug == "unscaled_down" else 0.02 / math.sqrt(2 * c.depth))
+        out = nn.initializers.normal(_down_std(c))
         x = x + dense(c.width, axis=(-2, -1), kernel_init=out, name="wo")(attended)
         y = RMSNorm(name="ffn_norm")(x)
         hidden = nn.silu(dense(c.hidden, name="w1")(y)) * dense(c.hidden, name="w3")(y)
@@ -122,6 +131,110 @@ class Llama(nn.Module):
         x, _ = layers(x, None)
         x = RMSNorm(name="norm")(x)
         return nn.Dense(c.vocab, use_bias=False, kernel_init=nn.initializers.normal(0.02), name="output")(x)
+
+
+class NnxLlamaBlock(nnx.Module):
+    def __init__(self, c: LlamaConfig, *, rngs: nnx.Rngs):
+        head = c.width // c.heads
+        dense = functools.partial(nnx.Linear, use_bias=False, kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
+        down = functools.partial(
+            nnx.Linear, use_bias=False, kernel_init=nnx.initializers.normal(_down_std(c)), rngs=rngs
+        )
+        self.heads, self.kv_heads, self.head = c.heads, c.kv_heads, head
+        self.attention_norm = nnx.RMSNorm(c.width, rngs=rngs)
+        self.wq = dense(c.width, c.heads * head)
+        self.wk = dense(c.width, c.kv_heads * head)
+        self.wv = dense(c.width, c.kv_heads * head)
+        self.wo = down(c.heads * head, c.width)
+        self.ffn_norm = nnx.RMSNorm(c.width, rngs=rngs)
+        self.w1 = dense(c.width, c.hidden)
+        self.w3 = dense(c.width, c.hidden)
+        self.w2 = down(c.hidden, c.width)
+
+    def __call__(self, x):
+        b, t, _ = x.shape
+        y = self.attention_norm(x)
+        q = self.wq(y).reshape(b, t, self.heads, self.head)
+        k, v = (p(y).reshape(b, t, self.kv_heads, self.head) for p in (self.wk, self.wv))
+        k, v = (jnp.repeat(a, self.heads // self.kv_heads, axis=-2) for a in (k, v))
+        weights = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(self.head), -1)
+        x = x + self.wo(jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, t, -1))
+        y = self.ffn_norm(x)
+        return x + self.w2(nnx.silu(self.w1(y)) * self.w3(y))
+
+
+class NnxLlama(nnx.Module):
+    """The Llama shape in nnx: the blocks made under ``nnx.vmap`` (``nnx.split_rngs`` gives each its
+    key; left out with the "shared_layer_keys" bug) and run with ``nnx.scan``."""
+
+    def __init__(self, c: LlamaConfig, *, rngs: nnx.Rngs):
+        self.tok_embeddings = nnx.Embed(c.vocab, c.width, embedding_init=nnx.initializers.normal(1.0), rngs=rngs)
+
+        if c.bug == "shared_layer_keys":
+
+            @nnx.vmap(in_axes=None, out_axes=0, axis_size=c.depth)
+            def create_blocks(rngs: nnx.Rngs):
+                return NnxLlamaBlock(c, rngs=rngs)
+
+        else:
+
+            @nnx.split_rngs(splits=c.depth)
+            @nnx.vmap(in_axes=(0,), out_axes=0)
+            def create_blocks(rngs: nnx.Rngs):
+                return NnxLlamaBlock(c, rngs=rngs)
+
+        self.layers = create_blocks(rngs)
+        self.norm = nnx.RMSNorm(c.width, rngs=rngs)
+        self.output = nnx.Linear(c.width, c.vocab, use_bias=False, kernel_init=nnx.initializers.normal(0.02), rngs=rngs)
+
+    def __call__(self, tokens):
+        @nnx.scan(in_axes=(nnx.Carry, 0), out_axes=nnx.Carry)
+        def forward(x, block):
+            return block(x)
+
+        return self.output(self.norm(forward(self.tok_embeddings(tokens), self.layers)))
+
+
+def haiku_llama(c: LlamaConfig) -> hk.Transformed:
+    """The Llama shape in Haiku: the blocks under ``hk.layer_stack`` (each layer its own key; the
+    "shared_layer_keys" bug hands every layer one key drawn before the stack, with ``hk.with_rng``)."""
+    head = c.width // c.heads
+
+    def forward(tokens):
+        normal, down = hk.initializers.RandomNormal(0.02), hk.initializers.RandomNormal(_down_std(c))
+        x = hk.Embed(c.vocab, c.width, w_init=hk.initializers.RandomNormal(1.0), name="tok_embeddings")(tokens)
+        shared = hk.next_rng_key() if c.bug == "shared_layer_keys" and hk.running_init() else None
+
+        def block(x):
+            b, t, _ = x.shape
+            y = hk.RMSNorm(-1, name="attention_norm")(x)
+            q = hk.Linear(c.heads * head, with_bias=False, w_init=normal, name="wq")(y).reshape(b, t, c.heads, head)
+            k, v = (
+                hk.Linear(c.kv_heads * head, with_bias=False, w_init=normal, name=name)(y).reshape(
+                    b, t, c.kv_heads, head
+                )
+                for name in ("wk", "wv")
+            )
+            k, v = (jnp.repeat(a, c.heads // c.kv_heads, axis=-2) for a in (k, v))
+            weights = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(head), -1)
+            attended = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, t, -1)
+            x = x + hk.Linear(c.width, with_bias=False, w_init=down, name="wo")(attended)
+            y = hk.RMSNorm(-1, name="ffn_norm")(x)
+            w1 = hk.Linear(c.hidden, with_bias=False, w_init=normal, name="w1")(y)
+            w3 = hk.Linear(c.hidden, with_bias=False, w_init=normal, name="w3")(y)
+            return x + hk.Linear(c.width, with_bias=False, w_init=down, name="w2")(jax.nn.silu(w1) * w3)
+
+        def layer(x):
+            if shared is None:
+                return block(x)
+            with hk.with_rng(shared):
+                return block(x)
+
+        x = hk.layer_stack(c.depth, name="layers")(layer)(x)
+        x = hk.RMSNorm(-1, name="norm")(x)
+        return hk.Linear(c.vocab, with_bias=False, w_init=hk.initializers.RandomNormal(0.02), name="output")(x)
+
+    return hk.transform(forward)
 
 
 class Bottleneck(nn.Module):
