@@ -11,6 +11,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -208,6 +209,8 @@ def file_problem(path) -> str | None:
     path = Path(path)
     if path.is_dir():
         return f"{path} is a folder; give a file path"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path} is not writable"
     return _folder_problem(path.parent)
 
 
@@ -227,4 +230,9 @@ def _folder_problem(folder: Path) -> str | None:
         return f"{existing} is a file, so no folder can be made inside it"
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} is not writable"
+    try:  # what os.access cannot tell (a read-only or virtual file system such as /proc, as root too)
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as exc:
+        return f"no file can be made in {existing} ({exc.strerror or exc})"
     return None

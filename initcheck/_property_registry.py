@@ -45,13 +45,14 @@ LOW_PRECISION = "low-precision sampling"  # a 16-bit sampler coarser than the dt
 WRONG_SCALE = "wrong scale"  # values from a law of another variance or support
 WRONG_SHAPE = "wrong shape"  # an array of another shape than asked
 RAISES = "raises"  # an error where the law promises values
+WEAK_TYPE = "weak type"  # a weak-typed array (a Python scalar without a dtype) where a dtype was asked
 
 REGISTRY: tuple[Property, ...] = (
     Property(
         "contract",
         "callable as (key, shape, dtype), exact shape and dtype, finite, jit-able, legacy and typed keys",
         INITIALIZER,
-        (WRONG_SHAPE, RAISES),
+        (WRONG_SHAPE, RAISES, WEAK_TYPE),
     ),
     Property("determinism", "the same key gives the same output, eager and jitted", INITIALIZER),
     Property("key_sensitivity", "other keys give other, independent outputs (random laws)", DRAWS),

@@ -155,7 +155,8 @@ class Verdict:
 class Coverage:
     """How much of a target initcheck could check: of its `values` (an audited model's parameters,
     variables and random state), how many had a known law and how many a modelled key derivation.
-    `gaps` says, one line per value not covered, what is missing and why."""
+    `gaps` says, one line per value not covered, what is missing and why, and what else the audit
+    could not check (the fans, when the forward pass could not be traced)."""
 
     values: int
     law_known: int
@@ -166,11 +167,13 @@ class Coverage:
 
     @property
     def share(self) -> float:
-        return self.covered / self.values if self.values else 1.0
+        return self.covered / self.values if self.values else 0.0
 
     @property
     def complete(self) -> bool:
-        return self.covered == self.values
+        """Every value covered, nothing the audit could not check (`gaps`), and at least one
+        value (a model that made none was not audited)."""
+        return self.covered == self.values > 0 and not self.gaps
 
     def __str__(self) -> str:
         computed = f"; {len(self.computed)} computed values not counted" if self.computed else ""

@@ -5,6 +5,8 @@ each report, below 1e-5 for every model here); the fixed rng keeps them determin
 
 from __future__ import annotations
 
+import math
+
 import flax
 import flax.linen as nn
 import haiku as hk
@@ -154,17 +156,33 @@ def test_nnx_parameters_without_an_initializer_argument_are_named_not_hidden():
     assert verdict.status == "skip" and verdict.case.path == "w" and "*_init" in verdict.message
 
 
+def penzai_like(key):
+    """A factory of a framework initcheck does not know (as penzai's take ``key=``): a pytree of
+    arrays, no ``equinox.Module``."""
+    k1, k2 = jax.random.split(key)
+    return {"linear": {"w": jax.random.normal(k1, (4, 4)), "b": jax.random.normal(k2, (4,))}}
+
+
 @pytest.mark.parametrize(
     "model,match",
     [
         (3, "model=3 is not a Flax linen Module"),
         (lambda x: x, "takes no rngs= argument"),
         (lambda rngs: 3, "returned int, not an nnx.Module"),
+        (penzai_like, "returned builtins.dict, which holds no equinox.Module; initcheck audits"),
     ],
 )
 def test_bad_models_get_clear_errors(model, match):
     with pytest.raises(TypeError, match=match):
         initcheck.audit(model, rng=0)
+
+
+def test_a_factory_of_an_unknown_framework_is_refused_on_the_memory_budget_path_too(monkeypatch):
+    from initcheck._audit import _budget
+
+    monkeypatch.setattr(_budget, "IN_MEMORY_FACTOR", 10**12)
+    with pytest.raises(TypeError, match="penzai_like: a factory taking key= is audited as an Equinox model"):
+        initcheck.audit(penzai_like, rng=0, memory="2GB")
 
 
 def test_a_built_nnx_module_is_refused_with_the_fix():
@@ -207,7 +225,10 @@ def test_nnx_wrappers_and_modified_orthogonal_have_laws():
             )
             self.cell = nnx.LSTMCell(8, 16, rngs=rngs)  # recurrent kernels: nnx's modified_orthogonal
 
-    report = initcheck.audit(Layer, rng=0)
+        def __call__(self, x):
+            return self.linear(x)
+
+    report = initcheck.audit(Layer, rng=0, call_args=(jnp.ones((2, 16)),))
     assert report.result == "pass", report.failure_text() + str(report.coverage)
     structure = {v.case.path: v for v in report.verdicts if v.property == "structure"}
     assert structure["cell/hf/kernel"].status == "pass" and "orthogonal" in structure["cell/hf/kernel"].message
@@ -306,6 +327,28 @@ def test_a_model_with_only_unknown_values_is_partial_not_a_pass_on_zero_verdicts
     assert "CONFORMS PARTIALLY" in str(report)
 
 
+class Activation(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        return nn.gelu(x)
+
+
+@pytest.mark.parametrize(
+    "model, inputs",
+    [
+        (Activation(), (jnp.ones((2, 4)),)),
+        (hk.transform(lambda x: jax.nn.relu(x)), (jnp.ones((2, 4)),)),
+        (lambda rngs: nnx.Sequential(nnx.relu), ()),
+    ],
+    ids=["linen", "haiku", "nnx"],
+)
+def test_a_model_that_makes_no_values_is_partial_not_a_pass(model, inputs):
+    report = initcheck.audit(model, *inputs, rng=0)
+    assert report.result == "partial" and not report.coverage.complete, report
+    assert "coverage 0/0 values (0%)" in str(report.coverage)
+    assert any("nothing was audited" in gap for gap in report.coverage.gaps)
+
+
 def test_a_kernel_stored_as_a_transformed_view_is_named_not_failed():
     """nn.WeightNorm and nn.SpectralNorm keep the normalized view of the kernel (nn.map_variables
     with init=True): not what the initializer drew, and not a failure."""
@@ -371,6 +414,28 @@ def test_an_intended_law_that_the_declared_initializer_does_not_promise_fails_na
     assert right.result == "pass" and sum(v.property == "intent" for v in right.verdicts) == 3
 
 
+class Embedder(nn.Module):
+    @nn.compact
+    def __call__(self, tokens):
+        x = nn.Embed(1000, 64, name="embedding")(
+            tokens
+        )  # Flax's default: variance_scaling(1, fan_in, normal, out_axis=0)
+        return nn.Dense(64, kernel_init=nn.initializers.normal(0.02 / math.sqrt(8)), name="proj")(x)
+
+
+def test_intended_laws_are_compared_as_distributions_on_the_value_s_shape():
+    """The same law written another way is the intended law: a float that differs in its last bit,
+    a variance scaling that is a normal of std 1/8 on a (1000, 64) table; a law 1e-4 away is not."""
+    tokens = jnp.zeros((1, 4), jnp.int32)
+    same = {"embedding/embedding": laws.Normal(0.125), "proj/kernel": laws.Normal(0.02 * 8**-0.5)}
+    report = initcheck.audit(Embedder(), tokens, rng=0, expect=same)
+    intents = [v for v in report.verdicts if v.property == "intent"]
+    assert len(intents) == 2 and all(v.status == "pass" for v in intents), report.failure_text()
+    apart = initcheck.audit(Embedder(), tokens, rng=0, expect={"proj/kernel": laws.Normal(0.02 * 8**-0.5 * 1.0001)})
+    (intent,) = [v for v in apart.verdicts if v.property == "intent"]
+    assert intent.status == "fail", intent
+
+
 def test_an_intended_law_completes_the_coverage_of_an_unknown_initializer():
     def handmade(key, shape, dtype=jnp.float32):
         return 0.02 * jax.random.normal(key, shape, dtype)
@@ -427,13 +492,86 @@ def test_models_with_keyword_inputs_and_rng_dicts_in_every_framework():
         def __init__(self, din, *, dout, rngs):
             self.linear = nnx.Linear(din, dout, rngs=rngs)
 
+        def __call__(self, x):
+            return self.linear(x)
+
     for target in (
         initcheck.Model(Tagger(), kwargs={"inputs": jnp.ones((2, 8)), "train": True}, rng={"params": 0, "dropout": 1}),
         initcheck.Model(hk.transform(haiku_net), (jnp.ones((2, 8)),), {"width": 4}, rng=jax.random.PRNGKey(3)),
-        initcheck.Model(NnxNet, (8,), {"dout": 4}, rng={"params": 2}),
+        initcheck.Model(NnxNet, (8,), {"dout": 4}, rng={"params": 2}, call_args=(jnp.ones((2, 8)),)),
     ):
         report = initcheck.audit(target)
         assert report.result == "pass", report.failure_text() + str(report.coverage)
     assert initcheck.Model.of((Tagger(), 1, 2)).args == (1, 2) and initcheck.Model.of(Tagger()).args == ()
     with pytest.raises(TypeError, match="carries its inputs"):
         initcheck.audit(initcheck.Model(Tagger()), jnp.ones(1))
+
+
+class GemmaRMSNorm(nnx.Module):
+    """Flax's examples/gemma RMSNorm: its scale_init is called with an int shape, as JAX allows."""
+
+    def __init__(self, dim: int, *, scale_init=None, rngs: nnx.Rngs):
+        scale_init = scale_init or nnx.initializers.zeros_init()
+        self.scale = nnx.Param(scale_init(rngs.params(), dim))
+
+    def __call__(self, x):
+        return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + 1e-6) * (1 + self.scale[...])
+
+
+class GemmaBlock(nnx.Module):
+    def __init__(self, *, rngs: nnx.Rngs):
+        self.pre_attention_norm = GemmaRMSNorm(16, rngs=rngs)
+        self.proj = nnx.Linear(16, 16, rngs=rngs)
+
+    def __call__(self, x):
+        return self.proj(self.pre_attention_norm(x))
+
+
+def test_an_initializer_called_with_an_int_shape_is_audited():
+    report = initcheck.audit(GemmaBlock, rng=0, call_args=(jnp.ones((2, 16)),))
+    assert report.result == "pass", report
+    scale = {v.property: v.status for v in report.verdicts if v.case.path == "pre_attention_norm/scale"}
+    assert scale["derivation"] == "pass" and report.coverage.complete, (scale, report.coverage)
+
+
+ORTHOGONAL_FLAT = [  # each calls kernel_init on (in, prod(features)) and reshapes the draw
+    (nn.DenseGeneral((4, 2), kernel_init=jax.nn.initializers.orthogonal()), (jnp.ones((2, 3)),), {}),
+    (
+        nn.MultiHeadDotProductAttention(num_heads=2, qkv_features=8, kernel_init=jax.nn.initializers.orthogonal()),
+        (jnp.ones((1, 3, 8)),),
+        {},
+    ),
+    (
+        lambda rngs: nnx.LinearGeneral(3, (4, 2), kernel_init=jax.nn.initializers.orthogonal(), rngs=rngs),
+        (),
+        {"call_args": (jnp.ones((2, 3)),)},
+    ),
+    (
+        lambda rngs: nnx.MultiHeadAttention(
+            num_heads=2,
+            in_features=8,
+            qkv_features=8,
+            decode=False,
+            kernel_init=jax.nn.initializers.orthogonal(),
+            rngs=rngs,
+        ),
+        (),
+        {"call_args": (jnp.ones((1, 3, 8)),)},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "model, inputs, options", ORTHOGONAL_FLAT, ids=["DenseGeneral", "MHA", "LinearGeneral", "nnx-MHA"]
+)
+def test_orthogonal_kernels_drawn_flat_and_reshaped_are_orthogonal_where_drawn(model, inputs, options):
+    report = initcheck.audit(model, *inputs, rng=0, **options)
+    structure = [v for v in report.verdicts if v.property == "structure"]
+    assert structure and all(v.status == "pass" for v in structure), report.failure_text()
+    assert report.result == "pass", report.failure_text()
+
+
+def test_a_kernel_that_is_not_orthogonal_where_drawn_still_fails_structure():
+    fake = initcheck.expects(laws.Orthogonal(1.0))(jax.nn.initializers.normal(1.0))
+    report = initcheck.audit(nn.DenseGeneral((4, 2), kernel_init=fake), jnp.ones((2, 3)), rng=0)
+    assert ("kernel", "structure") in {(v.case.path, v.property) for v in report.failures}, report

@@ -33,7 +33,7 @@ def _statuses(report, prop):
 
 
 def test_the_mlp_of_the_issue_verifies_every_arrays_derivation_and_law():
-    report = initcheck.audit(lambda key: eqx.nn.MLP(8, 2, 32, 3, key=key), rng=0)
+    report = initcheck.audit(lambda key: eqx.nn.MLP(8, 2, 32, 3, key=key), rng=0, call_args=(jnp.ones(8),))
     assert report.result == "pass", report.failure_text()
     assert report.coverage.complete and report.coverage.values == 8
     derivations = {v.case.path: v.message for v in report.verdicts if v.property == "derivation"}
@@ -89,7 +89,9 @@ def test_equinox_rules_give_every_layer_s_arrays_bit_for_bit(layer, rng):
 
 
 def test_weight_norm_s_g_is_computed_not_an_initial_value():
-    report = initcheck.audit(lambda key: eqx.nn.WeightNorm(eqx.nn.Linear(6, 4, key=key)), rng=0)
+    report = initcheck.audit(
+        lambda key: eqx.nn.WeightNorm(eqx.nn.Linear(6, 4, key=key)), rng=0, call_args=(jnp.ones(6),)
+    )
     assert report.result == "pass", report.failure_text()
     assert any(line.startswith("g (") and "norm of the wrapped layer" in line for line in report.coverage.computed)
     assert _statuses(report, "derivation")["layer/weight"] == "pass"
@@ -102,7 +104,10 @@ def test_a_model_class_takes_its_inputs_and_key():
         def __init__(self, width, classes, *, key):
             self.proj = eqx.nn.Linear(width, classes, key=key)
 
-    report = initcheck.audit(Head, 16, 3, rng=1)
+        def __call__(self, x):
+            return self.proj(x)
+
+    report = initcheck.audit(Head, 16, 3, rng=1, call_args=(jnp.ones(16),))
     assert report.result == "pass" and set(_statuses(report, "derivation")) == {"proj/weight", "proj/bias"}
 
 

@@ -185,7 +185,9 @@ def test_output_paths_that_cannot_be_written_are_refused_before_any_check(tmp_pa
     )
     assert check.returncode == 2
     assert "--json taken/c.json: taken is a file, so no folder can be made inside it" in check.stderr
-    assert "Traceback" not in report.stderr + check.stderr
+    virtual = run("audit", "tests.corpus.linen_models:nothing", "--json", "/proc/x.json", cwd=tmp_path)
+    assert virtual.returncode == 2 and "--json /proc/x.json: no file can be made in /proc" in virtual.stderr
+    assert "Traceback" not in report.stderr + check.stderr + virtual.stderr
 
 
 def test_list_groups_the_catalog_by_framework_with_counts():

@@ -4,6 +4,7 @@ alarm rate to state."""
 
 from __future__ import annotations
 
+import equinox as eqx
 import flax.linen as nn
 import haiku as hk
 import jax
@@ -317,3 +318,79 @@ def test_a_parameter_used_by_two_contractions_is_checked_in_each():
     assert verdict.status == "fail" and verdict.n == 2
     assert "`ab,bc->ac` contracts over its axis 1 (32) but the law divides by 16" in verdict.message
     assert "axis 0 (16) but" not in verdict.message  # the encoder's use holds
+
+
+class BatchedProjection(nnx.Module):
+    """An nnx.LinearGeneral with a batch axis: its default lecun_normal counts the batch in fan_in,
+    so each of the 4 kernels has a variance 4 times too small for the 8 inputs it contracts over."""
+
+    def __init__(self, *, rngs: nnx.Rngs):
+        self.proj = nnx.LinearGeneral(in_features=(4, 8), out_features=16, axis=(-2, -1), batch_axis={0: 4}, rngs=rngs)
+
+    def __call__(self, x):
+        return self.proj(x)
+
+
+def test_fans_that_could_not_be_checked_make_the_report_partial_with_the_fix():
+    partial = initcheck.audit(BatchedProjection, rng=0)
+    assert partial.result == "partial", partial
+    (gap,) = [g for g in partial.coverage.gaps if g.startswith("fans not checked")]
+    assert "proj/kernel" in gap and "call_args=(x,)" in gap
+    checked = initcheck.audit(BatchedProjection, rng=0, call_args=(jnp.ones((4, 2, 4, 8)),))
+    assert fan_verdicts(checked)["proj/kernel"].status == "fail", checked.failure_text()
+
+
+def haiku_classifier(x, is_training):
+    x = jax.nn.relu(hk.Linear(32)(x))
+    if is_training:  # a Python bool, as Haiku's examples pass it
+        x = hk.dropout(hk.next_rng_key(), 0.1, x)
+    return hk.Linear(10)(x)
+
+
+class EquinoxDropoutMLP(eqx.Module):
+    """Called as ``model(x, inference, key)``, the way Equinox's examples call their dropout models."""
+
+    linear: eqx.nn.Linear
+    dropout: eqx.nn.Dropout
+
+    def __init__(self, key):
+        self.linear, self.dropout = eqx.nn.Linear(8, 4, key=key), eqx.nn.Dropout(0.1)
+
+    def __call__(self, x, inference, key):
+        return self.dropout(self.linear(x), inference=inference, key=key)
+
+
+class SyncBatchNormNet(nn.Module):
+    """Flax's imagenet ResNet style: BatchNorm over the devices of a pmap (axis_name="batch")."""
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        x = nn.Conv(8, (3, 3), use_bias=False)(x)
+        x = nn.BatchNorm(use_running_average=not train, axis_name="batch")(x)
+        return nn.Dense(4)(nn.relu(x).mean((1, 2)))
+
+
+@pytest.mark.parametrize(
+    "model, inputs, options, kernels",
+    [
+        (hk.transform(haiku_classifier), (jnp.ones((2, 16)), True), {}, ["linear/w", "linear_1/w"]),
+        (
+            EquinoxDropoutMLP,
+            (),
+            {"call_args": (jnp.ones(8), False, jax.random.key(1))},
+            ["linear/weight"],
+        ),
+        (
+            SyncBatchNormNet(),
+            (jnp.ones((2, 8, 8, 3)),),
+            {"call_kwargs": {"train": True}},
+            ["Conv_0/kernel", "Dense_0/kernel"],
+        ),
+    ],
+    ids=["haiku-bool-flag", "equinox-bool-and-key", "linen-batchnorm-axis-name"],
+)
+def test_forward_passes_with_python_flags_and_named_axes_are_traced(model, inputs, options, kernels):
+    report = initcheck.audit(model, *inputs, rng=0, **options)
+    fans = fan_verdicts(report)
+    assert all(fans[k].status == "pass" for k in kernels), (fans, report.coverage.gaps)
+    assert report.result == "pass", report.coverage

@@ -229,7 +229,9 @@ def test_nnx_lifts_bit_for_bit(impl, partitionable, key_kind):
 
 
 def test_nnx_multi_head_attention_passes_with_the_flat_draw_understood():
-    report = initcheck.audit(nnx.MultiHeadAttention, 4, 32, rng=0)
+    report = initcheck.audit(
+        nnx.MultiHeadAttention, 4, 32, rng=0, call_args=(jnp.ones((1, 3, 32)),), call_kwargs={"decode": False}
+    )
     assert report.result == "pass", report.failure_text()
     query = next(v for v in report.verdicts if v.case.path == "query/kernel" and v.property == "moments")
     assert query.status == "pass" and query.case.shape == (32, 4, 8)

@@ -220,12 +220,13 @@ def test_bad_configuration_is_a_usage_error_naming_the_key(pytester, table, matc
     [
         ("--initcheck-report=out", "folder", "--initcheck-report=out: out is a folder; give a file path"),
         ("--initcheck-json=taken/r.json", "file", "--initcheck-json=taken/r.json: taken is a file, so no folder"),
+        ("--initcheck-report=/proc/x.html", "", r"--initcheck-report=/proc/x.html: no file can be made in /proc"),
     ],
 )
 def test_a_report_path_that_cannot_be_written_is_a_usage_error_before_any_check(pytester, option, make, match):
     if make == "folder":
         pytester.mkdir("out")
-    else:
+    elif make == "file":
         pytester.makefile("", taken="not a folder")
     result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "-p", "no:xdist", "--initcheck", option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -1,5 +1,7 @@
 """Properties on real initializers: low precision, complex laws, structured laws."""
 
+import math
+
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -113,3 +115,54 @@ def test_not_applicable_properties_are_skipped_with_a_reason():
     )
     assert [v.status for v in report.verdicts] == ["skip", "skip"]
     assert "zero-size" in report.verdicts[0].message
+
+
+def test_a_weak_typed_output_fails_contract():
+    """``jnp.full(shape, 0.1)`` without ``dtype`` is a weak-typed float32: right dtype, wrong type."""
+    options = {"shapes": [(4, 4)], "dtypes": ["float32"], "properties": ["contract"]}
+    report = initcheck.check(lambda key, shape, dtype=jnp.float32: jnp.full(shape, 0.1), laws.Constant(0.1), **options)
+    contract = [v for v in report.verdicts if v.property == "contract"]
+    assert contract and all(v.status == "fail" for v in contract), report
+    assert "weak-typed float32" in contract[0].message and "dtype=dtype" in contract[0].message
+    strong = initcheck.check(
+        lambda key, shape, dtype=jnp.float32: jnp.full(shape, 0.1, dtype), laws.Constant(0.1), **options
+    )
+    assert strong.passed, strong
+
+
+def _one_word(key, shape, dtype=jnp.float32):
+    """Seeds from the second word of its key alone (a bug): keys that differ in the first word
+    only give the same output."""
+    data = jax.random.key_data(key) if jnp.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+    return 0.02 * jax.random.normal(jax.random.PRNGKey(data[1]), shape, dtype)
+
+
+def test_an_initializer_seeding_from_one_word_of_its_key_fails_key_sensitivity():
+    options = {"shapes": [(16, 8)], "dtypes": ["float32"], "properties": ["key_sensitivity"]}
+    report = initcheck.check(_one_word, laws.Normal(0.02), **options)
+    (verdict,) = report.verdicts
+    assert verdict.status == "fail" and "keys [s, 0] (the first word alone)" in verdict.message, verdict
+    correct = initcheck.check(jax.nn.initializers.normal(0.02), laws.Normal(0.02), **options)
+    assert correct.passed, correct
+
+
+def _low_rank(key, shape, dtype=jnp.float32):
+    """A rank-8 matrix A @ B scaled to std 0.02: its elements' marginals are close to N(0, 0.02^2)."""
+    k1, k2 = jax.random.split(key)
+    return (jax.random.normal(k1, (shape[0], 8), dtype) @ jax.random.normal(k2, (8, shape[1]), dtype)) * (0.02 / 8**0.5)
+
+
+def _mirrored(key, shape, dtype=jnp.float32):
+    """concatenate([z, -z]) shuffled: perfect marginals, every value paired with its negation."""
+    k1, k2 = jax.random.split(key)
+    z = 0.02 * jax.random.normal(k1, (math.prod(shape) // 2,), dtype)
+    return jax.random.permutation(k2, jnp.concatenate([z, -z])).reshape(shape)
+
+
+@pytest.mark.parametrize("init, words", [(_low_rank, "numerically zero singular values"), (_mirrored, "negation")])
+def test_dependence_with_perfect_marginals_fails_independence(init, words):
+    options = {"shapes": [(64, 64), (128, 32)], "dtypes": ["float32"], "properties": ["independence"]}
+    report = initcheck.check(init, laws.Normal(0.02), **options)
+    assert report.verdicts and all(v.status == "fail" and words in v.message for v in report.verdicts), report
+    correct = initcheck.check(jax.nn.initializers.normal(0.02), laws.Normal(0.02), **options)
+    assert correct.passed, correct

@@ -362,3 +362,29 @@ def test_a_framework_sampler_called_inside_a_models_own_init_is_excused_too(mode
     assert ("kernel", "distribution") in failed, "JAX's bfloat16 sampler fails distribution here"
     assert set(failed.values()) == {"jax-low-precision-sampling"}, report.failure_text()
     assert report.result == "known"
+
+
+def one_key_two_shapes(x):
+    """A key made by arithmetic (its derivation is not modelled), handed to two layers of different
+    shapes and scales: JAX's generator makes the same first values at every shape."""
+    key = hk.next_rng_key() ^ jnp.uint32(7)
+    w1 = hk.get_parameter("w1", (16, 32), init=lambda s, d: 0.1 * jax.random.normal(key, s, d))
+    w2 = hk.get_parameter("w2", (32, 8), init=lambda s, d: 0.2 * jax.random.normal(key, s, d))
+    return x @ w1 @ w2
+
+
+def two_keys_two_shapes(x):
+    key = hk.next_rng_key() ^ jnp.uint32(7)
+    w1 = hk.get_parameter("w1", (16, 32), init=lambda s, d: 0.1 * jax.random.normal(key, s, d))
+    w2 = hk.get_parameter("w2", (32, 8), init=lambda s, d: 0.2 * jax.random.normal(jax.random.fold_in(key, 1), s, d))
+    return x @ w1 @ w2
+
+
+def test_values_of_different_shapes_drawn_from_one_key_fail_derivation():
+    expect = {"~/w1": laws.Normal(0.1), "~/w2": laws.Normal(0.2)}
+    report = initcheck.audit(hk.transform(one_key_two_shapes), jnp.ones((2, 16)), rng=0, expect=expect)
+    failed = {v.case.path: v.message for v in report.failures if v.property == "derivation"}
+    assert set(failed) == {"~/w1", "~/w2"}, report.failure_text()
+    assert "at another shape, an affine copy" in failed["~/w2"]
+    apart = initcheck.audit(hk.transform(two_keys_two_shapes), jnp.ones((2, 16)), rng=0, expect=expect)
+    assert not apart.failures, apart.failure_text()

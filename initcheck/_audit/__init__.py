@@ -197,7 +197,7 @@ def _intent(ctx: _ParameterContext) -> Verdict:
             f"{where}: the declared initializer's law is unknown; its values are tested against "
             f"the intended {p.intended!r}",
         )
-    if p.intended is not None and same_law(p.law, p.intended):
+    if p.intended is not None and same_law(p.law, p.intended, ctx.shape, ctx.dtype):
         return ctx.passed(name, f"{where}: the declared initializer promises the intended {p.intended!r}")
     declared = declared_name(p.declared) if p.declared is not None else "its initializer"
     return ctx.failed(
@@ -207,7 +207,7 @@ def _intent(ctx: _ParameterContext) -> Verdict:
 
 def _law_checks(p: Parameter, ctx: _ParameterContext, checks: list[str]) -> list[Verdict]:
     if p.intended is not None:  # the values are tested against what the author intends
-        differs = p.law is not None and not same_law(p.law, p.intended)
+        differs = p.law is not None and not same_law(p.law, p.intended, ctx.shape, ctx.dtype)
         hint = f"{p.hint} The declared initializer promises {p.law!r}; the intended law is {p.intended!r}."
         p = dataclasses.replace(p, law=p.intended, hint=hint if differs else p.hint)
     if p.is_key:
@@ -295,6 +295,24 @@ class _Uses:
     unavailable: str = ""
 
 
+def _fans_unchecked(parameters: list[Parameter], uses: _Uses, names) -> list[str]:
+    """The gap of a model whose forward pass could not be traced while some of its values have a
+    law that divides by a fan (``effective_fan`` could not check them), or nothing."""
+    if _fan_use.NAME not in names or uses.found is not None or not uses.unavailable:
+        return []
+    fanned = [
+        p.path
+        for p in parameters
+        if not p.unaudited and not p.is_key and isinstance(p.intended or p.law, laws.VarianceScaling)
+    ]
+    if not fanned:
+        return []
+    shown = ", ".join(fanned[:3]) + (f" and {len(fanned) - 3} more" if len(fanned) > 3 else "")
+    return [
+        f"fans not checked ({_fan_use.NAME}) for {len(fanned)} values whose law divides by a fan ({shown}): {uses.unavailable}"
+    ]
+
+
 def _path_of(key) -> str:
     """A value's path from its ``(collection, path)`` key."""
     return key[1]
@@ -311,7 +329,11 @@ def _traced(framework: Framework, target: Model, recording: Recording, names, se
     except NoForward as exc:
         return _Uses(unavailable=str(exc)), None, str(exc)
     except Exception as exc:  # noqa: BLE001 - a model initcheck cannot trace is a skip, never a crash
-        untraced = f"its forward pass ({type(exc).__name__}: {str(exc)[:300]}) could not be traced"
+        untraced = (
+            f"its forward pass ({type(exc).__name__}: {str(exc)[:300]}) could not be traced; give the inputs it "
+            "takes as call_args= (Python values such as a train flag stay fixed), or leave effective_fan out of "
+            "properties="
+        )
         return _Uses(unavailable=untraced), None, untraced
     found = _contractions.find_uses(closed, dict(enumerate(forward.keys)))
     profile, why = None, ""
@@ -319,7 +341,7 @@ def _traced(framework: Framework, target: Model, recording: Recording, names, se
         say("profiling the signal at init: second moments forward and backward, layer by layer")
         try:
             with forward.context():
-                profile = _signal.profile(closed, forward.values, forward.inputs, forward.keys, _path_of, seed)
+                profile = _signal.profile(closed, forward.values, forward.traced_inputs, forward.keys, _path_of, seed)
         except Exception as exc:  # noqa: BLE001 - the verdicts stand without the profile
             why = f"initcheck could not evaluate the forward pass ({type(exc).__name__}: {str(exc)[:300]})"
     return _Uses(found), profile, why
@@ -344,8 +366,15 @@ def _sharing(parameters: list[Parameter]) -> dict[str, list[str]]:
     return sharing
 
 
-def coverage(parameters: list[Parameter]) -> Coverage:
-    """How many values had a known law and a modelled derivation, and why the others did not."""
+NOTHING_MADE = (
+    "nothing was audited: the model's init made no initial values (no parameter, variable or random "
+    "state; a model without parameters, or one whose layers are made outside its init)"
+)
+
+
+def coverage(parameters: list[Parameter], unchecked: Sequence[str] = ()) -> Coverage:
+    """How many values had a known law and a modelled derivation, and why the others did not;
+    ``unchecked``: what else the audit could not check (a line each)."""
     gaps, computed = [], []
     law_known = derived = covered = 0
     for p in parameters:
@@ -366,6 +395,9 @@ def coverage(parameters: list[Parameter]) -> Coverage:
                 )
             )
             gaps.append(f"{p.path} ({p.collection}): {why}")
+    if len(parameters) == len(computed):
+        gaps.append(NOTHING_MADE)
+    gaps += unchecked
     return Coverage(len(parameters) - len(computed), law_known, derived, covered, tuple(gaps), tuple(computed))
 
 
@@ -529,7 +561,7 @@ def audit(
         seed,
         sampler.device_description(),
         seconds=time.perf_counter() - started,
-        coverage=coverage(parameters),
+        coverage=coverage(parameters, _fans_unchecked(parameters, uses, names)),
         signal=signal,
         signal_unavailable=no_signal,
     )

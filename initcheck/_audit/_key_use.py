@@ -10,7 +10,8 @@ known law, that changes with the root key):
   of a stacked one) that comes out bit-identical ignores the model's key;
 - **copies**: no two such values (slices) of one size are bit-identical or exactly correlated
   (|r| > 1 - 1e-4; two independent values of 32 or more elements come that close with probability
-  far below 1e-30).
+  far below 1e-30), and no two of different sizes begin with exactly correlated first 64 elements
+  (one key drawn at two shapes: JAX's generator makes the same first elements at every shape).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from initcheck._record import Parameter
 SAMPLE = 4096  # elements per value compared for correlation before the full check
 CORRELATED = 1 - 1e-4  # |r| above this: one value is an affine copy of the other
 MIN_CORRELATION_SIZE = 32
+PREFIX = 64  # first elements of values of different sizes compared (|r| > CORRELATED by chance: < 1e-100)
 
 
 def other_rng(rng):
@@ -109,7 +111,30 @@ def copies(parameters: list[Parameter], again: dict[str, Parameter]) -> dict[str
         for i, j, r in _correlated_pairs(rows):
             if owner[i] != owner[j] and digests[i] != digests[j]:
                 _blame(why, owner, group, i, j, f"exactly correlated (r = {r:+.6f}) with")
+    _prefix_copies(why, [member for group in vectors.values() for member in group])
     return why
+
+
+def _prefix_copies(why: dict[str, str], members: list[tuple[str, Parameter, int]]) -> None:
+    """Values (slices) of different sizes drawn from one key: JAX's counter-based generator makes
+    the first elements of ``normal(key, shape)`` the same for every shape, so the first ``PREFIX``
+    elements of one are an affine copy of the other's (the second layer handed the first layer's
+    key, at another shape and scale)."""
+    members = [m for m in members if m[1].array.size // max(m[1].slice_count, 1) >= PREFIX]
+    if len(members) < 2:
+        return
+    owner = [name.split("[")[0] for name, _, _ in members]
+    size = [m[1].array.size // max(m[1].slice_count, 1) for m in members]
+    firsts = {id(p): p.slices().reshape(p.slice_count, -1)[:, :PREFIX] for _, p, _ in members}
+    rows = np.stack([_dtypes.to_float64(firsts[id(p)][i]) for _, p, i in members])
+    rows = rows - rows.mean(axis=1, keepdims=True)
+    norms = np.linalg.norm(rows, axis=1)
+    ok = norms > 0
+    rows[ok] /= norms[ok, None]
+    gram = np.abs(rows @ rows.T)
+    for i, j in zip(*np.nonzero(np.triu(gram > CORRELATED, 1))):
+        if owner[i] != owner[j] and size[i] != size[j]:
+            _blame(why, owner, members, int(i), int(j), f"at another shape, an affine copy (r = {gram[i, j]:.6f}) of")
 
 
 def _blame(why: dict[str, str], owner: list[str], group, i: int, j: int, relation: str) -> None:

@@ -82,6 +82,7 @@ KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
     keras_laws.KERAS_LOW_PRECISION_SAMPLING,
     keras_laws.KERAS_STFT_INPUT_CHANNELS,
     equinox_layers.EQUINOX_LOW_PRECISION_SAMPLING,
+    equinox_layers.EQUINOX_PRELU_WEAK_TYPE,
 )
 
 

@@ -179,10 +179,22 @@ def _record(calls: list[KnownCall], reader, local_vars, output) -> None:
         return
     haiku = "self" in local_vars
     key = None if haiku else local_vars.get("key")
-    shape = local_vars.get("shape")
-    calls.append(
-        KnownCall(law, init, key, tuple(shape) if shape is not None else (), local_vars.get("dtype"), output, name)
-    )
+    shape = _as_shape(local_vars.get("shape"))
+    if shape is not None:  # a shape initcheck cannot read: the call is simply not known
+        calls.append(KnownCall(law, init, key, shape, local_vars.get("dtype"), output, name))
+
+
+def _as_shape(shape) -> tuple[int, ...] | None:
+    """A shape as JAX takes it (a sequence of ints, or one int: Gemma's ``scale_init(key, dim)``), or
+    None when it is neither."""
+    if shape is None:
+        return ()
+    if isinstance(shape, int | np.integer):
+        return (int(shape),)
+    try:
+        return tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        return None
 
 
 def made_by(value, calls: list[KnownCall]) -> KnownCall | None:

@@ -358,7 +358,28 @@ def build(factory, inputs, rng, kwargs):
     constructions: list[Construction] = []
     with _watching(constructions):
         made = factory(*inputs, key=root_key(rng), **kwargs)
+    _check_built(factory, made)
     return made, constructions
+
+
+class NotEquinox(TypeError):
+    """A factory taking ``key=`` that built no Equinox model."""
+
+
+def _check_built(factory, made) -> None:
+    """Refuse what is not an Equinox model: a factory taking ``key=`` is taken for Equinox's, and one
+    of a framework initcheck does not know (penzai, a hand-rolled pytree) must not pass for it."""
+    import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+    is_module = lambda x: isinstance(x, eqx.Module)
+    if not any(is_module(x) for x in jax.tree_util.tree_leaves(made, is_leaf=is_module)):
+        name = getattr(factory, "__qualname__", repr(factory))
+        raise NotEquinox(
+            f"model={name}: a factory taking key= is audited as an Equinox model, but it returned "
+            f"{type(made).__module__}.{type(made).__qualname__}, which holds no equinox.Module; initcheck "
+            "audits Flax linen and nnx, Haiku, Equinox and Keras models (a model of another framework is not "
+            "supported: audit its initializers with initcheck.check)"
+        )
 
 
 def record(factory, inputs, rng, kwargs=None) -> tuple[Any, list[Parameter]]:
@@ -430,7 +451,7 @@ class _Observed:
     inner: bool = False
 
 
-def _observe(make, root) -> tuple[_Observed, list]:
+def _observe(factory, make, root) -> tuple[_Observed, list]:
     """The factory traced under ``jax.jit``, returning only the keys its layers were handed: XLA
     removes every array's computation, so nothing large is made. Returns what was seen and the
     keys (concrete), one per recorded construction (None where it had none)."""
@@ -439,7 +460,9 @@ def _observe(make, root) -> tuple[_Observed, list]:
     def keys(key):
         constructions: list[Construction] = []
         with _watching(constructions):
-            model, state = _split_state(make(key))
+            made = make(key)
+        _check_built(factory, made)
+        model, state = _split_state(made)
         by_id: dict[int, tuple[int, str]] = {}
         kept = []
         for c in constructions:
@@ -517,13 +540,15 @@ def record_abstract(
     kwargs = dict(kwargs or {})
     make = lambda key: factory(*inputs, key=key, **kwargs)
     try:
-        seen, keys = _observe(make, root_key(rng))
+        seen, keys = _observe(factory, make, root_key(rng))
+    except NotEquinox:
+        raise
     except Exception as exc:
         raise ValueError(
             f"the memory budget's abstract path builds the model under jax.jit, which failed ({type(exc).__name__}: "
             f"{str(exc)[:300]}); give a larger memory= to audit it in memory"
         ) from exc
-    fixed = _fixed_keys(keys, _observe(make, root_key(other_rng))[1]) if other_rng is not None else set()
+    fixed = _fixed_keys(keys, _observe(factory, make, root_key(other_rng))[1]) if other_rng is not None else set()
     arrays = lambda made: dict(_arrays(_split_state(made)[0]))
     by_root: dict[bool, Any] = {}
     program = jax.jit(lambda k: arrays(make(k)))
@@ -757,13 +782,20 @@ def catalog_entries() -> list[CatalogEntry]:
                 array.initializer(),
                 array.law,
                 dtypes=dtypes,
-                defects=(equinox_layers.EQUINOX_LOW_PRECISION_SAMPLING,) if array.random else (),
+                defects=_defects(array),
                 configurations=strategies.equinox_initializers(layers=[array.layer]),
                 notes=_notes(array),
                 shapes=array.shapes,
             )
         )
     return entries
+
+
+def _defects(array: equinox_layers.LayerArray) -> tuple:
+    """The known defects a layer array's catalog entry shows."""
+    if array.layer == "PReLU":
+        return (equinox_layers.EQUINOX_PRELU_WEAK_TYPE,)
+    return (equinox_layers.EQUINOX_LOW_PRECISION_SAMPLING,) if array.random else ()
 
 
 def _notes(array: equinox_layers.LayerArray) -> str:

@@ -24,7 +24,9 @@ from collections.abc import Callable
 
 from hypothesis import strategies as st
 
+from initcheck import _property_registry as groups
 from initcheck import laws
+from initcheck._defects import KnownDefect
 from initcheck._frameworks import jax_laws
 
 TORCH_LAYOUT_UNIFORM = dict(in_axis=1, out_axis=0)  # (out, in/groups, *window)
@@ -288,6 +290,18 @@ EQUINOX_LOW_PRECISION_SAMPLING = dataclasses.replace(
     "coarseness: " + jax_laws.LOW_PRECISION_SAMPLING.summary,
     reference="https://github.com/patrick-kidger/equinox/blob/v0.13.8/equinox/nn/_misc.py "
     "(default_init: jax.random.uniform(key, shape, dtype, ...)); Embedding: jax.random.normal",
+)
+EQUINOX_PRELU_WEAK_TYPE = KnownDefect(
+    "equinox-prelu-weak-type",
+    "equinox",
+    "0.13.8",
+    groups.WEAK_TYPE,
+    ("float32",),
+    "equinox.nn.PReLU stores its slope as jnp.asarray(init_alpha): a Python float gives a weak-typed "
+    "float32, which promotes to the other operand's dtype and makes jitted steps recompile next to "
+    "bfloat16 inputs",
+    "https://github.com/patrick-kidger/equinox/blob/v0.13.8/equinox/nn/_activations.py "
+    "(PReLU.__init__: self.negative_slope = jnp.asarray(init_alpha))",
 )
 SAMPLING_DEFECTS = (EQUINOX_LOW_PRECISION_SAMPLING,)
 

@@ -320,9 +320,10 @@ def general_kernel_law(base, shape, n_batch: int, n_out: int) -> tuple[laws.Law 
     and reshaped (linen ``DenseGeneral``, nnx ``LinearGeneral``), and the flat shape when the law
     holds on it only. Without batch axes: variance scaling over the stored inputs and outputs (the
     flat draw's fans). With batch axes the layer counts them in fan_in: the declared law holds on the
-    flat draw, and ``effective_fan`` shows the fan the layer really contracts over."""
+    flat draw, and ``effective_fan`` shows the fan the layer really contracts over. A law with a
+    structure (``orthogonal()``) holds on the flat draw only: the matrix it made orthonormal."""
     n_in = len(shape) - n_batch - n_out
-    if n_batch:
+    if n_batch or (base is not None and base.has_structure):
         return base, (math.prod(shape[: n_batch + n_in]), math.prod(shape[n_batch + n_in :]))
     if not isinstance(base, laws.VarianceScaling) or base.fans != "jax":
         return base, None

@@ -84,3 +84,13 @@ def atom_test(x: np.ndarray, law, dtype, atoms: list[float]) -> stats.TestResult
 
 
 __all__ = ["atom_test", "tail_tests"]
+
+
+def pair_mass(law, dtype) -> float:
+    """An upper bound on P(x = v) for one i.i.d. draw x and any value v of a real law in a wide dtype:
+    the largest atom, and for the continuous part of mass W, W times the largest float cell mass
+    (|x| f(x) 2^-m) or the generator's resolution (W 2^-m, an m-bit uniform source), doubled for safety."""
+    res = _dtypes.resolution(dtype)
+    w = law.continuous_mass
+    atom = max((m for _, m in law.atoms), default=0.0)
+    return atom + (2 * w * max(law.max_xdensity() * res, w * res) if w > 0 else 0.0)

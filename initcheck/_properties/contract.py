@@ -29,6 +29,12 @@ def output_problems(value, shape, dtype, what: str) -> list[str]:
         problems.append(f"{what} returned shape {tuple(value.shape)}, expected {tuple(shape)}")
     if np.dtype(value.dtype) != np.dtype(dtype):
         problems.append(f"{what} returned dtype {value.dtype}, expected {np.dtype(dtype).name} (dtype ignored?)")
+    elif getattr(value, "weak_type", False):
+        problems.append(
+            f"{what} returned a weak-typed {value.dtype} (a Python scalar broadcast without dtype=, such as "
+            "jnp.full(shape, 0.1)): next to bfloat16 inputs it promotes differently and recompiles a jitted step; "
+            "pass dtype=dtype"
+        )
     if not problems and value.size:
         bad = int(np.sum(~np.isfinite(_dtypes.to_float64(value))))
         if bad:

@@ -69,9 +69,65 @@ def check_independence(ctx: CaseContext):
             lead = (slice(None),) * axis
             a, b = arr[lead + (slice(0, length - lag),)], arr[lead + (slice(lag, length),)]
             results.append(stats.self_normalized_z(a, b, f"correlation at lag {lag} along {label}"))
+    if not isinstance(law, ComplexLaw):
+        results += [r for r in (_rank_deficiency(x, ctx.dtype), _mirrored(ctx.sample64, law, ctx.dtype)) if r]
     if not results:
         raise NotApplicable("no axis with two or more elements")
     return ctx.verdict(name, stats.bonferroni(results), n=x.size)
+
+
+RANK_BLOCK = 256  # rows and columns of the block whose singular values are computed
+RANK_EPS = 16  # a singular value below RANK_EPS * eps(dtype) times the largest is numerically zero
+RANK_DRAWS = 4  # draws (slices) whose blocks are tested
+
+
+def _rank_deficiency(x: np.ndarray, dtype) -> stats.TestResult | None:
+    """A matrix-shaped sample (``x``: ``(K, *S)``, viewed as ``prod(S[:-1])`` rows by ``S[-1]``
+    columns) whose leading block has two or more numerically zero singular values: a low-rank
+    matrix (``A @ B`` scaled to the right variance), whose marginals can be perfect. For a k x k
+    block of i.i.d. continuous values, P(two singular values below t sigma_1) <= (2 k t)^4 (the
+    density of the two smallest singular values of a random matrix vanishes like eps^4), the
+    p-value reported; 16-bit dtypes are not tested (their rounding hides a low rank)."""
+    if x.ndim < 3 or _dtypes.is_low_precision(dtype) or not _dtypes.is_inexact(dtype):
+        return None
+    rows, cols = math.prod(x.shape[1:-1]), x.shape[-1]
+    if min(rows, cols) < 16:
+        return None
+    threshold = RANK_EPS * _dtypes.eps(dtype)
+    for draw in x[:RANK_DRAWS]:
+        block = draw.reshape(rows, cols)[:RANK_BLOCK, :RANK_BLOCK]
+        sigma = np.linalg.svd(block, compute_uv=False)
+        if sigma[0] <= 0:
+            continue
+        zero = int(np.sum(sigma < threshold * sigma[0]))
+        if zero >= 2:
+            bound = min(1.0, (2 * min(block.shape) * threshold) ** 4)
+            return stats.TestResult(
+                float(zero),
+                bound,
+                "rank",
+                f"rank: a {block.shape[0]}x{block.shape[1]} block has {zero} numerically zero singular values "
+                f"(below {threshold:.2g} of the largest): rank {len(sigma) - zero} of {len(sigma)}, a low-rank "
+                "matrix (A @ B?) whose elements are not independent",
+            )
+    return None
+
+
+def _mirrored(raw: np.ndarray, law, dtype) -> stats.TestResult | None:
+    """Values whose negation is also in the sample (``concatenate([z, -z])`` shuffled: perfect
+    marginals, every value paired). For a law symmetric about 0 drawn i.i.d., a value's negation
+    turns up by chance with probability at most ``_tails.pair_mass`` (the generator's resolution
+    included): a Poisson excess test on the count of magnitudes seen with both signs (at most the
+    number of such pairs, whose expectation is bounded by C(n, 2) times that mass)."""
+    if _dtypes.is_low_precision(dtype) or abs(law.mean) > 0 or law.atoms:
+        return None
+    flat = raw.reshape(-1)
+    n = flat.size
+    if n < 64:
+        return None
+    both = np.intersect1d(flat[flat > 0], -flat[flat < 0]).size
+    expected = n * (n - 1) / 2 * _tails.pair_mass(law, dtype)
+    return stats.poisson_excess(both, expected, "values whose negation is also drawn")
 
 
 def _real_values(ctx: CaseContext, law) -> tuple[np.ndarray, RealLaw, str]:

@@ -124,6 +124,13 @@ def _seed_keys(count: int) -> np.ndarray:
 _seeds = jax.jit(jax.vmap(jax.random.PRNGKey))
 
 
+def _first_word_keys(count: int) -> np.ndarray:
+    """[0, 0], [1, 0], ..., [count - 1, 0]: raw keys that differ in their first word alone."""
+    keys = np.zeros_like(_seed_keys(count))  # the default implementation's key shape
+    keys[:, 0] = np.arange(count, dtype=np.uint32)
+    return keys
+
+
 def check_key_sensitivity(ctx: CaseContext):
     name = "key_sensitivity"
     count = ctx.profile.keys
@@ -159,12 +166,15 @@ def check_key_sensitivity(ctx: CaseContext):
             )
     p_pair = _pair_collision_probability(ctx)
     # Distinct keys, distinct outputs: the pooled draws the other properties use (derived keys, no
-    # extra sampling), and PRNGKey(0..K-1), whose first words are all 0, up to n/4 values.
+    # extra sampling); PRNGKey(0..K-1) = [0, s], whose first words are all 0; and [s, 0] (Keras's
+    # seeds), whose second words are all 0: an initializer that seeds from one word of its key
+    # (PRNGKey(key_data(key)[1])) repeats itself over the keys that differ in the other word alone.
     pooled = sampler.draws_for(ctx.profile.n, ctx.shape) if ctx.law.iid else ctx.profile.haar_draws
     seeds = max(32, min(count, ctx.profile.n // (4 * max(ctx.size, 1))))
     for label, available, outputs_of in (
         ("derived keys", pooled, lambda k: ctx.pooled[:k]),
-        ("seeds PRNGKey(0..)", seeds, lambda k: ctx.draw(_seed_keys(k))),
+        ("seeds PRNGKey(0..) = [0, s]", seeds, lambda k: ctx.draw(_seed_keys(k))),
+        ("keys [s, 0] (the first word alone)", seeds, lambda k: ctx.draw(_first_word_keys(k))),
     ):
         k = _affordable_keys(available, p_pair)
         if k >= 32:  # fewer outputs cannot show a key that is ignored in part

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import numpy as np
 
 from initcheck import _dtypes
 from initcheck._record._parameter import Parameter, is_key
@@ -37,10 +39,60 @@ class Forward:
         """The context the forward pass runs in: the values' mesh, when they were made in one."""
         return jax.set_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()
 
+    @property
+    def traced_inputs(self) -> list:
+        """The inputs' array leaves, in order: the jaxpr's inputs after the values. Python values
+        (``True`` for ``train``, an int, a string) stay fixed, as ``jit``'s static arguments would."""
+        return [x for x in jax.tree_util.tree_leaves(self.inputs) if _is_array(x)]
+
     def jaxpr(self):
-        """The forward pass's ``ClosedJaxpr``; its first ``len(keys)`` inputs are the values."""
+        """The forward pass's ``ClosedJaxpr``; its first ``len(keys)`` inputs are the values, then
+        ``traced_inputs``. A collective over a named axis that nothing binds (``nn.BatchNorm(axis_name=
+        "batch")`` in training mode, written for ``pmap``) is run over that axis, of size one, by
+        ``jax.vmap(..., axis_name=)``."""
+        fn, names = self._with_static_inputs(), []
         with self.context():
-            return jax.make_jaxpr(self.fn)(self.values, self.inputs)
+            while True:
+                try:
+                    return jax.make_jaxpr(fn)(self.values, self.traced_inputs)
+                except NameError as exc:
+                    found = re.search(r"unbound axis name: (\w+)", str(exc))
+                    if found is None or found.group(1) in names or len(names) >= MAX_BOUND_AXES:
+                        raise
+                    names.append(found.group(1))
+                    fn = _bound(fn, found.group(1))
+
+    def _with_static_inputs(self) -> Callable:
+        """``fn(values, arrays)``: the forward pass with the inputs' Python values in place."""
+        leaves, treedef = jax.tree_util.tree_flatten(self.inputs)
+        where = [i for i, x in enumerate(leaves) if _is_array(x)]
+
+        def fn(values, arrays):
+            now = list(leaves)
+            for i, x in zip(where, arrays):
+                now[i] = x
+            return self.fn(values, jax.tree_util.tree_unflatten(treedef, now))
+
+        return fn
+
+
+MAX_BOUND_AXES = 4  # named axes initcheck binds for a forward pass
+
+
+def _is_array(x) -> bool:
+    return isinstance(x, jax.Array | np.ndarray | np.generic | jax.ShapeDtypeStruct)
+
+
+def _bound(fn: Callable, name: str) -> Callable:
+    """``fn`` run under ``jax.vmap`` over an axis ``name`` of size one (its inputs given a leading
+    axis inside, its outputs taken at index 0): a collective over ``name`` is then the identity."""
+
+    def bound(values, arrays):
+        one = lambda v, a: fn(v, [x[0] for x in a])
+        out = jax.vmap(one, in_axes=(None, 0), axis_name=name, axis_size=1)(values, [x[None] for x in arrays])
+        return jax.tree_util.tree_map(lambda y: y[0], out)
+
+    return bound
 
 
 def apply_inputs(target) -> tuple[tuple, dict]:
