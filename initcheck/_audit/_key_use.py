@@ -120,11 +120,11 @@ def _prefix_copies(why: dict[str, str], members: list[tuple[str, Parameter, int]
     the first elements of ``normal(key, shape)`` the same for every shape, so the first ``PREFIX``
     elements of one are an affine copy of the other's (the second layer handed the first layer's
     key, at another shape and scale)."""
-    members = [m for m in members if m[1].array.size // max(m[1].slice_count, 1) >= PREFIX]
+    members = [m for m in members if m[1].size // max(m[1].slice_count, 1) >= PREFIX]
     if len(members) < 2:
         return
     owner = [name.split("[")[0] for name, _, _ in members]
-    size = [m[1].array.size // max(m[1].slice_count, 1) for m in members]
+    size = [m[1].size // max(m[1].slice_count, 1) for m in members]
     firsts = {id(p): p.slices().reshape(p.slice_count, -1)[:, :PREFIX] for _, p, _ in members}
     rows = np.stack([_dtypes.to_float64(firsts[id(p)][i]) for _, p, i in members])
     rows = rows - rows.mean(axis=1, keepdims=True)
