@@ -9,6 +9,7 @@ import pathlib
 import sys
 import tempfile
 import time
+import traceback
 
 import jax
 
@@ -277,7 +278,17 @@ def _audit(args) -> int:
                 "initcheck.Model(model, args=..., kwargs=..., rng=..., expect=...)"
             )
         progress(f"building the model with {args.target}()")
-        target = initcheck.Model.of(factory(), rng=args.seed)  # as pytest --initcheck does
+        try:
+            made = factory()
+        except Exception as exc:  # noqa: BLE001 - the user's factory: its traceback, then status 2
+            traceback.print_exc(file=sys.stderr)
+            print(
+                f"initcheck audit: {args.target}() raised {type(exc).__name__}: {exc} (its traceback is above); "
+                "fix the factory, which must return (model, *inputs) or initcheck.Model(...)",
+                file=sys.stderr,
+            )
+            return 2
+        target = initcheck.Model.of(made, rng=args.seed)  # as pytest --initcheck does
         report = initcheck.audit(
             target,
             properties=args.properties,

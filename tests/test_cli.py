@@ -402,3 +402,11 @@ def test_the_cache_is_pruned_oldest_first_past_its_limit(tmp_path):
     assert _xla.prune(tmp_path, limit=250) == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["middle", "newest"]
     assert _xla.prune(tmp_path, limit=1000) == 0
+
+
+def test_audit_of_a_factory_that_raises_shows_its_traceback_and_exits_2(tmp_path):
+    (tmp_path / "boom.py").write_text("def factory():\n    raise RuntimeError('factory boom')\n")
+    result = run("audit", "boom:factory", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert 'boom.py", line 2, in factory' in result.stderr  # the user's file and line
+    assert "initcheck audit: boom:factory() raised RuntimeError: factory boom (its traceback is above)" in result.stderr
