@@ -62,22 +62,44 @@ def _key_data(key) -> bytes | None:
     return np.asarray(jax.random.key_data(key) if typed else key).tobytes()
 
 
-def _record_key_op(ops: list[KeyOp], kind: str, local_vars, output) -> None:
-    key = _key_data(local_vars.get("key"))
-    if key is None or isinstance(output, jax.core.Tracer):
-        return
+def _op_arg(kind: str, local_vars):
+    """The count of a ``split`` (an int, or a tuple of ints) or the data of a ``fold_in``, or None
+    when it is traced or missing."""
     arg = local_vars.get("num") if kind == "split" else local_vars.get("data")
     if isinstance(arg, jax.core.Tracer) or arg is None:
-        return
-    typed = jax.dtypes.issubdtype(output.dtype, jax.dtypes.prng_key)
-    data = np.asarray(jax.random.key_data(output) if typed else output)
-    rows = data.reshape(-1, data.shape[-1]) if kind == "split" else data.reshape(1, -1)
+        return None
     if kind == "split":
         counts = tuple(int(a) for a in np.atleast_1d(arg))
-        arg = counts if len(counts) > 1 else counts[0]
-    else:
-        arg = int(np.asarray(arg))
-    ops.append(KeyOp(kind, key, arg, [row.tobytes() for row in rows]))
+        return counts if len(counts) > 1 else counts[0]
+    return int(np.asarray(arg))
+
+
+def _raw(key):
+    return jax.random.key_data(key) if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key) else key
+
+
+def _key_op(kind: str, key: bytes, arg, out_data) -> KeyOp:
+    data = np.asarray(out_data)
+    rows = data.reshape(-1, data.shape[-1]) if kind == "split" else data.reshape(1, -1)
+    return KeyOp(kind, key, arg, [row.tobytes() for row in rows])
+
+
+def _record_key_op(ops: list[KeyOp], kind: str, local_vars, output) -> None:
+    key = _key_data(local_vars.get("key"))
+    arg = _op_arg(kind, local_vars)
+    if key is None or isinstance(output, jax.core.Tracer) or arg is None:
+        return
+    ops.append(_key_op(kind, key, arg, _raw(output)))
+
+
+def record_traced_key_op(ops: list[KeyOp], kind: str, local_vars, output) -> None:
+    """A ``split`` or ``fold_in`` of a traced key (the abstract path runs the init under
+    ``jax.jit``): its ``KeyOp``, filled in with its key's and its outputs' data when the program runs."""
+    key, arg = local_vars.get("key"), _op_arg(kind, local_vars)
+    if key is None or not isinstance(output, jax.core.Tracer) or arg is None:
+        return
+    record = lambda key_data, out_data: ops.append(_key_op(kind, np.asarray(key_data).tobytes(), arg, out_data))
+    jax.debug.callback(record, _raw(key), _raw(output), ordered=True)
 
 
 def resolve(data: bytes, lookup, ops: list[KeyOp], depth: int = 0):

@@ -330,27 +330,9 @@ def _traced_key_ops(rec: _Recording):
 
 
 def _traced_key_op(rec: _Recording, kind: str, local_vars, output) -> None:
-    """``observed.KeyOp`` of a split or fold-in of a traced key at the top of the trace, filled in
-    with its key's and its outputs' data when the program runs."""
-    key = local_vars.get("key")
-    arg = local_vars.get("num") if kind == "split" else local_vars.get("data")
-    if not isinstance(key, jax.core.Tracer) or not isinstance(output, jax.core.Tracer):
-        return
-    if arg is None or isinstance(arg, jax.core.Tracer) or _trace_state() != rec.top:
-        return
-    if kind == "split":
-        counts = tuple(int(a) for a in np.atleast_1d(arg))
-        arg = counts if len(counts) > 1 else counts[0]
-    else:
-        arg = int(np.asarray(arg))
-    raw = lambda k: jax.random.key_data(k) if jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) else k
-
-    def seen(key_data, out_data):
-        data = np.asarray(out_data)
-        rows = data.reshape(-1, data.shape[-1]) if kind == "split" else data.reshape(1, -1)
-        rec.key_ops.append(observed.KeyOp(kind, np.asarray(key_data).tobytes(), arg, [r.tobytes() for r in rows]))
-
-    jax.debug.callback(seen, raw(key), raw(output))
+    """A split or fold-in of a traced key at the top of the trace (what the eager run sees concrete)."""
+    if isinstance(local_vars.get("key"), jax.core.Tracer) and _trace_state() == rec.top:
+        observed.record_traced_key_op(rec.key_ops, kind, local_vars, output)
 
 
 def _stored_name(context) -> str:

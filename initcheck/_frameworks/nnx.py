@@ -362,33 +362,13 @@ def _follow_traced_keys(key_ops: list, known: list, links: _Links) -> None:
             for call in known[start:]:
                 links.known_keys[id(call)] = _read_traced(call.key)
             if kind is not None:
-                _traced_key_op(key_ops, kind, frame.f_locals, arg)
+                observed.record_traced_key_op(key_ops, kind, frame.f_locals, arg)
         except Exception:  # noqa: BLE001 - an op initcheck cannot read is not followed
             pass
         finally:
             busy.pop()
 
     sys.setprofile(hook)
-
-
-def _traced_key_op(key_ops: list, kind: str, local_vars, output) -> None:
-    key = local_vars.get("key")
-    arg = local_vars.get("num") if kind == "split" else local_vars.get("data")
-    if not isinstance(output, jax.core.Tracer) or arg is None or isinstance(arg, jax.core.Tracer):
-        return
-    if kind == "split":
-        counts = tuple(int(a) for a in np.atleast_1d(arg))
-        arg = counts if len(counts) > 1 else counts[0]
-    else:
-        arg = int(np.asarray(arg))
-    data = lambda k: jax.random.key_data(k) if jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key) else k
-
-    def record(key_data, out_data):
-        out_data = np.asarray(out_data)
-        rows = out_data.reshape(-1, out_data.shape[-1]) if kind == "split" else out_data.reshape(1, -1)
-        key_ops.append(observed.KeyOp(kind, _bytes(key_data), arg, [row.tobytes() for row in rows]))
-
-    jax.debug.callback(record, data(key), data(output), ordered=True)
 
 
 def _batched_values(*tracers):
