@@ -56,6 +56,37 @@ def _same_verdicts(in_memory, abstract, *, streamed: bool) -> None:
             assert w.message == v.message, key
 
 
+def corpus(entries, default: set[str]) -> list:
+    """A framework corpus's entries: those in ``default`` in the default run, the rest under -m slow."""
+    return [e if str(e) in default else pytest.param(e, marks=pytest.mark.slow, id=str(e)) for e in entries]
+
+
+def abstract_path_matches(entry, whole: bool, monkeypatch, recorded=None) -> None:
+    """``entry`` forced onto the abstract path (values made whole or by slices) gives the in-memory
+    verdicts; ``recorded(lines)``: the progress says the path was taken (default: its own line)."""
+    model, inputs, options = entry.build()
+    in_memory = initcheck.audit(model, *inputs, **options)
+    _abstract(monkeypatch, whole=whole)
+    lines: list[str] = []
+    abstract = initcheck.audit(model, *inputs, memory="2GB", progress=lines.append, **options)
+    recorded = recorded or (lambda lines: any("recording its init abstractly" in line for line in lines))
+    assert recorded(lines), lines
+    _same_verdicts(in_memory, abstract, streamed=not whole)
+
+
+def one_init_matches(entry, monkeypatch, recorded=None) -> None:
+    """``entry`` made by one jitted init of the whole model gives the eager verdicts."""
+    model, inputs, options = entry.build()
+    eager = initcheck.audit(model, *inputs, **options)
+    monkeypatch.setattr(_budget, "ONE_INIT_ABOVE", 0)
+    lines: list[str] = []
+    one_init = initcheck.audit(model, *inputs, progress=lines.append, **options)
+    recorded = recorded or (lambda lines: any("one jitted init of the whole model" in line for line in lines))
+    assert recorded(lines), lines
+    _same_verdicts(eager, one_init, streamed=False)
+    assert (one_init.signal is None) == (eager.signal is None)
+
+
 def _close(a, b) -> bool:
     return (a is None and b is None) or (
         a is not None and b is not None and math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-12)

@@ -10,39 +10,22 @@ import jax
 import pytest
 
 import initcheck
-from initcheck._audit import _budget
 from tests.corpus import equinox_models
-from tests.test_budget import _abstract, _same_verdicts
+from tests.test_budget import _abstract, abstract_path_matches, corpus, one_init_matches
 
 DEFAULT = {"equinox-mnist-cnn", "equinox-resnet-batchnorm", "equinox-mlp-scan", "equinox-shared-key"}
-ENTRIES = [
-    entry if str(entry) in DEFAULT else pytest.param(entry, marks=pytest.mark.slow, id=str(entry))
-    for entry in equinox_models.ENTRIES
-]
+ENTRIES = corpus(equinox_models.ENTRIES, DEFAULT)
 
 
 @pytest.mark.parametrize("whole", [True, False], ids=["whole", "slices"])
 @pytest.mark.parametrize("entry", ENTRIES, ids=str)
 def test_the_abstract_path_gives_the_in_memory_verdicts(entry, whole, monkeypatch):
-    model, inputs, options = entry.build()
-    in_memory = initcheck.audit(model, *inputs, **options)
-    _abstract(monkeypatch, whole=whole)
-    lines: list[str] = []
-    abstract = initcheck.audit(model, *inputs, memory="2GB", progress=lines.append, **options)
-    assert any("recording its init abstractly" in line for line in lines)
-    _same_verdicts(in_memory, abstract, streamed=not whole)
+    abstract_path_matches(entry, whole, monkeypatch)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=str)
 def test_one_jitted_build_gives_the_eager_verdicts(entry, monkeypatch):
-    model, inputs, options = entry.build()
-    eager = initcheck.audit(model, *inputs, **options)
-    monkeypatch.setattr(_budget, "ONE_INIT_ABOVE", 0)
-    lines: list[str] = []
-    one_init = initcheck.audit(model, *inputs, progress=lines.append, **options)
-    assert any("one jitted init of the whole model" in line for line in lines)
-    _same_verdicts(eager, one_init, streamed=False)
-    assert (one_init.signal is None) == (eager.signal is None)
+    one_init_matches(entry, monkeypatch)
 
 
 class Stack(eqx.Module):

@@ -14,42 +14,25 @@ import jax.numpy as jnp
 import pytest
 
 import initcheck
-from initcheck._audit import _budget
 from tests.corpus import haiku_models
-from tests.test_budget import _abstract, _same_verdicts
+from tests.test_budget import _abstract, _same_verdicts, abstract_path_matches, corpus, one_init_matches
 
 # in the default run: an hk.layer_stack (stacked values made layer by layer), EMA state updated
 # during init (audited as created), keys split by hand and handed to hk.with_rng, and bfloat16
 # params; every Haiku corpus model under -m slow
 DEFAULT = {"haiku-layer-stack-lm", "haiku-vqvae-ema", "haiku-handed-keys", "haiku-bf16-mlp"}
-ENTRIES = [
-    entry if str(entry) in DEFAULT else pytest.param(entry, marks=pytest.mark.slow, id=str(entry))
-    for entry in haiku_models.ENTRIES
-]
+ENTRIES = corpus(haiku_models.ENTRIES, DEFAULT)
 
 
 @pytest.mark.parametrize("whole", [True, False], ids=["whole", "slices"])
 @pytest.mark.parametrize("entry", ENTRIES, ids=str)
 def test_the_abstract_path_gives_the_in_memory_verdicts(entry, whole, monkeypatch):
-    model, inputs, options = entry.build()
-    in_memory = initcheck.audit(model, *inputs, **options)
-    _abstract(monkeypatch, whole=whole)
-    lines: list[str] = []
-    abstract = initcheck.audit(model, *inputs, memory="2GB", progress=lines.append, **options)
-    assert any("recording its init abstractly" in line for line in lines)
-    _same_verdicts(in_memory, abstract, streamed=not whole)
+    abstract_path_matches(entry, whole, monkeypatch)
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=str)
 def test_one_jitted_init_gives_the_eager_verdicts(entry, monkeypatch):
-    model, inputs, options = entry.build()
-    eager = initcheck.audit(model, *inputs, **options)
-    monkeypatch.setattr(_budget, "ONE_INIT_ABOVE", 0)
-    lines: list[str] = []
-    one_init = initcheck.audit(model, *inputs, progress=lines.append, **options)
-    assert any("one jitted init of the whole model" in line for line in lines)
-    _same_verdicts(eager, one_init, streamed=False)
-    assert (one_init.signal is None) == (eager.signal is None)
+    one_init_matches(entry, monkeypatch)
 
 
 def tied_layers(x, num_layers: int = 4, *, seed: int | None = None):

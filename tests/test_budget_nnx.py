@@ -15,7 +15,7 @@ from flax import nnx
 import initcheck
 from initcheck._audit import _budget
 from tests.corpus import nnx_models
-from tests.test_budget import _abstract, _same_verdicts
+from tests.test_budget import _abstract, _same_verdicts, abstract_path_matches, one_init_matches
 
 # in the default run: layers stacked with nnx.split_rngs + nnx.vmap and run with nnx.scan, an
 # ensemble made from keys split by hand (traced splits followed), BatchNorm statistics and a
@@ -37,27 +37,16 @@ def _recorded_abstractly(lines: list[str], entry) -> bool:
 @pytest.mark.parametrize("whole", [True, False], ids=["whole", "slices"])
 @pytest.mark.parametrize("entry", NNX, ids=str)
 def test_the_abstract_path_gives_the_in_memory_verdicts(entry, whole, monkeypatch):
-    model, inputs, options = entry.build()
-    in_memory = initcheck.audit(model, *inputs, **options)
-    _abstract(monkeypatch, whole=whole)
-    lines: list[str] = []
-    abstract = initcheck.audit(model, *inputs, memory="2GB", progress=lines.append, **options)
-    assert _recorded_abstractly(lines, entry), lines
-    _same_verdicts(in_memory, abstract, streamed=not whole)
+    abstract_path_matches(entry, whole, monkeypatch, recorded=lambda lines: _recorded_abstractly(lines, entry))
 
 
 @pytest.mark.parametrize("entry", NNX, ids=str)
 def test_one_jitted_init_gives_the_eager_verdicts(entry, monkeypatch):
-    model, inputs, options = entry.build()
-    eager = initcheck.audit(model, *inputs, **options)
-    monkeypatch.setattr(_budget, "ONE_INIT_ABOVE", 0)
-    lines: list[str] = []
-    one_init = initcheck.audit(model, *inputs, progress=lines.append, **options)
-    assert _recorded_abstractly(lines, entry), lines
-    if str(entry) not in NOT_TRACEABLE:
-        assert any("one jitted init of the whole model" in line for line in lines)
-    _same_verdicts(eager, one_init, streamed=False)
-    assert (one_init.signal is None) == (eager.signal is None)
+    def recorded(lines: list[str]) -> bool:
+        whole = str(entry) in NOT_TRACEABLE or any("one jitted init of the whole model" in line for line in lines)
+        return _recorded_abstractly(lines, entry) and whole
+
+    one_init_matches(entry, monkeypatch, recorded=recorded)
 
 
 class Block(nnx.Module):
