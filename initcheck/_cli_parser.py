@@ -88,6 +88,13 @@ def check_parser(commands: Commands) -> argparse.ArgumentParser:
         help="properties to check (default: all)",
     )
     check.add_argument(
+        "--time-limit",
+        type=_seconds,
+        default=None,
+        metavar="SECONDS",
+        help="seconds one call of the initializer may take before it counts as hung (default: the profile's, 120)",
+    )
+    check.add_argument(
         "--haiku",
         action="store_true",
         help="the target is a Haiku-style init(shape, dtype) that draws keys with hk.next_rng_key() "
@@ -230,6 +237,16 @@ def _add_x64(sub: argparse.ArgumentParser) -> None:
         action="store_true",
         help="turn on JAX's x64 mode first, which adds float64 and complex128 to the dtypes",
     )
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds, e.g. --time-limit 30")
+    return seconds
 
 
 def _shapes(text: str) -> list[tuple[int, ...]]:

@@ -79,10 +79,14 @@ def conformance_document(results: dict, settings: Settings, seconds: float, lock
             }
         )
     ordered = sorted(rows.items(), key=lambda kv: (kv[1]["order"] is None, kv[1]["order"] or 0, kv[0]))
+    if any(row["kind"] is None for _, row in ordered):  # no item of it reported back (its xdist worker died)
+        declared_kinds = {t.name: t.kind for t in declared(settings.modules, settings.models, settings.frameworks)}
+        for name, row in ordered:
+            row["kind"] = row["kind"] or declared_kinds.get(name, "broken")
     targets = [
         document.target(
             name,
-            row["kind"] or "unknown",
+            row["kind"],
             verdicts=row["verdicts"],
             law=row["law"],
             error=row["error"],

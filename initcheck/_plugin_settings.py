@@ -14,7 +14,19 @@ from initcheck._audit import parse_memory
 from initcheck._frameworks import FRAMEWORKS
 from initcheck._targets import names, read_table
 
-KEYS = ("modules", "models", "frameworks", "profile", "seed", "time_limit", "strict", "compile_cache", "lock", "memory")
+KEYS = (
+    "modules",
+    "models",
+    "frameworks",
+    "profile",
+    "seed",
+    "time_limit",
+    "strict",
+    "compile_cache",
+    "lock",
+    "memory",
+    "isolate",
+)
 NO_CACHE = ("none", "false", "off")  # compile_cache values that turn the compile cache off
 
 
@@ -33,6 +45,7 @@ class Settings:
     lock: Path | None = None  # the lock file compared with (None: no lock)
     lock_update: bool = False  # rewrite the lock from this run
     memory: int | str | None = None  # the model audits' memory budget (None: from the free memory)
+    isolate: bool = True  # check each target in a child process (a crash or a hang stays there)
 
     @property
     def profile_object(self):
@@ -136,8 +149,22 @@ def load_settings(config) -> Settings:
             parse_memory(memory)
         except (TypeError, ValueError) as exc:
             raise pytest.UsageError(f"initcheck: {exc}") from None
+    isolate = not config.getoption("initcheck_no_isolate") and table.get("isolate", True)
+    if not isinstance(isolate, bool):
+        raise pytest.UsageError(f"initcheck: [tool.initcheck] isolate={isolate!r} must be true or false")
     return Settings(
-        tuple(modules), tuple(models), frameworks, profile, seed, limit, strict, cache, lock_path, update, memory
+        tuple(modules),
+        tuple(models),
+        frameworks,
+        profile,
+        seed,
+        limit,
+        strict,
+        cache,
+        lock_path,
+        update,
+        memory,
+        isolate,
     )
 
 

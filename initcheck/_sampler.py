@@ -100,6 +100,9 @@ def draws_for(n: int, shape: tuple[int, ...]) -> int:
     return max(1, math.ceil(n / max(1, math.prod(shape))))
 
 
+CALL_THREAD = "initcheck-call"  # the name of call_with_timeout's threads
+
+
 class CallTimeout(Exception):
     """The call did not return within its time limit."""
 
@@ -115,7 +118,7 @@ def call_with_timeout(fn, seconds: float):
         except BaseException as exc:  # noqa: BLE001 - handed to the caller
             box["error"] = exc
 
-    thread = threading.Thread(target=target, daemon=True, name="initcheck-call")
+    thread = threading.Thread(target=target, daemon=True, name=CALL_THREAD)
     thread.start()
     thread.join(seconds)
     if thread.is_alive():
@@ -123,6 +126,11 @@ def call_with_timeout(fn, seconds: float):
     if "error" in box:
         raise box["error"]
     return box["value"]
+
+
+def abandoned_calls() -> bool:
+    """A call abandoned by ``call_with_timeout`` still runs on a thread of this process."""
+    return any(t.name == CALL_THREAD and t.is_alive() for t in threading.enumerate())
 
 
 def window(shape: tuple[int, ...], budget: int) -> tuple[int, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import pathlib
 import sys
@@ -225,7 +226,7 @@ def _check(args) -> int:
             dtypes=args.dtypes,
             properties=args.properties,
             seed=args.seed,
-            profile=args.profile,
+            profile=_profile(args),
             origin=_origin_of_check(args),
         )
     except (ValueError, TypeError) as exc:
@@ -234,6 +235,12 @@ def _check(args) -> int:
     print(report)
     _write_report(args, "initcheck check", "initializer", report)
     return 0 if report.passed else 1
+
+
+def _profile(args) -> profiles.Profile:
+    """``--profile`` with ``--time-limit`` as its limit per call, when given."""
+    chosen = profiles.get(args.profile)
+    return chosen if args.time_limit is None else dataclasses.replace(chosen, time_limit_s=args.time_limit)
 
 
 def _write_report(args, command: str, kind: str, report, **extra) -> None:
@@ -468,5 +475,17 @@ def _cache_folder(args, stack: contextlib.ExitStack) -> str | None:
     return args.machine_cache
 
 
+def run() -> None:
+    """The ``initcheck`` command: ``main``'s exit status. A call abandoned after its time limit
+    still runs on a thread; the interpreter's shutdown would crash inside it (signal 11), so the
+    process then ends at once, its output flushed."""
+    code = main()
+    if sampler.abandoned_calls():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

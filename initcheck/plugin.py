@@ -9,7 +9,8 @@ Off unless ``--initcheck`` is given (``-p no:initcheck`` removes it). What to ch
     frameworks = ["jax"]               # built-in catalog entries to include (jax, flax, haiku, initcheck)
     profile = "ci"
     seed = 0
-    time_limit = 120                   # seconds per call before an initializer counts as hung
+    time_limit = 120                   # seconds per initializer call (or model init) before it counts as hung
+    isolate = true                     # check each target in a child process (a crash or a hang stays there)
     strict = false                     # true: a PARTIAL model (values without a known law or derivation) fails
 
 Items carry the ``initcheck`` marker; a failure shows the conformance message, not a traceback; a
@@ -32,7 +33,7 @@ from typing import Any
 import pytest
 
 from initcheck import _document as document
-from initcheck import _runner, _xla, lock
+from initcheck import _isolation, _runner, _xla, lock
 from initcheck._api import assert_conforms, check
 from initcheck._audit import audit
 from initcheck._catalog import CatalogEntry, check_entry
@@ -84,6 +85,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--initcheck-profile", metavar="NAME", default=None, help="quick, ci or thorough (default: ci)")
     group.addoption("--initcheck-seed", metavar="N", type=int, default=None, help="base seed of every key (default 0)")
+    group.addoption(
+        "--initcheck-no-isolate",
+        action="store_true",
+        default=False,
+        help="check targets in this process, not in a child process of their own (a crash or a hang then "
+        "ends the session; for debugging)",
+    )
     group.addoption(
         "--initcheck-strict",
         action="store_true",
@@ -144,8 +152,8 @@ def _pin_worker(config) -> None:
 
 def _use_compile_cache(config, settings: Settings) -> None:
     """Keep compiled code in this machine's folder of the compile cache for the session (the
-    controller's choice reaches xdist workers through JAX's variable), unless the user set that
-    variable or turned the cache off."""
+    controller's choice reaches xdist workers and the targets' child processes through JAX's
+    variable), unless the user set that variable or turned the cache off."""
     if settings.compile_cache is None or os.environ.get("JAX_COMPILATION_CACHE_DIR"):
         return
     root = settings.compile_cache or _xla.default_cache_root()
@@ -173,6 +181,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"initcheck: --{option.replace('_', '-')}={path}: {problem}")
     _use_compile_cache(config, settings)
     state = InitcheckSession(settings)
+    config.add_cleanup(state.close)
     config.stash[_SESSION] = state
     config.pluginmanager.register(state, "initcheck-session")
     if not hasattr(config, "workerinput"):
@@ -185,26 +194,47 @@ class ConformanceFailure(Exception):
 
 class InitcheckSession:
     """One ``pytest --initcheck`` session in this process (the controller or an xdist worker): its
-    settings, one check per target, and the item that told each broken target's error."""
+    settings, one check per target (run in a child process of its own unless ``isolate`` is off),
+    and the item that told each broken target's error."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
         self.checked: dict[str, Checked | Exception] = {}
         self.errors_shown: dict[str, str] = {}  # target -> the item whose failure shows why it could not be checked
         self.lock = lock.Lock.read(settings.lock) if settings.lock is not None else None  # read once per process
+        self.child = (
+            _isolation.Isolated((__name__, "_start_child", (settings, _jax_config()))) if settings.isolate else None
+        )
+
+    def close(self) -> None:
+        if self.child is not None:
+            self.child.close()
 
     def conformance(self, target: Target) -> Checked | Exception:
         """The target's check, run once in this process (its error, if it could not be checked)."""
         if target.name not in self.checked:
             try:
-                self.checked[target.name] = run_target(target, self.settings)
+                self.checked[target.name] = self._checked(target)
             except Exception as exc:  # noqa: BLE001 - one broken target is its own errored items
                 self.checked[target.name] = exc
         return self.checked[target.name]
 
+    def _checked(self, target: Target) -> Checked:
+        if self.child is None or target.kind == "broken":
+            return run_target(target, self.settings)
+        report, triage = self.child.call(__name__, "_check_in_child", target.name, limit=self._init_limit)
+        return Checked(report, target.load() if target.kind == "catalog" else None, triage)
+
+    def _init_limit(self, line: str) -> float | None:
+        """A model's factory and eager init (progress lines ``_INIT_LINES``) get the time limit of
+        one call; the rest of a check is bounded call by call, inside the child."""
+        return self.settings.profile_object.time_limit_s if line.startswith(_INIT_LINES) else None
+
     def lock_outcome(self, target: Target) -> lock.Outcome:
         """The target's values against the session's lock (``Lock.read`` before the run: every
         process compares with the same file, which the controller rewrites at the end)."""
+        if self.child is not None:
+            return self.child.call(__name__, "_lock_in_child", target.name, limit=self._init_limit)
         assert self.lock is not None and self.settings.lock is not None
         derive = lock.target_digests(target.kind, target.load(), seed=self.settings.seed)
         return lock.check_target(
@@ -239,11 +269,48 @@ class InitcheckSession:
 
 
 _SESSION = pytest.StashKey[InitcheckSession]()
+_INIT_LINES = ("calling the model factory", "initializing")  # progress lines of a model's own code running
+_JAX_CONFIG = ("jax_enable_x64", "jax_default_prng_impl", "jax_threefry_partitionable")  # the child takes these
+_CHILD: dict[str, Any] = {}  # in a target's child process: its session and targets by name
 
 
-def run_target(target: Target, settings: Settings) -> Checked:
+def _jax_config() -> dict[str, Any]:
+    import jax  # lazy: read when the session starts
+
+    return {name: getattr(jax.config, name) for name in _JAX_CONFIG}
+
+
+def _start_child(settings: Settings, config: dict[str, Any], progress) -> None:
+    """Set up a target's child process: the parent's JAX settings, a session that checks in process."""
+    import jax  # lazy: the child's own JAX
+
+    for name, value in config.items():
+        jax.config.update(name, value)
+    _CHILD["session"] = InitcheckSession(dataclasses.replace(settings, isolate=False))
+
+
+def _child_target(name: str) -> Target:
+    if "targets" not in _CHILD:  # collected as the parent did: the same names
+        settings = _CHILD["session"].settings
+        _CHILD["targets"] = {t.name: t for t in declared(settings.modules, settings.models, settings.frameworks)}
+    return _CHILD["targets"][name]
+
+
+def _check_in_child(name: str, progress) -> tuple[Conformance, Triage | None]:
+    """The target's check in its child process: what the parent needs of it (the catalog entry,
+    which does not pickle, is the parent's own)."""
+    checked = run_target(_child_target(name), _CHILD["session"].settings, progress)
+    return checked.report, checked.triage
+
+
+def _lock_in_child(name: str, progress) -> lock.Outcome:
+    return _CHILD["session"].lock_outcome(_child_target(name))
+
+
+def run_target(target: Target, settings: Settings, progress=None) -> Checked:
     """The target's conformance: a catalog entry checked and triaged, a declared initializer
-    checked on its declared cases, a model factory's model audited."""
+    checked on its declared cases, a model factory's model audited (``progress`` is told of each
+    step of an audit)."""
     thing = target.load()
     profile = settings.profile_object
     if target.kind == "catalog":
@@ -251,9 +318,13 @@ def run_target(target: Target, settings: Settings) -> Checked:
         return Checked(triage.report, thing, triage)
     if target.kind == "initializer":
         return Checked(_check_declared(thing, profile, settings.seed, target.origin))
+    if progress is not None:
+        progress(f"calling the model factory {target.name}")
     model = Model.of(thing(), rng=settings.seed)  # a Model says its own rng
     memory = model.memory if model.memory is not None else settings.memory
-    return Checked(audit(model, profile=profile, seed=settings.seed, origin=target.origin, memory=memory))
+    return Checked(
+        audit(model, profile=profile, seed=settings.seed, origin=target.origin, memory=memory, progress=progress)
+    )
 
 
 def _check_declared(init, profile, seed: int, origin: str):
@@ -313,6 +384,7 @@ class InitcheckItem(pytest.Item):
     def __init__(self, *, target: Target, prop: str, **kwargs):
         super().__init__(**kwargs)
         self.target, self.prop = target, prop
+        self.result: Checked | lock.Outcome | Exception | None = None  # set by setup
         self.add_marker(MARKER)
 
     def _record(self, **data) -> None:
@@ -334,24 +406,35 @@ class InitcheckItem(pytest.Item):
             )
         )
 
-    def runtest(self):
+    def setup(self):
+        """Check the target (once per process); a target that could not be checked at all makes
+        each of its items an error: its traceback shown in full under the first, a line under
+        the others."""
         state = self.config.stash[_SESSION]
-        result = state.conformance(self.target) if self.prop != LOCK else self._lock_outcome(state)
-        if isinstance(result, Exception) and self.prop == LOCK:  # its own error: a lock may fail alone
-            self._record(error=f"lock: {type(result).__name__}: {result}", verdicts=[])
-            raise ConformanceFailure(
-                f"[initcheck] {self.target.name}: its initial values could not be derived for the lock: "
-                f"{type(result).__name__}: {result}"
+        self.result = state.conformance(self.target) if self.prop != LOCK else self._lock_outcome(state)
+        if not isinstance(self.result, Exception):
+            return
+        error = _isolation.described(self.result)
+        if self.prop == LOCK:  # its own error: a lock may fail alone
+            self._record(error=f"lock: {error}", verdicts=[])
+            pytest.fail(
+                f"[initcheck] {self.target.name}: its initial values could not be derived for the lock: {error}",
+                pytrace=False,
             )
-        if isinstance(result, Exception):
-            error = f"{type(result).__name__}: {result}"
-            self._record(error=error, verdicts=[])
-            shown = state.errors_shown.setdefault(self.target.name, self.nodeid)
-            if shown != self.nodeid:  # one error, told once: the other items point to it
-                raise ConformanceFailure(
-                    f"[initcheck] {self.target.name} could not be checked (the error is shown once, under {shown})"
-                )
-            raise ConformanceFailure(f"[initcheck] {self.target.name} could not be checked: {error}")
+        self._record(error=error, verdicts=[])
+        shown = state.errors_shown.setdefault(self.target.name, self.nodeid)
+        if shown != self.nodeid:  # one error, told once: the other items point to it
+            pytest.fail(
+                f"[initcheck] {self.target.name} could not be checked (the error is shown once, under {shown})",
+                pytrace=False,
+            )
+        told = self.target.kind == "broken" or isinstance(self.result, (_isolation.Crashed, _isolation.Hung))
+        trace = "" if told else f"\n\n{_isolation.trace_of(self.result).rstrip()}"
+        pytest.fail(f"[initcheck] {self.target.name} could not be checked: {error}{trace}", pytrace=False)
+
+    def runtest(self):
+        result = self.result
+        assert result is not None and not isinstance(result, Exception)  # setup stops an unchecked target
         if isinstance(result, lock.Outcome):
             return self._lock(result)
         report = result.report

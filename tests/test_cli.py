@@ -331,6 +331,11 @@ def test_check_refuses_bad_input_naming_it(tmp_path, monkeypatch, capsys):
         (["jax.nn.initializers:no_such", "--expect", "normal(1)"], "has no attribute 'no_such'"),
         (["jax.nn.initializers", "--expect", "normal(1)"], "must be MODULE:ATTR"),
     ]
+    for limit in ("0", "-3", "soon", "inf"):
+        with pytest.raises(SystemExit) as exited:
+            cli.main(["check", "jax.nn.initializers:normal()", "--expect", "normal(1)", "--time-limit", limit])
+        assert exited.value.code == 2
+        assert f"{limit!r} is not a positive number of seconds, e.g. --time-limit 30" in capsys.readouterr().err
     for args, message in cases:  # in process: each is refused before anything is sampled
         assert cli.main(["check", *args]) == 2
         stderr = capsys.readouterr().err
@@ -410,3 +415,32 @@ def test_audit_of_a_factory_that_raises_shows_its_traceback_and_exits_2(tmp_path
     assert result.returncode == 2, result.stderr
     assert 'boom.py", line 2, in factory' in result.stderr  # the user's file and line
     assert "initcheck audit: boom:factory() raised RuntimeError: factory boom (its traceback is above)" in result.stderr
+
+
+SPINS = """
+import jax
+
+
+def spins(key, shape, dtype=None):
+    def body(k):
+        while True:  # a CPU-bound loop inside JAX tracing: its thread cannot be stopped
+            pass
+
+    return jax.jit(body)(key)
+"""
+
+
+def test_check_of_a_hung_initializer_stops_at_its_time_limit_and_exits_1(tmp_path):
+    """The call is abandoned after --time-limit; the command then ends with its own status (it
+    was signal 11, 139, as the interpreter shut down under the running call)."""
+    (tmp_path / "hangmod.py").write_text(SPINS)
+    args = ["hangmod:spins", "--expect", "normal(std=1.0)", "--time-limit", "2", "--properties", "contract"]
+    result = subprocess.run(
+        [sys.executable, "-c", "from initcheck.cli import run; run()", "check", *args, "--profile", "quick"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "did not return within 2 s" in result.stdout

@@ -42,7 +42,7 @@ LAYERS = [
     # 7 the lock and the targets of the entry points
     ["initcheck.lock", "initcheck.lock.*", "initcheck._targets"],
     # 8 entry points
-    ["initcheck.cli", "initcheck._cli_parser", "initcheck.plugin", "initcheck._plugin_settings",
+    ["initcheck.cli", "initcheck._cli_parser", "initcheck.plugin", "initcheck._plugin_settings", "initcheck._isolation",
      "initcheck._plugin_report", "initcheck"],
 ]  # fmt: skip
 FRAMEWORK_PACKAGES = ("flax", "haiku", "equinox", "keras")  # imported only by their own framework modules

@@ -168,7 +168,7 @@ def test_off_without_the_flag_selectable_by_marker_and_removable(downstream):
     assert gone.ret != 0 and "unrecognized arguments: --initcheck" in gone.stderr.str()
 
 
-def test_a_dying_worker_is_an_error_and_the_report_is_still_written(downstream):
+def test_without_isolation_a_dying_worker_is_an_error_and_the_report_is_still_written(downstream):
     downstream.path.joinpath("mypkg", "dies.py").write_text(
         "import os, initcheck\nfrom initcheck import laws\n\n\n"
         "@initcheck.expects(laws.Normal(1.0))\ndef dies(key, shape, dtype=None):\n    os._exit(3)\n"
@@ -176,7 +176,14 @@ def test_a_dying_worker_is_an_error_and_the_report_is_still_written(downstream):
     downstream.makefile(".toml", pyproject=PYPROJECT.replace('["mypkg.inits"]', '["mypkg.dies", "mypkg.inits"]'))
     # Two properties only: every item of the dying initializer kills a worker, and xdist starts a new one.
     result = run(
-        downstream, "-n", "2", "--initcheck-json=r.json", "--initcheck-report=r.html", "-k", "contract or moments"
+        downstream,
+        "-n",
+        "2",
+        "--initcheck-no-isolate",
+        "--initcheck-json=r.json",
+        "--initcheck-report=r.html",
+        "-k",
+        "contract or moments",
     )
     assert result.ret == 1
     got = outcomes(downstream.path / "r.json")
@@ -187,6 +194,7 @@ def test_a_dying_worker_is_an_error_and_the_report_is_still_written(downstream):
         t for t in json.loads((downstream.path / "r.json").read_text())["targets"] if t["id"] == "mypkg.dies.dies"
     )
     assert dies["result"] == "error" and "crashed" in dies["error"]
+    assert dies["kind"] == "initializer"  # its declared kind: no item of it reported back
     assert "mypkg.dies.dies" in (downstream.path / "r.html").read_text()
 
 
@@ -254,7 +262,7 @@ def test_catalog_frameworks_are_items_and_known_defects_are_expected_failures(do
     assert target["dtypes"] == ["float32", "bfloat16", "float16", "complex64"]
 
 
-def test_a_module_that_does_not_import_is_one_failed_item(pytester):
+def test_a_module_that_does_not_import_is_one_errored_item(pytester):
     pytester.makefile(
         ".toml",
         pyproject='[tool.pytest.ini_options]\npythonpath = ["."]\n[tool.initcheck]\nmodules = ["nowhere.inits"]\n',
@@ -365,7 +373,7 @@ def test_each_hostile_initializer_is_one_failed_item_and_the_reports_are_written
     for target, message in HOSTILE_MESSAGES.items():
         assert got[f"initcheck::{target}[contract]"] == "failed", target
         assert message in text, (target, message)
-    assert got["initcheck::mypkg.badlaw[import]"] == "failed"
+    assert got["initcheck::mypkg.badlaw[import]"] == "error"
     assert "cannot import modules entry 'mypkg.badlaw': ValueError" in text and "std" in text
     assert got["initcheck::mypkg.inits.good[contract]"] == "passed"  # the session went on
     assert got["initcheck::mypkg.inits.good[moments]"] == "passed"

@@ -145,11 +145,13 @@ def test_a_real_project(shop, mode):
     assert got["initcheck::shop.models:tagger[intent]"] == "failed"
     assert "promises Constant(41.0), but the intended law is Constant(42.0)" in text
     assert got["initcheck::shop.models:mlp[derivation]"] == got["initcheck::shop.models:haiku_net[moments]"] == "passed"
-    # a target that cannot be checked: one error told once, the other items point to it
+    # a target that cannot be checked: one error told once, with its traceback, the other items point to it
     broken = [nodeid for nodeid in got if "models:broken" in nodeid]
-    assert {got[n] for n in broken} == {"failed"}
+    assert {got[n] for n in broken} == {"error"}
     shown = text.split("short test summary info")[0]  # (under CI=true the summary repeats whole first lines)
-    assert shown.count("the checkpoint path does not exist (simulated)") == 1
+    assert shown.count("could not be checked: RuntimeError: the checkpoint path does not exist (simulated)") == 1
+    line = MODELS.splitlines().index('    raise RuntimeError("the checkpoint path does not exist (simulated)")') + 1
+    assert shown.count(f'shop/models.py", line {line}, in broken') == 1
     assert shown.count("shop.models:broken could not be checked (the error is shown once") == len(broken) - 1
     # under xdist, a target's items run on one worker
     by_target: dict = {}

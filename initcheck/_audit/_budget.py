@@ -168,13 +168,14 @@ def choose_mode(framework: Framework, target: Model, budget: int, say) -> str:
     """How the model's values are made (``mode``); a model whose shapes cannot be traced is
     initialized eagerly, as before. Raises ValueError when it does not fit and its framework has no
     abstract path."""
+    name = framework.describe(target.model)
+    say(f"initializing {name} abstractly (jax.eval_shape) to size its values")
     try:
         shapes = framework.shapes(target)
     except Exception:  # noqa: BLE001 - eval_shape is only a size estimate; the eager init says the rest
         return EAGER
     size = sum(int(np.prod(s.shape)) * getattr(s.dtype, "itemsize", 8) for s in shapes.values() if hasattr(s, "shape"))
     chosen = mode(size, budget, framework.record_abstract is not None)
-    name = framework.describe(target.model)
     if chosen == BY_VALUE and framework.record_abstract is None:
         raise ValueError(
             f"memory={gigabytes(budget)}: {name}'s values take {gigabytes(size)}, and its in-memory "
