@@ -145,7 +145,8 @@ def _derivation(ctx: _ParameterContext, framework: Framework, sharing: list[str]
         return ctx.failed(
             name,
             f"{p.path}: slices {pair[0]} and {pair[1]} of {p.slice_count} are identical{where}: "
-            "the transform hands every slice the same key (split_rngs / split_rng off?)",
+            "the transform hands every slice the same key (split it over the slices: split_rngs of nn.scan and "
+            "nnx.vmap, split_rng of hk.layer_stack, jax.random.split(key, n) into eqx.filter_vmap)",
         )
     slices = f"each of its {p.slice_count} slices " if p.stacked else ""
     note = f"; {p.note}" if p.note else ""

@@ -17,9 +17,15 @@ then found in the built model by identity. Equinox's rules, for a layer handed `
   ``State``; in mode 'ema' placeholders that its first batch overwrites);
   ``PReLU``: ``init_alpha``.
 
-Arrays the model holds that no ``equinox.nn`` layer made (user code, ``eqx.tree_at`` re-initializations,
-layers built inside ``eqx.filter_vmap``) are not derived; their law is the one ``expect=`` gives
-them, and without one they are skipped with the reason.
+Layers built inside ``eqx.filter_vmap`` or ``jax.vmap`` calls the factory makes (Equinox's scan over
+layers: ``eqx.filter_vmap(make_block)(split(key, n))``, nested vmaps too) are followed out of them: the
+vmap also returns each layer's key, stacked, and an array it returns is derived slice by slice, slice
+``i`` the layer's rule on the key slice ``i`` was handed (``_lifted``, ``_stacked_rules``).
+
+Arrays the model holds that no ``equinox.nn`` layer made (user code, ``eqx.tree_at`` re-initializations)
+are not derived; their law is the one ``expect=`` gives them (per slice, when a vmap stacked them),
+and without one they are skipped with the reason, as are layers built inside a transform that is not
+followed (``jax.lax.scan``, a vmap bound before the factory ran: see ``IN_TRANSFORM``).
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ from initcheck._record import (
     Parameter,
     guarded,
     path_text,
+    stacked_positions,
     tree_values,
 )
 
@@ -60,18 +67,32 @@ USER_MADE = (
 )
 FIXED_KEY = f"its layer was handed the same key when the model is built from another root key: {IGNORED_KEY}"
 IN_TRANSFORM = (
-    "it was made inside a JAX transform (eqx.filter_vmap or jax.vmap over layer constructions), whose "
-    "keys initcheck does not model for Equinox; give its law with expect={'<path>': law}"
+    "it was made inside a JAX transform that initcheck does not follow for Equinox (jax.lax.scan, eqx.filter_jit, "
+    "or a vmap the factory did not call as jax.vmap / eqx.filter_vmap when it ran: one bound before, e.g. a "
+    "function decorated with @eqx.filter_vmap at import or `from jax import vmap`, or one with out_axes other "
+    "than one int), whose keys initcheck does not model; give its law with expect={'<path>': law}"
 )
 
 
 @dataclasses.dataclass
 class Construction:
-    """One outermost ``equinox.nn`` layer built while the factory ran, and its bound arguments."""
+    """One outermost ``equinox.nn`` layer built while the factory ran, and its bound arguments.
+
+    A layer built inside vmaps the factory called (``eqx.filter_vmap``, ``jax.vmap``) is *lifted*:
+    ``layer`` is one slice of it (abstract), ``arguments["key"]`` the keys its slices were handed
+    (stacked, outermost vmap first), and ``axes``/``sizes``/``lifts`` each vmap's out axis, size and
+    name, outermost first."""
 
     layer: Any
     arguments: dict
     failure: str = ""  # why Equinox's rule could not be applied to it
+    axes: tuple[int, ...] = ()
+    sizes: tuple[int, ...] = ()
+    lifts: tuple[str, ...] = ()
+
+    @property
+    def transform(self) -> str:
+        return _transform(tuple(zip(self.axes, self.sizes, self.lifts)))
 
 
 @dataclasses.dataclass
@@ -84,20 +105,36 @@ class Rule:
     law: laws.Law | None
     stacked: tuple[int, ...] = ()
     computed: str = ""  # not an initial value: bookkeeping the layer keeps (a flag, a counter)
+    transform: str = ""  # the vmaps that stacked it, in words
 
 
 def _is_layer(cls) -> bool:
     return (getattr(cls, "__module__", "") or "").startswith("equinox.nn")
 
 
+@dataclasses.dataclass
+class _Made:
+    """An array a vmap of the factory returned (kept alive: it is found by id): the construction
+    that made it and its path in that layer, or, made by user code (``construction`` None), the
+    vmaps that stacked it: ``(out axis, size, name)`` each, outermost first."""
+
+    array: Any
+    construction: Construction | None
+    path: str = ""
+    levels: tuple = ()
+
+
 @contextlib.contextmanager
-def _watching(constructions: list[Construction]):
-    """Record the outermost ``equinox.nn`` constructions (the metaclass's ``__call__``, restored after)."""
+def _watching(constructions: list[Construction], lifted: dict | None = None):
+    """Record the outermost ``equinox.nn`` constructions (the metaclass's ``__call__``, restored after),
+    and follow those built inside the factory's vmaps out of them: ``lifted`` receives each array the
+    outermost vmaps returned, by id (``_Made``)."""
     import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
 
     meta = type(eqx.Module)
     original = meta.__call__
     depth = [0]
+    frames: list[dict] = [lifted if lifted is not None else {}]  # [0]: the factory's own level
 
     def call(cls, *args, **kwargs):
         if not _is_layer(cls) or depth[0]:
@@ -111,14 +148,112 @@ def _watching(constructions: list[Construction]):
             bound = inspect.signature(cls).bind_partial(*args, **kwargs).arguments
         except (TypeError, ValueError):
             bound = dict(kwargs)
-        constructions.append(Construction(layer, dict(bound)))
+        c = Construction(layer, dict(bound))
+        constructions.append(c)
+        if len(frames) > 1:  # inside a vmap of the factory: found where that vmap returns it
+            frames[-1].update({id(x): _Made(x, c, path) for path, x in _arrays(layer)})
         return layer
 
-    setattr(meta, "__call__", call)  # noqa: B010 - a method of the metaclass, swapped for the factory's run
+    jax_vmap, eqx_filter_vmap = _vmaps(frames, depth)
+    swapped = [(meta, "__call__", call), (jax, "vmap", jax_vmap), (eqx, "filter_vmap", eqx_filter_vmap)]
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in swapped]
+    for owner, name, value in swapped:
+        setattr(owner, name, value)  # a method of the metaclass and two public functions, for the factory's run
     try:
         yield
     finally:
-        setattr(meta, "__call__", original)  # noqa: B010
+        for owner, name, value in saved:
+            setattr(owner, name, value)
+
+
+def _vmaps(frames: list[dict], depth: list[int]):
+    """``jax.vmap`` and ``eqx.filter_vmap`` as the factory sees them: a vmap with one out axis,
+    called outside Equinox's own code, is followed (``_lifted``); any other runs as it is."""
+    import equinox as eqx  # lazy: Equinox loads only when an Equinox target is used
+
+    vmap, filter_vmap = jax.vmap, eqx.filter_vmap
+
+    def jax_vmap(fun, in_axes=0, out_axes=0, *args, **options):
+        if depth[0] or not isinstance(out_axes, int) or _from_equinox(fun):
+            return vmap(fun, in_axes, out_axes, *args, **options)
+        return _lifted(frames, fun, lambda f: vmap(f, in_axes, (out_axes, 0), *args, **options), out_axes, "jax.vmap")
+
+    def eqx_filter_vmap(fun=None, **options):
+        if fun is None:  # @eqx.filter_vmap(in_axes=...)
+            return functools.partial(eqx_filter_vmap, **options)
+        out_axes = options.pop("out_axes", eqx.if_array(0))
+        axis = out_axes.axis if isinstance(out_axes, eqx.if_array) else out_axes
+        if depth[0] or not isinstance(axis, int):
+            return filter_vmap(fun, out_axes=out_axes, **options)
+        return _lifted(
+            frames, fun, lambda f: filter_vmap(f, out_axes=(out_axes, 0), **options), axis, "eqx.filter_vmap"
+        )
+
+    return jax_vmap, eqx_filter_vmap
+
+
+def _from_equinox(fun) -> bool:
+    return (getattr(fun, "__module__", None) or "").startswith("equinox")
+
+
+def _lifted(frames: list[dict], fun, vmapped, axis: int, name: str):
+    """``fun`` vmapped by ``vmapped`` (the vmap, its out axes extended by one for the keys), each
+    ``equinox.nn`` layer built inside it followed out: the keys it was handed come out stacked beside
+    ``fun``'s output, and the arrays that output holds are registered with the enclosing frame."""
+    seen: dict = {}
+
+    @functools.wraps(fun)
+    def inner(*args, **kwargs):
+        frames.append({})
+        try:
+            out = fun(*args, **kwargs)
+        finally:
+            made = frames.pop()
+        leaves, seen["tree"] = jax.tree_util.tree_flatten(out)
+        seen["found"] = found = {
+            i: made.get(id(x)) or _Made(x, None) for i, x in enumerate(leaves) if isinstance(x, jax.Array)
+        }
+        seen["layers"] = layers = list(
+            {id(m.construction): m.construction for m in found.values() if m.construction}.values()
+        )
+        for c in layers:  # one slice, abstract (its tracers do not outlive the vmap)
+            key = c.arguments.get("key")
+            c.layer, c.arguments = _abstract(c.layer), _abstract({k: v for k, v in c.arguments.items() if k != "key"})
+            c.arguments["key"] = key if isinstance(key, jax.Array) else None
+        return out, [c.arguments["key"] for c in layers]
+
+    call = vmapped(inner)
+
+    @functools.wraps(fun)
+    def batched(*args, **kwargs):
+        out, keys = call(*args, **kwargs)
+        leaves, tree = jax.tree_util.tree_flatten(out)
+        if tree == seen["tree"]:
+            _register(frames[-1], leaves, keys, seen, axis, name)
+        return out
+
+    return batched
+
+
+def _register(frame: dict, leaves: list, keys: list, seen: dict, axis: int, name: str) -> None:
+    """The arrays a followed vmap returned, by id in ``frame``, and its layers' stacked keys and levels."""
+    sizes = {}
+    for i, m in seen["found"].items():
+        x = leaves[i]
+        n = np.shape(x)[axis if axis >= 0 else axis + np.ndim(x)]
+        if m.construction is None:
+            frame[id(x)] = _Made(x, None, levels=((axis, n, name), *m.levels))
+        else:
+            sizes[id(m.construction)] = n
+            frame[id(x)] = _Made(x, m.construction, m.path)
+    for c, key in zip(seen["layers"], keys):
+        c.arguments["key"] = key
+        c.axes, c.sizes, c.lifts = (axis, *c.axes), (sizes[id(c)], *c.sizes), (name, *c.lifts)
+
+
+def _transform(levels) -> str:
+    """The vmaps ``(axis, size, name)`` that stacked a value (outermost first), in words."""
+    return ", inside ".join(f"{name} ({n} slices)" for _, n, name in reversed(levels))
 
 
 def _traced(key) -> bool:
@@ -354,12 +489,14 @@ def root_key(rng):
 
 
 def build(factory, inputs, rng, kwargs):
-    """What the factory returns, and the ``equinox.nn`` constructions seen while it ran."""
+    """What the factory returns, the ``equinox.nn`` constructions seen while it ran, and the arrays
+    its vmaps returned, by id (``_watching``)."""
     constructions: list[Construction] = []
-    with _watching(constructions):
+    lifted: dict[int, _Made] = {}
+    with _watching(constructions, lifted):
         made = factory(*inputs, key=root_key(rng), **kwargs)
     _check_built(factory, made)
-    return made, constructions
+    return made, constructions, lifted
 
 
 class NotEquinox(TypeError):
@@ -386,28 +523,51 @@ def record(factory, inputs, rng, kwargs=None) -> tuple[Any, list[Parameter]]:
     """``(built, values)``: every array of the model ``factory(*inputs, key=key, **kwargs)`` builds
     (``built``: the model, or ``(model, state)`` when the factory returns its ``State`` too)."""
 
-    made, constructions = build(factory, inputs, rng, dict(kwargs or {}))
+    made, constructions, lifted = build(factory, inputs, rng, dict(kwargs or {}))
     model, state = _split_state(made)
     by_id: dict[int, tuple[Construction, str, Rule | None]] = {}
+    out = _lifted_layers(lifted)
     traced = False
     for c in constructions:
-        if any(_traced(x) for x in jax.tree_util.tree_leaves(c.layer)):
+        if id(c) not in out and (c.axes or any(_traced(x) for x in jax.tree_util.tree_leaves(c.layer))):
             traced = True
             continue
-        try:
-            layer_rules = rules(c)
-        except Exception as exc:  # noqa: BLE001 - a layer initcheck cannot derive is that layer's skip
-            layer_rules, c.failure = None, f"initcheck could not apply Equinox's rule ({type(exc).__name__}: {exc})"
-        for path, value in _arrays(c.layer):
+        layer_rules = _guarded_rules(c)
+        arrays = [(m.path, m.array) for m in lifted.values() if m.construction is c] if c.axes else _arrays(c.layer)
+        for path, value in arrays:
             by_id.setdefault(id(value), (c, path, (layer_rules or {}).get(path)))
     unknown = IN_TRANSFORM if traced else USER_MADE
     values = []
     for path, value in _arrays(model):
         found = by_id.get(id(value))
-        values.append(guarded(path, value, "params", functools.partial(_value, path, value, found, unknown)))
+        p = guarded(path, value, "params", functools.partial(_value, path, value, found, unknown))
+        values.append(_user_stacked(p, lifted.get(id(value))))
     if state is not None:
         values += _state_values(model, state)
     return (model if state is None else (model, state)), values
+
+
+def _lifted_layers(lifted: dict) -> set[int]:
+    """The constructions (by id) whose arrays the factory's outermost vmaps returned."""
+    return {id(m.construction) for m in lifted.values() if m.construction is not None}
+
+
+def _guarded_rules(c: Construction) -> dict[str, Rule] | None:
+    """Equinox's rules for the layer (slice by slice for a lifted one), or None with ``c.failure`` set."""
+    try:
+        return _rules_at(c, c.arguments.get("key")) if c.axes else rules(c)
+    except Exception as exc:  # noqa: BLE001 - a layer initcheck cannot derive is that layer's skip
+        c.failure = f"initcheck could not apply Equinox's rule ({type(exc).__name__}: {exc})"
+        return None
+
+
+def _user_stacked(p: Parameter, made: _Made | None) -> Parameter:
+    """``p``, stacked as the vmaps that returned it stacked it, when user code made it inside them."""
+    if made is None or made.construction is not None or not made.levels:
+        return p
+    axes = tuple(axis for axis, _, _ in made.levels)
+    stacked = stacked_positions(axes, len(p.shape) - len(axes))
+    return dataclasses.replace(p, stacked=stacked, transform=_transform(made.levels))
 
 
 def _split_state(made) -> tuple[Any, Any]:
@@ -449,38 +609,47 @@ class _Observed:
     where: dict = dataclasses.field(default_factory=dict)
     constructions: list = dataclasses.field(default_factory=list)
     inner: bool = False
+    lifted: dict = dataclasses.field(default_factory=dict)  # path -> _Made of an array user code made in a vmap
 
 
 def _observe(factory, make, root) -> tuple[_Observed, list]:
     """The factory traced under ``jax.jit``, returning only the keys its layers were handed: XLA
     removes every array's computation, so nothing large is made. Returns what was seen and the
-    keys (concrete), one per recorded construction (None where it had none)."""
+    keys (concrete), one per recorded construction (None where it had none; stacked for a lifted one)."""
     seen = _Observed()
 
     def keys(key):
         constructions: list[Construction] = []
-        with _watching(constructions):
+        lifted: dict[int, _Made] = {}
+        with _watching(constructions, lifted):
             made = make(key)
         _check_built(factory, made)
         model, state = _split_state(made)
+        out = _lifted_layers(lifted)
         by_id: dict[int, tuple[int, str]] = {}
         kept = []
         for c in constructions:
-            if any(_inner(x, key) for x in jax.tree_util.tree_leaves(c.layer)):
+            if id(c) not in out and (c.axes or any(_inner(x, key) for x in jax.tree_util.tree_leaves(c.layer))):
                 seen.inner = True
                 continue
-            for path, value in _arrays(c.layer):
+            arrays = [(m.path, m.array) for m in lifted.values() if m.construction is c] if c.axes else _arrays(c.layer)
+            for path, value in arrays:
                 by_id.setdefault(id(value), (len(kept), path))
             kept.append(c)
         seen.where = {path: by_id.get(id(value)) for path, value in _arrays(model)}
+        seen.lifted = {path: lifted[id(value)] for path, value in _arrays(model) if id(value) in lifted}
         seen.model, seen.state = _abstract(model), _abstract(state)
         seen.constructions = [
-            Construction(_abstract(c.layer), _abstract({k: v for k, v in c.arguments.items() if k != "key"}))
+            dataclasses.replace(
+                c, layer=_abstract(c.layer), arguments=_abstract({k: v for k, v in c.arguments.items() if k != "key"})
+            )
             for c in kept
         ]
         return [c.arguments.get("key") for c in kept]
 
-    return seen, jax.jit(keys)(root)
+    result = jax.jit(keys)(root)
+    seen.lifted = {path: dataclasses.replace(m, array=None) for path, m in seen.lifted.items()}  # no tracer kept
+    return seen, result
 
 
 def _fixed_keys(keys: list, again: list) -> set[int]:
@@ -492,9 +661,59 @@ def _fixed_keys(keys: list, again: list) -> set[int]:
 
 
 def _rules_at(c: Construction, key) -> dict[str, Rule] | None:
-    """Equinox's rules for a construction recorded abstractly, inside a trace (on ``key``)."""
+    """Equinox's rules for a construction recorded abstractly, inside a trace (on ``key``), or lifted
+    out of the factory's vmaps (on its stacked keys: ``_stacked_rules``)."""
+    if c.axes:
+        return _stacked_rules(c, key)
     arguments = {**c.arguments, "key": key} if key is not None else c.arguments
     return rules(Construction(_zeros(c.layer), _zeros(arguments)))
+
+
+def _one_slice(c: Construction) -> Construction:
+    """A lifted construction as one of its slices was built (its keys left out)."""
+    arguments = {k: v for k, v in c.arguments.items() if k != "key"}
+    return dataclasses.replace(c, arguments=arguments, axes=(), sizes=(), lifts=())
+
+
+def _typed(keys):
+    """``keys`` as typed keys (raw ``PRNGKey`` data wrapped), so that one key is one element."""
+    if keys is None or jax.dtypes.issubdtype(keys.dtype, jax.dtypes.prng_key):
+        return keys
+    return jax.random.wrap_key_data(keys)
+
+
+def _stacked_rules(c: Construction, keys) -> dict[str, Rule] | None:
+    """A lifted construction's rules: Equinox's rule on each slice's key, vmapped as the factory's
+    vmaps were (each array's slices at their out axes; its keys stacked, outermost vmap first)."""
+    one, captured = _one_slice(c), {}
+
+    def slice_rules(k):
+        captured["rules"] = found = _rules_at(one, k)
+        drawn = {p: r for p, r in (found or {}).items() if not r.computed}
+        return {p: r.expected for p, r in drawn.items()}, {p: r.key for p, r in drawn.items()}
+
+    fn = slice_rules
+    for axis, n in reversed(tuple(zip(c.axes, c.sizes))):
+        fn = jax.vmap(fn, out_axes=(axis, 0), axis_size=n)
+    expected, key = fn(_typed(keys))
+    found: dict[str, Rule] | None = captured["rules"]
+    if found is None:
+        return None
+    out = {}
+    for path, r in found.items():
+        if r.computed:
+            out[path] = r
+            continue
+        axes = (*c.axes, *r.stacked)
+        out[path] = Rule(
+            expected[path],
+            key[path],
+            f"{r.derivation}, in each slice of {c.transform}",
+            r.law,
+            stacked=stacked_positions(axes, expected[path].ndim - len(axes)),
+            transform=c.transform,
+        )
+    return out
 
 
 def _abstract_rules(c: Construction, key) -> tuple[dict[str, Rule] | None, Any]:
@@ -504,6 +723,11 @@ def _abstract_rules(c: Construction, key) -> tuple[dict[str, Rule] | None, Any]:
 
     def keys(k):
         captured["rules"] = found = _rules_at(c, k)
+        captured["counts"] = {  # each array's slices
+            path: math.prod(r.expected.shape[a] for a in r.stacked)
+            for path, r in (found or {}).items()
+            if not r.computed
+        }
         return {path: r.key for path, r in (found or {}).items() if r.key is not None}
 
     try:
@@ -515,18 +739,29 @@ def _abstract_rules(c: Construction, key) -> tuple[dict[str, Rule] | None, Any]:
     if found is None:
         return None, None
     made = {path: dataclasses.replace(r, expected=None, key=concrete.get(path)) for path, r in found.items()}
+    one = _one_slice(c) if c.axes else c
 
     def maker(path: str):
-        stacked = made[path].stacked
+        own = captured["counts"][path] // math.prod(c.sizes)  # the slices of one lifted slice (MLP scan=True)
 
         def expected(k, i):
-            value = (_rules_at(c, k) or {})[path].expected
-            return value[i] if stacked else value
+            outer, inner = jnp.divmod(i, own)
+            slice_key = _typed(k).reshape(-1)[outer] if c.axes and k is not None else k
+            r = (_rules_at(one, slice_key) or {})[path]
+            return _take_slice(r.expected, r.stacked, inner)
 
         program = jax.jit(expected)
         return lambda i: program(key, i)
 
     return made, maker
+
+
+def _take_slice(value, stacked: tuple[int, ...], i):
+    """Slice ``i`` of ``value`` in ``Parameter.slices``' order (``value`` itself when not stacked)."""
+    if not stacked:
+        return value
+    front = jnp.moveaxis(value, stacked, tuple(range(len(stacked))))
+    return front.reshape(-1, *front.shape[len(stacked) :])[i]
 
 
 def record_abstract(
@@ -586,7 +821,10 @@ def record_abstract(
             rule = (made or {}).get(inner)
             found = (seen.constructions[index], inner, rule)
             declared = maker(inner) if rule is not None and not rule.computed else None
-        p = guarded(path, value, "params", functools.partial(_value, path, value, found, unknown))
+        p = _user_stacked(
+            guarded(path, value, "params", functools.partial(_value, path, value, found, unknown)),
+            seen.lifted.get(path),
+        )
         if where is not None and where[0] in fixed and p.key is not None:
             p = dataclasses.replace(p, key_use=f"{path}: {FIXED_KEY}")
         values.append(dataclasses.replace(p, lazy=Lazy(declared, own(path))))
@@ -635,6 +873,7 @@ def _from_rule(path: str, value, declared, rule: Rule, collection: str = "params
         law=rule.law,
         drawn_by=drawn_by,
         stacked=rule.stacked,
+        transform=rule.transform,
     )
 
 
