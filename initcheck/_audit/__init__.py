@@ -36,7 +36,7 @@ from initcheck._properties import (
 )
 from initcheck._property_registry import AUDIT_PROPERTIES
 from initcheck._record import Model, NoForward, Parameter, compare, match, patterns, same_law, tracked
-from initcheck._verdict import FAIL, SKIP, Case, Conformance, Coverage, Verdict
+from initcheck._verdict import FAIL, PASS, SKIP, Case, Conformance, Coverage, Verdict
 from initcheck.laws import orthogonality_error
 
 # the audit's own checks of a law's values; the other properties of the registry's values that
@@ -544,16 +544,21 @@ def audit(
     sharing = _sharing(parameters)
     verdicts = []
     call = _call_text(target, origin)
+    made: list[_key_use.Prefix] = []  # the values made one at a time, compared across values after the loop
     for i, p in enumerate(parameters, 1):
         defects = registry.sampling_defects(unwrap(p.declared)) or registry.sampling_defects(p.drawn_by)
         if mode != _budget.EAGER:
             p = _budget.made_checked(p, framework, budget if abstract else None, "derivation" in names, say)
+            made += _key_use.prefixes(p) if "derivation" in names else []
         checked = _verdicts(
             p, framework, sharing.get(p.path, []), [n for n in names if n != SIGNAL], prof, seed, call, uses, budget
         )
         verdicts += _defects.mark(checked, defects)
         if progress is not None and (i == len(parameters) or i % 25 == 0):
             say(f"checked {i}/{len(parameters)} values")
+    setup, text = call
+    again = f"{setup}print(initcheck.audit({text}, properties=['derivation'], profile={prof.name!r}, seed={seed}))"
+    verdicts = _with_copies(verdicts, _key_use.prefix_copies(made), again)
     return Conformance(
         framework.describe(target.model),
         "the declared initializer of each value",
@@ -579,11 +584,32 @@ def _key_use_checked(
     other = dataclasses.replace(target, rng=_key_use.other_rng(target.rng))
     again = {p.path: p for p in framework.record(other, settings).parameters}
     unchanged = _key_use.unchanged(parameters, again, framework.ignored_key_cause())
-    return _with_key_use(parameters, {**_key_use.copies(parameters, again), **unchanged})
+    fixed = {}
+    if candidates := _key_use.fixed_seed_candidates(parameters, again):
+        say(
+            "initializing it again with the keys it makes from seeds moved: values made without its key must not change"
+        )
+        with _key_use.salted_seeds():
+            salted = {p.path: p for p in framework.record(target, settings).parameters}
+        fixed = _key_use.fixed_seeds(candidates, salted)
+    return _with_key_use(parameters, {**_key_use.copies(parameters, again), **unchanged, **fixed})
 
 
 def _with_key_use(parameters: list[Parameter], problems: dict[str, str]) -> list[Parameter]:
     return [dataclasses.replace(p, key_use=problems[p.path]) if p.path in problems else p for p in parameters]
+
+
+def _with_copies(verdicts: list[Verdict], problems: dict[str, str], reproduce: str) -> list[Verdict]:
+    """``verdicts`` with the ``derivation`` (passed or skipped) of each value in ``problems`` failed: values made
+    one at a time (``BY_VALUE``, ``ONE_INIT``), found copying another only once all were made."""
+    return [
+        dataclasses.replace(
+            v, status=FAIL, statistic=None, pvalue=None, alpha=0.0, message=problems[v.case.path], reproduce=reproduce
+        )
+        if v.property == "derivation" and v.status in (PASS, SKIP) and v.case.path in problems
+        else v
+        for v in verdicts
+    ]
 
 
 def _call_text(target: Model, origin: str | None) -> tuple[str, str]:

@@ -8,6 +8,11 @@ known law, that changes with the root key):
 
 - **unchanged**: the model is initialized a second time from another root key; a value (or a slice
   of a stacked one) that comes out bit-identical ignores the model's key;
+- **fixed seeds**: a value with no known law that comes out the same from another root key and is
+  not constant is made once more from the first root key with every key that the init makes from a
+  seed (``jax.random.key(0)``, ``PRNGKey(0)``, an ``nnx.Rngs(0)`` inside the model) moved
+  (``salted_seeds``); if it then changes, it was drawn with a fixed key (a table computed without a
+  key, such as a sinusoidal embedding, does not change);
 - **copies**: no two such values (slices) of one size are bit-identical or exactly correlated
   (|r| > 1 - 1e-4; two independent values of 32 or more elements come that close with probability
   far below 1e-30), and no two of different sizes begin with exactly correlated first 64 elements
@@ -16,6 +21,8 @@ known law, that changes with the root key):
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 
 import jax
@@ -38,6 +45,59 @@ def other_rng(rng):
     if isinstance(rng, (int, np.integer)):
         return int(rng) + 1_000_003
     return jax.random.fold_in(rng, 0x5EED)
+
+
+SEED_SALT = 1_000_003  # added to every seed a key is made from, in the init made with salted_seeds
+
+
+@contextlib.contextmanager
+def salted_seeds():
+    """While the block runs, ``jax.random.key(seed)`` and ``jax.random.PRNGKey(seed)`` make the key
+    of ``seed + SEED_SALT``: an init run in it changes exactly the values drawn from keys made from
+    seeds (calls that bound those functions before, ``from jax.random import key``, are not seen)."""
+    made = {name: getattr(jax.random, name) for name in ("key", "PRNGKey")}
+
+    def salted(make):
+        return lambda seed, *args, **kwargs: make(seed + SEED_SALT, *args, **kwargs)
+
+    for name, make in made.items():
+        setattr(jax.random, name, salted(make))
+    try:
+        yield
+    finally:
+        for name, make in made.items():
+            setattr(jax.random, name, make)
+
+
+def fixed_seed_candidates(parameters: list[Parameter], again: dict[str, Parameter]) -> list[Parameter]:
+    """Values with no known law, the same from another root key and not constant: made without the
+    model's key, either computed (a sinusoidal table) or drawn with a fixed key (``salted_seeds``)."""
+    found = []
+    for p in parameters:
+        q = again.get(p.path)
+        if p.is_key or p.computed or (p.intended or p.law) is not None or q is None or p.array.size < 2:
+            continue
+        if not _dtypes.is_inexact(p.dtype) or q.array.tobytes() != p.array.tobytes():
+            continue
+        values = np.asarray(p.array)
+        if np.all(values == values.reshape(-1)[0]):
+            continue
+        found.append(p)
+    return found
+
+
+def fixed_seeds(candidates: list[Parameter], salted: dict[str, Parameter]) -> dict[str, str]:
+    """path -> why, for candidates that changed when the keys made from seeds were moved."""
+    why = {}
+    for p in candidates:
+        q = salted.get(p.path)
+        if q is not None and q.array.shape == p.array.shape and q.array.tobytes() != p.array.tobytes():
+            why[p.path] = (
+                f"{p.path}: it is the same from every root key, and changes when the keys the init makes from "
+                "seeds (jax.random.key(0), PRNGKey(0), nnx.Rngs(0)) change: it was drawn with a fixed key; draw it "
+                "with the key the model hands over (nnx's rngs, self.make_rng, hk.next_rng_key, the factory's key)"
+            )
+    return why
 
 
 def is_random(p: Parameter, again: Parameter | None) -> bool:
@@ -120,21 +180,61 @@ def _prefix_copies(why: dict[str, str], members: list[tuple[str, Parameter, int]
     the first elements of ``normal(key, shape)`` the same for every shape, so the first ``PREFIX``
     elements of one are an affine copy of the other's (the second layer handed the first layer's
     key, at another shape and scale)."""
-    members = [m for m in members if m[1].size // max(m[1].slice_count, 1) >= PREFIX]
-    if len(members) < 2:
-        return
-    owner = [name.split("[")[0] for name, _, _ in members]
-    size = [m[1].size // max(m[1].slice_count, 1) for m in members]
-    firsts = {id(p): p.slices().reshape(p.slice_count, -1)[:, :PREFIX] for _, p, _ in members}
-    rows = np.stack([_dtypes.to_float64(firsts[id(p)][i]) for _, p, i in members])
-    rows = rows - rows.mean(axis=1, keepdims=True)
-    norms = np.linalg.norm(rows, axis=1)
-    ok = norms > 0
-    rows[ok] /= norms[ok, None]
-    gram = np.abs(rows @ rows.T)
+    for path, problem in prefix_copies(
+        [q for name, p, i in members for q in _prefixes_of(p, [(name, i)])], same_size=False
+    ).items():
+        why.setdefault(path, problem)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prefix:
+    """The first ``PREFIX`` elements of one random value (slice), centred and normalized: all the
+    comparison of values of different sizes keeps of it (a value made one at a time is released)."""
+
+    name: str  # the value's path, with [i] for a slice of a stacked one
+    owner: str  # the value's path
+    size: int  # elements of the value (slice)
+    row: np.ndarray
+
+
+def prefixes(p: Parameter) -> list[Prefix]:
+    """The prefixes of a random value made whole (each slice's), or [] (not random, too small, not made)."""
+    if isinstance(p.value, jax.ShapeDtypeStruct) or not is_random(p, None):
+        return []
+    names = [(f"{p.path}[{i}]" if p.stacked else p.path, i) for i in range(p.slice_count)]
+    return _prefixes_of(p, names)
+
+
+def _prefixes_of(p: Parameter, names: list[tuple[str, int]]) -> list[Prefix]:
+    size = p.size // max(p.slice_count, 1)
+    if size < PREFIX:
+        return []
+    firsts = p.slices().reshape(p.slice_count, -1)[:, :PREFIX]
+    out = []
+    for name, i in names:
+        row = _dtypes.to_float64(firsts[i])
+        row = row - row.mean()
+        norm = float(np.linalg.norm(row))
+        out.append(Prefix(name, p.path, size, row / norm if norm > 0 else row))
+    return out
+
+
+def prefix_copies(items: list[Prefix], *, same_size: bool = True) -> dict[str, str]:
+    """path -> why, for values whose first ``PREFIX`` elements are an affine copy (|r| > CORRELATED)
+    of another value's (of another size; of the same size too with ``same_size``: by chance, with
+    probability below 1e-100 per pair)."""
+    why: dict[str, str] = {}
+    if len(items) < 2:
+        return why
+    gram = np.abs(np.stack([item.row for item in items]) @ np.stack([item.row for item in items]).T)
+    owner = [item.owner for item in items]
+    group = [(item.name,) for item in items]
     for i, j in zip(*np.nonzero(np.triu(gram > CORRELATED, 1))):
-        if owner[i] != owner[j] and size[i] != size[j]:
-            _blame(why, owner, members, int(i), int(j), f"at another shape, an affine copy (r = {gram[i, j]:.6f}) of")
+        if owner[i] == owner[j] or (not same_size and items[i].size == items[j].size):
+            continue
+        relation = "an affine copy" if items[i].size == items[j].size else "at another shape, an affine copy"
+        _blame(why, owner, group, int(i), int(j), f"{relation} (r = {gram[i, j]:.6f}) of")
+    return why
 
 
 def _blame(why: dict[str, str], owner: list[str], group, i: int, j: int, relation: str) -> None:
@@ -168,4 +268,4 @@ def _correlated_pairs(values: list[np.ndarray]) -> list[tuple[int, int, float]]:
     return out
 
 
-__all__ = ["copies", "is_random", "other_rng", "unchanged", "unchanged_reason"]
+__all__ = ["Prefix", "copies", "is_random", "other_rng", "prefix_copies", "prefixes", "unchanged", "unchanged_reason"]

@@ -4,7 +4,10 @@ keys, different and independent outputs; or the same output for deterministic la
 from __future__ import annotations
 
 import collections
+import functools
 import math
+import zlib
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -34,18 +37,76 @@ def _within_ulps(a, b, dtype) -> bool:
     return bool(np.all(np.abs(a - b) <= ULPS * _dtypes.resolution(dtype) * magnitude))
 
 
+IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")  # JAX's PRNG implementations: typed keys of each are tried
+WIDE_IMPLS = ("rbg", "unsafe_rbg")  # 4-word keys: an initializer may read only some of their words
+
+
+def _with_impl(init, impl: str):
+    """``init`` taking the raw data of a key of ``impl`` (what the sampler batches), wrapped into
+    a typed key inside: one function per (init, impl), so its compilation is cached."""
+    try:
+        return _cached_with_impl(init, impl)
+    except TypeError:  # an unhashable callable: no cache
+        return _make_with_impl(init, impl)
+
+
+def _make_with_impl(init, impl: str):
+    def typed_init(data, shape, dtype):
+        return init(jax.random.wrap_key_data(data, impl=impl), shape, dtype)
+
+    return typed_init
+
+
+_cached_with_impl = functools.lru_cache(maxsize=256)(_make_with_impl)
+
+
+def _impl_data(ctx: CaseContext, name: str, impl: str, count: int) -> np.ndarray:
+    """Raw data of ``count`` keys of ``impl`` for case ``name``: fold_in(key(crc32(case), impl), i)."""
+    root = jax.random.key(zlib.crc32(f"{ctx.seed}|{ctx.case_id(name)}".encode()), impl=impl)
+    return np.stack([np.asarray(jax.random.key_data(jax.random.fold_in(root, i))) for i in range(count)])
+
+
+def _impl_draw(ctx: CaseContext, impl: str, data: np.ndarray) -> np.ndarray:
+    """``init(wrap_key_data(d, impl=impl), shape, dtype)`` for each row ``d`` of ``data``, jitted."""
+    return sampler.draw(_with_impl(ctx.init, impl), ctx.shape, ctx.dtype, data, batch=ctx.batch)
+
+
+def _impl_problems(ctx: CaseContext, name: str) -> list[str]:
+    """Same typed key of each implementation, same output: two jitted calls (and, in eager cases,
+    two eager calls, within ULPS of the jitted one)."""
+    problems = []
+    for impl in IMPLS:
+        data = _impl_data(ctx, name, impl, 1)
+        jit1, jit2 = _impl_draw(ctx, impl, data)[0], _impl_draw(ctx, impl, data)[0]
+        if not _same_bits(jit1, jit2):
+            problems.append(f"two jitted calls with the same typed {impl} key differ")
+        if ctx.eager:
+            key = jax.random.wrap_key_data(data[0], impl=impl)
+            eager1, eager2 = ctx.call(key), ctx.call(key)
+            if not _same_bits(eager1, eager2):
+                problems.append(f"two eager calls with the same typed {impl} key differ")
+            elif not _within_ulps(eager1, jit1, ctx.dtype):
+                problems.append(f"eager and jitted outputs for a typed {impl} key differ by more than {ULPS} ulp")
+    return problems
+
+
 def check_determinism(ctx: CaseContext):
     name = "determinism"
     key = sampler.case_key(ctx.seed, ctx.case_id(name))
     typed = jax.random.wrap_key_data(key)
+    impl_problems = _impl_problems(ctx, name)
 
     call, jitted = ctx.call, ctx.jitted
     jit1, jit2 = jitted(key), jitted(key)
     if not ctx.eager:  # the eager calls of this entry run in its eager dtype (catalog, ci)
-        if not _same_bits(jit1, jit2):
-            return ctx.failed(name, "two jitted calls with the same key differ", n=2)
+        problems = (["two jitted calls with the same key differ"] if not _same_bits(jit1, jit2) else []) + impl_problems
+        if problems:
+            return ctx.failed(name, "; ".join(problems), n=2 + 2 * len(IMPLS))
         return ctx.passed(
-            name, f"bit-identical for repeated jitted calls; eager calls checked in {ctx.eager_dtype}", n=2
+            name,
+            f"bit-identical for repeated jitted calls, typed keys of {', '.join(IMPLS)} too; eager calls checked "
+            f"in {ctx.eager_dtype}",
+            n=2 + 2 * len(IMPLS),
         )
     eager1, eager2, eager_typed = call(key), call(key), call(typed)
     problems = []
@@ -57,9 +118,15 @@ def check_determinism(ctx: CaseContext):
         problems.append("two jitted calls with the same key differ")
     if not _within_ulps(eager1, jit1, ctx.dtype):
         problems.append(f"eager and jitted outputs differ by more than {ULPS} ulp of the largest value")
+    problems += impl_problems
     if problems:
-        return ctx.failed(name, "; ".join(problems), n=6)
-    return ctx.passed(name, f"bit-identical for repeated calls and key types; eager vs jit within {ULPS} ulp", n=6)
+        return ctx.failed(name, "; ".join(problems), n=6 + 4 * len(IMPLS))
+    return ctx.passed(
+        name,
+        f"bit-identical for repeated calls and key types (typed keys of {', '.join(IMPLS)} too); eager vs jit "
+        f"within {ULPS} ulp",
+        n=6 + 4 * len(IMPLS),
+    )
 
 
 @jax.jit
@@ -131,15 +198,47 @@ def _first_word_keys(count: int) -> np.ndarray:
     return keys
 
 
+def _one_word_data(ctx: CaseContext, impl: str, word: int, count: int) -> np.ndarray:
+    """Raw data of ``count`` keys of ``impl`` that differ in word ``word`` alone (0, 1, ..., count - 1
+    there; the other words those of one key of the case): an initializer that reads only some
+    words of a key repeats itself over the keys that differ in another."""
+    data = np.repeat(_impl_data(ctx, "key_sensitivity", impl, 1), count, axis=0)
+    data[:, word] = np.arange(count, dtype=np.uint32)
+    return data
+
+
+def _key_sets(ctx: CaseContext, seeds: int, pooled: int) -> list[tuple[str, int, Callable[[int], np.ndarray]]]:
+    """(label, available keys, outputs of the first k) of the duplicate counts of ``key_sensitivity``."""
+    sets: list[tuple[str, int, Callable[[int], np.ndarray]]] = [
+        ("derived keys", pooled, lambda k: ctx.pooled[:k]),
+        ("seeds PRNGKey(0..) = [0, s]", seeds, lambda k: ctx.draw(_seed_keys(k))),
+        ("keys [s, 0] (the first word alone)", seeds, lambda k: ctx.draw(_first_word_keys(k))),
+    ]
+    for impl in WIDE_IMPLS:
+        for word in range(4):
+            sets.append((f"typed {impl} keys differing in word {word} alone", seeds, _one_word_draws(ctx, impl, word)))
+    return sets
+
+
+def _one_word_draws(ctx: CaseContext, impl: str, word: int) -> Callable[[int], np.ndarray]:
+    return lambda k: _impl_draw(ctx, impl, _one_word_data(ctx, impl, word, k))
+
+
 def check_key_sensitivity(ctx: CaseContext):
     name = "key_sensitivity"
     count = ctx.profile.keys
     if not ctx.law.random:
-        outputs = np.concatenate([ctx.draws(name, 16), ctx.draw(_seed_keys(16))])
+        typed = [_impl_draw(ctx, impl, _impl_data(ctx, name, impl, 4)) for impl in IMPLS]
+        outputs = np.concatenate([ctx.draws(name, 16), ctx.draw(_seed_keys(16)), *typed])
         same = all(_same_bits(outputs[0], o) for o in outputs[1:])
         if not same:
-            return ctx.failed(name, f"{ctx.law!r} is deterministic, but outputs differ between keys", n=32)
-        return ctx.passed(name, "the same output for 32 different keys, as a deterministic law promises", n=32)
+            return ctx.failed(name, f"{ctx.law!r} is deterministic, but outputs differ between keys", n=len(outputs))
+        return ctx.passed(
+            name,
+            f"the same output for {len(outputs)} different keys (typed keys of {', '.join(IMPLS)} among them), "
+            "as a deterministic law promises",
+            n=len(outputs),
+        )
     if ctx.size == 0:
         raise NotApplicable("a zero-size output has no values that could depend on the key")
 
@@ -168,14 +267,11 @@ def check_key_sensitivity(ctx: CaseContext):
     # Distinct keys, distinct outputs: the pooled draws the other properties use (derived keys, no
     # extra sampling); PRNGKey(0..K-1) = [0, s], whose first words are all 0; and [s, 0] (Keras's
     # seeds), whose second words are all 0: an initializer that seeds from one word of its key
-    # (PRNGKey(key_data(key)[1])) repeats itself over the keys that differ in the other word alone.
+    # (PRNGKey(key_data(key)[1])) repeats itself over the keys that differ in the other word alone;
+    # and typed keys of the 4-word implementations (rbg, unsafe_rbg) differing in one word alone.
     pooled = sampler.draws_for(ctx.profile.n, ctx.shape) if ctx.law.iid else ctx.profile.haar_draws
     seeds = max(32, min(count, ctx.profile.n // (4 * max(ctx.size, 1))))
-    for label, available, outputs_of in (
-        ("derived keys", pooled, lambda k: ctx.pooled[:k]),
-        ("seeds PRNGKey(0..) = [0, s]", seeds, lambda k: ctx.draw(_seed_keys(k))),
-        ("keys [s, 0] (the first word alone)", seeds, lambda k: ctx.draw(_first_word_keys(k))),
-    ):
+    for label, available, outputs_of in _key_sets(ctx, seeds, pooled):
         k = _affordable_keys(available, p_pair)
         if k >= 32:  # fewer outputs cannot show a key that is ignored in part
             outputs = outputs_of(k)
