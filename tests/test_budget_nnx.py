@@ -24,8 +24,23 @@ DEFAULT = {"nnx-scanned-stack", "nnx-key-ensemble", "nnx-cnn-batchnorm"}
 # factories that enter a mesh with jax.set_mesh, which cannot run under jax.jit: their shapes
 # cannot be traced, so the audit makes them eagerly whatever the budget (choose_mode)
 NOT_TRACEABLE = {"nnx-maxtext-dense", "nnx-partitioned"}
+# corpus models whose abstract-path verdicts differ from the in-memory ones today (initcheck's fault):
+# each is an xfail(strict=True) with the reason, under -m slow like the rest
+DIFFERS = {
+    "nnx-cloned-rngs-blocks": "initcheck: blocks built from nnx.clone(rngs) fail derivation on both paths, but in "
+    "memory the kernels of blocks 1 and 2 fail as bit-identical copies of block 0's (n=512) while the abstract and "
+    "one-jitted-init paths report a stream-counter mismatch (n=0): initcheck does not model a cloned Rngs, whose "
+    "streams restart at the original's count",
+}
 NNX = [
-    entry if str(entry) in DEFAULT else pytest.param(entry, marks=pytest.mark.slow, id=str(entry))
+    entry
+    if str(entry) in DEFAULT
+    else pytest.param(
+        entry,
+        marks=[pytest.mark.slow]
+        + ([pytest.mark.xfail(strict=True, reason=DIFFERS[str(entry)])] if str(entry) in DIFFERS else []),
+        id=str(entry),
+    )
     for entry in nnx_models.ENTRIES
 ]
 

@@ -28,6 +28,11 @@ ENTRIES = [
     *haiku_models.ENTRIES,
     *equinox_models.ENTRIES,
     *keras_models.ENTRIES,
+    # real models initcheck gets wrong today (a false alarm, a crash or a miss), each with its reason
+    *(
+        pytest.param(entry, marks=pytest.mark.xfail(strict=True, reason=reason), id=str(entry))
+        for entry, reason in (*linen_models.XFAIL, *haiku_models.XFAIL)
+    ),
 ]
 
 

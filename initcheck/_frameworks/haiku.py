@@ -53,7 +53,9 @@ from initcheck._record import (
     replaced,
     tracked,
     tree_values,
+    unbound_axes,
     values_of,
+    with_bound_axes,
 )
 
 FIXED_SEEDS = 1024  # a sequence started at PRNGKey(s) for s below this was given a fixed key
@@ -709,6 +711,30 @@ def _forward(target: Model, parameters: list[Parameter], call_args: tuple, call_
     return Forward(fn, keys, values, call_args, mesh_of(values))
 
 
+def _bound(target: Model) -> Model:
+    """``target``, or (when its init runs a collective over an axis that only ``pmap`` would bind,
+    ``hk.BatchNorm(cross_replica_axis="i")`` in training mode, as Haiku's ImageNet example
+    initializes under ``jax.pmap(forward.init, axis_name="i")``) the target whose init runs with
+    that axis bound, of size one (``with_bound_axes``): the values are those of one device's init."""
+    import haiku as hk  # lazy: Haiku loads only when a Haiku target is used
+
+    model, args, kwargs = target.model, target.args, dict(target.kwargs)
+
+    def probe(names: list[str]):
+        init = with_bound_axes(lambda *a, **k: model.init(target.rng, *a, **k), names)
+        return jax.eval_shape(lambda: init(*args, **kwargs))
+
+    try:
+        names, _ = unbound_axes(probe)
+    except Exception:  # noqa: BLE001 - the init's own error is the record's to tell
+        return target
+    if not names:
+        return target
+    init = lambda rng, *a, **k: with_bound_axes(lambda *a, **k: model.init(rng, *a, **k), names)(*a, **k)
+    kind = hk.TransformedWithState if isinstance(model, hk.TransformedWithState) else hk.Transformed
+    return dataclasses.replace(target, model=kind(init, model.apply))
+
+
 def _collections(out) -> dict[str, Any]:
     """``{"params/module/name": value, "state/...": value}`` of ``init``'s output."""
     params, state = out if isinstance(out, tuple) else (out, {})
@@ -734,7 +760,7 @@ class Haiku:
     def record(self, target: Model, settings: Mapping[str, Any]) -> Recording:
         reserve = settings.get(haiku_laws.RESERVE_SIZE.name)
         return Recording(
-            record(target.model, target.args, target.rng, kwargs=dict(target.kwargs), reserve_size=reserve)
+            record(_bound(target).model, target.args, target.rng, kwargs=dict(target.kwargs), reserve_size=reserve)
         )
 
     def record_abstract(
@@ -743,7 +769,7 @@ class Haiku:
         reserve = settings.get(haiku_laws.RESERVE_SIZE.name)
         return Recording(
             record_abstract(
-                target.model,
+                _bound(target).model,
                 target.args,
                 target.rng,
                 kwargs=dict(target.kwargs),
@@ -757,10 +783,11 @@ class Haiku:
         return _forward(target, recording.parameters, *apply_inputs(target))
 
     def values(self, target: Model) -> dict[str, Any]:
-        return _collections(target.model.init(target.rng, *target.args, **dict(target.kwargs)))
+        return _collections(_bound(target).model.init(target.rng, *target.args, **dict(target.kwargs)))
 
     def shapes(self, target: Model) -> dict[tuple[str, str], Any]:
-        init = lambda: target.model.init(target.rng, *target.args, **dict(target.kwargs))
+        model = _bound(target).model
+        init = lambda: model.init(target.rng, *target.args, **dict(target.kwargs))
         flat = _collections(jax.eval_shape(init))
         return {(path.partition("/")[0], path.partition("/")[2]): leaf for path, leaf in flat.items()}
 

@@ -14,7 +14,9 @@ from initcheck._record._forward import (
     replaced,
     tracked,
     tree_values,
+    unbound_axes,
     values_of,
+    with_bound_axes,
 )
 from initcheck._record._model import Model, factory_origin, match, pattern_regex, patterns, same_law
 from initcheck._record._parameter import (
@@ -54,5 +56,7 @@ __all__ = [
     "stacked_positions",
     "tracked",
     "tree_values",
+    "unbound_axes",
     "values_of",
+    "with_bound_axes",
 ]

@@ -50,17 +50,9 @@ class Forward:
         ``traced_inputs``. A collective over a named axis that nothing binds (``nn.BatchNorm(axis_name=
         "batch")`` in training mode, written for ``pmap``) is run over that axis, of size one, by
         ``jax.vmap(..., axis_name=)``."""
-        fn, names = self._with_static_inputs(), []
+        fn = self._with_static_inputs()
         with self.context():
-            while True:
-                try:
-                    return jax.make_jaxpr(fn)(self.values, self.traced_inputs)
-                except NameError as exc:
-                    found = re.search(r"unbound axis name: (\w+)", str(exc))
-                    if found is None or found.group(1) in names or len(names) >= MAX_BOUND_AXES:
-                        raise
-                    names.append(found.group(1))
-                    fn = _bound(fn, found.group(1))
+            return unbound_axes(lambda names: jax.make_jaxpr(_bound_all(fn, names))(self.values, self.traced_inputs))[1]
 
     def _with_static_inputs(self) -> Callable:
         """``fn(values, arrays)``: the forward pass with the inputs' Python values in place."""
@@ -76,23 +68,68 @@ class Forward:
         return fn
 
 
-MAX_BOUND_AXES = 4  # named axes initcheck binds for a forward pass
+MAX_BOUND_AXES = 4  # named axes initcheck binds for a forward pass or an init
+_UNBOUND = re.compile(r"unbound axis name: (\w+)")
+
+
+def unbound_axes(run: Callable[[list[str]], Any]) -> tuple[list[str], Any]:
+    """``(names, run(names))``: the named axes that ``run`` must bind (a collective over an axis
+    that nothing binds, written for ``pmap``: ``nn.BatchNorm(axis_name="batch")`` in training mode,
+    ``hk.BatchNorm(cross_replica_axis="i")``), found one ``NameError`` at a time."""
+    names: list[str] = []
+    while True:
+        try:
+            return names, run(list(names))
+        except NameError as exc:
+            found = _UNBOUND.search(str(exc))
+            if found is None or found.group(1) in names or len(names) >= MAX_BOUND_AXES:
+                raise
+            names.append(found.group(1))
 
 
 def _is_array(x) -> bool:
     return isinstance(x, jax.Array | np.ndarray | np.generic | jax.ShapeDtypeStruct)
 
 
+def _bound_all(fn: Callable, names: list[str]) -> Callable:
+    for name in names:
+        fn = _bound(fn, name)
+    return fn
+
+
 def _bound(fn: Callable, name: str) -> Callable:
-    """``fn`` run under ``jax.vmap`` over an axis ``name`` of size one (its inputs given a leading
-    axis inside, its outputs taken at index 0): a collective over ``name`` is then the identity."""
+    """``fn(values, arrays)`` run under ``jax.vmap`` over an axis ``name`` of size one (``arrays``
+    given a leading axis of size one, which the vmap maps away: ``fn`` sees them whole; its outputs
+    taken at index 0): a collective over ``name`` is then the identity."""
 
     def bound(values, arrays):
-        one = lambda v, a: fn(v, [x[0] for x in a])
-        out = jax.vmap(one, in_axes=(None, 0), axis_name=name, axis_size=1)(values, [x[None] for x in arrays])
+        out = jax.vmap(fn, in_axes=(None, 0), axis_name=name, axis_size=1)(values, [x[None] for x in arrays])
         return jax.tree_util.tree_map(lambda y: y[0], out)
 
     return bound
+
+
+def with_bound_axes(fn: Callable, names: list[str]) -> Callable:
+    """``fn(*args, **kwargs)`` with the axes ``names`` bound as ``_bound`` binds them (the inputs'
+    arrays batched, their Python values fixed): an init that runs a collective over an axis of
+    ``pmap`` (``hk.BatchNorm(cross_replica_axis="i")`` in training mode) runs outside it."""
+    if not names:
+        return fn
+
+    def run(*args, **kwargs):
+        leaves, treedef = jax.tree_util.tree_flatten((args, kwargs))
+        where = [i for i, x in enumerate(leaves) if _is_array(x)]
+
+        def inner(_, arrays):
+            now = list(leaves)
+            for i, x in zip(where, arrays):
+                now[i] = x
+            a, k = jax.tree_util.tree_unflatten(treedef, now)
+            return fn(*a, **k)
+
+        return _bound_all(inner, names)(None, [leaves[i] for i in where])
+
+    return run
 
 
 def apply_inputs(target) -> tuple[tuple, dict]:

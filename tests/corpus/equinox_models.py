@@ -3,8 +3,10 @@ CNN (``Conv2d``, pooling, an ``MLP`` head), a BERT-style encoder (``Embedding``,
 ``MultiheadAttention``, ``LayerNorm``, a learned position table drawn by user code), an RNN over a
 ``GRUCell`` with a user bias, a ResNet with ``BatchNorm`` built with ``make_with_state``, a scanned
 ``MLP`` and a model re-initialized with ``eqx.tree_at`` (the documented way to use a custom
-initializer), and a bfloat16 MLP (Equinox's known 16-bit sampling defect). The buggy ones: two layers handed one key, a layer seeded with a fixed key, a
-re-initialization whose scale is not the one intended."""
+initializer), a bfloat16 MLP (Equinox's known 16-bit sampling defect), the ViT example called as
+``model(image, enable_dropout, key)`` and a causal LM on int32 tokens. The buggy ones: two layers
+handed one key, a layer seeded with a fixed key, a re-initialization whose scale is not the one
+intended, and the ViT example's original bug (every block built from one key)."""
 
 from __future__ import annotations
 
@@ -212,6 +214,148 @@ class FixedKey(eqx.Module):
         return self.head(jax.nn.relu(self.body(x)))
 
 
+class PatchEmbedding(eqx.Module):
+    """Equinox's ViT example: non-overlapping patches flattened and projected by one Linear."""
+
+    linear: eqx.nn.Linear
+    patch_size: int
+
+    def __init__(self, input_channels: int, output_shape: int, patch_size: int, *, key):
+        self.patch_size = patch_size
+        self.linear = eqx.nn.Linear(patch_size**2 * input_channels, output_shape, key=key)
+
+    def __call__(self, x):
+        c, h, w = x.shape
+        p = self.patch_size
+        x = x.reshape(c, h // p, p, w // p, p).transpose(1, 3, 2, 4, 0).reshape((h // p) * (w // p), p * p * c)
+        return jax.vmap(self.linear)(x)
+
+
+class AttentionBlock(eqx.Module):
+    layer_norm1: eqx.nn.LayerNorm
+    layer_norm2: eqx.nn.LayerNorm
+    attention: eqx.nn.MultiheadAttention
+    linear1: eqx.nn.Linear
+    linear2: eqx.nn.Linear
+    dropout1: eqx.nn.Dropout
+    dropout2: eqx.nn.Dropout
+
+    def __init__(self, input_shape: int, hidden_dim: int, num_heads: int, dropout_rate: float, *, key):
+        key1, key2, key3 = jax.random.split(key, 3)
+        self.layer_norm1 = eqx.nn.LayerNorm(input_shape)
+        self.layer_norm2 = eqx.nn.LayerNorm(input_shape)
+        self.attention = eqx.nn.MultiheadAttention(num_heads, input_shape, key=key1)
+        self.linear1 = eqx.nn.Linear(input_shape, hidden_dim, key=key2)
+        self.linear2 = eqx.nn.Linear(hidden_dim, input_shape, key=key3)
+        self.dropout1 = eqx.nn.Dropout(dropout_rate)
+        self.dropout2 = eqx.nn.Dropout(dropout_rate)
+
+    def __call__(self, x, enable_dropout: bool, key):
+        key1, key2 = jax.random.split(key)
+        input_x = jax.vmap(self.layer_norm1)(x)
+        x = x + self.attention(input_x, input_x, input_x)
+        input_x = jax.vmap(self.layer_norm2)(x)
+        input_x = jax.nn.gelu(jax.vmap(self.linear1)(input_x))
+        input_x = self.dropout1(input_x, inference=not enable_dropout, key=key1)
+        input_x = jax.vmap(self.linear2)(input_x)
+        return x + self.dropout2(input_x, inference=not enable_dropout, key=key2)
+
+
+class VisionTransformer(eqx.Module):
+    """Equinox's ViT example at a small size, called on one image as ``model(x, enable_dropout,
+    key)``; the class token and position table are drawn by user code (``jax.random.normal``).
+    ``one_block_key``: the example's original bug, every block built from the same key."""
+
+    patch_embedding: PatchEmbedding
+    positional_embedding: jax.Array
+    cls_token: jax.Array
+    attention_blocks: list
+    dropout: eqx.nn.Dropout
+    norm: eqx.nn.LayerNorm
+    mlp: eqx.nn.Linear
+    num_layers: int
+
+    def __init__(
+        self,
+        embedding_dim=32,
+        hidden_dim=64,
+        num_heads=4,
+        num_layers=3,
+        patch_size=4,
+        num_patches=16,
+        *,
+        key,
+        one_block_key=False,
+    ):
+        key1, key2, key3, key4, key5 = jax.random.split(key, 5)
+        self.patch_embedding = PatchEmbedding(3, embedding_dim, patch_size, key=key1)
+        self.positional_embedding = jax.random.normal(key2, (num_patches + 1, embedding_dim))
+        self.cls_token = jax.random.normal(key3, (1, embedding_dim))
+        self.num_layers = num_layers
+        block_keys = [key4] * num_layers if one_block_key else list(jax.random.split(key4, num_layers))
+        self.attention_blocks = [AttentionBlock(embedding_dim, hidden_dim, num_heads, 0.1, key=k) for k in block_keys]
+        self.dropout = eqx.nn.Dropout(0.1)
+        self.norm = eqx.nn.LayerNorm(embedding_dim)
+        self.mlp = eqx.nn.Linear(embedding_dim, 10, key=key5)
+
+    def __call__(self, x, enable_dropout: bool, key):
+        x = self.patch_embedding(x)
+        x = jnp.concatenate((self.cls_token, x), axis=0)
+        x = x + self.positional_embedding[: x.shape[0]]
+        dropout_key, *attention_keys = jax.random.split(key, num=self.num_layers + 1)
+        x = self.dropout(x, inference=not enable_dropout, key=dropout_key)
+        for block, attention_key in zip(self.attention_blocks, attention_keys):
+            x = block(x, enable_dropout, key=attention_key)
+        return self.mlp(self.norm(x[0]))
+
+
+class DecoderBlock(eqx.Module):
+    norm1: eqx.nn.RMSNorm
+    attention: eqx.nn.MultiheadAttention
+    norm2: eqx.nn.RMSNorm
+    mlp: eqx.nn.MLP
+    dropout: eqx.nn.Dropout
+
+    def __init__(self, dim: int, heads: int, *, key):
+        attention_key, mlp_key = jax.random.split(key)
+        self.norm1 = eqx.nn.RMSNorm(dim)
+        self.attention = eqx.nn.MultiheadAttention(heads, dim, key=attention_key)
+        self.norm2 = eqx.nn.RMSNorm(dim)
+        self.mlp = eqx.nn.MLP(dim, dim, 4 * dim, depth=1, activation=jax.nn.gelu, use_final_bias=False, key=mlp_key)
+        self.dropout = eqx.nn.Dropout(0.1)
+
+    def __call__(self, x, mask, enable_dropout: bool, key):
+        h = jax.vmap(self.norm1)(x)
+        x = x + self.attention(h, h, h, mask=mask)
+        h = jax.vmap(self.mlp)(jax.vmap(self.norm2)(x))
+        return x + self.dropout(h, inference=not enable_dropout, key=key)
+
+
+class CausalLM(eqx.Module):
+    """A small GPT on one int32 token sequence: ``model(tokens, enable_dropout, key)``."""
+
+    embedding: eqx.nn.Embedding
+    positions: eqx.nn.Embedding
+    blocks: list
+    norm: eqx.nn.RMSNorm
+    unembed: eqx.nn.Linear
+
+    def __init__(self, vocab: int = 128, dim: int = 32, depth: int = 2, context: int = 16, *, key):
+        token_key, position_key, head_key, *block_keys = jax.random.split(key, 3 + depth)
+        self.embedding = eqx.nn.Embedding(vocab, dim, key=token_key)
+        self.positions = eqx.nn.Embedding(context, dim, key=position_key)
+        self.blocks = [DecoderBlock(dim, 4, key=k) for k in block_keys]
+        self.norm = eqx.nn.RMSNorm(dim)
+        self.unembed = eqx.nn.Linear(dim, vocab, use_bias=False, key=head_key)
+
+    def __call__(self, tokens, enable_dropout: bool, key):
+        x = jax.vmap(self.embedding)(tokens) + jax.vmap(self.positions)(jnp.arange(tokens.shape[0]))
+        mask = jnp.tril(jnp.ones((tokens.shape[0], tokens.shape[0]), bool))
+        for block, k in zip(self.blocks, jax.random.split(key, len(self.blocks))):
+            x = block(x, mask, enable_dropout, k)
+        return jax.vmap(self.unembed)(jax.vmap(self.norm)(x))
+
+
 def _x(*shape):
     return jnp.asarray(np.random.default_rng(0).normal(size=shape), jnp.float32)
 
@@ -221,6 +365,13 @@ TRUNC = {  # trunc_init: 1/sqrt(fan_in) times a standard normal truncated to [-2
     "layers/*/weight": laws.TruncatedNormal(1 / math.sqrt(32), -2.0, 2.0),
 }
 POSITIONS = {"position_table": laws.Normal(0.02)}
+VIT_TABLES = {"positional_embedding": laws.Normal(1.0), "cls_token": laws.Normal(1.0)}
+
+
+def _vit_call():
+    """``model(image, enable_dropout, key)`` on one (C, H, W) image, dropout off."""
+    return (_x(3, 16, 16), False, jax.random.key(1))
+
 
 ENTRIES = [
     Entry(
@@ -291,5 +442,41 @@ ENTRIES = [
             "layers/2/weight": "scale is off",
         },
         uncovered=dict.fromkeys(["layers/0/weight", "layers/1/weight", "layers/2/weight"], USER_MADE),
+    ),
+    Entry(
+        "equinox-vit",
+        lambda: (VisionTransformer, (), {"rng": 10, "expect": VIT_TABLES, "call_args": _vit_call()}),
+        uncovered=dict.fromkeys(VIT_TABLES, USER_MADE),
+    ),
+    Entry(
+        "equinox-vit-one-block-key",
+        lambda: (
+            lambda key: VisionTransformer(key=key, one_block_key=True),
+            (),
+            {"rng": 11, "expect": VIT_TABLES, "call_args": _vit_call()},
+        ),
+        flagged=dict.fromkeys(
+            [
+                f"attention_blocks/{i}/{path}"
+                for i in range(3)
+                for path in (
+                    *(f"attention/{p}_proj/weight" for p in ("query", "key", "value", "output")),
+                    *(f"linear{j}/{w}" for j in (1, 2) for w in ("weight", "bias")),
+                )
+            ],
+            "both layers were handed the same key",
+        ),
+        uncovered=dict.fromkeys(VIT_TABLES, USER_MADE),
+    ),
+    Entry(
+        "equinox-causal-lm-dropout-flag",
+        lambda: (
+            CausalLM,
+            (),
+            {
+                "rng": 12,
+                "call_args": (jnp.asarray(np.random.default_rng(0).integers(0, 128, 8)), True, jax.random.key(3)),
+            },
+        ),
     ),
 ]

@@ -1,7 +1,9 @@
 """Haiku models in the style of Haiku's examples: the transformer language model (also with its
 blocks in ``hk.layer_stack``), IMPALA's ResNet torso with an LSTM core, a VQ-VAE with
 ``VectorQuantizerEMA`` state, ``hk.nets.ResNet`` with BatchNorm state, an MLP with dropout and keys
-handed around with ``hk.with_rng``, an ``hk.scan`` recurrent model and a bfloat16 MLP."""
+handed around with ``hk.with_rng``, an ``hk.scan`` recurrent model, a bfloat16 MLP, the transformer's
+``forward(tokens, is_training)`` called with the flag positionally, and residual blocks each built under
+``hk.with_rng`` of one key (a bug)."""
 
 from __future__ import annotations
 
@@ -162,6 +164,47 @@ def bf16_mlp(x):
     return hk.Linear(8, w_init=hk.initializers.RandomNormal(0.02), name="head")(x)
 
 
+def lm_forward(tokens, is_training):
+    """The Haiku transformer example's forward function as it is transformed and called:
+    ``forward(tokens, is_training)``, the flag passed positionally, the embedding tied to the output."""
+    vocab_size, d_model = 128, 32
+    embed = hk.Embed(vocab_size, d_model, w_init=hk.initializers.TruncatedNormal(stddev=0.02), name="embed")
+    h = embed(tokens)
+    h = h + hk.get_parameter(
+        "positional_embeddings", [tokens.shape[-1], d_model], init=hk.initializers.TruncatedNormal(stddev=0.02)
+    )
+    h = Transformer(num_heads=4, num_layers=2, key_size=8, dropout_rate=0.1, name="transformer")(
+        h, is_training=is_training
+    )
+    return h @ embed.embeddings.T
+
+
+def sync_batchnorm_net(x, is_training):
+    """A convnet whose BatchNorm averages its statistics over the devices of a pmap (Haiku's ImageNet
+    example: ``cross_replica_axis="i"``), called as ``f(images, is_training)``."""
+    for i, channels in enumerate((8, 16)):
+        x = hk.Conv2D(channels, 3, stride=2, with_bias=False, name=f"conv_{i}")(x)
+        x = hk.BatchNorm(True, True, decay_rate=0.9, cross_replica_axis="i", name=f"bn_{i}")(x, is_training)
+        x = jax.nn.relu(x)
+    return hk.Linear(10, w_init=jnp.zeros, name="logits")(jnp.mean(x, axis=(1, 2)))
+
+
+def blocks_with_one_key(x, num_blocks=3):
+    """The bug: each residual block is built under ``hk.with_rng`` of one key drawn before the loop
+    (meant to make the blocks reproducible), so every block draws the same parameters."""
+    x = hk.Linear(32, name="embed")(x)
+    block_key = hk.next_rng_key()
+    for i in range(num_blocks):
+        with hk.with_rng(block_key):
+            mlp = hk.nets.MLP([64, 32], w_init=hk.initializers.VarianceScaling(2.0), name=f"block_{i}")
+            x = x + mlp(hk.LayerNorm(-1, True, True, name=f"norm_{i}")(x))
+    return hk.Linear(4, name="head")(x)
+
+
+def _token_ids(batch=2, length=8, vocab=128):
+    return jnp.asarray(np.random.default_rng(0).integers(0, vocab, (batch, length)), jnp.int32)
+
+
 ENTRIES = [
     Entry("haiku-transformer-lm", lambda: (hk.transform(language_model), (jnp.ones((2, 8), jnp.int32),), {"rng": 0})),
     Entry(
@@ -178,4 +221,20 @@ ENTRIES = [
         lambda: (hk.transform(bf16_mlp), (jnp.ones((2, 64)),), {"rng": 7}),
         known=dict.fromkeys(["fc1/w", "fc2/w", "head/w"], "haiku-low-precision-sampling"),
     ),
+    Entry("haiku-lm-is-training-positional", lambda: (hk.transform(lm_forward), (_token_ids(), True), {"rng": 8})),
+    Entry(
+        "haiku-blocks-under-one-with-rng",
+        lambda: (hk.transform(blocks_with_one_key), (jnp.ones((2, 8)),), {"rng": 9}),
+        flagged=dict.fromkeys(
+            [f"block_{i}/~/linear_{j}/w" for i in range(3) for j in (0, 1)], "the framework handed both the same key"
+        ),
+    ),
+    Entry(
+        "haiku-batchnorm-cross-replica",
+        lambda: (hk.transform_with_state(sync_batchnorm_net), (jnp.ones((2, 16, 16, 3)), True), {"rng": 10}),
+    ),
 ]
+
+# models that initcheck got wrong (a false alarm, a crash or a miss): each runs in tests/test_corpus.py as
+# xfail(strict=True) with its reason, and joins ENTRIES when initcheck is fixed (none today)
+XFAIL: list = []

@@ -1,7 +1,10 @@
 """Flax linen models in the style of big_vision (ViT with ``nn.scan`` over blocks, Mixer), MaxText and
 t5x (partitioned ``DenseGeneral`` with ``nd_dense_init``, scanned decoder layers), Flax's wmt/lm1b
 examples (sinusoidal and learned position embeddings, dropout, decode cache), Flax's imagenet
-ResNet (BatchNorm), RL ensembles (``nn.vmap``), ``nn.remat_scan``, ``nn.jit`` and recurrent cells."""
+ResNet (BatchNorm, also reduced over a pmap axis name in training mode), RL ensembles (``nn.vmap``),
+``nn.remat_scan``, ``nn.jit`` and recurrent cells, a Gemma-style language model fed int32 tokens with a
+positional ``train`` flag, orthogonal kernels drawn flat by ``DenseGeneral`` and
+``MultiHeadDotProductAttention``, and blocks scanned with the params stream not split (a bug)."""
 
 from __future__ import annotations
 
@@ -532,6 +535,197 @@ class ScannedBN(nn.Module):
         return x
 
 
+# --- Gemma-style language model (gemma's transformer.py / modules.py): int32 tokens, a positional bool ---
+
+
+class GemmaEinsum(nn.Module):
+    """Gemma's ``layers.Einsum``: one weight of a given shape, contracted by the einsum the caller
+    names; its variance-scaling init is told which axes the einsum contracts (in_axis/out_axis)."""
+
+    shape: tuple[int, ...]
+    in_axis: int | Sequence[int] = 0
+    out_axis: int | Sequence[int] = -1
+    batch_axis: Sequence[int] = ()
+
+    @nn.compact
+    def __call__(self, eqn, x):
+        init = nn.initializers.variance_scaling(
+            1.0, "fan_in", "truncated_normal", self.in_axis, self.out_axis, self.batch_axis
+        )
+        return jnp.einsum(eqn, x, self.param("w", init, self.shape))
+
+
+class GemmaRMSNorm(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        scale = self.param("scale", nn.initializers.zeros_init(), (x.shape[-1],))
+        var = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
+        return x * jax.lax.rsqrt(var + 1e-6) * (1 + scale)
+
+
+class GemmaAttention(nn.Module):
+    num_heads: int
+    num_kv_heads: int
+    features: int
+    head_dim: int
+
+    @nn.compact
+    def __call__(self, x):
+        q = GemmaEinsum((self.num_heads, self.features, self.head_dim), in_axis=1, out_axis=(0, 2), name="q_einsum")(
+            "BTD,NDH->BTNH", x
+        )
+        k, v = GemmaEinsum(
+            (2, self.num_kv_heads, self.features, self.head_dim),
+            in_axis=2,
+            out_axis=(1, 3),
+            batch_axis=(0,),
+            name="kv_einsum",
+        )("BSD,CKDH->CBSKH", x)
+        q = q * self.head_dim**-0.5
+        logits = jnp.einsum("BTNH,BSNH->BTNS", q, jnp.repeat(k, self.num_heads // self.num_kv_heads, axis=2))
+        mask = jnp.tril(jnp.ones((x.shape[1], x.shape[1]), bool))[None, :, None, :]
+        probs = jax.nn.softmax(jnp.where(mask, logits, -2.3819763e38), axis=-1)
+        encoded = jnp.einsum("BTNS,BSNH->BTNH", probs, jnp.repeat(v, self.num_heads // self.num_kv_heads, axis=2))
+        out = GemmaEinsum((self.num_heads, self.head_dim, self.features), in_axis=(0, 1), out_axis=2, name="attn_vec")
+        return out("BTNH,NHD->BTD", encoded)
+
+
+class GemmaBlock(nn.Module):
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    embed_dim: int = 32
+    head_dim: int = 8
+    hidden_dim: int = 64
+    dropout: float = 0.1
+
+    @nn.compact
+    def __call__(self, x, train: bool):
+        y = GemmaAttention(self.num_heads, self.num_kv_heads, self.embed_dim, self.head_dim, name="attn")(
+            GemmaRMSNorm(name="pre_attention_norm")(x)
+        )
+        x = x + nn.Dropout(self.dropout)(y, deterministic=not train)
+        y = GemmaRMSNorm(name="pre_ffw_norm")(x)
+        gate, up = GemmaEinsum(
+            (2, self.embed_dim, self.hidden_dim), in_axis=1, out_axis=2, batch_axis=(0,), name="gating_einsum"
+        )("BTD,CDF->CBTF", y)
+        y = GemmaEinsum((self.hidden_dim, self.embed_dim), name="linear")("BTF,FD->BTD", nn.gelu(gate) * up)
+        return x + nn.Dropout(self.dropout)(y, deterministic=not train)
+
+
+class GemmaLM(nn.Module):
+    """Gemma's shape: a scaled token embedding (tied with the output), RMSNorm blocks with grouped
+    query attention and a gated FFW; ``__call__(tokens, train)`` takes the flag positionally."""
+
+    vocab_size: int = 128
+    embed_dim: int = 32
+    num_layers: int = 2
+
+    @nn.compact
+    def __call__(self, tokens, train: bool):
+        embedding = self.param("input_embedding", nn.initializers.normal(), (self.vocab_size, self.embed_dim))
+        x = embedding[(tokens,)] * jnp.sqrt(self.embed_dim).astype(embedding.dtype)
+        for i in range(self.num_layers):
+            x = GemmaBlock(embed_dim=self.embed_dim, name=f"layer_{i}")(x, train)
+        return jnp.dot(GemmaRMSNorm(name="final_norm")(x), embedding.T)
+
+
+# --- Flax imagenet-example ResNet as it trains: BatchNorm reduced over a pmap axis, train=True ------
+
+
+class BottleneckResNetBlock(nn.Module):
+    filters: int
+    conv: object
+    norm: object
+    act: object = nn.relu
+    strides: tuple[int, int] = (1, 1)
+
+    @nn.compact
+    def __call__(self, x):
+        residual = x
+        y = self.act(self.norm()(self.conv(self.filters, (1, 1))(x)))
+        y = self.act(self.norm()(self.conv(self.filters, (3, 3), self.strides)(y)))
+        y = self.norm(scale_init=nn.initializers.zeros_init())(self.conv(self.filters * 4, (1, 1))(y))
+        if residual.shape != y.shape:
+            residual = self.norm(name="norm_proj")(
+                self.conv(self.filters * 4, (1, 1), self.strides, name="conv_proj")(residual)
+            )
+        return self.act(residual + y)
+
+
+class ImageNetResNet(nn.Module):
+    """``nn.BatchNorm(axis_name="batch")``, written for ``jax.pmap(..., axis_name="batch")``."""
+
+    stage_sizes: Sequence[int] = (1, 1)
+    num_filters: int = 8
+    num_classes: int = 10
+    dtype: jnp.dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+        conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype)
+        norm = functools.partial(
+            nn.BatchNorm,
+            use_running_average=not train,
+            momentum=0.9,
+            epsilon=1e-5,
+            dtype=self.dtype,
+            axis_name="batch",
+        )
+        x = conv(self.num_filters, (7, 7), (2, 2), padding=[(3, 3), (3, 3)], name="conv_init")(x)
+        x = nn.relu(norm(name="bn_init")(x))
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding="SAME")
+        for i, block_size in enumerate(self.stage_sizes):
+            for j in range(block_size):
+                strides = (2, 2) if i > 0 and j == 0 else (1, 1)
+                x = BottleneckResNetBlock(self.num_filters * 2**i, conv=conv, norm=norm, strides=strides)(x)
+        x = jnp.mean(x, axis=(1, 2))
+        return jnp.asarray(nn.Dense(self.num_classes, dtype=self.dtype)(x), self.dtype)
+
+
+# --- orthogonal kernels drawn flat (DenseGeneral, MultiHeadDotProductAttention), as RL torsos init ---
+
+
+class OrthogonalTorso(nn.Module):
+    """An agent's attention torso initialized orthogonally throughout, as PPO code bases do: the
+    multi-head kernels are drawn flat ((in, heads * head_dim)) and reshaped by the layers."""
+
+    heads: int = 4
+    head_dim: int = 8
+
+    @nn.compact
+    def __call__(self, obs):
+        ortho = nn.initializers.orthogonal(np.sqrt(2))
+        x = nn.DenseGeneral((self.heads, self.head_dim), kernel_init=ortho, name="embed")(obs)
+        x = nn.relu(x.reshape(*x.shape[:-2], -1))
+        x = x + nn.MultiHeadDotProductAttention(
+            num_heads=self.heads, kernel_init=nn.initializers.orthogonal(), name="attention"
+        )(x, x)
+        y = nn.DenseGeneral((2, 16), kernel_init=ortho, name="heads_in")(x)
+        y = nn.DenseGeneral(8, axis=(-2, -1), kernel_init=nn.initializers.orthogonal(0.01), name="heads_out")(y)
+        return nn.Dense(1, name="critic")(nn.tanh(y.mean(axis=-2)))
+
+
+# --- blocks handed one key: nn.scan with the params stream not split ------------------------------
+
+
+class UnsplitScanEncoder(nn.Module):
+    """The bug: an encoder scanned over its blocks with ``split_rngs={"params": False}`` (copied from
+    a scan that only needed dropout split): every block is initialized with the same key."""
+
+    depth: int = 3
+
+    @nn.compact
+    def __call__(self, x, deterministic=True):
+        x, _ = nn.scan(
+            Encoder1DBlock,
+            variable_axes={"params": 0},
+            split_rngs={"params": False, "dropout": True},
+            in_axes=nn.broadcast,
+            length=self.depth,
+        )(name="encoderblock", mlp_dim=64, num_heads=4)(x, deterministic)
+        return nn.LayerNorm(name="encoder_norm")(x)
+
+
 # --- true framework defects, which the audit must still flag --------------------------------------
 
 
@@ -553,6 +747,10 @@ class CollidingPaths(nn.Module):
 
 def _image(size=16):
     return jnp.ones((1, size, size, 3))
+
+
+def _tokens(batch=2, length=8, vocab=128):
+    return jnp.asarray(np.random.default_rng(0).integers(0, vocab, (batch, length)), jnp.int32)
 
 
 ENTRIES = [
@@ -595,4 +793,32 @@ ENTRIES = [
         lambda: (CollidingPaths(), (jnp.ones((1, 32)),), {}),
         flagged={"ab/cdef/kernel": "2157", "abc/def/kernel": "2157", "ab/cdef/bias": "2157", "abc/def/bias": "2157"},
     ),
+    Entry(
+        "linen-gemma-lm-train-flag",
+        lambda: (GemmaLM(), (_tokens(), True), {"rng": {"params": 0, "dropout": 1}}),
+    ),
+    Entry("linen-orthogonal-dense-general", lambda: (OrthogonalTorso(), (jnp.ones((2, 5, 12)),), {"rng": 2})),
+    Entry(
+        "linen-scan-params-not-split",
+        lambda: (UnsplitScanEncoder(), (jnp.ones((2, 5, 32)),), {"rng": 3}),
+        flagged=dict.fromkeys(
+            [
+                *(f"encoderblock/MlpBlock_0/Dense_{i}/{name}" for i in (0, 1) for name in ("kernel", "bias")),
+                *(f"encoderblock/MultiHeadDotProductAttention_0/{p}/kernel" for p in ("query", "key", "value", "out")),
+            ],
+            "the transform hands every slice the same key",
+        ),
+    ),
+    Entry(
+        "linen-imagenet-resnet-axis-name",
+        lambda: (
+            initcheck.Model(ImageNetResNet(), args=(jnp.ones((2, 32, 32, 3)),), kwargs={"train": True}, rng=0),
+            (),
+            {},
+        ),
+    ),
 ]
+
+# models that initcheck got wrong (a false alarm, a crash or a miss): each runs in tests/test_corpus.py as
+# xfail(strict=True) with its reason, and joins ENTRIES when initcheck is fixed (none today)
+XFAIL: list = []

@@ -2,7 +2,10 @@
 ``nnx.MultiHeadAttention``, layers stacked with ``nnx.split_rngs`` + ``nnx.vmap`` and run with
 ``nnx.scan``, ensembles under ``nnx.vmap`` (streams split by nnx, and keys split by hand), a CNN with
 BatchNorm and Dropout (the MNIST example), recurrent cells, MaxText-style layers whose kernels come
-from ``nd_dense_init`` and whose biases are made outside any ``*_init`` argument, and bf16 params."""
+from ``nd_dense_init`` and whose biases are made outside any ``*_init`` argument, bf16 params, a
+Gemma-style language model on ``nnx.Einsum`` called as ``model(tokens, deterministic)``, orthogonal
+kernels drawn flat by ``LinearGeneral`` and ``MultiHeadAttention``, and blocks each built from a copy
+of the model's ``Rngs`` (a bug: every block starts identical)."""
 
 from __future__ import annotations
 
@@ -258,6 +261,102 @@ class Partitioned(nnx.Module):
         return self.linear(self.embed(tokens))
 
 
+class GemmaMlp(nnx.Module):
+    def __init__(self, dim: int, hidden: int, *, rngs: nnx.Rngs):
+        init = nnx.initializers.variance_scaling(1.0, "fan_in", "truncated_normal", in_axis=1, out_axis=2, batch_axis=0)
+        self.gate_up = nnx.Einsum("btd,cdf->cbtf", (2, dim, hidden), kernel_init=init, rngs=rngs)
+        self.down = nnx.Einsum("btf,fd->btd", (hidden, dim), rngs=rngs)
+
+    def __call__(self, x):
+        gate, up = self.gate_up(x)
+        return self.down(nnx.gelu(gate) * up)
+
+
+class GemmaDecoderLayer(nnx.Module):
+    """A decoder layer in the style of the nnx Gemma example: ``nnx.Einsum`` projections whose inits
+    are told which axes the einsum contracts, RMSNorms, dropout switched by ``deterministic``."""
+
+    def __init__(self, dim: int = 32, heads: int = 4, head_dim: int = 8, *, rngs: nnx.Rngs):
+        self.heads, self.head_dim = heads, head_dim
+        qkv_init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=1, out_axis=(2, 3), batch_axis=0)
+        out_init = nnx.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=(0, 1), out_axis=2)
+        self.qkv = nnx.Einsum("btd,sdnh->sbtnh", (3, dim, heads, head_dim), kernel_init=qkv_init, rngs=rngs)
+        self.attn_out = nnx.Einsum("btnh,nhd->btd", (heads, head_dim, dim), kernel_init=out_init, rngs=rngs)
+        self.pre_attention_norm = nnx.RMSNorm(dim, rngs=rngs)
+        self.pre_ffw_norm = nnx.RMSNorm(dim, rngs=rngs)
+        self.mlp = GemmaMlp(dim, 2 * dim, rngs=rngs)
+        self.dropout = nnx.Dropout(0.1, rngs=rngs)
+
+    def __call__(self, x, deterministic: bool):
+        q, k, v = self.qkv(self.pre_attention_norm(x))
+        y = jax.nn.dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.dropout(self.attn_out(y), deterministic=deterministic)
+        return x + self.dropout(self.mlp(self.pre_ffw_norm(x)), deterministic=deterministic)
+
+
+class GemmaLM(nnx.Module):
+    """int32 tokens in, logits out (tied embedding); ``__call__(tokens, deterministic)`` takes the
+    flag positionally, audited in training mode (dropout on)."""
+
+    def __init__(self, vocab: int = 128, dim: int = 32, depth: int = 2, *, rngs: nnx.Rngs):
+        self.embedder = nnx.Embed(vocab, dim, embedding_init=nnx.initializers.normal(), rngs=rngs)
+        self.layers = nnx.List([GemmaDecoderLayer(dim, rngs=rngs) for _ in range(depth)])
+        self.final_norm = nnx.RMSNorm(dim, rngs=rngs)
+
+    def __call__(self, tokens, deterministic: bool):
+        x = self.embedder(tokens) * jnp.sqrt(self.embedder.features)
+        for layer in self.layers:
+            x = layer(x, deterministic)
+        return self.embedder.attend(self.final_norm(x))
+
+
+class OrthogonalAttention(nnx.Module):
+    """Orthogonal kernels drawn flat by ``nnx.LinearGeneral`` and ``nnx.MultiHeadAttention`` (the
+    kernel (in, heads, head_dim) is drawn as (in, heads * head_dim) and reshaped); a ``train``
+    keyword switches the dropout."""
+
+    def __init__(self, dim: int = 32, heads: int = 4, *, rngs: nnx.Rngs):
+        ortho = nnx.initializers.orthogonal()
+        self.heads = heads
+        self.embed = nnx.LinearGeneral(12, (heads, dim // heads), kernel_init=ortho, rngs=rngs)
+        self.attention = nnx.MultiHeadAttention(
+            num_heads=heads, in_features=dim, kernel_init=ortho, dropout_rate=0.1, decode=False, rngs=rngs
+        )
+        self.merge = nnx.LinearGeneral((heads, dim // heads), 16, axis=(-2, -1), kernel_init=ortho, rngs=rngs)
+        self.head = nnx.Linear(16, 4, rngs=rngs)
+
+    def __call__(self, obs, *, train: bool = False):
+        x = self.embed(obs)
+        x = x.reshape(*x.shape[:-2], -1)
+        x = x + self.attention(x, deterministic=not train)
+        return self.head(nnx.relu(self.merge(x.reshape(*x.shape[:-1], self.heads, -1))))
+
+
+class Block(nnx.Module):
+    def __init__(self, dim: int, *, rngs: nnx.Rngs):
+        self.norm = nnx.LayerNorm(dim, rngs=rngs)
+        self.up = nnx.Linear(dim, 2 * dim, rngs=rngs)
+        self.down = nnx.Linear(2 * dim, dim, rngs=rngs)
+
+    def __call__(self, x):
+        return x + self.down(nnx.gelu(self.up(self.norm(x))))
+
+
+class ClonedRngsStack(nnx.Module):
+    """The bug: every block is built from a copy of the model's ``Rngs`` (``nnx.clone``), meant to
+    keep the blocks independent of the order they are built in; each copy hands out the same keys,
+    so every block starts identical."""
+
+    def __init__(self, depth: int = 3, dim: int = 16, *, rngs: nnx.Rngs):
+        self.blocks = nnx.List([Block(dim, rngs=nnx.clone(rngs)) for _ in range(depth)])
+        self.head = nnx.Linear(dim, 4, rngs=rngs)
+
+    def __call__(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
 def in_mesh(cls):
     """A factory that builds ``cls`` under a one-device mesh whose axes carry the model's logical
     names (eager sharding needs a mesh for sharding metadata); the audit runs the forward pass in it."""
@@ -277,6 +376,10 @@ def _x(*shape):
 
 def _tokens(*shape):
     return jnp.ones(shape, jnp.int32)
+
+
+def _token_ids(batch=2, length=8, vocab=128):
+    return jnp.asarray(np.random.default_rng(0).integers(0, vocab, (batch, length)), jnp.int32)
 
 
 ENTRIES = [
@@ -316,5 +419,34 @@ ENTRIES = [
             {"rng": 0, "call_args": (_x(4, 3, 16),)},
         ),
         flagged={"kernel": "the law counts its batch axis 0 (4) in the fan: output variance x0.25"},
+    ),
+    Entry(
+        "nnx-gemma-lm-deterministic-flag",
+        lambda: (
+            GemmaLM,
+            (),
+            {"rng": {"params": 0, "dropout": 1}, "call_args": (_token_ids(), False)},
+        ),
+    ),
+    Entry(
+        "nnx-orthogonal-linear-general",
+        lambda: (
+            OrthogonalAttention,
+            (),
+            {"rng": {"params": 2, "dropout": 3}, "call_args": (_x(2, 5, 12),), "call_kwargs": {"train": True}},
+        ),
+    ),
+    Entry(
+        "nnx-cloned-rngs-blocks",
+        lambda: (ClonedRngsStack, (), {"rng": 4, "call_args": (_x(2, 16),)}),
+        flagged={
+            **dict.fromkeys([f"blocks/{i}/{n}/kernel" for i in range(3) for n in ("up", "down")], "drawn from one key"),
+            **dict.fromkeys(
+                [f"blocks/{i}/{p}" for i in (1, 2) for p in ("norm/scale", "norm/bias", "up/bias", "down/bias")],
+                "of its stream",
+            ),
+            "head/kernel": "of its stream",
+            "head/bias": "of its stream",
+        },
     ),
 ]
