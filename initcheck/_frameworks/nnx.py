@@ -954,6 +954,12 @@ def _initialized(name, value, collection, owner, call: _Call, seen: _Seen, abstr
             problem=(
                 f"nnx handed {_what(call)} the key of call #{wrong.count} of its stream where initcheck counts call "
                 f"#{wrong.own_count}"
+                + (
+                    ": the stream's count went back (an Rngs copied with nnx.clone, or a stream restored), so the "
+                    "values made after it repeat earlier keys"
+                    if wrong.count < wrong.own_count
+                    else ""
+                )
             ),
         )
     if any(derive.key_bytes(s.own) != s.key for s in slices):
