@@ -154,6 +154,10 @@ def check(
             [`Profile`][initcheck.Profile].
         origin: Python that defines `init` and `law`, so that a failure's reproduction snippet
             runs as printed (e.g. `"from mypkg.inits import good as init\\nlaw = init.__initcheck_law__"`).
+            By default the snippet imports `init` from the module that holds it (by its name, or
+            bound at an imported module's top level) and writes the law out; an initializer no
+            module holds (a lambda typed in a REPL) is left as `init = ...` with a comment, and the
+            snippet run as printed stops with `NotImplementedError` saying so.
 
     Returns:
         Every verdict; true when nothing failed (see `Conformance.passed`).
@@ -237,7 +241,7 @@ def _check(
     # initializer must raise there; neither the contract nor the statistics run on it.
     refused = [(shape, dtype) for shape, dtype in cases if law.error_reason(shape, dtype) is not None]
     contexts = [
-        CaseContext(fn, label, law, shape, dtype, prof, seed, origin=origin, eager_dtype=eager_dtype)
+        CaseContext(fn, label, law, shape, dtype, prof, seed, origin=origin, eager_dtype=eager_dtype, given=init)
         for shape, dtype in cases
         if (shape, dtype) not in refused
     ]
@@ -254,7 +258,7 @@ def _check(
     first = (
         contexts[0]
         if contexts
-        else CaseContext(fn, label, law, refused[0][0], refused[0][1], prof, seed, origin=origin)
+        else CaseContext(fn, label, law, refused[0][0], refused[0][1], prof, seed, origin=origin, given=init)
     )
     first.refused_shapes = [shape for shape, _ in refused]
     for name in PER_INITIALIZER:

@@ -1,5 +1,8 @@
 """The grammar of the ``initcheck`` command line: one function per subcommand adds its parser,
-options and help; the types below turn option text into values or argparse errors."""
+options and help; the types below turn option text into values or argparse errors.
+
+Light on purpose: building the parser imports neither JAX nor scipy (``initcheck --help`` is
+instant); what needs them is imported where an option's value is read."""
 
 from __future__ import annotations
 
@@ -8,9 +11,8 @@ import argparse
 from initcheck import _frameworks as frameworks
 from initcheck import _profiles as profiles
 from initcheck import _xla
-from initcheck._audit import AUDIT_PROPERTIES, SIGNAL
 from initcheck._frameworks import FRAMEWORKS
-from initcheck._properties import PROPERTIES
+from initcheck._property_registry import AUDIT_PROPERTIES, CHECK_PROPERTIES
 from initcheck._version import __version__
 from initcheck.law_syntax import EXAMPLES
 
@@ -27,7 +29,12 @@ def root_parser() -> tuple[argparse.ArgumentParser, Commands]:
 def report_parser(commands: Commands) -> argparse.ArgumentParser:
     """``initcheck report``: the built-in catalog, checked into the HTML and JSON reports."""
     report = commands.add_parser(
-        "report", help="check the built-in catalog and write the HTML and JSON conformance reports"
+        "report",
+        help="check the built-in catalog and write the HTML and JSON conformance reports",
+        description="Check every entry of the built-in catalog (see initcheck list) in each of its dtypes, on one "
+        "process per core, print progress and a summary, and write OUT/conformance.html and OUT/conformance.json. "
+        "Exit status 1 when something unexpected fails (a failure no known defect explains, or a known defect "
+        "that should show and did not), 2 on bad arguments.",
     )
     report.add_argument(
         "--out", default="reports", help="folder for conformance.html and conformance.json (default: reports)"
@@ -58,21 +65,25 @@ def check_parser(commands: Commands) -> argparse.ArgumentParser:
     check = commands.add_parser(
         "check",
         help="check one initializer against a law",
-        description="Check MODULE:ATTR against a law and print every verdict; exit status 1 if it does not "
-        "conform, 2 on bad arguments.",
+        description="Check one initializer against a law and print every verdict: MODULE:ATTR (its law from "
+        "--expect, its @initcheck.expects mark, or the catalog when it is a catalog entry's function and "
+        "arguments), or a catalog id as initcheck list prints it (its catalog law, its known defects marked). "
+        "Exit status 1 if it does not conform (failures that a known framework defect explains alone do not "
+        "count), 2 on bad arguments.",
         epilog=f"Laws: {EXAMPLES}. Nothing is evaluated: the text is parsed, and only laws and literal "
         "arguments are accepted.",
     )
     check.add_argument(
         "target",
-        metavar="MODULE:ATTR",
-        help="the initializer, e.g. mypkg.inits:my_init or jax.nn.initializers:variance_scaling(2.0, 'fan_in', 'normal')",
+        metavar="MODULE:ATTR|CATALOG_ID",
+        help="the initializer, e.g. mypkg.inits:my_init, jax.nn.initializers:variance_scaling(2.0, 'fan_in', "
+        "'normal') or the catalog id jax.nn.initializers.he_normal()",
     )
     check.add_argument(
         "--expect",
         metavar="LAW",
         default=None,
-        help='the law it promises, e.g. "normal(std=0.01)" (default: its @initcheck.expects law)',
+        help='the law it promises, e.g. "normal(std=0.01)" (default: its @initcheck.expects law, else its catalog law)',
     )
     check.add_argument(
         "--shapes", type=_shapes, default=None, metavar="64x32,128", help="shapes to check (default: drawn for the law)"
@@ -150,8 +161,12 @@ def audit_parser(commands: Commands) -> argparse.ArgumentParser:
 
 def list_parser(commands: Commands) -> argparse.ArgumentParser:
     """``initcheck list``: the built-in catalog."""
-    listing = commands.add_parser("list", help="list the built-in catalog, grouped by framework")
-    _add_xla_optimize(listing)
+    listing = commands.add_parser(
+        "list",
+        help="list the built-in catalog, grouped by framework",
+        description="Print the built-in catalog grouped by framework: each entry's id (which initcheck check and "
+        "initcheck report --entries accept), its law, dtypes, notes and known defects. Nothing is sampled.",
+    )
     _add_frameworks(listing, "frameworks of the catalog to include (default: every installed one)")
     _add_x64(listing)
     return listing
@@ -269,10 +284,12 @@ def _subset(text: str, known) -> list[str]:
 
 
 def _properties(text: str) -> list[str]:
-    return _subset(text, list(PROPERTIES))
+    return _subset(text, list(CHECK_PROPERTIES))
 
 
 def _audit_properties(text: str) -> list[str]:
+    from initcheck._audit import SIGNAL  # here, not at the top: the parser's help imports no JAX
+
     return _subset(text, [*AUDIT_PROPERTIES, SIGNAL])
 
 

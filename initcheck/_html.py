@@ -204,6 +204,7 @@ def render(document: dict, jobs: int = 1, drawn: dict[str, str] | None = None) -
                 "details": _shown_details(target, draw=not original),
                 "signal": target.get("signal"),
                 "signal_svg": _signal_svg(target),
+                "fan_note": _fan_note(target),
             }
         )
     defects = _defects(
@@ -215,11 +216,21 @@ def render(document: dict, jobs: int = 1, drawn: dict[str, str] | None = None) -
     failures += [d["example"] for d in defects if d["example"]["svg"]]
     for failure, svg in zip(failures, plots.many_svgs([f["svg"] for f in failures], jobs, drawn)):
         failure["svg"] = svg
+    if "effective_fan" in properties:  # the model's note on effective_fan, where its cell is hovered
+        column = properties.index("effective_fan")
+        for row in rows:
+            if row["fan_note"]:
+                row["cells"][column]["title"] = f"{row['fan_note']}\n{row['cells'][column]['title']}"
     defect_slugs = {d["name"]: d["slug"] for d in defects}
     for row in rows:
         row["defect_links"] = _defect_links(row, properties, defect_slugs)
     return _ENVIRONMENT.get_template("report.html.j2").render(
-        document=document, rows=rows, properties=properties, symbols=SYMBOLS, defects=defects
+        document=document,
+        rows=rows,
+        properties=properties,
+        symbols=SYMBOLS,
+        defects=defects,
+        show_coverage=any(row["coverage_text"] for row in rows),  # coverage is a model audit's
     )
 
 
@@ -230,6 +241,39 @@ def _signal_svg(target: dict) -> str | None:
         return None
     title = f"{target['id']}: signal at init"
     return plots.signal_svg(signal, title, plots.salt_of(title))
+
+
+def _fan_note(target: dict) -> str | None:
+    """Once per audited model: what ``effective_fan`` checked (the values whose variance-scaling
+    law divides by a fan, against the fan their layer contracts over) and why it does not apply to
+    the others (a law without a fan, a value no contraction uses), instead of one skip per value."""
+    verdicts = [v for v in target["verdicts"] if v["property"] == "effective_fan"]
+    if target.get("kind") != "model" or not verdicts:
+        return None
+    checked = [v for v in verdicts if v["status"] in ("pass", "fail")]
+    failed = sum(1 for v in checked if v["status"] == "fail")
+    no_fan = [v for v in verdicts if v["status"] == "skip" and v["message"].startswith("not applicable: ")]
+    unused = [v for v in verdicts if v["status"] == "skip" and "feeds no contraction" in v["message"]]
+    other = [v for v in verdicts if v["status"] == "skip" and v not in no_fan and v not in unused]
+    parts = [
+        f"effective_fan compared the fan of {len(checked)} value{'s' * (len(checked) != 1)} with the fan its layer "
+        f"contracts over in the forward pass ({len(checked) - failed} agree{'s' * (len(checked) - failed == 1)}"
+        f"{f', {failed} differ' if failed else ''})"
+    ]
+    if no_fan:
+        kinds = sorted({v["message"].removeprefix("not applicable: ").split(" has no fan")[0] for v in no_fan})
+        parts.append(
+            f"{len(no_fan)} value{'s' * (len(no_fan) != 1)} have laws that divide by no fan ({', '.join(kinds[:4])}"
+            f"{', ...' if len(kinds) > 4 else ''}): not applicable, not a gap"
+        )
+    if unused:
+        parts.append(
+            f"{len(unused)} value{'s' * (len(unused) != 1)} feed{'s' * (len(unused) == 1)} no contraction (biases, "
+            "scales, embeddings looked up by gather): no fan to compare"
+        )
+    if other:
+        parts.append(f"{len(other)} other value{'s' * (len(other) != 1)} could not be checked (see each verdict)")
+    return "; ".join(parts) + "."
 
 
 def _coverage_text(target: dict) -> str:

@@ -56,6 +56,7 @@ def signal_svg(signal: dict, title: str, salt: str = "0") -> str:
     import matplotlib  # lazy: Matplotlib loads only to draw plots
     import numpy as np
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     layers = signal["layers"]
     depth = np.arange(len(layers))
@@ -77,6 +78,7 @@ def signal_svg(signal: dict, title: str, salt: str = "0") -> str:
         axes.plot(
             depth, positive("gradient"), "s-", markersize=3, color="#b3261e", label="backward: E[g^2] of its gradient"
         )
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))  # a depth is a layer's index: no 0.5 ticks
         axes.set_xlabel("depth (layers in the order the forward pass runs them)")
         axes.set_ylabel("second moment (log scale)")
         axes.set_title("signal at init, layer by layer")

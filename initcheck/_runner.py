@@ -9,10 +9,14 @@ workers on two cores slowed each other down to the speed of one process.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import functools
 import multiprocessing
 import os
-from collections.abc import Callable, Sequence
+import pathlib
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 
@@ -38,16 +42,57 @@ def _start(frameworks, x64: bool, shares=None) -> None:
 
 
 def _check(index: int, profile, seed: int, dtypes: Sequence[str], plots: bool):
-    """``(index, triage, svgs)``: the entry's check and, when ``plots``, the SVGs of its report's
-    plots by title (drawn here, where the cores are already busy, rather than all at the end)."""
+    """``(index, triage, svgs, warned)``: the entry's check, when ``plots`` the SVGs of its
+    report's plots by title (drawn here, where the cores are already busy, rather than all at the
+    end), and the warnings raised meanwhile (``warnings_of``), counted instead of printed."""
 
     entry = _ENTRIES[index]
     eager = eager_dtype_of(index, list(dtypes or entry.dtypes), profile)
-    triage = check_entry(entry, profile=profile, seed=seed, dtypes=dtypes, eager_dtype=eager)
-    svgs = {}
-    if plots:
-        svgs = drawing.draw_all(html.plot_requests(document.catalog_target(_ENTRIES[index], triage)))
-    return index, triage, svgs
+    with warnings_of() as warned:
+        triage = check_entry(entry, profile=profile, seed=seed, dtypes=dtypes, eager_dtype=eager)
+        svgs = {}
+        if plots:
+            svgs = drawing.draw_all(html.plot_requests(document.catalog_target(_ENTRIES[index], triage)))
+    return index, triage, svgs, warned
+
+
+_PACKAGE = pathlib.Path(__file__).resolve().parent
+
+
+@functools.lru_cache(maxsize=256)
+def _where(filename: str, lineno: int) -> tuple[str, bool]:
+    """``(package/path.py:line, raised by initcheck itself)`` for a warning's location."""
+    path = pathlib.Path(filename)
+    if path.resolve().is_relative_to(_PACKAGE):
+        return f"initcheck/{path.resolve().relative_to(_PACKAGE).as_posix()}:{lineno}", True
+    parts = path.parts
+    cut = max((i + 1 for i, part in enumerate(parts) if part in ("site-packages", "dist-packages")), default=0)
+    return f"{'/'.join(parts[cut:]) if cut else path.name}:{lineno}", False
+
+
+@contextlib.contextmanager
+def warnings_of() -> Iterator[list[dict]]:
+    """The warnings raised inside the block (by the frameworks, numpy, ... or initcheck), counted
+    instead of printed: one dict per distinct ``(category, message, where)``, with ``count`` and
+    ``own`` (raised by initcheck's own code: a bug of initcheck)."""
+    found: dict[tuple, dict] = {}
+
+    def record(message, category, filename, lineno, file=None, line=None):
+        where, own = _where(filename, lineno)
+        text = str(message).strip().splitlines()[0] if str(message).strip() else ""
+        seen = found.setdefault(
+            (category.__name__, text, where),
+            {"category": category.__name__, "message": text, "where": where, "own": own, "count": 0},
+        )
+        seen["count"] += 1
+
+    out: list[dict] = []
+    with warnings.catch_warnings():  # the filters stay the user's (-W, PYTHONWARNINGS): what would be printed
+        warnings.showwarning = record
+        try:
+            yield out
+        finally:
+            out.extend(found.values())
 
 
 def _cost(dtypes: Sequence[str]) -> int:
@@ -87,15 +132,21 @@ def check_entries(
     profile,
     seed: int,
     jobs: int,
-    on_result: Callable[[int, Triage, dict], None],
+    on_result: Callable[[int, Triage, dict, list[dict]], None],
     plots: bool = False,
+    on_running: Callable[[list[int]], None] | None = None,
 ) -> None:
     """Check ``catalog(frameworks)[i]`` in ``dtypes`` for each ``(i, dtypes)`` on ``jobs`` processes
-    (in this process when ``jobs == 1``), calling ``on_result(i, triage, svgs)`` as each one
-    finishes; ``svgs`` are its HTML report plots when ``plots`` (see ``_check``), else empty."""
+    (in this process when ``jobs == 1``), calling ``on_result(i, triage, svgs, warned)`` as each one
+    finishes; ``svgs`` are its HTML report plots when ``plots`` (see ``_check``), else empty;
+    ``warned`` the warnings its check raised (``warnings_of``). ``on_running(indices)`` is told
+    which entries are being checked whenever that changes (on processes: the oldest ``jobs`` not
+    finished, in the order the pool hands them out)."""
+    running = on_running or (lambda indices: None)
     if jobs <= 1:
         _start(frameworks, x64)
         for index, dtypes in indices_and_dtypes:
+            running([index])
             on_result(*_check(index, profile, seed, dtypes, plots))
         return
     context = multiprocessing.get_context("spawn")  # a forked JAX runtime is not safe
@@ -107,8 +158,12 @@ def check_entries(
     ) as pool:
         # the costliest first, so that no process is left alone with a long entry at the end
         ordered = sorted(indices_and_dtypes, key=lambda item: -_cost(item[1]))
-        futures = [pool.submit(_check, index, profile, seed, dtypes, plots) for index, dtypes in ordered]
+        futures = {pool.submit(_check, index, profile, seed, dtypes, plots): index for index, dtypes in ordered}
+        pending = list(futures.values())
+        running(pending[:jobs])
         for future in concurrent.futures.as_completed(futures):
+            pending.remove(futures[future])
+            running(pending[:jobs])
             on_result(*future.result())
 
 

@@ -69,6 +69,18 @@ def _failing_load(message: str):
     return load
 
 
+def _import_hint(module_name: str, exc: BaseException) -> str:
+    """What to do when ``module_name``'s own top-level package is not importable (``""`` for any
+    other error: a missing dependency, a module missing inside a package that imports)."""
+    top = module_name.partition(".")[0]
+    if not isinstance(exc, ModuleNotFoundError) or exc.name != top:
+        return ""
+    return (
+        f"; is {top} importable from the rootdir? install it (pip install -e .) "
+        'or add pythonpath = ["."] under [tool.pytest.ini_options]'
+    )
+
+
 def _initializer_targets(module_name: str, seen: set[int]) -> list[Target]:
     try:
         module = importlib.import_module(module_name)
@@ -77,7 +89,10 @@ def _initializer_targets(module_name: str, seen: set[int]) -> list[Target]:
             Target(
                 module_name,
                 "broken",
-                _failing_load(f"initcheck: cannot import modules entry {module_name!r}: {type(exc).__name__}: {exc}"),
+                _failing_load(
+                    f"initcheck: cannot import modules entry {module_name!r}: {type(exc).__name__}: {exc}"
+                    + _import_hint(module_name, exc)
+                ),
             )
         ]
     found, marked = [], 0
@@ -113,7 +128,16 @@ def _model_target(spec: str) -> Target:
     def load():
         if not attr:
             raise ValueError(f"initcheck: models entry {spec!r} must be 'module:callable'")
-        factory = getattr(importlib.import_module(module_name), attr)
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            hint = _import_hint(module_name, exc)
+            if not hint:
+                raise
+            raise ModuleNotFoundError(
+                f"initcheck: cannot import models entry {spec!r}: {exc}{hint}", name=exc.name
+            ) from exc
+        factory = getattr(module, attr)
         if not callable(factory):
             raise TypeError(
                 f"initcheck: models entry {spec!r} is not callable; give a function returning (model, *inputs)"

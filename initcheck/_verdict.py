@@ -337,3 +337,105 @@ def _fmt(x) -> str:
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
     return f"{x:.3g}"
+
+
+# Reproduction snippets: Python that runs as printed in a fresh interpreter, with public names
+# only. What cannot be rebuilt that way (an initializer made inside a function, a lambda typed in
+# a REPL) is said in the snippet, which then stops with that message instead of guessing.
+
+
+def import_text(obj: Any, name: str) -> str | None:
+    """Python that binds `name` to `obj` by importing it from the module that holds it, or None.
+
+    The module is the one `obj` names (`__module__`, `__qualname__`), else the first imported
+    module (its own first, then public ones, by name) that holds `obj` at its top level (a
+    builder's result bound there: `too_wide = make_init(0.04)`). `__main__` is never one: a fresh
+    interpreter has another.
+    """
+    import sys
+
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str) and module != "__main__" and "<" not in qualname:
+        found = sys.modules.get(module)
+        for part in qualname.split("."):
+            found = getattr(found, part, None)
+        if found is obj:
+            return _from_import(module, qualname, name)
+    for module_name in sorted(sys.modules, key=lambda n: (n != module, n.startswith("_") or "._" in n, n)):
+        held = sys.modules.get(module_name)
+        if module_name == "__main__" or held is None:
+            continue
+        try:
+            items = list(vars(held).items())
+        except TypeError:
+            continue
+        for attr, value in items:
+            if value is obj and attr.isidentifier() and not attr.startswith("__"):
+                return _from_import(module_name, attr, name)
+    return None
+
+
+def _from_import(module: str, dotted: str, name: str) -> str:
+    head = dotted.split(".")[0]
+    if dotted == head:
+        return f"from {module} import {head}" + ("" if head == name else f" as {name}")
+    return f"from {module} import {head}\n{name} = {dotted}"
+
+
+def literal_text(value: Any) -> str | None:
+    """Python that rebuilds `value` exactly, or None: numbers, strings, booleans, None, tuples,
+    lists and dicts of them, laws whose `repr` reads back, and arrays of one repeated value
+    (`jnp.full(shape, value, dtype)`, what `jnp.ones((1, 8))` is)."""
+    import ast
+
+    if value is None or isinstance(value, (bool, int, str)):
+        return repr(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else None
+    if isinstance(value, (tuple, list)):
+        items = [literal_text(v) for v in value]
+        if any(i is None for i in items):
+            return None
+        inner = ", ".join(items) + ("," if isinstance(value, tuple) and len(items) == 1 else "")  # type: ignore[arg-type]
+        return f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    if isinstance(value, dict):
+        pairs = [(literal_text(k), literal_text(v)) for k, v in value.items()]
+        if any(k is None or v is None for k, v in pairs):
+            return None
+        return "{" + ", ".join(f"{k}: {v}" for k, v in pairs) + "}"
+    from initcheck import laws
+
+    if isinstance(value, laws.Law):
+        text = repr(value)
+        try:
+            ast.parse(text, mode="eval")
+        except SyntaxError:
+            return None
+        return None if "<" in text else text
+    shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+    if isinstance(shape, tuple) and dtype is not None and hasattr(value, "__array__"):
+        import numpy as np
+
+        try:
+            array = np.asarray(value)
+        except TypeError:  # a typed PRNG key, or another array NumPy cannot hold
+            return None
+        if array.size == 0 or array.dtype.kind not in "biuf" or not (array == array.flat[0]).all():
+            return None
+        first = array.flat[0].item()
+        if not math.isfinite(first):
+            return None
+        return f"jnp.full({shape!r}, {first!r}, dtype={array.dtype.name!r})"
+    return None
+
+
+def unavailable_text(name: str, what: str, how: str) -> str:
+    """A snippet's stand-in for `name`, which initcheck cannot rebuild: `name = ...` with a comment
+    saying what to put there, then a check that stops the snippet run as printed with
+    `NotImplementedError` and the same message (never an undefined name, never a guess)."""
+    message = f"define {name} ({what}) here: initcheck cannot import it; {how}"
+    return (
+        f"{name} = ...  # replace ... with Python that defines {name} ({what})\n"
+        f"if {name} is ...:\n    raise NotImplementedError({message!r})"
+    )

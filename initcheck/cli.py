@@ -5,27 +5,48 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import difflib
 import os
 import pathlib
+import re
+import shutil
 import sys
 import tempfile
+import threading
 import time
 import traceback
-
-import jax
+from typing import TYPE_CHECKING
 
 import initcheck
-from initcheck import _cli_parser, _output, _runner, _xla, adapters, law_syntax, lock
-from initcheck import _document as document
+from initcheck import _cli_parser, _xla
 from initcheck import _frameworks as frameworks
 from initcheck import _profiles as profiles
-from initcheck import _sampler as sampler
-from initcheck._catalog import CatalogEntry, catalog
-from initcheck._record import factory_origin
-from initcheck._targets import declared, names, read_table
 from initcheck._version import __version__
 
+if TYPE_CHECKING:  # imported by _import_handlers once the arguments are parsed: --help imports no JAX
+    import jax
+
+    from initcheck import _defects, _output, _runner, adapters, law_syntax, lock
+    from initcheck import _document as document
+    from initcheck import _sampler as sampler
+    from initcheck._catalog import CatalogEntry, catalog
+    from initcheck._targets import declared, names, read_table
+
 __all__ = ["main"]
+
+
+def _import_handlers() -> None:
+    """Import what the handlers use (JAX among them), as module globals: called once the arguments
+    are parsed, so that ``initcheck --help`` and a refused argument import none of it."""
+    global jax, _defects, _output, _runner, adapters, law_syntax, lock, document, sampler
+    global CatalogEntry, catalog, declared, names, read_table
+    import jax
+
+    from initcheck import _defects, _output, _runner, adapters, law_syntax, lock
+    from initcheck import _document as document
+    from initcheck import _sampler as sampler
+    from initcheck._catalog import CatalogEntry, catalog
+    from initcheck._targets import declared, names, read_table
 
 
 def _entries(args) -> list[tuple[int, CatalogEntry]]:
@@ -68,21 +89,29 @@ def _report(args) -> int:
     entries = {i: e for i, e, _ in chosen}
     done: dict = {}
     started = time.perf_counter()
+    if copies:
+        print(
+            f"{len(copies)} entries are the same function as another entry (same code and arguments) and "
+            "share its verdicts",
+            flush=True,
+        )
+    progress = _Progress(len(chosen))
 
     def show(index, result, note=""):
         done[index] = result
         entry = entries[index]
-        print(
-            f"[{len(done):{len(str(len(chosen)))}d}/{len(chosen)}] {_word(result)} {entry.id} "
-            f"[{','.join(sorted({v.case.dtype for v in result.report.verdicts}, key=entry.dtypes.index))}] "
-            f"({note or f'{result.report.seconds:.1f}s'})",
-            flush=True,
-        )
+        dtypes = sorted({v.case.dtype for v in result.report.verdicts}, key=entry.dtypes.index)
+        progress.finished(_word(result), f"{entry.id} [{','.join(dtypes)}] ({note or f'{result.report.seconds:.1f}s'})")
 
     drawn: dict[str, str] = {}  # the report's plots, drawn by the workers as they go
+    warned: dict[tuple, dict] = {}  # the warnings the checks raised, counted (``_runner.warnings_of``)
 
-    def on_result(index, result, svgs):
+    def on_result(index, result, svgs, warnings=()):
         drawn.update(svgs)
+        for w in warnings:
+            seen = warned.setdefault((w["category"], w["message"], w["where"]), {**w, "count": 0, "targets": []})
+            seen["count"] += w["count"]
+            seen["targets"].append(entries[index].id)
         show(index, result)
         for copy, original in copies.items():
             if original == index:
@@ -92,22 +121,18 @@ def _report(args) -> int:
                     f"the same function as {entries[index].id}: its verdicts",
                 )
 
-    if copies:
-        print(
-            f"{len(copies)} entries are the same function as another entry (same code and arguments) and "
-            "share its verdicts",
-            flush=True,
+    with progress:
+        _runner.check_entries(
+            args.frameworks,
+            [(i, dtypes) for i, _, dtypes in chosen if i not in copies],
+            x64=args.x64,
+            profile=args.profile,
+            seed=args.seed,
+            jobs=jobs,
+            on_result=on_result,
+            plots=True,
+            on_running=lambda indices: progress.running([entries[i].id for i in indices]),
         )
-    _runner.check_entries(
-        args.frameworks,
-        [(i, dtypes) for i, _, dtypes in chosen if i not in copies],
-        x64=args.x64,
-        profile=args.profile,
-        seed=args.seed,
-        jobs=jobs,
-        on_result=on_result,
-        plots=True,
-    )
     results = [(entries[i], done[i]) for i, _, _ in chosen]
 
     seconds = time.perf_counter() - started
@@ -120,17 +145,15 @@ def _report(args) -> int:
         seconds=seconds,
         eager_calls=_eager_calls(args.profile),
     )
+    report_document["warnings"] = sorted(warned.values(), key=lambda w: (not w["own"], -w["count"]))
     json_path, html_path = _output.write(
         report_document, json_path=out / "conformance.json", html_path=out / "conformance.html", jobs=jobs, drawn=drawn
     )
-    _summary(results)
     unexpected = [(e, r) for e, r in results if _unexpected(r)]
-    print(
-        f"\n{sum(1 for _, r in results if r.report.passed)} passed, "
-        f"{sum(1 for _, r in results if not r.report.passed and not _unexpected(r))} failed with known defects only, "
-        f"{len(unexpected)} failed unexpectedly, in {seconds:.0f}s; "
-        f"false-alarm bound {report_document['false_alarm_bound']:.2g}; wrote {html_path} and {json_path}"
-    )
+    for _, result in unexpected:
+        if result.unexpected:
+            print("\n" + result.report.failure_text())
+    print()
     for entry, result in results:
         for defect in result.unobserved:
             status = (
@@ -140,10 +163,94 @@ def _report(args) -> int:
                 "update initcheck/_defects.py"
             )
             print(f"known defect {defect.name} on {entry.id}: {status}")
-    for _, result in unexpected:
-        if result.unexpected:
-            print("\n" + result.report.failure_text())
+    _summary(results)
+    print(_warnings_line(report_document["warnings"], json_path))
+    print(
+        f"{len(results)} entr{'ies' if len(results) != 1 else 'y'} in {seconds:.0f}s; false-alarm bound {report_document['false_alarm_bound']:.2g}; "
+        f"wrote {html_path} and {json_path}"
+    )
+    print(_closing_line(results))
     return 1 if unexpected else 0
+
+
+class _Progress:
+    """The run's progress on the console. On a terminal: one line redrawn in place (done/total,
+    elapsed time, the entries being checked), with a line of its own for each unexpected failure.
+    Elsewhere (CI logs): a plain line at each tenth of the run, and for each unexpected failure."""
+
+    def __init__(self, total: int, stream=None) -> None:
+        self.stream = stream if stream is not None else sys.stdout
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.total, self.done, self.tenths = total, 0, 0
+        self.counts = {"PASS": 0, "KNOWN": 0, "FAIL": 0}
+        self.checking: list[str] = []
+        self.started = time.perf_counter()
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.ticker = threading.Thread(target=self._tick, daemon=True)
+
+    def __enter__(self) -> _Progress:
+        if self.tty:
+            self.ticker.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        if self.tty:
+            self.ticker.join()
+            with self.lock:
+                self.stream.write(f"\r\x1b[K[{self.done}/{self.total}] checked in {self.elapsed()}: {self.tally()}\n")
+                self.stream.flush()
+
+    def _tick(self) -> None:
+        while not self.stop.wait(1.0):
+            with self.lock:
+                self._draw()
+
+    def elapsed(self) -> str:
+        minutes, seconds = divmod(int(time.perf_counter() - self.started), 60)
+        return f"{minutes}:{seconds:02d}"
+
+    def tally(self) -> str:
+        return (
+            f"{self.counts['PASS']} pass, {self.counts['KNOWN']} known defects only, {self.counts['FAIL']} unexpected"
+        )
+
+    def running(self, ids: list[str]) -> None:
+        with self.lock:
+            self.checking = ids
+            if self.tty:
+                self._draw()
+
+    def finished(self, word: str, text: str) -> None:
+        """One entry done: ``word`` (PASS, KNOWN, FAIL) and ``text`` (its id, dtypes and time)."""
+        with self.lock:
+            self.done += 1
+            self.counts[word] += 1
+            width = len(str(self.total))
+            line = f"[{self.done:{width}d}/{self.total}] {word} {text}"
+            if self.tty:
+                if word == "FAIL":
+                    self.stream.write(f"\r\x1b[K{line}\n")
+                self._draw()
+                return
+            tenths = self.done * 10 // self.total
+            if word == "FAIL" or tenths > self.tenths:
+                self.stream.write(f"{line}; {self.done * 100 // self.total}% in {self.elapsed()}: {self.tally()}\n")
+                self.stream.flush()
+            self.tenths = tenths
+
+    def _draw(self) -> None:
+        """The progress line, redrawn in place (terminals only)."""
+        width = shutil.get_terminal_size((100, 20)).columns
+        filled = self.done * 20 // max(1, self.total)
+        counts = f"{self.counts['PASS']} pass {self.counts['KNOWN']} known {self.counts['FAIL']} unexpected"
+        line = f"[{self.done}/{self.total}] {'#' * filled}{'.' * (20 - filled)} {self.elapsed()} {counts}"
+        if self.checking and self.done < self.total:
+            more = f" (+{len(self.checking) - 1})" if len(self.checking) > 1 else ""
+            line += f" | checking {self.checking[0]}{more}"
+        self.stream.write("\r\x1b[K" + line[: width - 1])
+        self.stream.flush()
 
 
 def _unexpected(result) -> bool:
@@ -158,14 +265,113 @@ def _word(result) -> str:
 
 
 def _summary(results) -> None:
-    width = max(len(e.id) for e, _ in results)
-    print(f"\n{'entry'.ljust(width)}  verdicts  failed  known  result")
+    """The run by framework (entries, pass, known defects only, unexpected), then each known defect
+    the run showed: its name, what it is in a few words, the dtypes it hit and on how many entries."""
+    frameworks_seen = list(dict.fromkeys(e.framework for e, _ in results))
+    head = f"{'framework':<12}{'entries':>8}{'pass':>7}{'known defects only':>20}{'unexpected':>12}"
+    print(head)
+    for name in [*frameworks_seen, "all"]:
+        group = [r for e, r in results if name in ("all", e.framework)]
+        words = [_word(r) for r in group]
+        print(f"{name:<12}{len(group):>8}{words.count('PASS'):>7}{words.count('KNOWN'):>20}{words.count('FAIL'):>12}")
+    defects = _defects_seen(results)
+    if defects:
+        print("\nknown framework defects (still failures: documented, with a reference, in the report)")
+    for name, (defect, dtypes, by_framework) in defects.items():
+        hits = sum(by_framework.values())
+        where = ", ".join(f"{f} {n}" for f, n in by_framework.items())
+        print(f"  {name} ({defect.package} <= {defect.last_seen}): {_few_words(defect)}")
+        print(f"      in {'/'.join(dtypes)} on {hits} entr{'ies' if hits != 1 else 'y'} ({where})")
+
+
+def _defects_seen(results) -> dict:
+    """``{name: (defect, dtypes it failed in, {framework: entries})}`` of the known defects the run showed."""
+    seen: dict = {}
     for entry, result in results:
-        report = result.report
-        known = sum(1 for v in report.verdicts if v.known_defect)
-        print(
-            f"{entry.id.ljust(width)}  {len(report.verdicts):8d}  {len(report.failures):6d}  {known:5d}  {_word(result)}"
+        for defect in result.observed:
+            _, dtypes, frameworks_hit = seen.setdefault(defect.name, (defect, set(), {}))
+            dtypes.update(v.case.dtype for v in result.report.verdicts if v.known_defect == defect.name)
+            frameworks_hit[entry.framework] = frameworks_hit.get(entry.framework, 0) + 1
+    order = {d: i for i, d in enumerate(_DTYPE_ORDER)}
+    return {
+        name: (defect, sorted(dtypes, key=lambda d: order.get(d, len(order))), frameworks_hit)
+        for name, (defect, dtypes, frameworks_hit) in sorted(seen.items(), key=lambda kv: -sum(kv[1][2].values()))
+    }
+
+
+_DTYPE_ORDER = ("float32", "bfloat16", "float16", "float64", "complex64", "complex128")
+_LOW_PRECISION = {"bfloat16", "float16"}
+
+
+def _few_words(defect) -> str:
+    """What a known defect is, in a few words: its kind and the first clause of its summary."""
+    plain = re.sub(r" \([^()]*\)", "", defect.summary)  # the asides in parentheses go
+    clause = re.split(r": |; ", plain, maxsplit=1)[0]
+    if len(clause) > 140:
+        clause = clause[:140].rsplit(" ", 1)[0] + " ..."
+    return f"{defect.group}: {clause}"
+
+
+def _warnings_line(warned: list[dict], json_path) -> str:
+    """One line on the warnings the checks raised (counted, not printed), and a line for each of
+    initcheck's own (a bug of initcheck)."""
+    if not warned:
+        return "no warnings during the checks"
+    own = [w for w in warned if w["own"]]
+    third = [w for w in warned if not w["own"]]
+    lines = []
+    if third:
+        count = sum(w["count"] for w in third)
+        kinds = ", ".join(sorted({w["category"] for w in third}))
+        sources = ", ".join(sorted({w["where"].split("/", 1)[0] for w in third}))
+        lines.append(
+            f"{count} third-party warning{'s' * (count != 1)} during the checks ({len(third)} distinct: {kinds}, "
+            f'from {sources}), not printed: see "warnings" in {json_path}'
         )
+    for w in own:
+        lines.append(
+            f"initcheck's own {w['category']} at {w['where']} ({w['count']}x, on {', '.join(w['targets'][:3])}): "
+            f"{w['message']} (a bug of initcheck: please report it)"
+        )
+    return "\n".join(lines)
+
+
+def _closing_line(results) -> str:
+    """What matters, in one line: the unexpected failures, or that every failure is a known
+    defect and in which dtypes."""
+    unexpected = [(e, r) for e, r in results if _unexpected(r)]
+    if unexpected:
+        named = "; ".join(
+            f"{e.id} ({', '.join(sorted({f'{v.property} in {v.case.dtype}' for v in r.unexpected})) or 'an expected known defect not seen'})"
+            for e, r in unexpected
+        )
+        return f"{len(unexpected)} unexpected failure{'s' * (len(unexpected) != 1)}: {named}"
+    known = [r for _, r in results if _word(r) == "KNOWN"]
+    if not known:
+        return f"0 unexpected failures: {f'all {len(results)} entries pass' if len(results) > 1 else '1 entry passes'}"
+    hit: dict[str, tuple[set, set]] = {}  # dtype -> (entries, defects) its known-defect failures are on
+    for entry, result in results:
+        for v in result.report.verdicts:
+            if v.known_defect:
+                entries_hit, defects_hit = hit.setdefault(v.case.dtype, (set(), set()))
+                entries_hit.add(entry.id)
+                defects_hit.add(v.known_defect)
+    groups: dict[frozenset, list[str]] = {}  # dtypes failing on the very same entries are said together
+    for dtype in sorted(hit, key=lambda d: _DTYPE_ORDER.index(d) if d in _DTYPE_ORDER else len(_DTYPE_ORDER)):
+        groups.setdefault(frozenset(hit[dtype][0]), []).append(dtype)
+    if set(hit) <= _LOW_PRECISION:
+        where = f"in {'/'.join(d for d in _DTYPE_ORDER if d in hit)} only"
+    else:
+        parts = []
+        for ids, dtypes in sorted(groups.items(), key=lambda kv: -len(kv[0])):
+            names = sorted(hit[dtypes[0]][1])
+            which = f": {', '.join(names)}" if len(ids) <= 3 else ""
+            parts.append(f"{'/'.join(dtypes)} ({len(ids)} entr{'ies' if len(ids) != 1 else 'y'}{which})")
+        where = "in " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+    return (
+        f"0 unexpected failures: every failure is a documented framework defect, {where}; "
+        f"{len(results) - len(known)} of {len(results)} entries pass in every dtype"
+    )
 
 
 def _list(args) -> int:
@@ -205,36 +411,95 @@ def _load_target(spec: str):
     return obj
 
 
+def _import_text(spec: str, name: str) -> str:
+    """Python that binds `name` to what `_load_target(spec)` returns, with public names only: the
+    import of MODULE's attribute and the builder's call with its literal arguments (snippets)."""
+    module_name, _, attr = spec.partition(":")
+    call = law_syntax.literal_call(attr, "target")
+    dotted = attr if call is None else call[0]
+    value = dotted
+    if call is not None:
+        value += f"({', '.join([*map(repr, call[1]), *(f'{k}={v!r}' for k, v in call[2].items())])})"
+    return f"from {module_name} import {dotted.split('.')[0]}\n{name} = {value}"
+
+
+def _catalog_id(target: str) -> CatalogEntry:
+    """The catalog entry whose id (as ``initcheck list`` prints it) is ``target``."""
+    entries = catalog()
+    found = next((e for e in entries if e.id == target), None)
+    if found is None:
+        close = difflib.get_close_matches(target, [e.id for e in entries], n=3)
+        raise ValueError(
+            f"target={target!r} is neither MODULE:ATTR (e.g. mypkg.inits:my_init) nor a catalog id"
+            + (f"; did you mean {' or '.join(close)}?" if close else "")
+            + " (initcheck list prints the ids)"
+        )
+    return found
+
+
+def _catalog_match(init) -> CatalogEntry | None:
+    """The first catalog entry whose initializer is ``init``'s function with its arguments."""
+    return next((e for e in catalog() if _runner.same_function(init, e.init)), None)
+
+
+def _check_target(args) -> tuple:
+    """(init, law, origin, entry) of ``initcheck check``: the target loaded, its law (``--expect``,
+    its ``@initcheck.expects`` mark, else the catalog entry it is), the Python that defines both
+    for the snippets, and that catalog entry (None for another initializer)."""
+    expect = None if args.expect is None else law_syntax.parse_law(args.expect, "--expect")
+    parsed = f"import initcheck.law_syntax\nlaw = initcheck.law_syntax.parse_law({args.expect!r})"
+    entry: CatalogEntry | None
+    if ":" not in args.target:
+        entry = _catalog_id(args.target)
+        origin = f"entry = next(e for e in initcheck.catalog() if e.id == {entry.id!r})\ninit = entry.init"
+        if expect is None:
+            return entry.init, entry.law, f"{origin}\nlaw = entry.law", entry
+        return entry.init, expect, f"{origin}\n{parsed}", entry
+    init = _load_target(args.target)
+    entry = None
+    if expect is not None:
+        law, law_text = expect, parsed
+    elif getattr(init, "__initcheck_law__", None) is not None:
+        law, law_text = init.__initcheck_law__, "law = init.__initcheck_law__"
+    elif (entry := _catalog_match(init)) is not None:
+        law, law_text = entry.law, f"law = next(e for e in initcheck.catalog() if e.id == {entry.id!r}).law"
+        print(f"initcheck check: {args.target} is the catalog entry {entry.id}: its catalog law {law!r}", flush=True)
+    else:
+        raise ValueError(
+            f"{args.target} declares no law (@initcheck.expects) and is no catalog entry's function with these "
+            f'arguments; give one with --expect, e.g. --expect "normal(std=0.01)"'
+        )
+    origin = f"{_import_text(args.target, 'init')}\n{law_text}"
+    if args.haiku:
+        origin += "\nimport initcheck.adapters\ninit = initcheck.adapters.from_haiku(init)"
+    return init, law, origin, entry
+
+
 def _check(args) -> int:
     try:
-        init = _load_target(args.target)
-        if args.expect is not None:
-            law = law_syntax.parse_law(args.expect, "--expect")
-        elif getattr(init, "__initcheck_law__", None) is not None:
-            law = init.__initcheck_law__
-        else:
-            raise ValueError(
-                f"{args.target} declares no law (@initcheck.expects); give one with --expect, "
-                f'e.g. --expect "normal(std=0.01)"'
-            )
+        init, law, origin, entry = _check_target(args)
         if args.haiku:
             init = adapters.from_haiku(init)
         report = initcheck.check(
             init,
             law,
-            shapes=args.shapes,
+            shapes=args.shapes if args.shapes is not None or entry is None else entry.shapes,
             dtypes=args.dtypes,
             properties=args.properties,
             seed=args.seed,
             profile=_profile(args),
-            origin=_origin_of_check(args),
+            origin=origin,
         )
     except (ValueError, TypeError) as exc:
         print(f"initcheck check: {exc}", file=sys.stderr)
         return 2
+    if entry is not None and law is entry.law:  # the catalog's law: its known defects are marked
+        report = _defects.triage(report, entry.defects).report
+        if ":" not in args.target:
+            report.initializer = entry.id
     print(report)
     _write_report(args, "initcheck check", "initializer", report)
-    return 0 if report.passed else 1
+    return 1 if report.unexplained else 0
 
 
 def _profile(args) -> profiles.Profile:
@@ -258,19 +523,6 @@ def _write_report(args, command: str, kind: str, report, **extra) -> None:
     built = document.build(command, [row], profile=args.profile, seed=args.seed, seconds=report.seconds)
     for path in _output.write(built, json_path=args.json, html_path=args.html):
         print(f"wrote {path}")
-
-
-def _origin_of_check(args) -> str:
-    """Python that defines ``init`` and ``law`` as ``initcheck check`` did (reproduction snippets)."""
-    loader = f"init = initcheck.cli._load_target({args.target!r})"
-    if args.haiku:
-        loader += "\ninit = initcheck.adapters.from_haiku(init)"
-    law = (
-        f"law = initcheck.law_syntax.parse_law({args.expect!r})"
-        if args.expect is not None
-        else f"law = initcheck.cli._load_target({args.target!r}).__initcheck_law__"
-    )
-    return f"import initcheck.cli, initcheck.law_syntax\n{loader}\n{law}"
 
 
 def _audit(args) -> int:
@@ -301,7 +553,7 @@ def _audit(args) -> int:
             properties=args.properties,
             profile=args.profile,
             seed=args.seed,
-            origin=factory_origin(args.target),
+            origin=f"{_import_text(args.target, 'factory')}\ntarget = initcheck.Model.of(factory(), rng={args.seed})",
             progress=progress,
             memory=args.memory,
         )
@@ -431,8 +683,9 @@ def _unwritable_path(args) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; its exit status (2 on bad arguments)."""
     args = _parser().parse_args(argv)
-    if args.command != "lock" and not args.xla_optimize:  # a lock records the values of the user's settings
-        _xla.prefer_fast_compiles()
+    if args.command in ("check", "report", "audit") and not args.xla_optimize:  # the commands that compile
+        _xla.prefer_fast_compiles()  # (a lock records the values of the user's settings)
+    _import_handlers()
     refusal = _unwritable_path(args)
     if refusal:
         print(f"initcheck {args.command}: {refusal}", file=sys.stderr)

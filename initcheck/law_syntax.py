@@ -28,43 +28,63 @@ Example:
 from __future__ import annotations
 
 import ast
+import difflib
+import functools
 import importlib
+import inspect
 import pathlib
 import re
 import sys
+from typing import TYPE_CHECKING
 
-import scipy.stats
+if TYPE_CHECKING:
+    from initcheck import laws
 
-from initcheck import laws
-
-LAWS = {
-    cls.__name__: cls
-    for cls in (
-        laws.Normal,
-        laws.Uniform,
-        laws.Constant,
-        laws.TruncatedNormal,
-        laws.VarianceScaling,
-        laws.Orthogonal,
-        laws.DeltaOrthogonal,
-        laws.Identity,
-        laws.Dirac,
-        laws.Sparse,
-        laws.Mixture,
-        laws.Deterministic,
-    )
-}
+# The law names, written out (checked against the classes by `_laws`): importing this module, and
+# the command line's help that quotes EXAMPLES, imports neither JAX nor scipy.
+LAW_NAMES = (
+    "Normal",
+    "Uniform",
+    "Constant",
+    "TruncatedNormal",
+    "VarianceScaling",
+    "Orthogonal",
+    "DeltaOrthogonal",
+    "Identity",
+    "Dirac",
+    "Sparse",
+    "Mixture",
+    "Deterministic",
+)
 
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-_BY_NAME = {**{_snake(n): cls for n, cls in LAWS.items()}, **LAWS}
+@functools.cache
+def _laws() -> dict[str, type]:
+    """Each law class by its CamelCase and snake_case names."""
+    from initcheck import laws
+
+    classes = {name: getattr(laws, name) for name in LAW_NAMES}
+    return {**{_snake(n): cls for n, cls in classes.items()}, **classes}
+
+
 EXAMPLES = (
     'normal(std=0.01), uniform(-0.1, 0.1), truncated_normal(0.02), variance_scaling(2.0, "fan_in", '
     '"truncated_normal"), orthogonal(), mixture([(0.9, constant(0)), (0.1, normal(1))]), stats.laplace(scale=0.1)'
 )
+
+
+def _closest(word: str, choices, *, n: int = 3) -> list[str]:
+    """The names of `choices` closest to `word`, closest first (none when nothing is close)."""
+    return difflib.get_close_matches(word, list(choices), n=n, cutoff=0.6)
+
+
+def _did_you_mean(word: str, choices) -> str:
+    close = _closest(word, choices)
+    return f"; did you mean {' or '.join(close)}?" if close else ""
 
 
 class LawSyntaxError(ValueError):
@@ -119,23 +139,34 @@ def _arguments(call: ast.Call, text: str, what: str, allow_laws: bool = True) ->
 def _law(call: ast.Call, text: str, what: str):
     func = call.func
     if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "stats":
+        import scipy.stats
+
+        from initcheck import laws
+
         dist = getattr(scipy.stats, func.attr, None)
         if not isinstance(dist, scipy.stats.rv_continuous):
-            raise LawSyntaxError(f"{what}={text!r}: stats.{func.attr} is not a continuous scipy.stats distribution")
+            continuous = [n for n, d in vars(scipy.stats).items() if isinstance(d, scipy.stats.rv_continuous)]
+            raise LawSyntaxError(
+                f"{what}={text!r}: stats.{func.attr} is not a continuous scipy.stats distribution"
+                + _did_you_mean(func.attr, continuous)
+            )
         args, kwargs = _arguments(call, text, what, allow_laws=False)
         try:
             return laws.as_law(dist(*args, **kwargs))
         except (TypeError, ValueError) as exc:
             raise LawSyntaxError(f"{what}={text!r}: stats.{func.attr}: {exc}") from None
     name = func.id if isinstance(func, ast.Name) else ast.get_source_segment(text, func)
-    cls = _BY_NAME.get(name or "")
+    cls = _laws().get(name or "")
     if cls is None:
+        close = _closest(name or "", [_snake(n) for n in LAW_NAMES]) or _closest(name or "", LAW_NAMES)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
         raise LawSyntaxError(
-            f"{what}={text!r}: unknown law {name!r}; use one of "
-            f"{', '.join(_snake(n) for n in LAWS)} or stats.NAME(...) for a scipy.stats distribution"
+            f"{what}={text!r}: unknown law {name!r}; {hint}use one of "
+            f"{', '.join(_snake(n) for n in LAW_NAMES)} or stats.NAME(...) for a scipy.stats distribution"
         )
     args, kwargs = _arguments(call, text, what)
-    if cls is laws.Deterministic:
+    _check_keywords(cls, kwargs, text, what)
+    if cls.__name__ == "Deterministic":
         if not args or not isinstance(args[0], str):
             raise LawSyntaxError(
                 f'{what}={text!r}: deterministic takes the table function as "MODULE:ATTR", '
@@ -148,6 +179,35 @@ def _law(call: ast.Call, text: str, what: str):
         raise LawSyntaxError(f"{what}={text!r}: {exc} (see help(initcheck.laws.{cls.__name__}))") from None
     except ValueError as exc:
         raise LawSyntaxError(f"{what}={text!r}: {exc}") from None
+
+
+def _check_keywords(cls: type, kwargs: dict, text: str, what: str) -> None:
+    """Refuse a keyword the law does not take, naming the closest it does (`sd` -> `std`)."""
+    try:
+        parameters = inspect.signature(cls).parameters
+    except (TypeError, ValueError):  # no signature to read: the constructor says it
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    known = [n for n, p in parameters.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for keyword in kwargs:
+        if keyword not in known:
+            raise LawSyntaxError(
+                f"{what}={text!r}: unexpected keyword argument {keyword!r} of {_snake(cls.__name__)}"
+                + _did_you_mean(keyword, known)
+                + f" ({_snake(cls.__name__)}'s keywords: {', '.join(known)})"
+            )
+
+
+def _missing(obj, part: str) -> str:
+    """What `obj` offers instead of the missing `part`: its callables, closest first."""
+    names = [n for n in dir(obj) if (part.startswith("_") or not n.startswith("_")) and callable(getattr(obj, n, None))]
+    if not names:
+        return ""
+    ordered = difflib.get_close_matches(part, names, n=len(names), cutoff=0.0)
+    shown = ", ".join(ordered[:12]) + (f", ... ({len(ordered) - 12} more)" if len(ordered) > 12 else "")
+    close = _closest(part, names, n=1)
+    return (f"; did you mean {close[0]}? Its" if close else "; its") + f" callables, closest first: {shown}"
 
 
 def resolve(spec: str, what: str):
@@ -175,7 +235,7 @@ def resolve(spec: str, what: str):
         raise LawSyntaxError(f"{what}={spec!r}: cannot import {module_name!r} ({exc})") from None
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise LawSyntaxError(f"{what}={spec!r}: {module_name} has no attribute {attr!r}")
+            raise LawSyntaxError(f"{what}={spec!r}: {module_name} has no attribute {attr!r}{_missing(obj, part)}")
         obj = getattr(obj, part)
     return obj
 

@@ -267,8 +267,22 @@ class InitcheckSession:
             return None
         return _target_scheduling(config, log)
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo) -> Any:
+        """A skipped conformance item is told at the item (``initcheck::<id>[<property>]: why``),
+        not at the line of the plugin that called ``pytest.skip``."""
+        report = yield
+        skip = report.skipped and not hasattr(report, "wasxfail") and isinstance(report.longrepr, tuple)
+        if isinstance(item, InitcheckItem) and skip:
+            report.longrepr = (item.nodeid, None, report.longrepr[2])
+        return report
+
 
 _SESSION = pytest.StashKey[InitcheckSession]()
+_NOTHING_TO_CHECK = {  # why a property item has no verdict at all, where "does not apply" would not say
+    "intent": "no expect= law given for any value (intent compares a value's declared law with the expect= law "
+    "given for it)",
+}
 _INIT_LINES = ("calling the model factory", "initializing")  # progress lines of a model's own code running
 _JAX_CONFIG = ("jax_enable_x64", "jax_default_prng_impl", "jax_threefry_partitionable")  # the child takes these
 _CHILD: dict[str, Any] = {}  # in a target's child process: its session and targets by name
@@ -467,7 +481,9 @@ class InitcheckItem(pytest.Item):
         if known:
             pytest.xfail(f"known defect{'s' * (len(known) > 1)} {', '.join(known)} (see the report)")
         if not verdicts or all(v.status == SKIP for v in verdicts):
-            pytest.skip(verdicts[0].message if verdicts else f"{self.prop} does not apply")
+            pytest.skip(
+                verdicts[0].message if verdicts else _NOTHING_TO_CHECK.get(self.prop, f"{self.prop} does not apply")
+            )
 
     def _lock_outcome(self, state: InitcheckSession) -> lock.Outcome | Exception:
         try:

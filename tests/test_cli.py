@@ -1,6 +1,7 @@
 """The command line, run as a real subprocess (refusals of bad input run in process: they stop before sampling)."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -35,7 +36,7 @@ def test_report_writes_html_and_json_and_a_summary(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "PASS jax.nn.initializers.zeros [float32]" in result.stdout and "2 processes" in result.stdout
-    assert "2 passed, 0 failed with known defects only, 0 failed unexpectedly" in result.stdout
+    assert "0 unexpected failures: all 2 entries pass" in result.stdout.splitlines()[-1]
     assert "eager calls in one dtype per entry, rotating over its dtypes" in result.stdout
     document = json.loads((tmp_path / "out" / "conformance.json").read_text())
     assert document["schema_version"] == 4 and document["profile"]["name"] == "quick"
@@ -235,7 +236,9 @@ def test_report_separates_known_defects_from_unexpected_failures(tmp_path):
     )
     assert result.returncode == 0, result.stdout + result.stderr  # a known defect is not an unexpected failure
     assert "[1/1] KNOWN jax.nn.initializers.normal() [float32,bfloat16]" in result.stdout
-    assert "0 passed, 1 failed with known defects only, 0 failed unexpectedly" in result.stdout
+    assert result.stdout.splitlines()[-1].startswith(
+        "0 unexpected failures: every failure is a documented framework defect, in bfloat16 only"
+    )
     entry = json.loads((tmp_path / "out" / "conformance.json").read_text())["targets"][0]
     assert entry["result"] == "known"
     precision = [v for v in entry["verdicts"] if v["property"] == "precision" and v["status"] == "fail"]
@@ -326,10 +329,10 @@ def test_check_refuses_bad_input_naming_it(tmp_path, monkeypatch, capsys):
     cases = [
         (["jax.nn.initializers:normal()", "--expect", "__import__('os').remove('marker.py')"], "unknown law"),
         (["jax.nn.initializers:normal()", "--expect", "normal(std=-1)"], "std=-1.0 must be > 0"),
-        (["jax.nn.initializers:normal()"], "declares no law (@initcheck.expects); give one with --expect"),
+        (["jax.nn.initializers:normal(0.5)"], "declares no law (@initcheck.expects) and is no catalog entry's"),
         (["nowhere:init", "--expect", "normal(1)"], "cannot import 'nowhere'"),
         (["jax.nn.initializers:no_such", "--expect", "normal(1)"], "has no attribute 'no_such'"),
-        (["jax.nn.initializers", "--expect", "normal(1)"], "must be MODULE:ATTR"),
+        (["jax.nn.initializers", "--expect", "normal(1)"], "is neither MODULE:ATTR (e.g. mypkg.inits:my_init) nor a"),
     ]
     for limit in ("0", "-3", "soon", "inf"):
         with pytest.raises(SystemExit) as exited:
@@ -444,3 +447,217 @@ def test_check_of_a_hung_initializer_stops_at_its_time_limit_and_exits_1(tmp_pat
     )
     assert result.returncode == 1, result.stderr[-2000:]
     assert "did not return within 2 s" in result.stdout
+
+
+# Issue 34: the ids `list` prints, --help without JAX, descriptions, and suggestions for typos.
+
+
+def test_help_imports_no_jax_before_the_arguments_are_parsed():
+    """Deterministic, not timed: `initcheck --help` and each subcommand's `--help` import neither
+    JAX nor scipy (benchmarks/cli_help.py times them)."""
+    code = (
+        "import sys\n"
+        "from initcheck.cli import main\n"
+        "for argv in ([], ['report'], ['check'], ['audit'], ['list'], ['lock']):\n"
+        "    try:\n"
+        "        main([*argv, '--help'])\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, (argv, exc.code)\n"
+        "heavy = sorted(m for m in ('jax', 'jaxlib', 'scipy', 'numpy', 'flax', 'haiku') if m in sys.modules)\n"
+        "assert not heavy, heavy\n"
+        "import initcheck\n"  # the package itself is cheap too; its names load on first use
+        "assert 'jax' not in sys.modules\n"
+        "print('light')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().endswith("light"), done.stderr[-2000:]
+
+
+def test_every_subcommand_has_a_description_and_only_compiling_ones_offer_xla_optimize(capsys):
+    from initcheck import cli
+
+    commands = next(a for a in cli._parser()._actions if a.dest == "command").choices
+    assert set(commands) == {"report", "check", "audit", "list", "lock"}
+    for name, sub in commands.items():
+        assert sub.description and len(sub.description) > 40, name
+        offered = {o for a in sub._actions for o in a.option_strings}
+        assert ("--xla-optimize" in offered) == (name in ("report", "check", "audit")), name
+    for name in ("report", "list"):
+        with pytest.raises(SystemExit):
+            cli.main([name, "--help"])
+        assert commands[name].description.split()[0] in capsys.readouterr().out
+
+
+def test_typos_get_the_closest_names(tmp_path, monkeypatch, capsys):
+    from initcheck import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "mypkg").mkdir()
+    (tmp_path / "mypkg" / "__init__.py").write_text("")
+    (tmp_path / "mypkg" / "models.py").write_text("def mlp():\n    pass\n\n\ndef tagger():\n    pass\n\n\nWIDTH = 3\n")
+    cases = [
+        (
+            ["check", "jax.nn.initializers:normal()", "--expect", "normal(sd=0.02)"],
+            "unexpected keyword argument 'sd' of normal; did you mean std?",
+        ),
+        (
+            ["check", "jax.nn.initializers:normal()", "--expect", "nromal(0.02)"],
+            "unknown law 'nromal'; did you mean normal?",
+        ),
+        (["check", "jax.nn.initializers:normal()", "--expect", "stats.laplac()"], "did you mean laplace"),
+        (["audit", "mypkg.models:mpl"], "did you mean mlp? Its callables, closest first: mlp, tagger"),
+        (["check", "jax.nn.initializers:he_normall()"], "did you mean he_normal?"),
+        (["check", "jax.nn.initializers.he_normall()"], "did you mean jax.nn.initializers.he_normal()"),
+    ]
+    for args, message in cases:
+        assert cli.main(args) == 2
+        stderr = capsys.readouterr().err
+        assert message in stderr, (args, stderr)
+    assert "WIDTH" not in stderr  # only callables are offered
+
+
+def test_check_accepts_the_ids_list_prints_with_their_catalog_law_and_known_defects(tmp_path, capsys):
+    from initcheck import cli
+
+    assert cli.main(["list", "--frameworks", "jax"]) == 0
+    assert "  jax.nn.initializers.he_normal()  ->  VarianceScaling(2.0, 'fan_in', 'truncated_normal'" in (
+        capsys.readouterr().out
+    )
+    by_id = run(
+        "check", "jax.nn.initializers.he_normal()", "--dtypes", "bfloat16", "--shapes", "64x32",
+        "--properties", "precision", "--profile", "quick", cwd=tmp_path,
+    )  # fmt: skip
+    assert by_id.returncode == 0, by_id.stderr  # a known defect alone does not fail
+    assert "initcheck: jax.nn.initializers.he_normal() vs VarianceScaling(2.0, 'fan_in', 'truncated_normal'" in (
+        by_id.stdout
+    )
+    assert "BY KNOWN FRAMEWORK DEFECTS ONLY" in by_id.stdout and "known defect jax-low-precision-sampling" in (
+        by_id.stdout
+    )
+    by_call = run(
+        "check", "jax.nn.initializers:he_normal()", "--shapes", "64x32", "--properties", "moments",
+        "--profile", "quick", cwd=tmp_path,
+    )  # fmt: skip
+    assert by_call.returncode == 0, by_call.stderr
+    assert "is the catalog entry jax.nn.initializers.he_normal(): its catalog law VarianceScaling(2.0" in (
+        by_call.stdout
+    )
+
+
+def test_report_console_summary_groups_by_framework_and_defect_and_counts_warnings_instead_of_printing_them(
+    tmp_path,
+):
+    """Not a terminal: a progress line per tenth of the run; then the run by framework and by known
+    defect, one line on the warnings (Haiku divides by zero on empty shapes: counted, recorded in the
+    JSON, never printed raw), and a last line that says what matters."""
+    result = run(
+        "report",
+        "--profile",
+        "quick",
+        "--frameworks",
+        "jax,haiku",
+        "--entries",
+        "jax.nn.initializers.normal()",
+        "haiku.initializers.UniformScaling",
+        "haiku.initializers.Orthogonal",
+        "--dtypes",
+        "float32,bfloat16",
+        "--out",
+        "out",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    progress = [line for line in lines if line.startswith("[")]
+    assert len(progress) == 3 and progress[-1].startswith("[3/3] ")
+    assert re.search(r"; 100% in \d+:\d\d: ", progress[-1]), progress[-1]
+    assert "1 pass, 2 known defects only, 0 unexpected" in progress[-1]
+    assert "framework    entries   pass  known defects only  unexpected" in lines
+    assert [line.split() for line in lines if line.startswith(("jax ", "haiku ", "all "))] == [
+        ["jax", "1", "0", "1", "0"],
+        ["haiku", "2", "1", "1", "0"],
+        ["all", "3", "1", "2", "0"],
+    ]
+    at = lines.index("known framework defects (still failures: documented, with a reference, in the report)")
+    assert (
+        lines[at + 1].startswith("  jax-low-precision-sampling (jax <= ")
+        and "low-precision sampling: " in lines[at + 1]
+    )
+    assert lines[at + 2] == "      in bfloat16 on 1 entry (jax 1)"
+    assert lines[at + 3].startswith("  haiku-low-precision-sampling")
+    assert lines[at + 4] == "      in bfloat16 on 1 entry (haiku 1)"
+    assert any(
+        line.startswith("2 third-party warnings during the checks (2 distinct: RuntimeWarning, from haiku)")
+        for line in lines
+    )
+    assert lines[-1] == (
+        "0 unexpected failures: every failure is a documented framework defect, in bfloat16 only; "
+        "1 of 3 entries pass in every dtype"
+    )
+    assert "Warning" not in result.stderr and "divide by zero" not in result.stderr, result.stderr
+    warned = json.loads((tmp_path / "out" / "conformance.json").read_text())["warnings"]
+    assert {(w["category"], w["where"].split(":")[0], tuple(w["targets"]), w["own"]) for w in warned} == {
+        ("RuntimeWarning", "haiku/_src/initializers.py", ("haiku.initializers.UniformScaling(2.0)",), False),
+        ("RuntimeWarning", "haiku/_src/initializers.py", ("haiku.initializers.Orthogonal()",), False),
+    }
+
+
+def test_progress_is_one_line_redrawn_on_a_terminal_and_a_line_per_tenth_elsewhere():
+    import io
+
+    from initcheck import cli
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    with cli._Progress(3, terminal) as progress:
+        progress.running(["a", "b"])
+        progress.finished("PASS", "a [float32] (1.0s)")
+        progress.running(["b", "c"])
+        progress.finished("FAIL", "b [float32] (1.0s)")
+        progress.finished("KNOWN", "c [bfloat16] (1.0s)")
+    text = terminal.getvalue()
+    permanent = [line.rsplit("\r\x1b[K", 1)[-1] for line in text.split("\n")[:-1]]
+    assert permanent[0] == "[2/3] FAIL b [float32] (1.0s)"  # an unexpected failure keeps a line of its own
+    assert permanent[-1].startswith("[3/3] checked in 0:0") and permanent[-1].endswith(
+        "1 pass, 1 known defects only, 1 unexpected"
+    )
+    assert len(permanent) == 2 and "\r\x1b[K[1/3] ###" in text and "| checking a (+1)" in text
+
+    log = io.StringIO()
+    with cli._Progress(40, log) as progress:
+        for i in range(40):
+            progress.finished("PASS", f"e{i} [float32] (0.1s)")
+    lines = log.getvalue().splitlines()
+    assert [line.split("]")[0] for line in lines] == [f"[{n:2d}/40" for n in range(4, 41, 4)]  # every 10%
+    assert "\r" not in log.getvalue() and lines[-1].startswith("[40/40] PASS e39 [float32] (0.1s); 100% in ")
+
+
+def test_the_last_line_says_which_dtypes_the_known_defects_hit_or_names_the_unexpected_failures():
+    from types import SimpleNamespace as Fake
+
+    from initcheck import cli
+
+    def result(entry_id, failures, unexpected=()):  # failures: (dtype, known defect) of its failed verdicts
+        verdicts = [Fake(case=Fake(dtype=d), known_defect=k, property="precision") for d, k in failures]
+        missed = [Fake(case=Fake(dtype=d), property=p) for p, d in unexpected]
+        report = Fake(passed=not failures and not unexpected, verdicts=verdicts)
+        return Fake(id=entry_id, framework="jax"), Fake(report=report, unexpected=missed, unobserved=[], observed=[])
+
+    low = [result(f"e{i}", [("bfloat16", "low"), ("float16", "low")]) for i in range(5)]
+    passing = [result("ok", [])]
+    assert cli._closing_line(low + passing) == (
+        "0 unexpected failures: every failure is a documented framework defect, in bfloat16/float16 only; "
+        "1 of 6 entries pass in every dtype"
+    )
+    mixed = low + [result("cx", [("complex64", "complex-scale")]), result("weak", [("float32", "weak-type")])]
+    assert cli._closing_line(mixed + passing) == (
+        "0 unexpected failures: every failure is a documented framework defect, in bfloat16/float16 (5 entries), "
+        "float32 (1 entry: weak-type) and complex64 (1 entry: complex-scale); 1 of 8 entries pass in every dtype"
+    )
+    assert cli._closing_line(passing) == "0 unexpected failures: 1 entry passes"
+    broken = result("bad", [], unexpected=[("moments", "float32"), ("moments", "bfloat16")])
+    assert cli._closing_line([*low, broken]) == ("1 unexpected failure: bad (moments in bfloat16, moments in float32)")

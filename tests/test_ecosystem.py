@@ -209,7 +209,9 @@ def test_without_equinox_the_rest_works_and_asking_for_it_says_how_to_install():
     assert "jax.nn.initializers.he_normal()" in listed.stdout
     asked = _cli("list", "--frameworks", "equinox", block=["equinox"])
     assert asked.returncode == 2
-    assert "Equinox is not installed: pip install 'initcheck[equinox]'" in asked.stderr
+    assert "Equinox is not installed: pip install equinox (in an initcheck checkout, pip install -e '.[equinox]'" in (
+        asked.stderr
+    )
 
 
 def test_keras_on_another_backend_is_refused_with_the_fix():

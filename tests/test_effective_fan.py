@@ -395,3 +395,93 @@ def test_forward_passes_with_python_flags_and_named_axes_are_traced(model, input
     fans = fan_verdicts(report)
     assert all(fans[k].status == "pass" for k in kernels), (fans, report.coverage.gaps)
     assert report.result == "pass", report.coverage
+
+
+# A stacked value (an ensemble's members, a scan's layers) is one kernel per slice: vmap contracts
+# the whole stack in one dot_general, its member axis a batch axis (an input mapped with the members)
+# or a free axis (an input broadcast to every member), and neither is a fan.
+GLOROT = nn.initializers.glorot_uniform()
+WRONG_IN_AXIS = nn.initializers.variance_scaling(1.0, "fan_in", "normal", in_axis=-1, out_axis=-2)  # (4, 8): in is 0
+INPUTS = {"broadcast": (None, jnp.ones((3, 4))), "mapped": (0, jnp.ones((2, 3, 4)))}
+
+
+def linen_ensemble(init, in_axes, layer=nn.Dense, *args):
+    members = nn.vmap(
+        layer, variable_axes={"params": 0}, split_rngs={"params": True}, in_axes=in_axes, out_axes=0, axis_size=2
+    )
+    return members(*args or (8,), kernel_init=init)
+
+
+class NnxEnsemble(nnx.Module):
+    """Two nnx.Linear members made by nnx.vmap over split streams, called on an input broadcast to
+    both (``in_axes=None``) or mapped with them (``in_axes=0``)."""
+
+    def __init__(self, init, in_axes, *, rngs: nnx.Rngs):
+        @nnx.split_rngs(splits=2)
+        @nnx.vmap(in_axes=(0,))
+        def make(rngs):
+            return nnx.Linear(4, 8, kernel_init=init, rngs=rngs)
+
+        self.members = make(rngs)
+        self.in_axes = in_axes
+
+    def __call__(self, x):
+        return nnx.vmap(lambda m, x: m(x), in_axes=(0, self.in_axes))(self.members, x)
+
+
+def ensemble_kernel(framework, init, inputs):
+    in_axes, x = INPUTS[inputs]
+    if framework == "linen":
+        return fan_verdicts(initcheck.audit(linen_ensemble(init, in_axes), x, rng=0, properties=[FAN]))["kernel"]
+    report = initcheck.audit(NnxEnsemble, init, in_axes, rng=0, call_args=(x,), properties=[FAN])
+    return fan_verdicts(report)["members/kernel"]
+
+
+@pytest.mark.parametrize("inputs", INPUTS)
+@pytest.mark.parametrize(
+    "framework, init",
+    [
+        ("linen", GLOROT),
+        ("linen", nn.initializers.lecun_normal()),
+        ("linen", nn.initializers.variance_scaling(1.0, "fan_out", "normal")),
+        ("nnx", GLOROT),
+    ],
+    ids=["linen-glorot", "linen-lecun", "linen-fan_out", "nnx-glorot"],
+)
+def test_an_ensembles_member_axis_counts_in_neither_fan(framework, init, inputs):
+    kernel = ensemble_kernel(framework, init, inputs)
+    assert kernel.status == "pass", kernel.message
+    assert "contracts over its axis 1 (4), keeps its axis 2 (8), one kernel per slice of its stacked axis 0" in (
+        kernel.message
+    )
+
+
+@pytest.mark.parametrize("inputs", INPUTS)
+@pytest.mark.parametrize("framework", ["linen", "nnx"])
+def test_an_ensemble_whose_law_divides_by_the_wrong_fan_still_fails(framework, inputs):
+    kernel = ensemble_kernel(framework, WRONG_IN_AXIS, inputs)
+    assert kernel.status == "fail"
+    assert "contracts over its axis 1 (4) but the law divides by 8 (fan_in of (4, 8)): output variance x0.5" in (
+        kernel.message
+    )
+    assert "counts its batch" not in kernel.message  # the member axis is no batch the law counts
+
+
+@pytest.mark.parametrize("inputs", INPUTS)
+def test_a_convolution_ensemble_folds_its_members_into_out_features_and_passes(inputs):
+    in_axes, x = {"broadcast": (None, jnp.ones((1, 6, 6, 3))), "mapped": (0, jnp.ones((2, 1, 6, 6, 3)))}[inputs]
+    model = linen_ensemble(GLOROT, in_axes, nn.Conv, 8, (3, 3))
+    kernel = fan_verdicts(initcheck.audit(model, x, rng=0, properties=[FAN]))["kernel"]
+    assert kernel.status == "pass", kernel.message
+    assert "(27), keeps its axis 4 (72), one kernel per slice of its stacked axis 0: fan_avg 49.5" in kernel.message
+
+
+def test_stack_axes_merged_into_a_kernels_axis_are_left_out_of_its_fan():
+    def fused(w, x):  # the members' kernels side by side: one (4, 2 * 8) matmul
+        return x @ w.transpose(1, 0, 2).reshape(4, 16)
+
+    closed = jax.make_jaxpr(fused)(jnp.ones((2, 4, 8)), jnp.ones((3, 4)))
+    (use,) = _contractions.find_uses(closed, {0: "w"}, {"w": (0,)}).contractions["w"]
+    assert (use.contracted, use.kept, use.stacked, use.fan_in, use.fan_out) == ((1,), (2,), (0,), 4, 8)
+    (unstacked,) = _contractions.find_uses(closed, {0: "w"}).contractions["w"]
+    assert unstacked.kept == (0, 2) and unstacked.fan_out == 16

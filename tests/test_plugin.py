@@ -272,6 +272,33 @@ def test_a_module_that_does_not_import_is_one_errored_item(pytester):
     assert "cannot import modules entry 'nowhere.inits'" in result.stdout.str()
 
 
+def test_an_entry_whose_own_package_does_not_import_says_how_to_make_it_importable(pytester):
+    # mypkg is nowhere (not installed, no pythonpath); helper imports but needs a missing dependency
+    # or lacks the module: only mypkg's entries get the hint.
+    pytester.makefile(
+        ".toml",
+        pyproject="[tool.initcheck]\n"
+        'modules = ["mypkg.inits", "helper.needs", "helper.nowhere"]\n'
+        'models = ["mypkg.models:mlp", "helper.needs:mlp"]\n',
+    )
+    pytester.mkpydir("helper")
+    pytester.path.joinpath("helper", "needs.py").write_text("import initcheck_missing_dependency\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:xdist", "--initcheck")
+    assert result.ret == 1
+    text = result.stdout.str()
+    hint = (
+        "is mypkg importable from the rootdir? install it (pip install -e .) "
+        'or add pythonpath = ["."] under [tool.pytest.ini_options]'
+    )
+    assert f"cannot import modules entry 'mypkg.inits': ModuleNotFoundError: No module named 'mypkg'; {hint}" in text
+    assert f"cannot import models entry 'mypkg.models:mlp': No module named 'mypkg'; {hint}" in text
+    told = {line.split()[1]: line for line in text.splitlines() if " could not be checked: " in line}
+    assert set(told) == {"mypkg.inits", "mypkg.models:mlp", "helper.needs", "helper.needs:mlp", "helper.nowhere"}
+    assert told["helper.needs"].endswith("No module named 'initcheck_missing_dependency'")
+    assert told["helper.nowhere"].endswith("No module named 'helper.nowhere'")
+    assert [name for name, line in told.items() if hint in line] == ["mypkg.inits", "mypkg.models:mlp"]
+
+
 HOSTILE = """
 import threading
 
@@ -452,3 +479,16 @@ def test_the_memory_key_reaches_the_model_audits(pytester):
     derivation = [i for i in items(pytester.path / "r.json") if "derivation" in i["nodeid"]]
     assert derivation and all(i["outcome"] == "skipped" for i in derivation), derivation
     assert "the memory budget (2.00 GB) leaves for one value" in (pytester.path / "r.json").read_text()
+
+
+def test_a_skipped_item_is_told_at_the_item_with_a_reason_that_says_why(downstream):
+    """A skip names its item, not the plugin's line that called pytest.skip; intent without any
+    expect= law says that no expect= law was given."""
+    result = run(downstream, "-p", "no:xdist", "-rs", "-k", "mlp and intent")
+    out = result.stdout.str()
+    assert result.ret == 0, out[-3000:]
+    assert "plugin.py" not in out
+    assert (
+        "SKIPPED [1] initcheck::mypkg.models:mlp[intent]: no expect= law given for any value (intent compares "
+        "a value's declared law with the expect= law given for it)" in out
+    )

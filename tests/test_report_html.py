@@ -76,15 +76,19 @@ def test_matrix_header_and_failure_details_in_a_real_browser(report_files, open_
     cell = page.locator("#matrix tr", has_text="wrong_scale").locator("td[data-property=moments]")
     assert "smallest p-value" in cell.get_attribute("title")
 
-    # Failure details start closed; clicking the failed cell opens them with the message and plots.
+    # Failure details start open (a failure is what the reader came for); the failed cell links to them.
     details = page.locator("details#t-wrong_scale")
     moments = details.locator(".failure", has_text="moments fail")
+    assert moments.is_visible()
+    details.locator("summary").click()  # closed by hand, the failed cell opens them again
     assert not moments.is_visible()
     cell.locator("a").click()
     page.wait_for_function("document.getElementById('t-wrong_scale').open")
     assert moments.is_visible()
     text = moments.inner_text()
-    assert "variance" in text and "p-value" in text and "initcheck.check(init, Normal(std=0.05" in text
+    assert "variance" in text, text
+    assert "p-value" in text, text
+    assert "initcheck.check(init, Normal(std=0.05" in text, text
     plot = details.locator("figure.plot svg").first
     box = plot.bounding_box()
     assert box["width"] > 400 and box["height"] > 100
@@ -261,3 +265,177 @@ def test_known_defects_are_one_section_each_and_partial_models_say_what_is_not_c
     assert "PARTIAL: 1 of 2 values" in gaps and "mark it with @initcheck.expects(law)" in gaps
     assert page.locator("#matrix tr", has_text="wide_model").locator(".badge").inner_text().lower() == "fail"
     page.screenshot(path=str(tmp_path / "defects.png"), full_page=True)
+
+
+def test_coverage_is_a_column_only_where_a_row_has_coverage_with_a_dash_and_a_legend_for_the_others(
+    report_files, defects_and_partial_report, open_report
+):
+    page = open_report(report_files[0])  # initializers only: no coverage anywhere, no empty column
+    assert page.locator("#matrix thead th", has_text="coverage").count() == 0
+    assert page.locator("#matrix td.coverage").count() == 0
+    page = open_report(defects_and_partial_report[0])  # models too: the column, "—" where it does not apply
+    assert page.locator("#matrix thead th", has_text="coverage").count() == 1
+    catalog_row = page.locator("#matrix tr", has_text="jax.nn.initializers.normal()")
+    assert catalog_row.locator("td.coverage").inner_text() == "—"
+    assert "coverage applies to model audits" in catalog_row.locator("td.coverage").get_attribute("title")
+    assert "it applies to model audits" in page.locator(".controls .legend").inner_text()
+
+
+def _open_at(open_report, path, fragment):
+    """A fresh page loading ``path`` with ``#fragment`` in its URL (a link someone shared)."""
+    page = open_report(path)
+    page.goto("about:blank")
+    page.goto(f"{path.resolve().as_uri()}#{fragment}")
+    page.wait_for_load_state("load")
+    return page
+
+
+def _in_view(page, selector) -> bool:
+    return page.evaluate(
+        """s => { const r = document.querySelector(s).getBoundingClientRect();
+                  return r.top >= -1 && r.top < window.innerHeight && r.height > 0; }""",
+        selector,
+    )
+
+
+def test_a_url_with_a_target_fragment_opens_that_target_or_shows_its_row(report_files, open_report):
+    html_path = report_files[0]
+    page = _open_at(open_report, html_path, "t-raises")
+    assert page.errors == []
+    assert page.evaluate("document.getElementById('t-raises').open")
+    assert _in_view(page, "#t-raises") and page.evaluate("window.scrollY") > 0
+    assert page.locator("details#t-raises .failure", has_text="contract").first.is_visible()
+    # A target without a section of its own (it passes) is shown at its matrix row, highlighted.
+    page = _open_at(open_report, html_path, "t-good")
+    row = page.locator("tr#row-t-good")
+    assert "targeted" in row.get_attribute("class") and row.is_visible()
+    assert _in_view(page, "#row-t-good")
+
+
+def test_failed_targets_start_expanded_and_the_others_collapsed(defects_and_partial_report, open_report):
+    page = open_report(defects_and_partial_report[0])
+    opened = page.evaluate(
+        "() => Object.fromEntries([...document.querySelectorAll('details.target')].map(d => [d.id, d.open]))"
+    )
+    assert opened == {"t-partial_model": False, "t-wide_model": True}
+    assert page.locator("details#t-wide_model .failure").first.is_visible()
+
+
+TOKEN_MODEL = """
+import flax.linen as nn
+import jax.numpy as jnp
+
+
+class Tagger(nn.Module):
+    @nn.compact
+    def __call__(self, ids):
+        x = nn.Embed(50, 16)(ids)
+        for _ in range(3):
+            x = nn.Dense(16, kernel_init=nn.initializers.normal(0.02))(x)
+        return nn.Dense(4)(x)
+"""
+
+
+@pytest.fixture(scope="module")
+def token_model_report(tmp_path_factory):
+    """An audited model fed token ids (integers) with normal(0.02) kernels (no fan), its signal profiled."""
+    namespace: dict = {}
+    exec(TOKEN_MODEL, namespace)
+    ids = jax.numpy.arange(8, dtype=jax.numpy.int32).reshape(1, 8)
+    report = initcheck.audit(
+        namespace["Tagger"](), ids, rng=0, profile="quick", properties=["effective_fan", "derivation", "signal"]
+    )
+    row = document.target(
+        "tagger",
+        "model",
+        verdicts=[v.to_dict() for v in report.verdicts],
+        law=report.law,
+        coverage=report.coverage.to_dict(),
+        signal=report.signal.as_dict(),
+    )
+    folder = tmp_path_factory.mktemp("tagger")
+    data = document.build("test_report_html", [row], profile="quick", seed=0, seconds=1.0)
+    _output.write(data, json_path=folder / "r.json", html_path=folder / "r.html")
+    return report, folder / "r.html", folder / "r.json"
+
+
+def test_token_id_inputs_are_said_to_be_integers_not_a_nan_second_moment(token_model_report, open_report):
+    report, html_path, json_path = token_model_report
+    assert report.signal.inputs_text == "inputs: token ids (integers): not a second moment"
+    assert "nan" not in report.signal.table().splitlines()[0]
+    signal = json.loads(json_path.read_text())["targets"][0]["signal"]  # valid JSON: no NaN
+    assert signal["inputs"] is None and signal["integer_inputs"] == 1
+    page = open_report(html_path)
+    header = page.locator("section.signal p.sub").first.inner_text()
+    assert "token ids (integers): not a second moment" in header and "nan" not in header
+
+
+def test_the_signal_plot_has_whole_layer_numbers_on_its_depth_axis(token_model_report, open_report):
+    _, html_path, _ = token_model_report
+    page = open_report(html_path)
+    svg = page.locator("figure.signal-plot svg")
+    assert svg.count() == 1
+    labels = svg.evaluate("s => [...s.querySelectorAll('text')].map(t => t.textContent.trim())")
+    ticks = [t for t in labels if t.replace(".", "", 1).replace("−", "").isdigit()]
+    assert ticks and all(t.isdigit() for t in ticks), ticks  # 0 1 2 3, never 0.5 or 1.5
+    assert {"0", "1", "2", "3"} <= set(ticks)  # four Dense layers (the embedding is a gather)
+
+
+def test_effective_fan_says_once_per_model_what_it_checked_and_that_a_law_without_a_fan_does_not_apply(
+    token_model_report, open_report
+):
+    report, html_path, _ = token_model_report
+    fan = [v for v in report.verdicts if v.property == "effective_fan"]
+    normal = [v for v in fan if "Normal(std=0.02" in v.message]
+    assert len(normal) == 3 and all(v.status == "skip" for v in normal)
+    assert all(v.message.startswith("not applicable: Normal(std=0.02, mean=0.0) has no fan") for v in normal)
+    assert not any("does not divide by a fan" in v.message for v in fan)
+    page = open_report(html_path)
+    note = page.locator("li.fan-note[data-target=tagger]").inner_text()
+    checked = sum(1 for v in fan if v.status in ("pass", "fail"))
+    assert f"effective_fan compared the fan of {checked} value" in note
+    assert "3 values have laws that divide by no fan (Normal(std=0.02, mean=0.0)): not applicable, not a gap" in note
+    assert "5 values feed no contraction" in note and "could not be checked" not in note
+    cell = page.locator("#matrix tr", has_text="tagger").locator("td[data-property=effective_fan]")
+    assert "effective_fan compared the fan of" in cell.get_attribute("title")
+
+
+BATCHNORM_MODEL = """
+import equinox as eqx
+import jax
+
+
+class Net(eqx.Module):
+    linear: eqx.nn.Linear
+    norm: eqx.nn.BatchNorm
+
+    def __init__(self, key):
+        self.linear = eqx.nn.Linear(8, 8, key=key)
+        self.norm = eqx.nn.BatchNorm(8, axis_name="batch", mode="batch")
+
+    def __call__(self, x, state):
+        return self.norm(self.linear(x), state)
+"""
+
+
+def test_a_value_no_property_applies_to_has_one_skip_naming_the_properties(tmp_path, open_report):
+    """Equinox's BatchNorm counter is bookkeeping computed at init: one skip verdict for the value,
+    naming the properties that do not apply (not the same reason once per property)."""
+    import equinox as eqx
+
+    namespace: dict = {}
+    exec(BATCHNORM_MODEL, namespace)
+    report = initcheck.audit(lambda key: eqx.nn.make_with_state(namespace["Net"])(key), rng=0, profile="quick")
+    counter = [v for v in report.verdicts if v.case.path == "norm/batch_counter"]
+    assert len(counter) == 1 and counter[0].status == "skip" and counter[0].property == "derivation"
+    assert counter[0].message.startswith("norm/batch_counter: batch_counter: BatchNorm's bookkeeping")
+    assert "computed at init, not an initial value (derivation, independence, bounds, distribution, moments" in (
+        counter[0].message
+    )
+    row = document.target(
+        "net", "model", verdicts=[v.to_dict() for v in report.verdicts], coverage=report.coverage.to_dict()
+    )
+    data = document.build("test_report_html", [row], profile="quick", seed=0, seconds=1.0)
+    _output.write(data, json_path=tmp_path / "r.json", html_path=tmp_path / "r.html")
+    page = open_report(tmp_path / "r.html")
+    assert page.errors == [] and shown_matrix(page) == json_matrix(tmp_path / "r.json")

@@ -36,7 +36,18 @@ from initcheck._properties import (
 )
 from initcheck._property_registry import AUDIT_PROPERTIES
 from initcheck._record import Model, NoForward, Parameter, compare, match, patterns, same_law, tracked
-from initcheck._verdict import FAIL, PASS, SKIP, Case, Conformance, Coverage, Verdict
+from initcheck._verdict import (
+    FAIL,
+    PASS,
+    SKIP,
+    Case,
+    Conformance,
+    Coverage,
+    Verdict,
+    import_text,
+    literal_text,
+    unavailable_text,
+)
 from initcheck.laws import orthogonality_error
 
 # the audit's own checks of a law's values; the other properties of the registry's values that
@@ -263,8 +274,9 @@ def _verdicts(
     law = tested if tested is not None and not p.unaudited else laws.Constant(0.0)
     ctx = _ParameterContext(p, law, prof, seed, call)
     names = [n for n in names if n != "intent" or p.intended is not None]  # intent: only where expect= says
-    if p.computed:
-        return [ctx.skipped(n, f"{p.path}: {p.computed}") for n in names]
+    if p.computed:  # one skip for the value, naming what does not apply, not the same reason per property
+        why = f"{p.path}: {p.computed}: computed at init, not an initial value ({', '.join(names)} do not apply)"
+        return [ctx.skipped(names[0], why)] if names else []
     out = []
     if "derivation" in names:
         if p.unaudited and not p.key_use:
@@ -336,7 +348,8 @@ def _traced(framework: Framework, target: Model, recording: Recording, names, se
             "properties="
         )
         return _Uses(unavailable=untraced), None, untraced
-    found = _contractions.find_uses(closed, dict(enumerate(forward.keys)))
+    stacked = {(p.collection, p.path): p.stacked for p in recording.parameters if p.stacked}
+    found = _contractions.find_uses(closed, dict(enumerate(forward.keys)), stacked)
     profile, why = None, ""
     if SIGNAL in names:
         say("profiling the signal at init: second moments forward and backward, layer by layer")
@@ -451,7 +464,9 @@ def audit(
             (`{"flax_fix_rng_separator": True}` for linen, `{"haiku_rng_reserve_size": 2}` for
             Haiku; default: each framework's config in force; the names are the lock's settings;
             JAX's own are read, not modelled).
-        origin: Python that defines `target` (the model to audit), used in reproduction snippets.
+        origin: Python that defines `target` (the model to audit), used in reproduction snippets;
+            by default they import the model from the module that holds it and write its inputs
+            (arrays of one repeated value), rng and `expect` out, or say what they cannot rebuild.
         progress: Called with a line of text as the audit goes.
         memory: The most memory the audit may use: bytes, or text such as `"6GB"` (default: the
             `initcheck.Model`'s, else 80% of the machine's free memory). A model whose in-memory
@@ -613,12 +628,36 @@ def _with_copies(verdicts: list[Verdict], problems: dict[str, str], reproduce: s
 
 
 def _call_text(target: Model, origin: str | None) -> tuple[str, str]:
-    """(setup, call) of a reproduction snippet: runnable when ``origin`` defines ``target``."""
+    """(setup, call) of a reproduction snippet: `origin` when it defines `target`; else `target`
+    rebuilt from the model's import and its literal inputs (`_rebuilt`), or a setup that says
+    what cannot be rebuilt and stops there (never undefined names)."""
     rng = target.rng
     if origin:
         return f"import initcheck\n{origin}\n", f"target, rng={rng!r}" if isinstance(rng, (int, dict)) else "target"
-    rng_text = f"rng={rng!r}" if isinstance(rng, (int, dict)) else "rng=rng"
-    return "", f"model, {'*inputs, ' if target.args else ''}{rng_text}"
+    return f"import jax.numpy as jnp, initcheck\nfrom initcheck.laws import *\n{_rebuilt(target)}\n", "target"
+
+
+def _rebuilt(target: Model) -> str:
+    """Python that defines `target`, a `Model` equal to `target`: the model imported from the
+    module that holds it, every other field a literal (`literal_text`); or the stand-in of what
+    cannot be (`unavailable_text`)."""
+    how = "give initcheck.audit origin= (Python that defines target, the initcheck.Model to audit)"
+    model = import_text(target.model, "model")
+    if model is None:
+        return unavailable_text("model", f"the model {type(target.model).__name__}", how)
+    fields, missing = [], []
+    for field in dataclasses.fields(Model)[1:]:
+        value = getattr(target, field.name)
+        default = field.default_factory() if field.default_factory is not dataclasses.MISSING else field.default
+        if value is default or (isinstance(value, (Mapping, tuple)) and value == default):
+            continue
+        text = literal_text(dict(value) if isinstance(value, Mapping) else value)
+        if text is None:
+            missing.append(field.name)
+        fields.append(f"{field.name}={text}")
+    if missing:
+        return unavailable_text("target", f"the initcheck.Model of the model, its {', '.join(missing)}", how)
+    return f"{model}\ntarget = initcheck.Model({', '.join(['model', *fields])})"
 
 
 Signal = _signal.Signal

@@ -12,6 +12,13 @@ axes it holds. A ``dot_general`` or ``conv_general_dilated`` that consumes it is
   fan_out = out-features x receptive field, as JAX, Haiku and PyTorch count a kernel's fans
   (``in-features`` is the kernel's own, ``C_in / feature_group_count`` for a grouped convolution).
 
+A stacked value's stack axes (the members of a vmapped ensemble, the layers of a scan; see
+``Parameter.stacked``) count in neither fan, whatever the contraction does with them: each slice is
+one kernel, whose law computes its fans on the slice's shape. ``jax.vmap`` of a layer over its
+members contracts the stacked kernel in one ``dot_general`` with the member axis as a batch axis
+(an input mapped with it) or as a free axis (an input broadcast to every member), or folds it into a
+convolution's out-features; each is the member axis, not a fan.
+
 Any other consumer (``add``, ``gather``, ``mul`` by an array, a reduction) is named, not followed.
 """
 
@@ -20,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import string
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from jax.extend import core
@@ -52,8 +59,9 @@ class Use:
     batch: tuple[int, ...]  # the parameter's stored axes it maps over (batch dims)
     fan_in: int
     fan_out: int
-    within: tuple[str, ...] = ()
-    batch_size: int = 1  # the product of its batch axes  # the sub-jaxprs it sits in, outermost first
+    within: tuple[str, ...] = ()  # the sub-jaxprs it sits in, outermost first
+    batch_size: int = 1  # the product of its batch axes
+    stacked: tuple[int, ...] = ()  # the parameter's stack axes it holds (its slices: in neither fan)
 
 
 @dataclasses.dataclass
@@ -129,8 +137,11 @@ def through(eqn, tracked: list[Tracked | None]) -> list[Tracked | None] | None:
     if name == "squeeze":
         drop = {d % len(first.origin) for d in params["dimensions"]}
         return [Tracked(first.key, tuple(o for a, o in enumerate(first.origin) if a not in drop))]
-    if name == "reshape" and params.get("dimensions") is None:
-        return [Tracked(first.key, _reshaped(first.origin, _shape(eqn.invars[0]), _shape(eqn.outvars[0])))]
+    if name == "reshape":  # ``dimensions``: transposed first (vmap of a convolution folds members so)
+        order = params.get("dimensions") or range(len(first.origin))
+        before = _shape(eqn.invars[0])
+        moved = tuple(first.origin[a] for a in order)
+        return [Tracked(first.key, _reshaped(moved, tuple(before[a] for a in order), _shape(eqn.outvars[0])))]
     if name == "broadcast_in_dim":
         old, new = _shape(eqn.invars[0]), _shape(eqn.outvars[0])
         origin: list[frozenset] = [frozenset()] * len(new)
@@ -160,14 +171,33 @@ def _dot_spec(eqn) -> str:
     return f"{''.join(left)},{''.join(right)}->{''.join(out)}"
 
 
-def _held(t: Tracked, axes) -> tuple[int, ...]:
-    return tuple(sorted(set().union(*(t.origin[a] for a in axes)))) if axes else ()
+def _held(t: Tracked, axes, stack: Mapping[int, int] | None = None) -> tuple[int, ...]:
+    """The parameter's stored axes that ``axes`` of ``t`` hold (its stack axes left out)."""
+    held = set().union(*(t.origin[a] for a in axes)) if axes else set()
+    return tuple(sorted(held - set(stack or {})))
 
 
-def use_of(eqn, operand: int, t: Tracked, within: tuple[str, ...] = ()) -> Use | None:
+def _slice_size(size: int, origin: frozenset, stack: Mapping[int, int]) -> int:
+    """An axis's size without the stack axes it holds: 1 for an axis that only holds stack axes, the
+    size over their product for one that merges them with a slice's own axes (a reshape)."""
+    if not origin or not origin & set(stack):
+        return size
+    if origin <= set(stack):
+        return 1
+    members = math.prod(stack[a] for a in origin & set(stack))
+    return size // members if size % members == 0 else size
+
+
+def use_of(
+    eqn, operand: int, t: Tracked, within: tuple[str, ...] = (), stack: Mapping[int, int] | None = None
+) -> Use | None:
     """The use of parameter ``t`` as operand ``operand`` of a contraction, or None when its fans do
-    not apply there (a parameter as a convolution's input, a batch-grouped convolution)."""
+    not apply there (a parameter as a convolution's input, a batch-grouped convolution).
+    ``stack``: the parameter's stack axes (stored axis -> size), which count in neither fan."""
     shape = _shape(eqn.invars[operand])
+    stack = stack or {}
+    size = [_slice_size(n, o, stack) for n, o in zip(shape, t.origin)]
+    stacked = tuple(sorted(set().union(*t.origin) & set(stack))) if t.origin else ()
     if eqn.primitive.name == "dot_general":
         (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
         contracted, batch = (lc, lb) if operand == 0 else (rc, rb)
@@ -175,13 +205,14 @@ def use_of(eqn, operand: int, t: Tracked, within: tuple[str, ...] = ()) -> Use |
         return Use(
             "dot_general",
             _dot_spec(eqn),
-            _held(t, contracted),
-            _held(t, free),
-            _held(t, batch),
-            math.prod(shape[a] for a in contracted),
-            math.prod(shape[a] for a in free if t.origin[a]),
+            _held(t, contracted, stack),
+            _held(t, free, stack),
+            _held(t, batch, stack),
+            math.prod(size[a] for a in contracted),
+            math.prod(size[a] for a in free if t.origin[a]),
             within,
-            math.prod(shape[a] for a in batch),
+            math.prod(size[a] for a in batch),
+            stacked,
         )
     if operand != 1 or eqn.params.get("batch_group_count", 1) != 1:
         return None
@@ -196,12 +227,14 @@ def use_of(eqn, operand: int, t: Tracked, within: tuple[str, ...] = ()) -> Use |
     return Use(
         "conv_general_dilated",
         spec,
-        _held(t, [in_dim, *spatial]),
-        _held(t, [out_dim]),
+        _held(t, [in_dim, *spatial], stack),
+        _held(t, [out_dim], stack),
         (),
-        shape[in_dim] * window,
-        shape[out_dim] * window,
+        size[in_dim] * window,
+        size[out_dim] * window,
         within,
+        1,
+        stacked,
     )
 
 
@@ -262,21 +295,26 @@ def entering(sub: Inner, tracked: list[Tracked | None]) -> list[Tracked | None]:
     return out
 
 
-def find_uses(closed, tracked_inputs: dict[int, Hashable]) -> Uses:
+def find_uses(closed, tracked_inputs: dict[int, Hashable], stacked: Mapping[Any, Sequence[int]] | None = None) -> Uses:
     """Every contraction (and other consumer) of the jaxpr inputs named in ``tracked_inputs``
-    (input index -> parameter key) in ``closed``, a ``ClosedJaxpr``."""
+    (input index -> parameter key) in ``closed``, a ``ClosedJaxpr``; ``stacked``: the stack axes
+    of the stacked parameters (key -> stored axes), which count in neither fan."""
     found = Uses()
     jaxpr = closed.jaxpr
-    start = {
-        v: identity(Tracked(tracked_inputs[i], ()), len(_shape(v)))
-        for i, v in enumerate(jaxpr.invars)
-        if i in tracked_inputs
-    }
-    _walk(jaxpr, start, found, ())
+    start, stacks = {}, {}
+    for i, v in enumerate(jaxpr.invars):
+        if i not in tracked_inputs:
+            continue
+        key, shape = tracked_inputs[i], _shape(v)
+        start[v] = identity(Tracked(key, ()), len(shape))
+        axes = (stacked or {}).get(key, ())
+        if axes and all(-len(shape) <= a < len(shape) for a in axes):
+            stacks[key] = {a % len(shape): shape[a] for a in axes}
+    _walk(jaxpr, start, found, (), stacks)
     return found
 
 
-def _walk(jaxpr, env: dict, found: Uses, within: tuple[str, ...]) -> dict:
+def _walk(jaxpr, env: dict, found: Uses, within: tuple[str, ...], stacks: Mapping[Hashable, Mapping[int, int]]) -> dict:
     def get(v):
         return env.get(v) if isinstance(v, core.Var) else None
 
@@ -289,7 +327,7 @@ def _walk(jaxpr, env: dict, found: Uses, within: tuple[str, ...]) -> dict:
             for i, t in enumerate(tracked):
                 if t is None:
                     continue
-                use = use_of(eqn, i, t, within)
+                use = use_of(eqn, i, t, within, stacks.get(t.key))
                 if use is not None:
                     found.add(t.key, use)
                 else:
@@ -302,7 +340,7 @@ def _walk(jaxpr, env: dict, found: Uses, within: tuple[str, ...]) -> dict:
         subs = inner(eqn)
         for sub in subs:
             sub_env = {v: t for v, t in zip(sub.jaxpr.invars, entering(sub, tracked)) if t is not None}
-            out_env = _walk(sub.jaxpr, sub_env, found, (*within, sub.label))
+            out_env = _walk(sub.jaxpr, sub_env, found, (*within, sub.label), stacks)
             if sub.results:
                 for outer, v in zip(eqn.outvars, sub.jaxpr.outvars):
                     if isinstance(v, core.Var) and v in out_env:

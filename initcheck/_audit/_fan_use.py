@@ -5,7 +5,8 @@ Variance scaling keeps a layer's output variance at ``scale`` only when the fan 
 the law computes on the shape the initializer drew) and ``n_use`` (what the contraction sums over,
 see ``_contractions``), the output variance (fan_in), the gradient variance (fan_out) or both
 (fan_avg) are ``x n_use / n_law`` what the law promises. Exact: no sampling, one verdict per value,
-failing when any of its contractions has ``n_use != n_law``.
+failing when any of its contractions has ``n_use != n_law``. A stacked value (an ensemble's members,
+a scan's layers) is one kernel per slice: its stack axes count in neither ``n_use`` nor ``n_law``.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ def describe(use: Use) -> str:
     """What a contraction does with the parameter, in words."""
     kept = f", keeps its {_axes(use.kept)} ({use.fan_out})" if use.kept else ""
     batch = f", maps over its {_axes(use.batch)}" if use.batch else ""
+    stacked = f", one kernel per slice of its stacked {_axes(use.stacked)}" if use.stacked else ""
     within = f" (inside {' > '.join(use.within)})" if use.within else ""
-    return f"`{use.spec}` contracts over its {_axes(use.contracted)} ({use.fan_in}){kept}{batch}{within}"
+    return f"`{use.spec}` contracts over its {_axes(use.contracted)} ({use.fan_in}){kept}{batch}{stacked}{within}"
 
 
 def _mismatch(use: Use, law: laws.VarianceScaling, n_law: float, shape_text: str) -> tuple[str, float] | None:
@@ -99,7 +101,7 @@ def check(ctx, p: Parameter, law: laws.Law | None, found: Uses | None, unavailab
                 "(the rule of Haiku's Linear and Conv defaults)",
                 n=len(uses),
             )
-        raise NotApplicable(f"{law!r} does not divide by a fan ({used})")
+        raise NotApplicable(f"not applicable: {law!r} has no fan: it is not variance scaling ({used})")
     shape = p.slice_shape
     drawn = p.draw_shape is not None and tuple(p.draw_shape) != tuple(p.shape)
     shape_text = f"the shape {tuple(shape)} the initializer drew" if drawn else f"{tuple(shape)}"

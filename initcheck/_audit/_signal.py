@@ -19,6 +19,7 @@ steps run is data); the profile says so.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Hashable
 from typing import Any
 
@@ -52,13 +53,26 @@ class Signal:
     """The signal profile of a model at init."""
 
     layers: tuple[SignalLayer, ...]
-    inputs: float  # E[x^2] of the model's floating inputs (1 when there are some)
+    inputs: float  # E[x^2] of the model's floating inputs (1 when there are some; NaN when none)
     outputs: float  # E[y^2] of its floating outputs
     note: str = ""  # what the profile leaves out
+    integer_inputs: int = 0  # inputs that are integers (token ids, indices): kept as given, no second moment
+
+    @property
+    def inputs_text(self) -> str:
+        """The inputs, as the profile's header says them: their E[x^2] where they are floating; for
+        integer inputs (token ids) that they are not a second moment (never a bare NaN)."""
+        ids = "token ids (integers): not a second moment"
+        if math.isnan(self.inputs):
+            return f"inputs: {ids}" if self.integer_inputs else "inputs: none floating"
+        floating = f"inputs E[x^2]={self.inputs:.3g}"
+        return f"{floating} (the floating ones; the other inputs are {ids})" if self.integer_inputs else floating
 
     def as_dict(self) -> dict:
         return {
-            "inputs": self.inputs,
+            "inputs": None if math.isnan(self.inputs) else self.inputs,
+            "integer_inputs": self.integer_inputs,
+            "inputs_text": self.inputs_text,
             "outputs": self.outputs,
             "note": self.note,
             "layers": [layer.as_dict() for layer in self.layers],
@@ -73,7 +87,7 @@ class Signal:
             for i, layer in enumerate(self.layers)
         ]
         lines = [
-            f"signal at init (inputs E[x^2]={self.inputs:.3g}, outputs E[y^2]={self.outputs:.3g}; "
+            f"signal at init ({self.inputs_text}, outputs E[y^2]={self.outputs:.3g}; "
             "gradient of a loss whose gradient at the outputs has unit variance)",
             head,
             *rows,
@@ -252,11 +266,13 @@ def _scan(eqn, values, tracks, run: _Run, names) -> list:
 
 
 def _unit_inputs(inputs, seed: int):
-    """Floating inputs replaced by standard normal draws (a fixed key per leaf), others kept."""
+    """Floating inputs replaced by standard normal draws (a fixed key per leaf), others kept; and
+    the floating ones, and how many integer ones (token ids) there are."""
     leaves, treedef = jax.tree_util.tree_flatten(inputs)
     keys = jax.random.split(jax.random.key(seed), max(1, len(leaves)))
     out = [jax.random.normal(k, jnp.shape(x), jnp.result_type(x)) if _floating(x) else x for k, x in zip(keys, leaves)]
-    return jax.tree_util.tree_unflatten(treedef, out), [x for x in out if _floating(x)]
+    integers = sum(1 for x in leaves if jnp.issubdtype(jnp.result_type(x), jnp.integer))
+    return jax.tree_util.tree_unflatten(treedef, out), [x for x in out if _floating(x)], integers
 
 
 def _rows(entries: list, gradients: dict, names: Callable, index: tuple = ()) -> list[SignalLayer]:
@@ -289,7 +305,7 @@ def profile(closed, values: list, inputs, keys: list, names: Callable[[Hashable]
     """The signal profile of the forward pass ``closed`` (a ``ClosedJaxpr`` whose first inputs are
     ``values``, one per parameter key of ``keys``, then the leaves of ``inputs``). The layers are
     found by an abstract evaluation, then every number comes from one compiled program."""
-    unit, floating_inputs = _unit_inputs(inputs, seed)
+    unit, floating_inputs, integer_inputs = _unit_inputs(inputs, seed)
     data = [*values, *jax.tree_util.tree_leaves(unit)]
     tracked: list[Tracked | None] = [None] * len(closed.jaxpr.invars)
     for i, (key, value) in enumerate(zip(keys, values)):
@@ -341,4 +357,4 @@ def profile(closed, values: list, inputs, keys: list, names: Callable[[Hashable]
     mean = lambda xs: float(np.mean([float(x) for x in xs])) if len(xs) else float("nan")
     note = "; ".join(sorted(plan.skipped))
     inputs_m2 = mean([_second_moment(x) for x in floating_inputs])
-    return Signal(tuple(layers), inputs_m2, mean(ys), f"not shown: {note}" if note else "")
+    return Signal(tuple(layers), inputs_m2, mean(ys), f"not shown: {note}" if note else "", integer_inputs)

@@ -3,7 +3,8 @@ validation of a ``frameworks`` argument that the catalog, the strategies, the CL
 the lock share. One module per framework in this folder holds everything initcheck knows of it
 (``registry`` lists them; ``_protocol`` says what each provides).
 
-Equinox and Keras are optional (``pip install 'initcheck[equinox]'``, ``'initcheck[keras]'``): by
+Equinox and Keras are optional (the extras ``equinox`` and ``keras``: ``pip install -e '.[equinox]'``
+in a checkout, or the package itself, ``pip install equinox``): by
 default only the installed frameworks are chosen; naming one that is not installed is an error that
 says how to install it."""
 
@@ -35,8 +36,8 @@ def missing_reason(framework: str) -> str | None:
     if installed(framework):
         return None
     return (
-        f"{OPTIONAL[framework]} is not installed: pip install 'initcheck[{framework}]' "
-        f"(or leave {framework} out of frameworks)"
+        f"{OPTIONAL[framework]} is not installed: pip install {framework} (in an initcheck checkout, "
+        f"pip install -e '.[{framework}]' installs the versions it supports), or leave {framework} out of frameworks"
     )
 
 

@@ -77,7 +77,9 @@ def stft_table(side="real", window="hann", scaling="density", periodic=False):
         if window is not None:
             w = scipy.signal.get_window(window, frames, periodic) if isinstance(window, str) else np.asarray(window)
             norm = {"density": np.sqrt(np.sum(w**2)), "spectrum": np.sum(np.abs(w))}.get(scaling, 1.0)
-            kernel = kernel * w[:, None] / norm
+            # an all-zero window (a symmetric Hann window of 2 frames) gives 0/0 = NaN, as Keras's own division does
+            with np.errstate(invalid="ignore", divide="ignore"):
+                kernel = kernel * w[:, None] / norm
         return np.broadcast_to(kernel[:, None, :], (frames, channels, bins))
 
     table.__qualname__ = f"stft_table(side={side!r}, window={window!r}, scaling={scaling!r}, periodic={periodic!r})"

@@ -15,7 +15,7 @@ from initcheck import _dtypes
 from initcheck import _sampler as sampler
 from initcheck._profiles import Profile
 from initcheck._stats import TestResult
-from initcheck._verdict import ERROR, FAIL, PASS, SKIP, Case, Verdict
+from initcheck._verdict import ERROR, FAIL, PASS, SKIP, Case, Verdict, import_text, literal_text, unavailable_text
 from initcheck.laws import Law
 
 
@@ -36,6 +36,7 @@ class CaseContext:
     refused_shapes: list = dataclasses.field(default_factory=list)  # given shapes the law refuses: errors cases
     origin: str | None = None  # Python that defines ``init`` and ``law`` (reproduction snippets run as printed)
     eager_dtype: str | None = None  # the one dtype whose cases call the initializer eagerly (None: every dtype)
+    given: Any = None  # the initializer as given to check (before adapting): imported by snippets without origin
 
     @property
     def eager(self) -> bool:
@@ -108,15 +109,31 @@ class CaseContext:
         (``sampler.windowed``; ``bounds`` and ``distribution`` count what is exact over them all)."""
         return _dtypes.to_float64(sampler.windowed(self.sample, self.profile.n))
 
-    def reproduce(self, name: str) -> str:
+    @functools.cached_property
+    def snippet_setup(self) -> tuple[str, str]:
+        """(setup, law) of the reproduction snippets: Python that defines `init` (`origin`, else
+        the import of the initializer from the module that holds it), and the law's expression
+        (`law` where the setup defines it, else the law's `repr`). What cannot be rebuilt so is
+        said, and stops the snippet (`unavailable_text`)."""
         if self.origin:
-            setup, law = f"import initcheck\n{self.origin}\n", "law"
-        else:
-            setup = (
-                "import scipy.stats, jax.numpy as jnp, initcheck\nfrom initcheck.laws import *\n"
-                f"init = ...  # {self.label}\n"
-            )
-            law = repr(self.law)
+            return f"import initcheck\n{self.origin}\n", "law"
+        how = (
+            "bind it at the top level of an importable module, or give initcheck.check origin= "
+            "(Python that defines init and law)"
+        )
+        setup = "import scipy.stats, jax.numpy as jnp, initcheck\nfrom initcheck.laws import *\n"
+        init = import_text(self.given, "init") if self.given is not None else None
+        if init is not None and getattr(self.given, "__initcheck_law__", None) is self.law:
+            return f"{setup}{init}\nlaw = init.__initcheck_law__\n", "law"
+        if init is None:
+            init = unavailable_text("init", f"the initializer {self.label}", how)
+        law = literal_text(self.law)
+        if law is None:
+            return f"{setup}{init}\n{unavailable_text('law', repr(self.law), how)}\n", "law"
+        return f"{setup}{init}\n", law
+
+    def reproduce(self, name: str) -> str:
+        setup, law = self.snippet_setup
         return (
             f"{setup}print(initcheck.check(init, {law}, shapes=[{self.shape!r}], dtypes=[{self.dtype_name!r}],\n"
             f"                      properties=[{name!r}], seed={self.seed}, profile={self.profile.name!r}))"
