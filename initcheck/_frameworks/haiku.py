@@ -5,7 +5,9 @@ initializer on it.
 The rules (``haiku/_src/base.py``, ``layer_stack.py``): ``init(rng)`` draws from a sequence whose state
 is a key and a queue; ``next`` pops the queue, first refilling it with ``reserve(R)``
 (``state, *queue = split(state, R + 1)``, ``R = rng_reserve_size``); control flow (``hk.scan``,
-``hk.cond``, ...) tops the queue up to ``R`` or truncates it and hands the state in and out.
+``hk.cond``, ...) tops the queue up to ``R`` or truncates it and hands the state in and out;
+``hk.remat`` hands its body the state as it is, and the sequence continues from the state the body
+leaves (a sequence is derived again once the one started inside is).
 ``hk.with_rng(key)`` starts a sequence at a key the model chose. ``hk.layer_stack(L)`` draws one key
 ``r_0`` and runs layer ``l``'s own ``init`` on ``split(r_l, 3)[0]`` with ``r_{l+1} = split(r_l, 3)[1]``,
 stacking its parameters on a new leading axis. Keys drawn inside a stack are traced: initcheck reads
@@ -116,6 +118,7 @@ class _Created:
     stacks: tuple  # layer stacks it was made in, outermost first
     seen: Any = None  # a known initializer whose output its initializer returned
     outer: bool = False  # made at the top of the recorded init (not inside a transform's own trace)
+    made: list | None = None  # a state made in a layer stack (eager): its value at creation, per slice
 
 
 @dataclasses.dataclass
@@ -248,6 +251,7 @@ def _watching(rec: _Recording):
                     tuple(rec.active),
                     observed.made_by(value, rec.known[seen:]),
                     _outer(value, rec),
+                    _made(value) if collection == "state" and rec.active and rec.top is None else None,
                 )
             )
             return value
@@ -282,6 +286,21 @@ def _watching(rec: _Recording):
         for name, fn in originals.items():
             setattr(seq_cls, name, fn)
         stacking._LayerStack.__call__ = stack_call
+
+
+def _made(value) -> list | None:
+    """A state's value as made in a layer stack (eager), read slice by slice as the program runs:
+    ``hk.layer_stack`` stores each layer's state after one apply of the layer (``per_layer_init_fn``),
+    which updates it (an ``hk.BatchNorm``'s moving averages in training mode); outside a stack,
+    ``init`` returns the state as it was created."""
+    if not isinstance(value, jax.core.Tracer):
+        return None
+    made: list = []
+    try:
+        jax.debug.callback(lambda v: made.append(np.asarray(v)), value, ordered=True)
+    except Exception:  # noqa: BLE001 - a transform that forbids callbacks: the stored value is audited
+        return None
+    return made
 
 
 def _trace_state():
@@ -361,7 +380,9 @@ def _slices(s: _Seq) -> int | None:
 
 
 def _simulate(s: _Seq, j: int, keys: observed.DerivedKeys, reserve_size: int) -> bool:
-    """Derive slice ``j`` of sequence ``s`` op by op; False while its start is not derived yet."""
+    """Derive slice ``j`` of sequence ``s`` op by op; False while its start, or a state control flow
+    handed it, is not derived yet (``hk.remat`` hands back the state of a sequence started inside it
+    from this one's state: derived only once this one is followed up to there)."""
     kind, what = s.start
     if kind == "seed":
         found = keys.get(derive.key_bytes(derive.haiku_root(what)))
@@ -404,12 +425,15 @@ def _simulate(s: _Seq, j: int, keys: observed.DerivedKeys, reserve_size: int) ->
             count += 1
             nxt.own[j], nxt.spare[j] = key, state
             nxt.text[j] = f"key #{count} of the sequence started at {text}"
-        elif op[0] == "replace":
+        elif op[0] == "replace":  # the state control flow (hk.remat, hk.cond, ...) handed back
             found = [keys.get(o.data[j]) if j < len(o.data) else None for o in op[1]]
             if not found or any(f is None for f in found):
+                # not derived yet (the inner sequence that made it may be derived later, from
+                # the keys this one derived up to here), or never: tried again while others progress
                 s.stuck[j] = "control flow handed the sequence a state initcheck did not derive"
-                return True
+                return False
             state, queue = found[0][0], collections.deque(f[0] for f in found[1:])
+    s.stuck.pop(j, None)
     return True
 
 
@@ -498,7 +522,8 @@ def record_abstract(
     _derive(rec, rng, _reserve(reserve_size))
     last = _last_creations(rec)
     created = {key for key, c in last.items() if key[0] == "state" and c.outer}  # made as created, not as left
-    own = _own(transformed, inputs, kwargs, {False: root, True: other_rng}, created, whole)
+    stacked = {key for key, c in last.items() if key[0] == "state" and c.stacks and not c.outer}
+    own = _own(transformed, inputs, kwargs, {False: root, True: other_rng}, created, whole, stacked)
     values = []
     for collection, path, value, c in _stored(shapes[0], last):
         if c is not None and (collection, path) in created:
@@ -540,15 +565,23 @@ def _stored(out, last: dict):
                 yield collection, path, value, last.get((collection, path))
 
 
-def _own(transformed, inputs, kwargs: dict, roots: dict, created: set, whole: bool) -> Callable:
+def _own(
+    transformed, inputs, kwargs: dict, roots: dict, created: set, whole: bool, stacked: frozenset | set = frozenset()
+) -> Callable:
     """``own(collection, path)``: the model's own init of that value, ``(again=False) -> array``,
     from ``roots[again]`` (a ``jax.jit`` of ``init`` returning that value alone, or with ``whole``
     one jitted init of the whole model per root, shared). A state in ``created`` is returned as
-    its initializer made it (the model may update it later in the same init)."""
+    its initializer made it (the model may update it later in the same init); so is one in
+    ``stacked`` (made in an ``hk.layer_stack``, which stores each layer's state after one apply of
+    the layer): below the top of the trace, an ``hk.set_state`` of it keeps the value it had (in the
+    layer's init or apply, where its name is the stored one less the stacks' prefixes)."""
     from haiku._src import base  # lazy: Haiku loads only when a Haiku target is used
+
+    held = {"/".join(parts[i:]) for _, name in stacked if (parts := name.split("/")) for i in range(len(parts))}
 
     def init(r):
         kept: dict = {}
+        top = _trace_state()
 
         def keep(next_creator, shape, dtype, init, context):
             value = next_creator(shape, dtype, init)
@@ -556,7 +589,15 @@ def _own(transformed, inputs, kwargs: dict, roots: dict, created: set, whole: bo
                 kept["state", _stored_name(context)] = value
             return value
 
-        with base.custom_creator_unsafe(keep, params=False, state=True):
+        def hold(next_setter, value, context):
+            if context.full_name in held and _trace_state() != top:
+                bundle, _, name = context.full_name.rpartition("/")
+                pair = base.current_frame().state.get(bundle, {}).get(name)
+                if pair is not None:  # set before: kept as it was (as made, in a stacked layer)
+                    return next_setter(pair.current)
+            return next_setter(value)
+
+        with base.custom_creator_unsafe(keep, params=False, state=True), base.state_setter_stack(hold):
             out = transformed.init(r, *inputs, **kwargs)
         params, state = out if isinstance(out, tuple) else (out, {})
         return {"params": params, "state": state}, kept
@@ -616,6 +657,8 @@ def _value(path: str, collection: str, value, c: _Created | None, set_by_model: 
     if collection == "state" and not isinstance(c.value, jax.core.Tracer) and np.shape(c.value) == np.shape(value):
         value = c.value  # the value at creation (the model may update its state during init)
     counts = tuple(s.count for s in c.stacks)
+    if c.made and len(c.made) == math.prod(counts) and tuple(np.shape(value)) == counts + c.shape:
+        value = np.stack(c.made).reshape(np.shape(value))  # as made in each layer (then updated by its apply)
     law = declared_law(c.init) or (c.seen.law if c.seen is not None and tuple(c.seen.shape) == c.shape else None)
     base = Parameter(
         path=path,
