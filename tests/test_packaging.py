@@ -192,7 +192,6 @@ def test_the_plugin_comes_from_this_environment():
 """
 
 
-@pytest.mark.slow  # 35-60 s: a JAX process per target checks the initializer and audits the model
 def test_the_installed_wheel_runs_pytest_initcheck_in_a_downstream_project(installed, tmp_path):
     venv, env = installed
     (tmp_path / "pyproject.toml").write_text(DOWNSTREAM_PYPROJECT)
